@@ -1,0 +1,41 @@
+# fairimage: `make run` builds and serves a demo repository; `make test` runs the test suite.
+# Both create the virtual environment and install what they need on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+PORT ?= 8000
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: install run test test-all lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/pip install -q -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import fairimage, zarr, tifffile, fastapi, ome_zarr_models, ome_zarr, bioio_ome_zarr"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install  ## build the demo repository and serve it on http://127.0.0.1:$(PORT)/
+	$(BIN)/fairimage demo --repo demo-repo --port $(PORT)
+
+test: install  ## the default suite (slow cases excluded), layer contract and lint
+	$(BIN)/lint-imports
+	$(BIN)/ruff check fairimage tests benchmarks
+	$(BIN)/pytest -m "not slow"
+
+test-all: install  ## every test, slow ones included
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check fairimage tests benchmarks
+	$(BIN)/lint-imports
+
+bench: install  ## conversion figures (see benchmarks/README.md)
+	$(BIN)/python benchmarks/ingest_memory.py
+
+clean:
+	rm -rf demo-repo .pytest_cache benchmarks/results

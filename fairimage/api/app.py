@@ -1,0 +1,39 @@
+"""The application factory: one app per repository, no module-level state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from fairimage import __version__
+from fairimage.api import images, pages, studies, zarr
+from fairimage.api.errors import register_error_handlers
+from fairimage.services.repository import open_repository
+from fairimage.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.repository = open_repository(settings)
+        try:
+            yield
+        finally:
+            app.state.repository.close()
+
+    app = FastAPI(title="fairimage", version=__version__, lifespan=lifespan,
+                  description="FAIR image repository node: studies, images and their OME-Zarr data.")
+    # Any origin may read: viewers such as vizarr and viv run on other hosts. Range must be allowed and
+    # Content-Range exposed, or browsers' zarr clients cannot read chunks.
+    app.add_middleware(
+        CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_headers=["Range", "If-None-Match", "If-Range", "Content-Type"],
+        expose_headers=["Content-Range", "Content-Length", "ETag", "Accept-Ranges"], max_age=3600,
+    )
+    register_error_handlers(app)
+    for module in (studies, images, zarr, pages):
+        app.include_router(module.router)
+    return app

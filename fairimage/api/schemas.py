@@ -1,0 +1,61 @@
+"""The JSON shapes of the API (and of the CLI's --json), built from domain models plus URLs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from fairimage.model.image import Axis, Channel
+from fairimage.model.study import Image, Level, OriginalFile, Study
+
+
+class StudyRef(BaseModel):
+    id: str
+    name: str
+
+
+class PhysicalSize(BaseModel):
+    size: float
+    unit: str | None
+
+
+class ImageOut(BaseModel):
+    id: str
+    name: str
+    study: StudyRef
+    original_file: OriginalFile
+    series_index: int
+    shape: tuple[int, ...]
+    axes: tuple[Axis, ...]
+    dtype: str
+    source_dtype: str
+    physical_sizes: dict[str, PhysicalSize]
+    channels: tuple[Channel, ...]
+    levels: tuple[Level, ...]
+    pyramid_levels: int
+    stored_bytes: int
+    created_at: datetime
+    ome_zarr_url: str | None
+
+    @classmethod
+    def of(cls, image: Image, base_url: str | None) -> ImageOut:
+        return cls(
+            id=image.id, name=image.name, study=StudyRef(id=image.study_id, name=image.study_name),
+            original_file=image.original_file, series_index=image.series_index, shape=image.shape,
+            axes=image.axes, dtype=image.dtype, source_dtype=image.source_dtype,
+            physical_sizes={k: PhysicalSize.model_validate(v) for k, v in image.physical_sizes.items()},
+            channels=image.channels, levels=image.levels, pyramid_levels=len(image.levels),
+            stored_bytes=image.stored_bytes, created_at=image.created_at,
+            ome_zarr_url=f"{base_url.rstrip('/')}/zarr/{image.id}.ome.zarr" if base_url else None,
+        )
+
+
+class ImagePageOut(BaseModel):
+    items: list[ImageOut]
+    total: int
+    next: str | None
+
+
+class StudyOut(Study):
+    images_url: str | None = None

@@ -1,0 +1,75 @@
+"""Query functions over the catalog tables. Each takes an open Session; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from fairimage.catalog.tables import ImageRow, OriginalFileRow, StudyRow
+
+
+def study_by_name(session: Session, name: str) -> StudyRow | None:
+    return session.scalars(select(StudyRow).where(StudyRow.name == name)).first()
+
+
+def study_by_id_or_name(session: Session, key: str) -> StudyRow | None:
+    return session.scalars(select(StudyRow).where(or_(StudyRow.id == key, StudyRow.name == key))).first()
+
+
+def studies_with_counts(session: Session) -> list[tuple[StudyRow, int]]:
+    counts = (select(ImageRow.study_id, func.count(ImageRow.id).label("n"))
+              .group_by(ImageRow.study_id).subquery())
+    rows = session.execute(
+        select(StudyRow, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.study_id == StudyRow.id)
+        .order_by(StudyRow.name)
+    )
+    return [(study, int(count)) for study, count in rows]
+
+
+def image_count(session: Session, study_id: str) -> int:
+    return int(session.scalar(select(func.count(ImageRow.id)).where(ImageRow.study_id == study_id)) or 0)
+
+
+def file_by_sha256(session: Session, sha256: str) -> OriginalFileRow | None:
+    return session.scalars(
+        select(OriginalFileRow).where(OriginalFileRow.sha256 == sha256).options(selectinload(OriginalFileRow.images))
+    ).first()
+
+
+def image_by_id(session: Session, image_id: str) -> ImageRow | None:
+    return session.scalars(
+        select(ImageRow).where(ImageRow.id == image_id)
+        .options(selectinload(ImageRow.original_file), selectinload(ImageRow.study))
+    ).first()
+
+
+def image_page(session: Session, study_id: str | None, after: str | None,
+               limit: int) -> tuple[Sequence[ImageRow], int]:
+    """Images in id order (ids sort by creation), ``limit`` after the cursor ``after``, and the total."""
+    query = select(ImageRow)
+    counted = select(func.count(ImageRow.id))
+    if study_id is not None:
+        query = query.where(ImageRow.study_id == study_id)
+        counted = counted.where(ImageRow.study_id == study_id)
+    total = int(session.scalar(counted) or 0)
+    if after is not None:
+        query = query.where(ImageRow.id > after)
+    rows = session.scalars(
+        query.order_by(ImageRow.id).limit(limit)
+        .options(selectinload(ImageRow.original_file), selectinload(ImageRow.study))
+    ).all()
+    return rows, total
+
+
+def existing_image_ids(session: Session, ids: Iterable[str]) -> set[str]:
+    wanted = list(ids)
+    if not wanted:
+        return set()
+    return set(session.scalars(select(ImageRow.id).where(ImageRow.id.in_(wanted))))
+
+
+def image_study_id(session: Session, image_id: str) -> str | None:
+    """The study of an image, or None: the cheap lookup the chunk-serving path needs."""
+    return session.scalar(select(ImageRow.study_id).where(ImageRow.id == image_id))

@@ -1,0 +1,250 @@
+"""The fairimage command line. Errors become one line on stderr and the exit code of their class."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from fairimage import __version__
+from fairimage.model.errors import FairimageError
+from fairimage.services import images as image_service
+from fairimage.services import ingest as ingest_service
+from fairimage.services.repository import Repository, init_repository, open_repository
+from fairimage.settings import load_settings
+
+app = typer.Typer(help="fairimage: turn raw images into FAIR OME-Zarr data and serve them.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+RepoOption = Annotated[Path | None, typer.Option("--repo", "-r", envvar="FAIRIMAGE_REPO", show_envvar=True,
+                                                 help="the repository folder")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+
+
+def _open(repo: Path | None, **flags: Any) -> Repository:
+    return open_repository(load_settings(repo, **flags))
+
+
+def _json(value: Any) -> None:
+    out.print_json(json.dumps(value, default=str), highlight=False)
+
+
+@app.command()
+def init(
+    repo: Annotated[Path, typer.Argument(help="folder to create the repository in")],
+    db: Annotated[str | None, typer.Option(help="catalog URL (default: sqlite file in the repository), "
+                                                "e.g. postgresql://user@host/db")] = None,
+    storage: Annotated[str | None, typer.Option(help="object store folder (default: REPO/objects)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a repository: catalog database and object store."""
+    settings = load_settings(repo, db=db, storage=storage)
+    init_repository(settings).close()
+    if as_json:
+        _json({"repo": str(settings.repo), "storage": settings.storage})
+    else:
+        out.print(f"Created repository {settings.repo}")
+
+
+class _Bar(ingest_service.Progress):
+    """Bytes converted and rate, drawn on stderr when it is a terminal."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+
+    def start_file(self, path: Path, total_bytes: int) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task(path.name, total=total_bytes)
+        else:
+            task = self.progress.tasks[self.task]
+            self.progress.update(self.task, total=(task.total or 0) + total_bytes, description=path.name)
+
+    def advance(self, nbytes: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, nbytes)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files and folders (walked recursively)")],
+    repo: RepoOption = None,
+    study: Annotated[str, typer.Option(help="study to add the images to (created if new)")]
+    = ingest_service.DEFAULT_STUDY,
+    as_json: JsonOption = False,
+) -> None:
+    """Convert image files to OME-Zarr 0.5 and add them to the repository."""
+    repository = _open(repo)
+    try:
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                            TransferSpeedColumn(), TimeRemainingColumn(), console=err,
+                            disable=as_json or not err.is_terminal, transient=True)
+        with progress:
+            outcomes = ingest_service.ingest_paths(repository, paths, study, _Bar(progress))
+    finally:
+        repository.close()
+    if as_json:
+        _json([outcome.__dict__ for outcome in outcomes])
+    else:
+        _print_outcomes(outcomes)
+    if any(outcome.status == "failed" for outcome in outcomes):
+        raise typer.Exit(1)
+
+
+def _print_outcomes(outcomes: list[ingest_service.FileOutcome]) -> None:
+    for outcome in outcomes:
+        if outcome.status == "ingested":
+            out.print(f"[green]ingested[/] {outcome.path} -> {', '.join(outcome.images)} ({outcome.format})",
+                      highlight=False)
+        elif outcome.status == "already_present":
+            out.print(f"[cyan]already present[/] {outcome.path} as {', '.join(outcome.images)}", highlight=False)
+        elif outcome.status == "skipped":
+            out.print(f"[yellow]skipped[/] {outcome.error}", highlight=False)
+        else:
+            err.print(f"[red]failed[/] {outcome.error}", highlight=False)
+    counts = {status: sum(o.status == status for o in outcomes)
+              for status in ("ingested", "already_present", "skipped", "failed")}
+    out.print(", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items()), highlight=False)
+
+
+@app.command()
+def images(
+    repo: RepoOption = None,
+    study: Annotated[str | None, typer.Option(help="only this study (id or name)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the images in the repository."""
+    repository = _open(repo)
+    try:
+        found, cursor = [], None
+        while True:
+            page = image_service.list_images(repository, study=study, limit=image_service.MAX_PAGE, cursor=cursor)
+            found.extend(page.items)
+            if page.next is None:
+                break
+            cursor = page.next
+    finally:
+        repository.close()
+    if as_json:
+        _json([image.model_dump(mode="json") for image in found])
+        return
+    table = Table("id", "name", "study", "axes", "shape", "dtype", "levels", box=None)
+    for image in found:
+        table.add_row(image.id, image.name, image.study_name, "".join(a.name for a in image.axes),
+                      " x ".join(map(str, image.shape)), image.dtype, str(len(image.levels)))
+    out.print(table if found else "No images yet: add some with 'fairimage ingest'.")
+
+
+@app.command()
+def studies(repo: RepoOption = None, as_json: JsonOption = False) -> None:
+    """List the studies in the repository."""
+    repository = _open(repo)
+    try:
+        found = image_service.list_studies(repository)
+    finally:
+        repository.close()
+    if as_json:
+        _json([study.model_dump(mode="json") for study in found])
+        return
+    table = Table("id", "name", "images", box=None)
+    for study in found:
+        table.add_row(study.id, study.name, str(study.image_count))
+    out.print(table if found else "No studies yet.")
+
+
+@app.command()
+def serve(
+    repo: RepoOption = None,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Serve the HTTP API, the OME-Zarr images and the web pages."""
+    _serve(load_settings(repo), host, port)
+
+
+def _serve(settings: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    from fairimage.api import create_app
+
+    open_repository(settings).close()  # fail here, with one line, rather than inside the server
+    err.print(f"Serving {settings.repo} at http://{host}:{port}/  (Ctrl+C stops)", highlight=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def demo(
+    repo: Annotated[Path, typer.Option("--repo", "-r", help="where to build the demo repository")]
+    = Path("demo-repo"),
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="build the repository only")] = False,
+) -> None:
+    """Build a demo repository from generated sample images and serve it."""
+    from fairimage.services.samples import write_samples
+
+    settings = load_settings(repo)
+    repository = open_repository(settings) if settings.config_path.exists() else init_repository(settings)
+    try:
+        inputs = write_samples(settings.repo / "sample-inputs")
+        outcomes = ingest_service.ingest_paths(repository, inputs, "Demo: generated samples")
+    finally:
+        repository.close()
+    _print_outcomes(outcomes)
+    if any(outcome.status == "failed" for outcome in outcomes):
+        raise typer.Exit(1)
+    if not no_serve:
+        _serve(settings, host, port)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"fairimage {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version")] = False) -> None:
+    """fairimage: turn raw images into FAIR OME-Zarr data and serve them."""
+
+
+def main() -> None:
+    """Entry point: every FairimageError becomes one line and its exit code, never a traceback."""
+    try:
+        code = app(standalone_mode=False)  # returns the exit code of typer.Exit instead of raising it
+    except FairimageError as exc:
+        err.print(f"error: {exc.message}", highlight=False, markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,89 @@
+"""PNG and JPEG through Pillow. These formats cannot be read by region, so the picture is decoded once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from fairimage.formats.base import OpenedFile, Region
+from fairimage.formats.tiff import rgb_channels
+from fairimage.model.errors import CorruptFileError
+from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes
+
+# Scientific PNGs can be far larger than Pillow's decompression-bomb guard (89 Mpx); the user chose the file.
+Image.MAX_IMAGE_PIXELS = 1 << 32
+
+_MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg"}
+_CMYK = (Channel(label="Cyan", color="00FFFF"), Channel(label="Magenta", color="FF00FF"),
+         Channel(label="Yellow", color="FFFF00"), Channel(label="Black", color="FFFFFF"))
+
+
+class RasterReader:
+    name = "raster"
+
+    def sniff(self, head: bytes) -> bool:
+        return any(head.startswith(magic) for magic in _MAGIC)
+
+    @contextmanager
+    def open(self, path: Path) -> Iterator[OpenedFile]:
+        kind = next(name for magic, name in _MAGIC.items() if _head(path).startswith(magic))
+        yield OpenedFile(format=kind, images=[RasterSource(path)])
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(8)
+
+
+class RasterSource:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pixels, mode = _decode(path)
+        channels: tuple[Channel, ...]
+        if self._pixels.ndim == 2:
+            axes, channels = "yx", default_channels(1)
+        else:
+            self._pixels = np.moveaxis(self._pixels, -1, 0)  # Pillow gives y, x, samples
+            axes, channels = "cyx", _colour_channels(mode, self._pixels.shape[0])
+        self._metadata = ImageMetadata(
+            name=path.name, axes=make_axes(axes), shape=self._pixels.shape,
+            dtype=self._pixels.dtype.name, scale=(1.0,) * len(axes), channels=channels,
+        )
+
+    @property
+    def metadata(self) -> ImageMetadata:
+        return self._metadata
+
+    def read(self, region: Region) -> np.ndarray:
+        return self._pixels[region]
+
+
+def _decode(path: Path) -> tuple[np.ndarray, str]:
+    """The pixels (y, x[, samples]) and the Pillow mode they are in."""
+    try:
+        with Image.open(path) as picture:
+            picture.load()
+            if picture.mode == "P":  # palette: keep what the picture shows, with transparency if it has any
+                picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
+            elif picture.mode == "YCbCr":
+                picture = picture.convert("RGB")
+            mode = picture.mode
+            pixels = np.asarray(picture)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CorruptFileError(f"{path.name}: cannot decode the picture ({exc}); the file may be truncated "
+                               "or damaged, copy it again") from exc
+    if mode in ("I;16B", "I;16L", "I;16") and pixels.dtype.byteorder not in ("=", "|"):
+        pixels = pixels.astype(pixels.dtype.newbyteorder("="))
+    return pixels, mode
+
+
+def _colour_channels(mode: str, count: int) -> tuple[Channel, ...]:
+    if mode == "CMYK":
+        return _CMYK
+    if mode == "LA":
+        return (Channel(label="Luminance", color="FFFFFF"), Channel(label="Alpha", color="FFFFFF"))
+    return rgb_channels(count)

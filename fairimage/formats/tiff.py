@@ -1,0 +1,206 @@
+"""TIFF, BigTIFF, ImageJ hyperstacks and OME-TIFF through tifffile, read lazily region by region."""
+
+from __future__ import annotations
+
+import struct
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+import zarr
+
+from fairimage.formats.base import OpenedFile, Region, plan_axes
+from fairimage.model.errors import CorruptFileError
+from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes
+from fairimage.model.units import space_unit, time_unit
+
+# tifffile's axis letters (tifffile.TIFF.AXES) onto tczyx. S (samples, e.g. RGB) are channels; I and Q
+# (a plain page sequence, unknown) and the rarer stack kinds become z, as microscopists expect of a stack.
+_AXIS_MAP = {
+    "T": "t", "C": "c", "S": "c", "Z": "z", "Y": "y", "X": "x",
+    "I": "z", "Q": "z", "E": "c", "L": "z", "V": "z", "A": "z", "P": "z", "R": "z", "H": "z", "M": "z",
+}
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_OME_NS = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
+
+
+class TiffReader:
+    name = "tiff"
+
+    def sniff(self, head: bytes) -> bool:
+        return head[:4] in _TIFF_MAGIC
+
+    @contextmanager
+    def open(self, path: Path) -> Iterator[OpenedFile]:
+        try:
+            tif = tifffile.TiffFile(path)
+        except (tifffile.TiffFileError, ValueError, OSError, struct.error) as exc:
+            raise CorruptFileError(f"{path.name}: not a readable TIFF ({exc}); the file may be truncated") from exc
+        try:
+            kind = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
+            yield OpenedFile(format=kind, images=list(_series_sources(path, tif)))
+        finally:
+            tif.close()
+
+
+def _series_sources(path: Path, tif: tifffile.TiffFile) -> Iterator[TiffSeriesSource]:
+    ome = _parse_ome(tif.ome_metadata) if tif.is_ome else []
+    if not tif.series:
+        raise CorruptFileError(f"{path.name}: the TIFF holds no image data")
+    for index, series in enumerate(tif.series):
+        described = ome[index] if index < len(ome) else None
+        yield TiffSeriesSource(path, tif, index, series, described)
+
+
+@dataclass
+class _OmeImage:
+    name: str
+    sizes: dict[str, float]
+    units: dict[str, str | None]
+    channels: list[tuple[str | None, str | None]]  # (name, RRGGBB colour)
+
+
+def _parse_ome(xml: str | None) -> list[_OmeImage]:
+    """Physical sizes, units and channel names/colours of each OME Image (OME-XML 2016-06)."""
+    if not xml:
+        return []
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return []
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else _OME_NS
+    images = []
+    for image in root.findall(f"{ns}Image"):
+        pixels = image.find(f"{ns}Pixels")
+        if pixels is None:
+            continue
+        sizes: dict[str, float] = {}
+        units: dict[str, str | None] = {}
+        for axis in "xyz":
+            value = pixels.get(f"PhysicalSize{axis.upper()}")
+            if value is not None:
+                sizes[axis] = float(value)
+                # OME-XML's default length unit is the micrometre.
+                units[axis] = space_unit(pixels.get(f"PhysicalSize{axis.upper()}Unit", "µm"))
+        if pixels.get("TimeIncrement") is not None:
+            sizes["t"] = float(pixels.get("TimeIncrement", 1))
+            units["t"] = time_unit(pixels.get("TimeIncrementUnit", "s"))
+        channels = [(c.get("Name"), _ome_colour(c.get("Color"))) for c in pixels.findall(f"{ns}Channel")]
+        images.append(_OmeImage(image.get("Name") or "", sizes, units, channels))
+    return images
+
+
+def _ome_colour(value: str | None) -> str | None:
+    """OME colours are signed 32-bit RGBA integers; NGFF wants RRGGBB."""
+    if value is None:
+        return None
+    try:
+        rgba = int(value) & 0xFFFFFFFF
+    except ValueError:
+        return None
+    return f"{rgba >> 8:06X}"
+
+
+class TiffSeriesSource:
+    """One tifffile series (an OME image, an ImageJ hyperstack or a page stack), level 0 only:
+    fairimage builds its own pyramid."""
+
+    def __init__(self, path: Path, tif: tifffile.TiffFile, index: int, series: Any,
+                 ome: _OmeImage | None) -> None:
+        self.path = path
+        self._series = series
+        axes, self._plan = plan_axes(series.axes, series.shape, _AXIS_MAP)
+        dtype = np.dtype(series.dtype)
+        self._array: Any = None
+        name = path.name if len(tif.series) == 1 else f"{path.name} [{ome.name if ome and ome.name else index}]"
+        sizes, units = _physical_sizes(tif, series, ome)
+        shape = self._plan.shape
+        self._metadata = ImageMetadata(
+            name=name,
+            axes=make_axes(axes, units),
+            shape=shape,
+            dtype=dtype.name,
+            scale=tuple(sizes.get(a, 1.0) if a != "c" else 1.0 for a in axes),
+            channels=_channels(axes, shape, series, ome),
+        )
+
+    @property
+    def metadata(self) -> ImageMetadata:
+        return self._metadata
+
+    def read(self, region: Region) -> np.ndarray:
+        if self._array is None:
+            # tifffile's zarr store decodes only the strips/tiles a region touches.
+            self._array = zarr.open_array(self._series.aszarr(level=0), mode="r")
+        try:
+            return self._plan.read(self._array, region)
+        except (ValueError, OSError, IndexError, tifffile.TiffFileError) as exc:
+            raise CorruptFileError(f"{self.path.name}: pixel data unreadable ({exc}); the file may be "
+                                   "truncated or damaged, copy it again") from exc
+
+
+def _physical_sizes(tif: tifffile.TiffFile, series: Any,
+                    ome: _OmeImage | None) -> tuple[dict[str, float], dict[str, str | None]]:
+    if ome is not None:
+        return ome.sizes, ome.units
+    sizes: dict[str, float] = {}
+    units: dict[str, str | None] = {}
+    page = series.pages[0] if series.pages else tif.pages.first
+    ij = tif.imagej_metadata if tif.is_imagej else None
+    if ij is not None:
+        unit = space_unit(str(ij.get("unit", "")).encode().decode("unicode_escape") or None)
+        for axis, tag in (("x", "XResolution"), ("y", "YResolution")):
+            size = _resolution(page, tag)
+            if size is not None and unit is not None:
+                sizes[axis], units[axis] = size, unit
+        if ij.get("spacing") and unit is not None:
+            sizes["z"], units["z"] = float(ij["spacing"]), unit
+        if ij.get("finterval"):
+            sizes["t"], units["t"] = float(ij["finterval"]), "second"
+        return sizes, units
+    # Plain TIFF: trust the resolution only when given in centimetres, as microscope software writes it;
+    # inch resolutions are almost always a screen's default (72 dpi) and say nothing of the specimen.
+    unit_tag = page.tags.get("ResolutionUnit") if page is not None else None
+    if unit_tag is not None and int(unit_tag.value) == 3:
+        for axis, tag in (("x", "XResolution"), ("y", "YResolution")):
+            size = _resolution(page, tag)
+            if size is not None:
+                sizes[axis], units[axis] = size * 1e4, "micrometer"
+    return sizes, units
+
+
+def _resolution(page: Any, tag: str) -> float | None:
+    """Pixel size from a TIFF resolution tag (pixels per unit, as a rational)."""
+    if page is None or tag not in page.tags:
+        return None
+    value = page.tags[tag].value
+    numerator, denominator = value if isinstance(value, tuple) else (value, 1)
+    if not numerator or not denominator or numerator == denominator:  # 1/1 means "unset"
+        return None
+    return float(denominator) / float(numerator)
+
+
+def _channels(axes: str, shape: tuple[int, ...], series: Any, ome: _OmeImage | None) -> tuple[Channel, ...]:
+    count = shape[axes.index("c")] if "c" in axes else 1
+    if ome is not None and len(ome.channels) == count:
+        defaults = default_channels(count)
+        return tuple(
+            Channel(label=label or defaults[i].label, color=colour or defaults[i].color)
+            for i, (label, colour) in enumerate(ome.channels)
+        )
+    photometric = getattr(series.pages[0], "photometric", None) if series.pages else None
+    if count in (3, 4) and photometric == tifffile.PHOTOMETRIC.RGB:
+        return rgb_channels(count)
+    return default_channels(count)
+
+
+def rgb_channels(count: int) -> tuple[Channel, ...]:
+    """Red, green, blue (and alpha) channels of a colour picture."""
+    channels = [Channel(label="Red", color="FF0000"), Channel(label="Green", color="00FF00"),
+                Channel(label="Blue", color="0000FF"), Channel(label="Alpha", color="FFFFFF")]
+    return tuple(channels[:count])

@@ -1,0 +1,1 @@
+"""Domain: plain models and pure rules. Imports nothing else of the project."""

@@ -1,0 +1,70 @@
+"""One exception hierarchy for every layer.
+
+Each class carries the HTTP status (mapped once in ``api/errors.py``) and the CLI exit code (mapped once in
+``cli.py``). Messages are written for the user: what is wrong, with which file or field, and how to fix it.
+
+    FairimageError
+    ├── NotFoundError          404 / 4   an id, key or path that does not exist (or may not be seen)
+    ├── InvalidInputError      400 / 2   a request, argument or setting that cannot be used as given
+    │   └── CorruptFileError   422 / 1   a file that is truncated, empty or unreadable
+    ├── UnsupportedError       415 / 1   a file kind or feature fairimage does not read
+    ├── ConflictError          409 / 1   the thing exists already, or state forbids the change
+    ├── ForbiddenError         403 / 3   the caller may not do this
+    └── StorageError           503 / 5   the catalog or object store failed underneath us
+"""
+
+from __future__ import annotations
+
+
+class FairimageError(Exception):
+    """Base of every error fairimage raises on purpose; ``str(err)`` is the user's one-line message."""
+
+    http_status = 500
+    exit_code = 1
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFoundError(FairimageError):
+    http_status = 404
+    exit_code = 4
+    code = "not_found"
+
+
+class InvalidInputError(FairimageError):
+    http_status = 400
+    exit_code = 2
+    code = "invalid"
+
+
+class CorruptFileError(InvalidInputError):
+    http_status = 422
+    exit_code = 1
+    code = "corrupt_file"
+
+
+class UnsupportedError(FairimageError):
+    http_status = 415
+    exit_code = 1
+    code = "unsupported"
+
+
+class ConflictError(FairimageError):
+    http_status = 409
+    exit_code = 1
+    code = "conflict"
+
+
+class ForbiddenError(FairimageError):
+    http_status = 403
+    exit_code = 3
+    code = "forbidden"
+
+
+class StorageError(FairimageError):
+    http_status = 503
+    exit_code = 5
+    code = "storage"

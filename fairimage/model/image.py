@@ -1,0 +1,128 @@
+"""What an image is, independent of where it came from: axes, shape, dtype, physical sizes, channels,
+and the pure arithmetic of its stored layout (chunks and pyramid levels)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AxisType = Literal["time", "channel", "space"]
+AXIS_ORDER = "tczyx"  # OME-NGFF 0.5: time, then channel, then space (z, y, x)
+AXIS_TYPES: dict[str, AxisType] = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+DEFAULT_CHUNK_BYTES = 1 << 20
+
+# Colours given to channels that a file leaves uncoloured: grey for one channel, else RGB and then CMY.
+_DEFAULT_COLOURS = ("FF0000", "00FF00", "0000FF", "FF00FF", "00FFFF", "FFFF00", "FFFFFF")
+
+
+class Axis(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    type: AxisType
+    unit: str | None = None
+
+
+class Window(BaseModel):
+    """Display range of a channel (OME-NGFF omero.window): start/end shown, min/max of the data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: float
+    end: float
+    min: float
+    max: float
+
+
+class Channel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    color: str = "FFFFFF"  # RRGGBB
+    window: Window | None = None
+
+
+class ImageMetadata(BaseModel):
+    """Everything a reader knows about one image before its pixels are read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    axes: tuple[Axis, ...]
+    shape: tuple[int, ...]
+    dtype: str
+    scale: tuple[float, ...] = Field(description="physical size of one pixel along each axis (1 if unknown)")
+    channels: tuple[Channel, ...] = ()
+
+    @property
+    def axis_names(self) -> str:
+        return "".join(axis.name for axis in self.axes)
+
+    @property
+    def nbytes(self) -> int:
+        from numpy import dtype
+
+        return math.prod(self.shape) * dtype(self.dtype).itemsize
+
+
+def make_axes(names: str, units: dict[str, str | None] | None = None) -> tuple[Axis, ...]:
+    """Axes for a subset of 'tczyx' in that order, with units for those that have one."""
+    units = units or {}
+    if any(name not in AXIS_ORDER for name in names) or len(set(names)) != len(names):
+        raise ValueError(f"axes {names!r} must be distinct letters of {AXIS_ORDER!r}")
+    ordered = "".join(name for name in AXIS_ORDER if name in names)
+    if ordered != names:
+        raise ValueError(f"axes {names!r} must be in the order {AXIS_ORDER!r}")
+    return tuple(
+        Axis(name=name, type=AXIS_TYPES[name], unit=units.get(name) if name != "c" else None) for name in names
+    )
+
+
+def default_channels(count: int, labels: list[str] | None = None) -> tuple[Channel, ...]:
+    """Channels labelled and coloured the way viewers expect when the file says nothing."""
+    if count == 1:
+        return (Channel(label=(labels or ["Channel 0"])[0], color="FFFFFF"),)
+    names = labels or [f"Channel {i}" for i in range(count)]
+    return tuple(
+        Channel(label=names[i], color=_DEFAULT_COLOURS[i % len(_DEFAULT_COLOURS)]) for i in range(count)
+    )
+
+
+def stored_dtype(dtype: str) -> str:
+    """The dtype written to OME-Zarr: bool has no NGFF-friendly form, so it is stored as uint8 0/1."""
+    return "uint8" if dtype == "bool" else dtype
+
+
+def choose_chunks(shape: tuple[int, ...], axes: str, itemsize: int,
+                  target_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[int, ...]:
+    """Chunk shape of about ``target_bytes``: one t and c, square-ish power-of-two y/x tiles
+    (1024x512 for uint16, 1024x1024 for uint8), and several z planes only when planes are small."""
+    elements = max(1, target_bytes // itemsize)
+    size = dict(zip(axes, shape, strict=True))
+    width = size.get("x", 1)
+    height = size.get("y", 1)
+    chunk_x = min(width, 2 ** int(math.log2(math.isqrt(elements))))
+    chunk_y = min(height, max(1, elements // chunk_x))
+    chunk_z = min(size.get("z", 1), max(1, elements // (chunk_x * chunk_y)))
+    chunk = {"t": 1, "c": 1, "z": chunk_z, "y": chunk_y, "x": chunk_x}
+    return tuple(chunk[name] for name in axes)
+
+
+def pyramid_shapes(shape: tuple[int, ...], axes: str, chunks: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Level shapes: 2x downsampling in y and x (odd edges rounded up) until a level fits one chunk."""
+    iy, ix = axes.index("y"), axes.index("x")
+    levels = [tuple(shape)]
+    while levels[-1][iy] > chunks[iy] or levels[-1][ix] > chunks[ix]:
+        level = list(levels[-1])
+        level[iy] = math.ceil(level[iy] / 2)
+        level[ix] = math.ceil(level[ix] / 2)
+        levels.append(tuple(level))
+    return levels
+
+
+def level_scale(scale: tuple[float, ...], axes: str, level: int) -> tuple[float, ...]:
+    """Physical pixel size at a pyramid level (OME-NGFF: one scale transform per dataset)."""
+    factor = 2.0**level
+    return tuple(s * factor if name in "yx" else s for s, name in zip(scale, axes, strict=True))

@@ -1,0 +1,1 @@
+"""OME-Zarr (OME-NGFF): metadata per spec version, the streaming pyramid writer."""

@@ -1,0 +1,45 @@
+"""Pyramid arithmetic on pixel blocks: pure functions, no I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _accumulator(dtype: np.dtype) -> np.dtype:
+    """A dtype wide enough to add four pixels of ``dtype`` without overflow."""
+    if dtype.kind == "b":
+        return np.dtype("uint8")
+    if dtype.kind in "ui" and dtype.itemsize <= 2:
+        return np.dtype(f"{dtype.kind}4")
+    if dtype.kind in "ui" and dtype.itemsize == 4:
+        return np.dtype(f"{dtype.kind}8")
+    return np.dtype("float64") if dtype.kind in "ui" or dtype.itemsize == 8 else np.dtype("float32")
+
+
+def downsample_2x(block: np.ndarray) -> np.ndarray:
+    """Mean of each 2x2 pixel square over the last two axes (y, x).
+
+    An odd last row or column is averaged with itself, so a level is ceil(n / 2) long and every input pixel
+    contributes. Integers are rounded half up and keep their dtype.
+    """
+    if block.shape[-2] % 2:
+        block = np.concatenate([block, block[..., -1:, :]], axis=-2)
+    if block.shape[-1] % 2:
+        block = np.concatenate([block, block[..., -1:]], axis=-1)
+    wide = _accumulator(block.dtype)
+    rows = block[..., 0::2, :].astype(wide) + block[..., 1::2, :]
+    total = rows[..., 0::2] + rows[..., 1::2]
+    if block.dtype.kind in "ui":
+        if wide.kind == "f":  # 64-bit integers: averaged in float64, rounded back
+            return np.rint(total / 4).astype(block.dtype)
+        return ((total + 2) // 4).astype(block.dtype)
+    return (total / 4).astype(block.dtype)
+
+
+def display_window(values: np.ndarray) -> tuple[float, float]:
+    """A contrast window that ignores the brightest and darkest 0.1%, as viewers' auto-contrast does."""
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values.ravel()
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(finite, [0.1, 99.9])
+    return float(low), float(high)

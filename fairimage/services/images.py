@@ -1,0 +1,71 @@
+"""Reading the catalog: studies and images as domain models."""
+
+from __future__ import annotations
+
+from fairimage.catalog import queries
+from fairimage.catalog.tables import ImageRow, StudyRow
+from fairimage.model.errors import InvalidInputError, NotFoundError
+from fairimage.model.image import Axis, Channel
+from fairimage.model.study import Image, ImagePage, Level, OriginalFile, Study
+from fairimage.services.repository import Repository
+
+MAX_PAGE = 1000
+
+
+def list_studies(repository: Repository) -> list[Study]:
+    with repository.reading() as session:
+        return [_study(row, count) for row, count in queries.studies_with_counts(session)]
+
+
+def get_study(repository: Repository, key: str) -> Study:
+    """A study by id or by name."""
+    with repository.reading() as session:
+        row = queries.study_by_id_or_name(session, key)
+        if row is None:
+            raise NotFoundError(f"study {key!r} not found")
+        return _study(row, queries.image_count(session, row.id))
+
+
+def list_images(repository: Repository, study: str | None = None, limit: int = 100,
+                cursor: str | None = None) -> ImagePage:
+    """A page of images, optionally of one study (id or name); ``cursor`` is the ``next`` of the last page."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInputError(f"limit {limit}: must be between 1 and {MAX_PAGE}")
+    with repository.reading() as session:
+        study_id = None
+        if study is not None:
+            row = queries.study_by_id_or_name(session, study)
+            if row is None:
+                raise NotFoundError(f"study {study!r} not found")
+            study_id = row.id
+        rows, total = queries.image_page(session, study_id, cursor, limit + 1)
+        items = [to_image(row) for row in rows[:limit]]
+    return ImagePage(items=items, total=total, next=items[-1].id if len(rows) > limit else None)
+
+
+def get_image(repository: Repository, image_id: str) -> Image:
+    with repository.reading() as session:
+        row = queries.image_by_id(session, image_id)
+        if row is None:
+            raise NotFoundError(f"image {image_id!r} not found")
+        return to_image(row)
+
+
+def _study(row: StudyRow, count: int) -> Study:
+    return Study(id=row.id, name=row.name, description=row.description, created_at=row.created_at,
+                 image_count=count)
+
+
+def to_image(row: ImageRow) -> Image:
+    file = row.original_file
+    return Image(
+        id=row.id, name=row.name, study_id=row.study_id, study_name=row.study.name,
+        original_file=OriginalFile(id=file.id, name=file.name, format=file.format, size=file.size,
+                                   sha256=file.sha256),
+        series_index=row.series_index,
+        axes=tuple(Axis.model_validate(axis) for axis in row.axes),
+        shape=tuple(row.shape), dtype=row.dtype, source_dtype=row.source_dtype, scale=tuple(row.scale),
+        channels=tuple(Channel.model_validate(channel) for channel in row.channels),
+        levels=tuple(Level.model_validate(level) for level in row.levels),
+        stored_bytes=row.stored_bytes, object_count=row.object_count, created_at=row.created_at,
+    )

@@ -1,0 +1,246 @@
+"""Ingest: files and folders in, checksummed OME-Zarr 0.5 images and catalog rows out.
+
+Per input: hash the original, skip it if that content is already stored, convert each image it holds into the
+run's staging area, verify what was written, then publish all of the file's images in one catalog transaction.
+A failing input is reported and never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import zarr
+
+from fairimage.catalog import queries
+from fairimage.catalog.tables import ImageRow, OriginalFileRow, StudyRow
+from fairimage.formats import ImageSource, is_zarr_dir, open_file
+from fairimage.model.errors import CorruptFileError, FairimageError, NotFoundError
+from fairimage.model.study import new_id
+from fairimage.ngff.metadata import parse_multiscale
+from fairimage.ngff.writer import WriteOptions, WrittenImage, write_image
+from fairimage.services.repository import Repository
+from fairimage.services.runs import Run, ingest_run
+from fairimage.storage import layout
+
+Status = Literal["ingested", "already_present", "failed", "skipped"]
+DEFAULT_STUDY = "default"
+_HASH_BLOCK = 4 << 20
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one input, as the CLI and API report it."""
+
+    path: str
+    status: Status
+    format: str | None = None
+    file_id: str | None = None
+    images: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+class Progress:
+    """Receives ingest progress; the CLI draws a bar from it. Bytes are pixel bytes read from the inputs."""
+
+    def start_file(self, path: Path, total_bytes: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+
+def ingest_paths(repository: Repository, paths: list[Path], study: str = DEFAULT_STUDY,
+                 progress: Progress | None = None) -> list[FileOutcome]:
+    """Ingest every image file found in ``paths`` (folders are walked) into ``study``."""
+    progress = progress or Progress()
+    outcomes: list[FileOutcome] = []
+    inputs: list[tuple[Path, bool]] = []
+    for path in paths:
+        if not path.exists():
+            outcomes.append(FileOutcome(str(path), "failed", error=f"{path}: no such file or folder"))
+        elif path.is_file() or is_zarr_dir(path):
+            inputs.append((path, True))
+        else:
+            inputs.extend((found, False) for found in _walk(path))
+    with ingest_run(repository) as run:
+        for path, named in inputs:
+            outcome = _ingest_one(repository, run, path, study, progress)
+            if outcome.status == "skipped" and named:
+                outcome.status = "failed"  # a file the user named is an error; one found in a folder is not
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Files below ``folder`` in name order; an OME-Zarr folder is one input; hidden entries are ignored."""
+    for child in sorted(folder.iterdir()):
+        if child.name.startswith("."):
+            continue
+        if child.is_file() or is_zarr_dir(child):
+            yield child
+        elif child.is_dir():
+            yield from _walk(child)
+
+
+def _ingest_one(repository: Repository, run: Run, path: Path, study: str, progress: Progress) -> FileOutcome:
+    try:
+        sha256, size = content_sha256(path)
+        with repository.reading() as session:
+            present = queries.file_by_sha256(session, sha256)
+            if present is not None:
+                return FileOutcome(str(path), "already_present", present.format, present.id,
+                                   [image.id for image in present.images])
+        with open_file(path) as opened:
+            total = sum(source.metadata.nbytes for source in opened.images)
+            progress.start_file(path, total)
+            staged = [_stage_image(repository, run, source, progress) for source in opened.images]
+            file_id = _publish(repository, run, path, study, opened.format, sha256, size, staged)
+            return FileOutcome(str(path), "ingested", opened.format, file_id, [s.image_id for s in staged])
+    except FairimageError as exc:
+        status: Status = "skipped" if exc.code == "unsupported" else "failed"
+        return FileOutcome(str(path), status, error=exc.message)
+    except MemoryError:
+        return FileOutcome(str(path), "failed", error=f"{path.name}: out of memory while converting")
+    except Exception as exc:  # report, never crash the other files; the message names the file and the error
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        return FileOutcome(str(path), "failed",
+                           error=f"{path.name}: unexpected {type(exc).__name__}: {first_line}; please report this")
+
+
+@dataclass
+class _Staged:
+    image_id: str
+    source_dtype: str
+    metadata_name: str
+    written: WrittenImage
+    axes: list[dict[str, str | None]]
+    scale: tuple[float, ...]
+    manifest_sha256: str
+    stored_bytes: int
+    object_count: int
+
+
+def _stage_image(repository: Repository, run: Run, source: ImageSource, progress: Progress) -> _Staged:
+    image_id = new_id("img")
+    prefix = layout.staged_image_prefix(run.id, image_id)
+    settings = repository.settings
+    options = WriteOptions(chunk_bytes=settings.chunk_bytes, cname=settings.cname, clevel=settings.clevel,
+                           shuffle=settings.shuffle)
+    written = write_image(source, repository.store.zarr_store(prefix), options, progress.advance)
+    _verify(repository, prefix, source, written)
+    manifest = build_manifest(repository, prefix)
+    body = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    repository.store.write(layout.staged_manifest_key(run.id, image_id), body)
+    meta = source.metadata
+    return _Staged(
+        image_id=image_id, source_dtype=meta.dtype, metadata_name=meta.name, written=written,
+        axes=[axis.model_dump() for axis in meta.axes], scale=meta.scale,
+        manifest_sha256=hashlib.sha256(body).hexdigest(),
+        stored_bytes=sum(entry["size"] for entry in manifest["objects"].values()),
+        object_count=len(manifest["objects"]),
+    )
+
+
+def _verify(repository: Repository, prefix: str, source: ImageSource, written: WrittenImage) -> None:
+    """Re-open what was staged: valid OME-NGFF metadata, every level present with the planned shape."""
+    group = zarr.open_group(repository.store.zarr_store(prefix, read_only=True), mode="r")
+    multiscale = parse_multiscale(group.attrs.asdict(), source.metadata.name)
+    if len(multiscale.datasets) != len(written.levels):
+        raise CorruptFileError(f"{source.metadata.name}: staged image lists {len(multiscale.datasets)} levels, "
+                               f"{len(written.levels)} were written")
+    for level in written.levels:
+        array = group[level.path]
+        if tuple(array.shape) != level.shape or np.dtype(array.dtype).name != written.dtype:
+            raise CorruptFileError(f"{source.metadata.name}: staged level {level.path} does not match what "
+                                   "was written")
+
+
+def build_manifest(repository: Repository, prefix: str) -> dict[str, object]:
+    """Every stored key of an image with its size and sha256, so a fixity check can find one flipped byte."""
+    objects = {}
+    for info in repository.store.list(prefix):
+        digest = hashlib.sha256()
+        with repository.store.open(info.key) as f:
+            while block := f.read(_HASH_BLOCK):
+                digest.update(block)
+        objects[info.key[len(prefix) + 1:]] = {"size": info.size, "sha256": digest.hexdigest()}
+    return {"format": "fairimage-manifest/1", "algorithm": "sha256", "objects": objects}
+
+
+def _publish(repository: Repository, run: Run, path: Path, study_name: str, fmt: str, sha256: str,
+             size: int, staged: list[_Staged]) -> str:
+    """Move the staged images into place and record them in one transaction; undo the moves if it fails."""
+    file_id = new_id("file")
+    moved: list[str] = []
+    try:
+        with repository.transaction() as session:
+            study = queries.study_by_name(session, study_name)
+            if study is None:
+                study = StudyRow(id=new_id("study"), name=study_name, description="")
+                session.add(study)
+                session.flush()  # the study row must exist before rows that refer to it
+            session.add(OriginalFileRow(id=file_id, study_id=study.id, name=path.name, source_path=str(path),
+                                        format=fmt, size=size, sha256=sha256))
+            session.flush()
+            for index, image in enumerate(staged):
+                run.intend(image.image_id)
+                repository.store.move(layout.staged_image_prefix(run.id, image.image_id),
+                                      layout.image_prefix(image.image_id))
+                moved.append(image.image_id)
+                repository.store.move(layout.staged_manifest_key(run.id, image.image_id),
+                                      layout.manifest_key(image.image_id))
+                session.add(_image_row(image, index, study.id, file_id))
+    except BaseException:
+        for image_id in moved:
+            repository.store.delete(layout.image_prefix(image_id))
+            repository.store.delete(layout.manifest_key(image_id))
+        raise
+    return file_id
+
+
+def _image_row(image: _Staged, index: int, study_id: str, file_id: str) -> ImageRow:
+    written = image.written
+    return ImageRow(
+        id=image.image_id, study_id=study_id, file_id=file_id, name=image.metadata_name, series_index=index,
+        axes=image.axes, shape=list(written.levels[0].shape), dtype=written.dtype, source_dtype=image.source_dtype,
+        scale=list(image.scale), channels=[channel.model_dump() for channel in written.channels],
+        levels=[{"path": level.path, "shape": list(level.shape), "chunks": list(level.chunks),
+                 "scale": list(level.scale)} for level in written.levels],
+        storage_key=layout.image_prefix(image.image_id), manifest_key=layout.manifest_key(image.image_id),
+        manifest_sha256=image.manifest_sha256, stored_bytes=image.stored_bytes, object_count=image.object_count,
+    )
+
+
+def content_sha256(path: Path) -> tuple[str, int]:
+    """sha256 and size of a file; for a folder (OME-Zarr), of its files' relative paths and contents."""
+    if path.is_file():
+        return _file_sha256(path)
+    digest = hashlib.sha256()
+    total = 0
+    for directory, subdirs, files in os.walk(path):
+        subdirs.sort()
+        for name in sorted(files):
+            file = Path(directory) / name
+            file_hash, file_size = _file_sha256(file)
+            digest.update(f"{file.relative_to(path).as_posix()}\0{file_hash}\n".encode())
+            total += file_size
+    return digest.hexdigest(), total
+
+
+def _file_sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as f:
+            while block := f.read(_HASH_BLOCK):
+                digest.update(block)
+                size += len(block)
+    except OSError as exc:
+        raise NotFoundError(f"{path}: cannot read ({exc.strerror})") from exc
+    return digest.hexdigest(), size
+

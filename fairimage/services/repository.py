@@ -1,0 +1,66 @@
+"""A repository: its settings, catalog engine and object store, opened once and passed around."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from fairimage.catalog.db import migrate, open_engine
+from fairimage.model.errors import ConflictError, NotFoundError
+from fairimage.settings import Settings, write_config
+from fairimage.storage import Store, open_store
+
+
+@dataclass
+class Repository:
+    settings: Settings
+    engine: Engine
+    store: Store
+    sessions: sessionmaker[Session]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work is committed together at the end, or not at all."""
+        with self.sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self.sessions() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _connect(settings: Settings) -> Repository:
+    engine = open_engine(settings.db)
+    migrate(engine)
+    return Repository(settings=settings, engine=engine, store=open_store(settings.storage),
+                      sessions=sessionmaker(engine, expire_on_commit=False))
+
+
+def init_repository(settings: Settings) -> Repository:
+    """Create the repository folder, its config, catalog tables and object store."""
+    if settings.config_path.exists():
+        raise ConflictError(f"{settings.repo} is already a fairimage repository; use it with --repo")
+    settings.repo.mkdir(parents=True, exist_ok=True)
+    repository = _connect(settings)
+    write_config(settings)
+    return repository
+
+
+def open_repository(settings: Settings) -> Repository:
+    """Open an existing repository, upgrading its catalog and clearing what crashed runs left staged."""
+    if not settings.config_path.is_file():
+        raise NotFoundError(f"{settings.repo} is not a fairimage repository; create it with "
+                            f"'fairimage init {settings.repo}'")
+    from fairimage.services.runs import clean_stale_runs
+
+    repository = _connect(settings)
+    clean_stale_runs(repository)
+    return repository

@@ -1,0 +1,106 @@
+"""All configuration in one object. Precedence: command-line flags, then FAIRIMAGE_* environment variables,
+then the repository's ``fairimage.toml``, then defaults."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fairimage.model.errors import InvalidInputError
+
+CONFIG_FILE = "fairimage.toml"
+
+
+class _Environment(BaseSettings):
+    """FAIRIMAGE_REPO, FAIRIMAGE_DB, FAIRIMAGE_STORAGE, FAIRIMAGE_CHUNK_BYTES, FAIRIMAGE_CNAME, ..."""
+
+    model_config = SettingsConfigDict(env_prefix="FAIRIMAGE_", extra="ignore")
+
+    repo: Path | None = None
+    db: str | None = None
+    storage: str | None = None
+    chunk_bytes: int | None = None
+    cname: str | None = None
+    clevel: int | None = None
+    shuffle: str | None = None
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    repo: Path
+    db: str  # SQLAlchemy URL: sqlite:///REPO/catalog.sqlite by default, or postgresql://...
+    storage: str  # a folder (REPO/objects by default)
+    chunk_bytes: int = 1 << 20
+    cname: Literal["zstd", "lz4", "lz4hc", "blosclz", "zlib"] = "zstd"
+    clevel: int = 5
+    shuffle: Literal["shuffle", "bitshuffle", "noshuffle"] = "shuffle"
+
+    @property
+    def config_path(self) -> Path:
+        return self.repo / CONFIG_FILE
+
+
+def find_repo(repo: Path | None) -> Path:
+    """The repository folder: --repo, else FAIRIMAGE_REPO, else the current folder if it is one."""
+    repo = repo or _Environment().repo
+    if repo is None:
+        if (Path.cwd() / CONFIG_FILE).is_file():
+            return Path.cwd()
+        raise InvalidInputError("no repository given: pass --repo DIR or set FAIRIMAGE_REPO "
+                                "(create one with 'fairimage init DIR')")
+    return repo.expanduser().resolve()
+
+
+def load_settings(repo: Path | None = None, **flags: Any) -> Settings:
+    """Settings for a repository folder, merging its config file, the environment and ``flags``."""
+    root = find_repo(repo)
+    values: dict[str, Any] = _defaults(root)
+    config = root / CONFIG_FILE
+    if config.is_file():
+        try:
+            values.update(tomllib.loads(config.read_text()))
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInputError(f"{config}: not valid TOML ({exc}); fix or remove the file") from exc
+    environment = _Environment().model_dump(exclude_none=True, exclude={"repo"})
+    values.update(environment)
+    values.update({key: value for key, value in flags.items() if value is not None})
+    values["db"] = normalise_db_url(str(values["db"]))
+    try:
+        return Settings(repo=root, **values)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(str(p) for p in problem["loc"])
+        raise InvalidInputError(f"setting {field}: {problem['msg']} (from flags, FAIRIMAGE_* or {config})") from exc
+
+
+def _defaults(root: Path) -> dict[str, Any]:
+    return {"db": f"sqlite:///{root / 'catalog.sqlite'}", "storage": str(root / "objects")}
+
+
+def normalise_db_url(url: str) -> str:
+    """Accept the plain postgresql:// URLs people write; SQLAlchemy needs the driver named."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def write_config(settings: Settings) -> None:
+    """Record where a repository keeps its catalog and objects, so later commands need only --repo."""
+    defaults = _defaults(settings.repo)
+    lines = ["# fairimage repository configuration (flags and FAIRIMAGE_* variables override it)"]
+    # The default catalog and object folder live inside the repository and follow it when it moves.
+    lines += [f'{key} = "{getattr(settings, key)}"' for key in ("db", "storage")
+              if getattr(settings, key) != defaults[key]]
+    lines += [
+        f"chunk_bytes = {settings.chunk_bytes}",
+        f'cname = "{settings.cname}"',
+        f"clevel = {settings.clevel}",
+        f'shuffle = "{settings.shuffle}"',
+    ]
+    settings.config_path.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,63 @@
+"""The Store protocol (after zarr-python's abc.store): a handful of methods over '/'-separated keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from fairimage.model.errors import NotFoundError
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    mtime: float
+
+
+class Store(Protocol):
+    url: str
+
+    def zarr_store(self, prefix: str, read_only: bool = False) -> Any:
+        """A zarr-python store rooted at ``prefix``, for writing or reading an OME-Zarr group."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo: ...
+
+    def local_path(self, key: str) -> Path | None:
+        """The file holding ``key`` when the store is a local folder (so servers can stream it), else None."""
+        ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def write(self, key: str, data: bytes) -> None: ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object below ``prefix``, recursively, keys relative to the store root."""
+        ...
+
+    def list_children(self, prefix: str) -> list[str]:
+        """Names directly below ``prefix`` (objects and folders)."""
+        ...
+
+    def delete(self, prefix: str) -> None:
+        """Remove an object or everything below a prefix; missing is not an error."""
+        ...
+
+    def move(self, source: str, target: str) -> None:
+        """Move an object or a prefix; on a local folder one atomic rename."""
+        ...
+
+
+def check_key(key: str) -> str:
+    """A key that stays inside the store: relative, '/'-separated, no empty, '.' or '..' parts.
+
+    Raises NotFoundError, so that a crafted URL gets the same 404 as any missing key.
+    """
+    parts = key.split("/")
+    if (not key or key.startswith("/") or "\\" in key or "\x00" in key
+            or any(part in ("", ".", "..") for part in parts)):
+        raise NotFoundError(f"{key!r} is not a valid key")
+    return key

@@ -1,0 +1,27 @@
+"""Where things live in a store. The only place that spells storage keys."""
+
+from __future__ import annotations
+
+IMAGES = "images"
+MANIFESTS = "manifests"
+STAGING = "staging"
+
+
+def image_prefix(image_id: str) -> str:
+    return f"{IMAGES}/{image_id}.ome.zarr"
+
+
+def manifest_key(image_id: str) -> str:
+    return f"{MANIFESTS}/{image_id}.json"
+
+
+def staging_prefix(run_id: str) -> str:
+    return f"{STAGING}/{run_id}"
+
+
+def staged_image_prefix(run_id: str, image_id: str) -> str:
+    return f"{STAGING}/{run_id}/{image_id}.ome.zarr"
+
+
+def staged_manifest_key(run_id: str, image_id: str) -> str:
+    return f"{STAGING}/{run_id}/{image_id}.manifest.json"

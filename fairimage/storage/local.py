@@ -1,0 +1,89 @@
+"""A local folder as a Store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from zarr.storage import LocalStore as ZarrLocalStore
+
+from fairimage.model.errors import NotFoundError, StorageError
+from fairimage.storage.base import ObjectInfo, check_key
+
+
+class LocalStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.url = str(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = self.root / check_key(key)
+        if not path.resolve().is_relative_to(self.root):  # a symlink pointing out of the store
+            raise NotFoundError(f"{key!r} is not in the store")
+        return path
+
+    def zarr_store(self, prefix: str, read_only: bool = False) -> Any:
+        return ZarrLocalStore(self._path(prefix), read_only=read_only)
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            result = self._path(key).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"{key}: no such object") from None
+        if not os.path.isfile(self._path(key)):
+            raise NotFoundError(f"{key}: no such object")
+        return ObjectInfo(key=key, size=result.st_size, mtime=result.st_mtime)
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self._path(key).open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFoundError(f"{key}: no such object") from None
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        with temporary.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        temporary.replace(path)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self._path(prefix)
+        if base.is_file():
+            yield self.stat(prefix)
+            return
+        for directory, _, files in os.walk(base):
+            for name in sorted(files):
+                path = Path(directory) / name
+                result = path.stat()
+                yield ObjectInfo(key=path.relative_to(self.root).as_posix(), size=result.st_size,
+                                 mtime=result.st_mtime)
+
+    def list_children(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        return sorted(p.name for p in base.iterdir()) if base.is_dir() else []
+
+    def delete(self, prefix: str) -> None:
+        path = self._path(prefix)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    def move(self, source: str, target: str) -> None:
+        destination = self._path(target)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(self._path(source), destination)
+        except OSError as exc:
+            raise StorageError(f"cannot move {source} to {target}: {exc.strerror}") from exc
