@@ -1,0 +1,115 @@
+"""Fixtures: repositories on real SQLite files or a real PostgreSQL, a real HTTP server, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from fairimage.api import create_app
+from fairimage.services.repository import Repository, init_repository
+from fairimage.settings import Settings, load_settings
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+FAIRIMAGE = str(Path(sys.executable).with_name("fairimage"))
+
+
+def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``fairimage`` command as a user would, with a clean FAIRIMAGE_* environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAIRIMAGE_")}
+    result = subprocess.run([FAIRIMAGE, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"fairimage {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the PostgreSQL database ``test`` at 127.0.0.1:5432; skips where none is reachable."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception as exc:
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 (user postgres, database test): {type(exc).__name__}")
+    schema = f"fi_test_{secrets.token_hex(4)}"
+    with engine.begin() as connection:
+        connection.execute(text(f"create schema {schema}"))
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"drop schema {schema} cascade"))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each catalog test runs on a SQLite file and on PostgreSQL (its own schema, emptied per test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for table in ("images", "original_files", "studies", "alembic_version"):
+            connection.execute(text(f"drop table if exists {table} cascade"))
+    engine.dispose()
+
+
+@pytest.fixture
+def repo_settings(tmp_path: Path) -> Settings:
+    return load_settings(tmp_path / "repo")
+
+
+@pytest.fixture
+def repository(repo_settings: Settings) -> Iterator[Repository]:
+    repository = init_repository(repo_settings)
+    yield repository
+    repository.close()
+
+
+class LiveServer:
+    """uvicorn serving a fairimage app on 127.0.0.1 at a random free port, in a thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
+
+
+@pytest.fixture
+def live_server() -> Iterator[type[LiveServer]]:
+    yield LiveServer

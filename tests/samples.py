@@ -1,0 +1,82 @@
+"""Sample inputs the tests write with the formats' own libraries (nothing is committed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import zarr
+from PIL import Image
+
+
+def ramp(shape: tuple[int, ...], dtype: str = "uint16", seed: int = 0) -> np.ndarray:
+    """Distinct, non-trivial values (a ramp plus noise), so a transposed or shifted read cannot pass."""
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "ui" else None
+    base = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+    if info is None:
+        return (base + rng.normal(size=shape)).astype(dtype)
+    span = float(info.max) - float(info.min)
+    values = (base * 7919 + rng.integers(0, 1000, size=shape)) % span + float(info.min)
+    return values.astype(dtype)
+
+
+def ome_tiff(path: Path, data: np.ndarray, axes: str = "CZYX", **metadata: object) -> Path:
+    tifffile.imwrite(path, data, ome=True, photometric="minisblack", metadata={"axes": axes, **metadata})
+    return path
+
+
+def multi_series_ome_tiff(path: Path, first: np.ndarray, second: np.ndarray) -> Path:
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(first, photometric="minisblack", metadata={"axes": "YX", "Name": "overview"})
+        tif.write(second, photometric="minisblack", metadata={"axes": "ZYX", "Name": "detail",
+                                                               "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+                                                               "PhysicalSizeZ": 2.0})
+    return path
+
+
+def pyramidal_ome_tiff(path: Path, data: np.ndarray) -> Path:
+    """A tiled pyramidal OME-TIFF (sub-resolutions in SubIFDs), as bioformats and QuPath write them."""
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        options = {"tile": (128, 128), "photometric": "minisblack", "compression": "zlib"}
+        tif.write(data, subifds=2, metadata={"axes": "YX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25},
+                  **options)
+        tif.write(data[::2, ::2], subfiletype=1, **options)
+        tif.write(data[::4, ::4], subfiletype=1, **options)
+    return path
+
+
+def imagej_hyperstack(path: Path, data: np.ndarray) -> Path:
+    """TZCYX data as an ImageJ hyperstack, 0.3 µm pixels, 2.5 µm slices, 0.5 s frames."""
+    tifffile.imwrite(path, data, imagej=True, resolution=(1 / 0.3, 1 / 0.3),
+                     metadata={"axes": "TZCYX", "spacing": 2.5, "unit": "um", "finterval": 0.5})
+    return path
+
+
+def png(path: Path, data: np.ndarray, mode: str | None = None) -> Path:
+    Image.fromarray(data, mode).save(path) if mode else Image.fromarray(data).save(path)
+    return path
+
+
+def ome_zarr_v04(path: Path, data: np.ndarray, axes: str = "zyx") -> Path:
+    """An OME-Zarr 0.4 image (zarr v2) written by ome-zarr-py, the reference implementation."""
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_image
+
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    scale = dict(zip("zyx", (2.0, 0.5, 0.5), strict=True))
+    write_image(data, root, axes=axes, fmt=FormatV04(), scale_factors=(2,),
+                scale={axis: scale[axis] for axis in axes}, axes_units={axis: "micrometer" for axis in axes})
+    return path
+
+
+def bioformats2raw(path: Path, series: list[np.ndarray]) -> Path:
+    """The bioformats2raw layout 3: one OME-Zarr 0.4 image per series under 0/, 1/, ... and OME/."""
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    root.attrs["bioformats2raw.layout"] = 3
+    for index, data in enumerate(series):
+        ome_zarr_v04(path / str(index), data, axes="yx")
+    ome = root.create_group("OME")
+    ome.attrs["series"] = [str(i) for i in range(len(series))]
+    return path
