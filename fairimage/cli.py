@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -227,6 +228,8 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 def main() -> None:
     """Entry point: every FairimageError becomes one line and its exit code, never a traceback."""
+    # tifffile logs its own warnings about damaged files; the reader's one-line error already says it.
+    logging.getLogger("tifffile").setLevel(logging.ERROR)
     try:
         code = app(standalone_mode=False)  # returns the exit code of typer.Exit instead of raising it
     except FairimageError as exc:

@@ -14,10 +14,17 @@ from fairimage.services.access import image_object
 router = APIRouter(tags=["ome-zarr"])
 
 
-@router.api_route("/zarr/{image_id}.ome.zarr/{key:path}", methods=["GET", "HEAD"],
-                  summary="A key of an image's OME-Zarr 0.5 group (zarr.json, chunks)",
-                  responses={206: {"description": "Partial content"}, 304: {"description": "Not modified"},
-                             404: {"description": "No such key"}, 416: {"description": "Range not satisfiable"}})
+_KEY_PATH = "/zarr/{image_id}.ome.zarr/{key:path}"
+_RESPONSES: dict[int | str, dict[str, str]] = {
+    206: {"description": "Partial content"}, 304: {"description": "Not modified"},
+    404: {"description": "No such key"}, 416: {"description": "Range not satisfiable"},
+}
+
+
+@router.head(_KEY_PATH, operation_id="head_zarr_key", summary="Size and ETag of an OME-Zarr key",
+             responses=_RESPONSES)
+@router.get(_KEY_PATH, operation_id="get_zarr_key",
+            summary="A key of an image's OME-Zarr 0.5 group (zarr.json, chunks)", responses=_RESPONSES)
 def zarr_key(image_id: str, key: str, request: Request, repository: RepositoryDep,
              principal: PrincipalDep) -> Response:
     stored = image_object(repository, principal, image_id, key)
