@@ -28,13 +28,19 @@ from fairimage.services import ingest as ingest_service
 from fairimage.services.repository import Repository, init_repository, open_repository
 from fairimage.settings import load_settings
 
-app = typer.Typer(help="fairimage: turn raw images into FAIR OME-Zarr data and serve them.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="fairimage: turn raw images into FAIR OME-Zarr data and serve them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-RepoOption = Annotated[Path | None, typer.Option("--repo", "-r", envvar="FAIRIMAGE_REPO", show_envvar=True,
-                                                 help="the repository folder")]
+RepoOption = Annotated[
+    Path | None,
+    typer.Option("--repo", "-r", envvar="FAIRIMAGE_REPO", show_envvar=True, help="the repository folder"),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 
 
@@ -49,8 +55,12 @@ def _json(value: Any) -> None:
 @app.command()
 def init(
     repo: Annotated[Path, typer.Argument(help="folder to create the repository in")],
-    db: Annotated[str | None, typer.Option(help="catalog URL (default: sqlite file in the repository), "
-                                                "e.g. postgresql://user@host/db")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="catalog URL (default: sqlite file in the repository), e.g. postgresql://user@host/db"
+        ),
+    ] = None,
     storage: Annotated[str | None, typer.Option(help="object store folder (default: REPO/objects)")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -86,16 +96,24 @@ class _Bar(ingest_service.Progress):
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files and folders (walked recursively)")],
     repo: RepoOption = None,
-    study: Annotated[str, typer.Option(help="study to add the images to (created if new)")]
-    = ingest_service.DEFAULT_STUDY,
+    study: Annotated[
+        str, typer.Option(help="study to add the images to (created if new)")
+    ] = ingest_service.DEFAULT_STUDY,
     as_json: JsonOption = False,
 ) -> None:
     """Convert image files to OME-Zarr 0.5 and add them to the repository."""
     repository = _open(repo)
     try:
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                            TransferSpeedColumn(), TimeRemainingColumn(), console=err,
-                            disable=as_json or not err.is_terminal, transient=True)
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+            transient=True,
+        )
         with progress:
             outcomes = ingest_service.ingest_paths(repository, paths, study, _Bar(progress))
     finally:
@@ -111,16 +129,22 @@ def ingest(
 def _print_outcomes(outcomes: list[ingest_service.FileOutcome]) -> None:
     for outcome in outcomes:
         if outcome.status == "ingested":
-            out.print(f"[green]ingested[/] {outcome.path} -> {', '.join(outcome.images)} ({outcome.format})",
-                      highlight=False)
+            out.print(
+                f"[green]ingested[/] {outcome.path} -> {', '.join(outcome.images)} ({outcome.format})",
+                highlight=False,
+            )
         elif outcome.status == "already_present":
-            out.print(f"[cyan]already present[/] {outcome.path} as {', '.join(outcome.images)}", highlight=False)
+            out.print(
+                f"[cyan]already present[/] {outcome.path} as {', '.join(outcome.images)}", highlight=False
+            )
         elif outcome.status == "skipped":
             out.print(f"[yellow]skipped[/] {outcome.error}", highlight=False)
         else:
             err.print(f"[red]failed[/] {outcome.error}", highlight=False)
-    counts = {status: sum(o.status == status for o in outcomes)
-              for status in ("ingested", "already_present", "skipped", "failed")}
+    counts = {
+        status: sum(o.status == status for o in outcomes)
+        for status in ("ingested", "already_present", "skipped", "failed")
+    }
     out.print(", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items()), highlight=False)
 
 
@@ -135,7 +159,9 @@ def images(
     try:
         found, cursor = [], None
         while True:
-            page = image_service.list_images(repository, study=study, limit=image_service.MAX_PAGE, cursor=cursor)
+            page = image_service.list_images(
+                repository, study=study, limit=image_service.MAX_PAGE, cursor=cursor
+            )
             found.extend(page.items)
             if page.next is None:
                 break
@@ -147,8 +173,15 @@ def images(
         return
     table = Table("id", "name", "study", "axes", "shape", "dtype", "levels", box=None)
     for image in found:
-        table.add_row(image.id, image.name, image.study_name, "".join(a.name for a in image.axes),
-                      " x ".join(map(str, image.shape)), image.dtype, str(len(image.levels)))
+        table.add_row(
+            image.id,
+            image.name,
+            image.study_name,
+            "".join(a.name for a in image.axes),
+            " x ".join(map(str, image.shape)),
+            image.dtype,
+            str(len(image.levels)),
+        )
     out.print(table if found else "No images yet: add some with 'fairimage ingest'.")
 
 
@@ -191,8 +224,9 @@ def _serve(settings: Any, host: str, port: int) -> None:
 
 @app.command()
 def demo(
-    repo: Annotated[Path, typer.Option("--repo", "-r", help="where to build the demo repository")]
-    = Path("demo-repo"),
+    repo: Annotated[Path, typer.Option("--repo", "-r", help="where to build the demo repository")] = Path(
+        "demo-repo"
+    ),
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="build the repository only")] = False,
@@ -221,8 +255,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="print the version")] = False) -> None:
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
     """fairimage: turn raw images into FAIR OME-Zarr data and serve them."""
 
 

@@ -51,8 +51,10 @@ def find_repo(repo: Path | None) -> Path:
     if repo is None:
         if (Path.cwd() / CONFIG_FILE).is_file():
             return Path.cwd()
-        raise InvalidInputError("no repository given: pass --repo DIR or set FAIRIMAGE_REPO "
-                                "(create one with 'fairimage init DIR')")
+        raise InvalidInputError(
+            "no repository given: pass --repo DIR or set FAIRIMAGE_REPO "
+            "(create one with 'fairimage init DIR')"
+        )
     return repo.expanduser().resolve()
 
 
@@ -75,7 +77,9 @@ def load_settings(repo: Path | None = None, **flags: Any) -> Settings:
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"])
-        raise InvalidInputError(f"setting {field}: {problem['msg']} (from flags, FAIRIMAGE_* or {config})") from exc
+        raise InvalidInputError(
+            f"setting {field}: {problem['msg']} (from flags, FAIRIMAGE_* or {config})"
+        ) from exc
 
 
 def _defaults(root: Path) -> dict[str, Any]:
@@ -86,7 +90,7 @@ def normalise_db_url(url: str) -> str:
     """Accept the plain postgresql:// URLs people write; SQLAlchemy needs the driver named."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -95,8 +99,11 @@ def write_config(settings: Settings) -> None:
     defaults = _defaults(settings.repo)
     lines = ["# fairimage repository configuration (flags and FAIRIMAGE_* variables override it)"]
     # The default catalog and object folder live inside the repository and follow it when it moves.
-    lines += [f'{key} = "{getattr(settings, key)}"' for key in ("db", "storage")
-              if getattr(settings, key) != defaults[key]]
+    lines += [
+        f'{key} = "{getattr(settings, key)}"'
+        for key in ("db", "storage")
+        if getattr(settings, key) != defaults[key]
+    ]
     lines += [
         f"chunk_bytes = {settings.chunk_bytes}",
         f'cname = "{settings.cname}"',

@@ -26,9 +26,13 @@ FAIRIMAGE = str(Path(sys.executable).with_name("fairimage"))
 def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess[str]:
     """Run the installed ``fairimage`` command as a user would, with a clean FAIRIMAGE_* environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAIRIMAGE_")}
-    result = subprocess.run([FAIRIMAGE, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [FAIRIMAGE, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"fairimage {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"fairimage {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 

@@ -30,9 +30,17 @@ def ome_tiff(path: Path, data: np.ndarray, axes: str = "CZYX", **metadata: objec
 def multi_series_ome_tiff(path: Path, first: np.ndarray, second: np.ndarray) -> Path:
     with tifffile.TiffWriter(path, ome=True) as tif:
         tif.write(first, photometric="minisblack", metadata={"axes": "YX", "Name": "overview"})
-        tif.write(second, photometric="minisblack", metadata={"axes": "ZYX", "Name": "detail",
-                                                               "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
-                                                               "PhysicalSizeZ": 2.0})
+        tif.write(
+            second,
+            photometric="minisblack",
+            metadata={
+                "axes": "ZYX",
+                "Name": "detail",
+                "PhysicalSizeX": 0.5,
+                "PhysicalSizeY": 0.5,
+                "PhysicalSizeZ": 2.0,
+            },
+        )
     return path
 
 
@@ -40,8 +48,9 @@ def pyramidal_ome_tiff(path: Path, data: np.ndarray) -> Path:
     """A tiled pyramidal OME-TIFF (sub-resolutions in SubIFDs), as bioformats and QuPath write them."""
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         options = {"tile": (128, 128), "photometric": "minisblack", "compression": "zlib"}
-        tif.write(data, subifds=2, metadata={"axes": "YX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25},
-                  **options)
+        tif.write(
+            data, subifds=2, metadata={"axes": "YX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25}, **options
+        )
         tif.write(data[::2, ::2], subfiletype=1, **options)
         tif.write(data[::4, ::4], subfiletype=1, **options)
     return path
@@ -49,8 +58,13 @@ def pyramidal_ome_tiff(path: Path, data: np.ndarray) -> Path:
 
 def imagej_hyperstack(path: Path, data: np.ndarray) -> Path:
     """TZCYX data as an ImageJ hyperstack, 0.3 µm pixels, 2.5 µm slices, 0.5 s frames."""
-    tifffile.imwrite(path, data, imagej=True, resolution=(1 / 0.3, 1 / 0.3),
-                     metadata={"axes": "TZCYX", "spacing": 2.5, "unit": "um", "finterval": 0.5})
+    tifffile.imwrite(
+        path,
+        data,
+        imagej=True,
+        resolution=(1 / 0.3, 1 / 0.3),
+        metadata={"axes": "TZCYX", "spacing": 2.5, "unit": "um", "finterval": 0.5},
+    )
     return path
 
 
@@ -66,8 +80,15 @@ def ome_zarr_v04(path: Path, data: np.ndarray, axes: str = "zyx") -> Path:
 
     root = zarr.open_group(str(path), mode="w", zarr_format=2)
     scale = dict(zip("zyx", (2.0, 0.5, 0.5), strict=True))
-    write_image(data, root, axes=axes, fmt=FormatV04(), scale_factors=(2,),
-                scale={axis: scale[axis] for axis in axes}, axes_units={axis: "micrometer" for axis in axes})
+    write_image(
+        data,
+        root,
+        axes=axes,
+        fmt=FormatV04(),
+        scale_factors=(2,),
+        scale={axis: scale[axis] for axis in axes},
+        axes_units={axis: "micrometer" for axis in axes},
+    )
     return path
 
 

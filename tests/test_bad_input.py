@@ -32,8 +32,13 @@ def _bad_inputs(folder: Path) -> dict[str, str]:
     (folder / "empty.tif").write_bytes(b"")
     (folder / "readme.docx").write_bytes(b"PK\x03\x04 not an image at all")
     (folder / "headless.tif").write_bytes(b"II*\x00\xff\xff\xff\x7f")
-    return {"truncated.tif": "truncated", "corrupt.png": "corrupt.png", "empty.tif": "empty",
-            "readme.docx": "not an image fairimage reads", "headless.tif": "headless.tif"}
+    return {
+        "truncated.tif": "truncated",
+        "corrupt.png": "corrupt.png",
+        "empty.tif": "empty",
+        "readme.docx": "not an image fairimage reads",
+        "headless.tif": "headless.tif",
+    }
 
 
 def test_bad_files_fail_one_line_each_and_good_ones_still_land(tmp_path: Path) -> None:
@@ -63,7 +68,9 @@ def test_json_reports_each_file(tmp_path: Path) -> None:
     (tmp_path / "empty.png").write_bytes(b"")
     repo = tmp_path / "repo"
     run_cli("init", repo, check=True)
-    result = run_cli("ingest", "--repo", repo, good, tmp_path / "empty.png", tmp_path / "missing.tif", "--json")
+    result = run_cli(
+        "ingest", "--repo", repo, good, tmp_path / "empty.png", tmp_path / "missing.tif", "--json"
+    )
     assert result.returncode == 1
     report = {Path(entry["path"]).name: entry for entry in json.loads(result.stdout)}
     assert report["ok.png"]["status"] == "ingested" and report["ok.png"]["images"][0].startswith("img-")

@@ -19,13 +19,17 @@ def test_init_ingest_list_and_serve_on_each_catalog(tmp_path: Path, catalog_url:
     run_cli("init", repo, "--db", catalog_url, check=True)
     assert (repo / "fairimage.toml").is_file()
     data = samples.ramp((2, 3, 50, 60))
-    inputs = [samples.ome_tiff(tmp_path / "a.ome.tif", data, axes="CZYX"),
-              samples.png(tmp_path / "b.png", samples.ramp((30, 40), "uint8"))]
-    report = json.loads(run_cli("ingest", "--repo", repo, *inputs, "--study", "s1", "--json",
-                                check=True).stdout)
+    inputs = [
+        samples.ome_tiff(tmp_path / "a.ome.tif", data, axes="CZYX"),
+        samples.png(tmp_path / "b.png", samples.ramp((30, 40), "uint8")),
+    ]
+    report = json.loads(
+        run_cli("ingest", "--repo", repo, *inputs, "--study", "s1", "--json", check=True).stdout
+    )
     assert [entry["status"] for entry in report] == ["ingested", "ingested"]
-    second = json.loads(run_cli("ingest", "--repo", repo, inputs[0], "--study", "s2", "--json",
-                                check=True).stdout)
+    second = json.loads(
+        run_cli("ingest", "--repo", repo, inputs[0], "--study", "s2", "--json", check=True).stdout
+    )
     assert second[0]["status"] == "already_present"
 
     images = json.loads(run_cli("images", "--repo", repo, "--json", check=True).stdout)

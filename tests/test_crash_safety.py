@@ -27,8 +27,11 @@ def test_kill_9_during_conversion_leaves_nothing_and_next_command_cleans(tmp_pat
     tifffile.imwrite(tmp_path / "big.tif", stack, photometric="minisblack")
     repo = tmp_path / "repo"
     run_cli("init", repo, check=True)
-    process = subprocess.Popen([FAIRIMAGE, "ingest", "--repo", str(repo), str(tmp_path / "big.tif")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [FAIRIMAGE, "ingest", "--repo", str(repo), str(tmp_path / "big.tif")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     staging = repo / "objects" / layout.STAGING
     deadline = time.monotonic() + 120
     while not any(p.name.isdigit() for p in _files_below(staging)):  # chunks are being written

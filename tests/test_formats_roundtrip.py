@@ -3,6 +3,7 @@ with its axes, physical sizes and channels reported by the API."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,21 +34,35 @@ def _inputs(folder: Path) -> dict[str, list[Expected]]:
     """Write one file per case; return what each image of it must look like once stored."""
     cases: dict[str, list[Expected]] = {}
     czyx = samples.ramp((3, 4, 67, 91))
-    samples.ome_tiff(folder / "confocal.ome.tif", czyx, PhysicalSizeX=0.2, PhysicalSizeY=0.2,
-                     PhysicalSizeZ=1.5, Channel={"Name": ["DAPI", "GFP", "RFP"]})
-    cases["confocal.ome.tif"] = [Expected(czyx, "czyx", {"x": (0.2, "micrometer"), "z": (1.5, "micrometer")},
-                                          ["DAPI", "GFP", "RFP"])]
+    samples.ome_tiff(
+        folder / "confocal.ome.tif",
+        czyx,
+        PhysicalSizeX=0.2,
+        PhysicalSizeY=0.2,
+        PhysicalSizeZ=1.5,
+        Channel={"Name": ["DAPI", "GFP", "RFP"]},
+    )
+    cases["confocal.ome.tif"] = [
+        Expected(czyx, "czyx", {"x": (0.2, "micrometer"), "z": (1.5, "micrometer")}, ["DAPI", "GFP", "RFP"])
+    ]
     overview, detail = samples.ramp((100, 120), "uint8"), samples.ramp((3, 50, 60), seed=2)
     samples.multi_series_ome_tiff(folder / "two-series.ome.tif", overview, detail)
-    cases["two-series.ome.tif"] = [Expected(overview, "yx"),
-                                   Expected(detail, "zyx", {"x": (0.5, "micrometer"), "z": (2.0, "micrometer")})]
+    cases["two-series.ome.tif"] = [
+        Expected(overview, "yx"),
+        Expected(detail, "zyx", {"x": (0.5, "micrometer"), "z": (2.0, "micrometer")}),
+    ]
     plane = samples.ramp((600, 700), seed=3)
     samples.pyramidal_ome_tiff(folder / "pyramid.ome.tif", plane)
     cases["pyramid.ome.tif"] = [Expected(plane, "yx", {"y": (0.25, "micrometer")})]
     tzcyx = samples.ramp((2, 3, 2, 40, 50), seed=4)
     samples.imagej_hyperstack(folder / "hyperstack.tif", tzcyx)
-    cases["hyperstack.tif"] = [Expected(tzcyx.transpose(0, 2, 1, 3, 4), "tczyx",
-                                        {"x": (0.3, "micrometer"), "z": (2.5, "micrometer"), "t": (0.5, "second")})]
+    cases["hyperstack.tif"] = [
+        Expected(
+            tzcyx.transpose(0, 2, 1, 3, 4),
+            "tczyx",
+            {"x": (0.3, "micrometer"), "z": (2.5, "micrometer"), "t": (0.5, "second")},
+        )
+    ]
     pages = samples.ramp((5, 64, 80), "int16", seed=5)
     tifffile.imwrite(folder / "pages.tif", pages, photometric="minisblack")
     cases["pages.tif"] = [Expected(pages, "zyx")]
@@ -115,11 +130,26 @@ def test_every_input_was_ingested_and_unknown_files_skipped(corpus: Corpus) -> N
     assert "not an image fairimage reads" in corpus.outcomes["notes.txt"]["error"]
 
 
-@pytest.mark.parametrize("name", [
-    "confocal.ome.tif", "two-series.ome.tif", "pyramid.ome.tif", "hyperstack.tif", "pages.tif",
-    "odd-float.tif", "mask.tif", "one-pixel.tif", "gray.png", "gray16.png", "colour.png", "alpha.png",
-    "photo.jpg", "old.ome.zarr", "converted.zarr",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "confocal.ome.tif",
+        "two-series.ome.tif",
+        "pyramid.ome.tif",
+        "hyperstack.tif",
+        "pages.tif",
+        "odd-float.tif",
+        "mask.tif",
+        "one-pixel.tif",
+        "gray.png",
+        "gray16.png",
+        "colour.png",
+        "alpha.png",
+        "photo.jpg",
+        "old.ome.zarr",
+        "converted.zarr",
+    ],
+)
 def test_pixels_and_metadata_survive_the_round_trip(corpus: Corpus, name: str) -> None:
     for image_id, expected in zip(corpus.outcomes[name]["images"], corpus.cases[name], strict=True):
         described = httpx.get(f"{corpus.url}/api/images/{image_id}").json()
@@ -147,7 +177,7 @@ def test_stored_images_are_valid_ome_zarr_05_pyramids(corpus: Corpus) -> None:
     assert [level.shape for level in levels] == [(517, 1031), (259, 516), (130, 258)]
     assert levels[0].metadata.dimension_names == ("y", "x")
     assert levels[0].metadata.codecs[-1].to_dict()["configuration"]["cname"] == "zstd"
-    for upper, lower in zip(levels, levels[1:], strict=False):  # each level is the 2x2 mean of the one above
+    for upper, lower in itertools.pairwise(levels):  # each level is the 2x2 mean of the one above
         big = upper[...].astype(np.float64)
         assert lower[0, 0] == pytest.approx(big[:2, :2].mean(), rel=1e-5)
 
@@ -179,6 +209,6 @@ def test_bioio_reads_the_served_image_with_physical_sizes(corpus: Corpus) -> Non
 
     image_id = corpus.outcomes["confocal.ome.tif"]["images"][0]
     image = BioImage(f"{corpus.url}/zarr/{image_id}.ome.zarr", reader=OmeZarrReader)
-    assert image.physical_pixel_sizes.X == pytest.approx(0.2)
-    assert image.physical_pixel_sizes.Z == pytest.approx(1.5)
+    assert pytest.approx(0.2) == image.physical_pixel_sizes.X
+    assert pytest.approx(1.5) == image.physical_pixel_sizes.Z
     np.testing.assert_array_equal(image.get_image_data("CZYX"), corpus.cases["confocal.ome.tif"][0].pixels)

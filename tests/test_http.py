@@ -28,8 +28,10 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("http")
-    paths = [samples.ome_tiff(root / f"cells-{i}.ome.tif", samples.ramp((2, 300, 200), seed=i), axes="CYX")
-             for i in range(3)]
+    paths = [
+        samples.ome_tiff(root / f"cells-{i}.ome.tif", samples.ramp((2, 300, 200), seed=i), axes="CYX")
+        for i in range(3)
+    ]
     settings = load_settings(root / "repo")
     repository = init_repository(settings)
     outcomes = ingest_paths(repository, paths, study="http")
@@ -84,8 +86,12 @@ def test_unknown_image_is_404(served: Served) -> None:
 def test_byte_ranges(served: Served) -> None:
     whole = httpx.get(served.key("zarr.json")).content
     size = len(whole)
-    cases = {"bytes=0-9": (0, 10), "bytes=10-": (10, size), "bytes=-16": (size - 16, size),
-             f"bytes=5-{size + 100}": (5, size)}
+    cases = {
+        "bytes=0-9": (0, 10),
+        "bytes=10-": (10, size),
+        "bytes=-16": (size - 16, size),
+        f"bytes=5-{size + 100}": (5, size),
+    }
     for header, (start, stop) in cases.items():
         response = httpx.get(served.key("zarr.json"), headers={"Range": header})
         assert response.status_code == 206, header
@@ -106,28 +112,38 @@ def test_etag_revalidation_gives_304(served: Served) -> None:
 
 
 def test_cors_preflight_and_exposed_headers(served: Served) -> None:
-    preflight = httpx.options(served.key("0/c/0/0/0"), headers={
-        "Origin": "https://viewer.example", "Access-Control-Request-Method": "GET",
-        "Access-Control-Request-Headers": "range"})
+    preflight = httpx.options(
+        served.key("0/c/0/0/0"),
+        headers={
+            "Origin": "https://viewer.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "range",
+        },
+    )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] in ("*", "https://viewer.example")
     assert "range" in preflight.headers["access-control-allow-headers"].lower()
-    response = httpx.get(served.key("zarr.json"), headers={"Origin": "https://viewer.example", "Range": "bytes=0-1"})
+    response = httpx.get(
+        served.key("zarr.json"), headers={"Origin": "https://viewer.example", "Range": "bytes=0-1"}
+    )
     exposed = response.headers["access-control-expose-headers"].lower()
     assert response.headers["access-control-allow-origin"] == "*"
     for header in ("content-range", "content-length", "etag"):
         assert header in exposed
 
 
-@pytest.mark.parametrize("path", [
-    "/zarr/{id}.ome.zarr/../../catalog.sqlite",
-    "/zarr/{id}.ome.zarr/0/../../{other}.ome.zarr/zarr.json",
-    "/zarr/{id}.ome.zarr/..%2F..%2Fcatalog.sqlite",
-    "/zarr/{id}.ome.zarr/%2Fetc%2Fpasswd",
-    "/zarr/{id}.ome.zarr//etc/passwd",
-    "/zarr/{id}.ome.zarr/0/%2e%2e/zarr.json",
-    "/zarr/..%2Fmanifests%2F{id}.json.ome.zarr/x",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/zarr/{id}.ome.zarr/../../catalog.sqlite",
+        "/zarr/{id}.ome.zarr/0/../../{other}.ome.zarr/zarr.json",
+        "/zarr/{id}.ome.zarr/..%2F..%2Fcatalog.sqlite",
+        "/zarr/{id}.ome.zarr/%2Fetc%2Fpasswd",
+        "/zarr/{id}.ome.zarr//etc/passwd",
+        "/zarr/{id}.ome.zarr/0/%2e%2e/zarr.json",
+        "/zarr/..%2Fmanifests%2F{id}.json.ome.zarr/x",
+    ],
+)
 def test_keys_cannot_leave_the_image(served: Served, path: str) -> None:
     status = _raw_get(served, path.format(id=served.image_ids[0], other=served.image_ids[1]))
     assert status == 404
@@ -170,6 +186,11 @@ def test_home_page_lists_studies_and_images(served: Served) -> None:
 
 def test_openapi_describes_the_api(served: Served) -> None:
     spec = httpx.get(f"{served.url}/openapi.json").json()
-    for path in ("/api/studies", "/api/studies/{study_id}", "/api/images", "/api/images/{image_id}",
-                 "/zarr/{image_id}.ome.zarr/{key}"):
+    for path in (
+        "/api/studies",
+        "/api/studies/{study_id}",
+        "/api/images",
+        "/api/images/{image_id}",
+        "/zarr/{image_id}.ome.zarr/{key}",
+    ):
         assert path in spec["paths"]

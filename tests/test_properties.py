@@ -19,7 +19,19 @@ from fairimage.model.image import ImageMetadata, default_channels, make_axes
 from fairimage.ngff.pyramid import downsample_2x
 from fairimage.ngff.writer import WriteOptions, write_image
 
-DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64", "bool"]
+DTYPES = [
+    "uint8",
+    "int8",
+    "uint16",
+    "int16",
+    "uint32",
+    "int32",
+    "uint64",
+    "int64",
+    "float32",
+    "float64",
+    "bool",
+]
 AXES = ["yx", "cyx", "zyx", "tyx", "czyx", "tzyx", "tczyx"]
 
 
@@ -29,9 +41,14 @@ class ArraySource:
     def __init__(self, pixels: np.ndarray, axes: str) -> None:
         self.pixels = pixels
         count = pixels.shape[axes.index("c")] if "c" in axes else 1
-        self.metadata = ImageMetadata(name="array", axes=make_axes(axes), shape=pixels.shape,
-                                      dtype=pixels.dtype.name, scale=(1.0,) * len(axes),
-                                      channels=default_channels(count))
+        self.metadata = ImageMetadata(
+            name="array",
+            axes=make_axes(axes),
+            shape=pixels.shape,
+            dtype=pixels.dtype.name,
+            scale=(1.0,) * len(axes),
+            channels=default_channels(count),
+        )
 
     def read(self, region: Region) -> np.ndarray:
         return self.pixels[region]
@@ -40,8 +57,13 @@ class ArraySource:
 @st.composite
 def images(draw: st.DrawFn) -> tuple[np.ndarray, str]:
     axes = draw(st.sampled_from(AXES))
-    sizes = {"t": st.integers(1, 2), "c": st.integers(1, 3), "z": st.integers(1, 3),
-             "y": st.integers(1, 70), "x": st.integers(1, 70)}
+    sizes = {
+        "t": st.integers(1, 2),
+        "c": st.integers(1, 3),
+        "z": st.integers(1, 3),
+        "y": st.integers(1, 70),
+        "x": st.integers(1, 70),
+    }
     shape = tuple(draw(sizes[a]) for a in axes)
     dtype = np.dtype(draw(st.sampled_from(DTYPES)))
     elements = st.floats(-1e6, 1e6, width=32) if dtype.kind == "f" else None

@@ -24,14 +24,21 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             app.state.repository.close()
 
-    app = FastAPI(title="fairimage", version=__version__, lifespan=lifespan,
-                  description="FAIR image repository node: studies, images and their OME-Zarr data.")
+    app = FastAPI(
+        title="fairimage",
+        version=__version__,
+        lifespan=lifespan,
+        description="FAIR image repository node: studies, images and their OME-Zarr data.",
+    )
     # Any origin may read: viewers such as vizarr and viv run on other hosts. Range must be allowed and
     # Content-Range exposed, or browsers' zarr clients cannot read chunks.
     app.add_middleware(
-        CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "OPTIONS"],
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "HEAD", "OPTIONS"],
         allow_headers=["Range", "If-None-Match", "If-Range", "Content-Type"],
-        expose_headers=["Content-Range", "Content-Length", "ETag", "Accept-Ranges"], max_age=3600,
+        expose_headers=["Content-Range", "Content-Length", "ETag", "Accept-Ranges"],
+        max_age=3600,
     )
     register_error_handlers(app)
     for module in (studies, images, zarr, pages):

@@ -14,18 +14,27 @@ router = APIRouter(prefix="/api/images", tags=["images"])
 
 @router.get("", response_model=ImagePageOut, summary="A page of images; follow `next` as `cursor`")
 def list_images(
-    request: Request, repository: RepositoryDep, principal: PrincipalDep,
+    request: Request,
+    repository: RepositoryDep,
+    principal: PrincipalDep,
     study: Annotated[str | None, Query(description="study id or name")] = None,
     limit: Annotated[int, Query(ge=1, le=image_service.MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(description="the `next` value of the previous page")] = None,
 ) -> ImagePageOut:
     page = image_service.list_images(repository, study=study, limit=limit, cursor=cursor)
     base = str(request.base_url)
-    return ImagePageOut(items=[ImageOut.of(image, base) for image in page.items], total=page.total,
-                        next=page.next)
+    return ImagePageOut(
+        items=[ImageOut.of(image, base) for image in page.items], total=page.total, next=page.next
+    )
 
 
-@router.get("/{image_id}", response_model=ImageOut, summary="One image with its OME-Zarr URL",
-            responses={404: {"description": "No such image"}})
-def get_image(image_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep) -> ImageOut:
+@router.get(
+    "/{image_id}",
+    response_model=ImageOut,
+    summary="One image with its OME-Zarr URL",
+    responses={404: {"description": "No such image"}},
+)
+def get_image(
+    image_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> ImageOut:
     return ImageOut.of(readable_image(repository, principal, image_id), str(request.base_url))

@@ -22,10 +22,18 @@ def home(request: Request, repository: RepositoryDep, principal: PrincipalDep) -
     studies = image_service.list_studies(repository)
     base = str(request.base_url)
     by_study = {
-        study.id: [ImageOut.of(image, base)
-                   for image in image_service.list_images(repository, study=study.id, limit=200).items]
+        study.id: [
+            ImageOut.of(image, base)
+            for image in image_service.list_images(repository, study=study.id, limit=200).items
+        ]
         for study in studies
     }
-    return templates.TemplateResponse(request, "home.html", {
-        "studies": studies, "images": by_study, "version": __version__,
-    })
+    return templates.TemplateResponse(
+        request,
+        "home.html",
+        {
+            "studies": studies,
+            "images": by_study,
+            "version": __version__,
+        },
+    )

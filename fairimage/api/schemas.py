@@ -41,12 +41,21 @@ class ImageOut(BaseModel):
     @classmethod
     def of(cls, image: Image, base_url: str | None) -> ImageOut:
         return cls(
-            id=image.id, name=image.name, study=StudyRef(id=image.study_id, name=image.study_name),
-            original_file=image.original_file, series_index=image.series_index, shape=image.shape,
-            axes=image.axes, dtype=image.dtype, source_dtype=image.source_dtype,
+            id=image.id,
+            name=image.name,
+            study=StudyRef(id=image.study_id, name=image.study_name),
+            original_file=image.original_file,
+            series_index=image.series_index,
+            shape=image.shape,
+            axes=image.axes,
+            dtype=image.dtype,
+            source_dtype=image.source_dtype,
             physical_sizes={k: PhysicalSize.model_validate(v) for k, v in image.physical_sizes.items()},
-            channels=image.channels, levels=image.levels, pyramid_levels=len(image.levels),
-            stored_bytes=image.stored_bytes, created_at=image.created_at,
+            channels=image.channels,
+            levels=image.levels,
+            pyramid_levels=len(image.levels),
+            stored_bytes=image.stored_bytes,
+            created_at=image.created_at,
             ome_zarr_url=f"{base_url.rstrip('/')}/zarr/{image.id}.ome.zarr" if base_url else None,
         )
 

@@ -46,8 +46,10 @@ def migrate(engine: Engine) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:
-        raise StorageError(f"catalog {redact(str(engine.url))}: cannot reach or upgrade it "
-                           f"({type(exc.orig or exc).__name__}: {str(exc.orig or exc).strip().splitlines()[0]})") from exc
+        raise StorageError(
+            f"catalog {redact(str(engine.url))}: cannot reach or upgrade it "
+            f"({type(exc.orig or exc).__name__}: {str(exc.orig or exc).strip().splitlines()[0]})"
+        ) from exc
 
 
 def redact(url: str) -> str:

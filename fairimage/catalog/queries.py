@@ -19,10 +19,12 @@ def study_by_id_or_name(session: Session, key: str) -> StudyRow | None:
 
 
 def studies_with_counts(session: Session) -> list[tuple[StudyRow, int]]:
-    counts = (select(ImageRow.study_id, func.count(ImageRow.id).label("n"))
-              .group_by(ImageRow.study_id).subquery())
+    counts = (
+        select(ImageRow.study_id, func.count(ImageRow.id).label("n")).group_by(ImageRow.study_id).subquery()
+    )
     rows = session.execute(
-        select(StudyRow, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.study_id == StudyRow.id)
+        select(StudyRow, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.study_id == StudyRow.id)
         .order_by(StudyRow.name)
     )
     return [(study, int(count)) for study, count in rows]
@@ -34,19 +36,23 @@ def image_count(session: Session, study_id: str) -> int:
 
 def file_by_sha256(session: Session, sha256: str) -> OriginalFileRow | None:
     return session.scalars(
-        select(OriginalFileRow).where(OriginalFileRow.sha256 == sha256).options(selectinload(OriginalFileRow.images))
+        select(OriginalFileRow)
+        .where(OriginalFileRow.sha256 == sha256)
+        .options(selectinload(OriginalFileRow.images))
     ).first()
 
 
 def image_by_id(session: Session, image_id: str) -> ImageRow | None:
     return session.scalars(
-        select(ImageRow).where(ImageRow.id == image_id)
+        select(ImageRow)
+        .where(ImageRow.id == image_id)
         .options(selectinload(ImageRow.original_file), selectinload(ImageRow.study))
     ).first()
 
 
-def image_page(session: Session, study_id: str | None, after: str | None,
-               limit: int) -> tuple[Sequence[ImageRow], int]:
+def image_page(
+    session: Session, study_id: str | None, after: str | None, limit: int
+) -> tuple[Sequence[ImageRow], int]:
     """Images in id order (ids sort by creation), ``limit`` after the cursor ``after``, and the total."""
     query = select(ImageRow)
     counted = select(func.count(ImageRow.id))
@@ -57,7 +63,8 @@ def image_page(session: Session, study_id: str | None, after: str | None,
     if after is not None:
         query = query.where(ImageRow.id > after)
     rows = session.scalars(
-        query.order_by(ImageRow.id).limit(limit)
+        query.order_by(ImageRow.id)
+        .limit(limit)
         .options(selectinload(ImageRow.original_file), selectinload(ImageRow.study))
     ).all()
     return rows, total

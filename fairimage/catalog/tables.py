@@ -1,16 +1,16 @@
-"""Catalog tables. Image layout details (axes, levels, channels) are JSON: they are read whole, never queried."""
+"""Catalog tables. Image layout details (axes, levels, channels) are JSON: read whole, never queried."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class StudyRow(Base):

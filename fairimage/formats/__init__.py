@@ -1,4 +1,4 @@
-"""File readers behind one protocol: ``open_file(path)`` gives the images a file holds, each an ``ImageSource``."""
+"""File readers behind one protocol: ``open_file(path)`` gives a file's images, each an ``ImageSource``."""
 
 from fairimage.formats.base import ImageSource, OpenedFile
 from fairimage.formats.registry import is_zarr_dir, open_file, sniff_format

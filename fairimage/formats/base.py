@@ -118,7 +118,8 @@ def plan_axes(source_axes: str, source_shape: Sequence[int], mapping: dict[str, 
     if "y" not in groups or "x" not in groups:
         raise CorruptFileError(f"no y/x plane in axes {source_axes!r}; fairimage needs 2D to 5D images")
     names = "".join(
-        name for name in AXIS_ORDER
+        name
+        for name in AXIS_ORDER
         if name in groups and (name in "yx" or math.prod(source_shape[d] for d in groups[name]) > 1)
     )
     dropped = tuple(d for name, dims in groups.items() if name not in names for d in dims)

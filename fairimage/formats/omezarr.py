@@ -92,8 +92,12 @@ class OmeZarrSource:
         count = self._array.shape[axes.index("c")] if "c" in axes else 1
         channels = multiscale.channels if len(multiscale.channels) == count else default_channels(count)
         self._metadata = ImageMetadata(
-            name=name, axes=multiscale.axes, shape=tuple(self._array.shape), dtype=np.dtype(self._array.dtype).name,
-            scale=multiscale.datasets[0].scale, channels=tuple(c.model_copy(update={"window": None}) for c in channels),
+            name=name,
+            axes=multiscale.axes,
+            shape=tuple(self._array.shape),
+            dtype=np.dtype(self._array.dtype).name,
+            scale=multiscale.datasets[0].scale,
+            channels=tuple(c.model_copy(update={"window": None}) for c in channels),
         )
 
     @property

@@ -18,8 +18,12 @@ from fairimage.model.image import Channel, ImageMetadata, default_channels, make
 Image.MAX_IMAGE_PIXELS = 1 << 32
 
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg"}
-_CMYK = (Channel(label="Cyan", color="00FFFF"), Channel(label="Magenta", color="FF00FF"),
-         Channel(label="Yellow", color="FFFF00"), Channel(label="Black", color="FFFFFF"))
+_CMYK = (
+    Channel(label="Cyan", color="00FFFF"),
+    Channel(label="Magenta", color="FF00FF"),
+    Channel(label="Yellow", color="FFFF00"),
+    Channel(label="Black", color="FFFFFF"),
+)
 
 
 class RasterReader:
@@ -50,8 +54,12 @@ class RasterSource:
             self._pixels = np.moveaxis(self._pixels, -1, 0)  # Pillow gives y, x, samples
             axes, channels = "cyx", _colour_channels(mode, self._pixels.shape[0])
         self._metadata = ImageMetadata(
-            name=path.name, axes=make_axes(axes), shape=self._pixels.shape,
-            dtype=self._pixels.dtype.name, scale=(1.0,) * len(axes), channels=channels,
+            name=path.name,
+            axes=make_axes(axes),
+            shape=self._pixels.shape,
+            dtype=self._pixels.dtype.name,
+            scale=(1.0,) * len(axes),
+            channels=channels,
         )
 
     @property
@@ -74,8 +82,10 @@ def _decode(path: Path) -> tuple[np.ndarray, str]:
             mode = picture.mode
             pixels = np.asarray(picture)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise CorruptFileError(f"{path.name}: cannot decode the picture ({exc}); the file may be truncated "
-                               "or damaged, copy it again") from exc
+        raise CorruptFileError(
+            f"{path.name}: cannot decode the picture ({exc}); the file may be truncated "
+            "or damaged, copy it again"
+        ) from exc
     if mode in ("I;16B", "I;16L", "I;16") and pixels.dtype.byteorder not in ("=", "|"):
         pixels = pixels.astype(pixels.dtype.newbyteorder("="))
     return pixels, mode

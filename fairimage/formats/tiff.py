@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -22,8 +23,22 @@ from fairimage.model.units import space_unit, time_unit
 # tifffile's axis letters (tifffile.TIFF.AXES) onto tczyx. S (samples, e.g. RGB) are channels; I and Q
 # (a plain page sequence, unknown) and the rarer stack kinds become z, as microscopists expect of a stack.
 _AXIS_MAP = {
-    "T": "t", "C": "c", "S": "c", "Z": "z", "Y": "y", "X": "x",
-    "I": "z", "Q": "z", "E": "c", "L": "z", "V": "z", "A": "z", "P": "z", "R": "z", "H": "z", "M": "z",
+    "T": "t",
+    "C": "c",
+    "S": "c",
+    "Z": "z",
+    "Y": "y",
+    "X": "x",
+    "I": "z",
+    "Q": "z",
+    "E": "c",
+    "L": "z",
+    "V": "z",
+    "A": "z",
+    "P": "z",
+    "R": "z",
+    "H": "z",
+    "M": "z",
 }
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _OME_NS = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
@@ -40,7 +55,9 @@ class TiffReader:
         try:
             tif = tifffile.TiffFile(path)
         except (tifffile.TiffFileError, ValueError, OSError, struct.error) as exc:
-            raise CorruptFileError(f"{path.name}: not a readable TIFF ({exc}); the file may be truncated") from exc
+            raise CorruptFileError(
+                f"{path.name}: not a readable TIFF ({exc}); the file may be truncated"
+            ) from exc
         try:
             kind = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
             yield OpenedFile(format=kind, images=list(_series_sources(path, tif)))
@@ -110,14 +127,18 @@ class TiffSeriesSource:
     """One tifffile series (an OME image, an ImageJ hyperstack or a page stack), level 0 only:
     fairimage builds its own pyramid."""
 
-    def __init__(self, path: Path, tif: tifffile.TiffFile, index: int, series: Any,
-                 ome: _OmeImage | None) -> None:
+    def __init__(
+        self, path: Path, tif: tifffile.TiffFile, index: int, series: Any, ome: _OmeImage | None
+    ) -> None:
         self.path = path
+        self._tif = tif
         self._series = series
         axes, self._plan = plan_axes(series.axes, series.shape, _AXIS_MAP)
         dtype = np.dtype(series.dtype)
         self._array: Any = None
-        name = path.name if len(tif.series) == 1 else f"{path.name} [{ome.name if ome and ome.name else index}]"
+        name = (
+            path.name if len(tif.series) == 1 else f"{path.name} [{ome.name if ome and ome.name else index}]"
+        )
         sizes, units = _physical_sizes(tif, series, ome)
         shape = self._plan.shape
         self._metadata = ImageMetadata(
@@ -135,17 +156,75 @@ class TiffSeriesSource:
 
     def read(self, region: Region) -> np.ndarray:
         if self._array is None:
-            # tifffile's zarr store decodes only the strips/tiles a region touches.
-            self._array = zarr.open_array(self._series.aszarr(level=0), mode="r")
+            self._array = _pixels(self.path, self._tif, self._series)
         try:
             return self._plan.read(self._array, region)
         except (ValueError, OSError, IndexError, tifffile.TiffFileError) as exc:
-            raise CorruptFileError(f"{self.path.name}: pixel data unreadable ({exc}); the file may be "
-                                   "truncated or damaged, copy it again") from exc
+            raise CorruptFileError(
+                f"{self.path.name}: pixel data unreadable ({exc}); the file may be "
+                "truncated or damaged, copy it again"
+            ) from exc
 
 
-def _physical_sizes(tif: tifffile.TiffFile, series: Any,
-                    ome: _OmeImage | None) -> tuple[dict[str, float], dict[str, str | None]]:
+def _pixels(path: Path, tif: tifffile.TiffFile, series: Any) -> Any:
+    """Level 0 as something numpy-indexable that reads only what an index touches."""
+    if series.dataoffset is not None and not series.is_pyramidal:
+        # Uncompressed and contiguous in the file (ImageJ and many microscopes write one strip per plane):
+        # read rows straight from the file instead of decoding whole strips.
+        dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
+        return ContiguousPixels(path, series.dataoffset, tuple(series.shape), dtype, series.axes.find("Y"))
+    # Otherwise tifffile's zarr store decodes only the strips or tiles a region touches.
+    return zarr.open_array(series.aszarr(level=0), mode="r")
+
+
+class ContiguousPixels:
+    """An uncompressed C-ordered array at ``offset`` in a file, indexed with ints and unit-step slices.
+
+    Each read fetches whole rows of the plane (the ``row_axis`` and every axis after it), so memory is the
+    size of the region asked for, never of the file.
+    """
+
+    def __init__(
+        self, path: Path, offset: int, shape: tuple[int, ...], dtype: np.dtype, row_axis: int
+    ) -> None:
+        self.path, self.offset, self.shape, self.dtype, self.row_axis = path, offset, shape, dtype, row_axis
+        self.row_shape = shape[row_axis + 1 :]
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * dtype.itemsize
+
+    def __getitem__(self, index: tuple[Any, ...]) -> np.ndarray:
+        lead = [
+            range(*i.indices(n)) if isinstance(i, slice) else [i]
+            for i, n in zip(index[: self.row_axis], self.shape, strict=False)
+        ]
+        rows = index[self.row_axis]
+        rows = (
+            range(*rows.indices(self.shape[self.row_axis]))
+            if isinstance(rows, slice)
+            else range(rows, rows + 1)
+        )
+        rest = index[self.row_axis + 1 :]
+        blocks = []
+        with self.path.open("rb", buffering=0) as f:
+            for combo in itertools.product(*lead):
+                plane = int(np.ravel_multi_index(combo, self.shape[: self.row_axis])) if combo else 0
+                start = self.offset + (plane * self.shape[self.row_axis] + rows.start) * self.row_bytes
+                f.seek(start)
+                raw = f.read(len(rows) * self.row_bytes)
+                if len(raw) != len(rows) * self.row_bytes:
+                    raise CorruptFileError(
+                        f"{self.path.name}: truncated at byte {start + len(raw)}; "
+                        "the file is incomplete, copy it again"
+                    )
+                block = np.frombuffer(raw, dtype=self.dtype).reshape((len(rows), *self.row_shape))
+                blocks.append(block[(slice(None), *rest)].astype(self.dtype.newbyteorder("="), copy=False))
+        shape = [len(r) for r, i in zip(lead, index, strict=False) if isinstance(i, slice)]
+        out = np.stack(blocks).reshape((*shape, *blocks[0].shape))
+        return out if isinstance(index[self.row_axis], slice) else out.reshape((*shape, *blocks[0].shape[1:]))
+
+
+def _physical_sizes(
+    tif: tifffile.TiffFile, series: Any, ome: _OmeImage | None
+) -> tuple[dict[str, float], dict[str, str | None]]:
     if ome is not None:
         return ome.sizes, ome.units
     sizes: dict[str, float] = {}
@@ -201,6 +280,10 @@ def _channels(axes: str, shape: tuple[int, ...], series: Any, ome: _OmeImage | N
 
 def rgb_channels(count: int) -> tuple[Channel, ...]:
     """Red, green, blue (and alpha) channels of a colour picture."""
-    channels = [Channel(label="Red", color="FF0000"), Channel(label="Green", color="00FF00"),
-                Channel(label="Blue", color="0000FF"), Channel(label="Alpha", color="FFFFFF")]
+    channels = [
+        Channel(label="Red", color="FF0000"),
+        Channel(label="Green", color="00FF00"),
+        Channel(label="Blue", color="0000FF"),
+        Channel(label="Alpha", color="FFFFFF"),
+    ]
     return tuple(channels[:count])

@@ -76,7 +76,8 @@ def make_axes(names: str, units: dict[str, str | None] | None = None) -> tuple[A
     if ordered != names:
         raise ValueError(f"axes {names!r} must be in the order {AXIS_ORDER!r}")
     return tuple(
-        Axis(name=name, type=AXIS_TYPES[name], unit=units.get(name) if name != "c" else None) for name in names
+        Axis(name=name, type=AXIS_TYPES[name], unit=units.get(name) if name != "c" else None)
+        for name in names
     )
 
 
@@ -95,8 +96,9 @@ def stored_dtype(dtype: str) -> str:
     return "uint8" if dtype == "bool" else dtype
 
 
-def choose_chunks(shape: tuple[int, ...], axes: str, itemsize: int,
-                  target_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[int, ...]:
+def choose_chunks(
+    shape: tuple[int, ...], axes: str, itemsize: int, target_bytes: int = DEFAULT_CHUNK_BYTES
+) -> tuple[int, ...]:
     """Chunk shape of about ``target_bytes``: one t and c, square-ish power-of-two y/x tiles
     (1024x512 for uint16, 1024x1024 for uint8), and several z planes only when planes are small."""
     elements = max(1, target_bytes // itemsize)

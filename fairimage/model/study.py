@@ -69,9 +69,12 @@ class Image(BaseModel):
 
     @property
     def physical_sizes(self) -> dict[str, dict[str, float | str | None]]:
-        """Pixel size and unit per spatial/time axis, as people read them: {"x": {"size": 0.2, "unit": ...}}."""
-        return {axis.name: {"size": s, "unit": axis.unit}
-                for axis, s in zip(self.axes, self.scale, strict=True) if axis.type != "channel"}
+        """Pixel size and unit per space/time axis: {"x": {"size": 0.2, "unit": "micrometer"}, ...}."""
+        return {
+            axis.name: {"size": s, "unit": axis.unit}
+            for axis, s in zip(self.axes, self.scale, strict=True)
+            if axis.type != "channel"
+        }
 
 
 class ImagePage(BaseModel):

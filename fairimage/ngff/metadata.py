@@ -59,8 +59,14 @@ class Ngff05:
         ome = attrs["ome"]
         return _parse_multiscale(ome["multiscales"][0], ome.get("omero"), str(ome.get("version")), where)
 
-    def build(self, name: str, axes: tuple[Axis, ...], scales: list[tuple[float, ...]],
-              channels: tuple[Channel, ...], method: dict[str, Any]) -> dict[str, Any]:
+    def build(
+        self,
+        name: str,
+        axes: tuple[Axis, ...],
+        scales: list[tuple[float, ...]],
+        channels: tuple[Channel, ...],
+        method: dict[str, Any],
+    ) -> dict[str, Any]:
         """The group attributes of an image (OME-NGFF 0.5 "multiscales" and transitional "omero")."""
         multiscale = {
             "name": name,
@@ -86,27 +92,39 @@ def parse_multiscale(attrs: dict[str, Any], where: str) -> Multiscale:
     for version in VERSIONS:
         if version.matches(attrs):
             return version.parse(attrs, where)
-    raise UnsupportedError(f"{where}: a zarr group without OME-NGFF multiscales metadata; fairimage reads "
-                           "OME-Zarr images (0.1 to 0.5), bioformats2raw folders and HCS plates")
+    raise UnsupportedError(
+        f"{where}: a zarr group without OME-NGFF multiscales metadata; fairimage reads "
+        "OME-Zarr images (0.1 to 0.5), bioformats2raw folders and HCS plates"
+    )
 
 
-def _parse_multiscale(multiscale: dict[str, Any], omero: dict[str, Any] | None, version: str,
-                      where: str) -> Multiscale:
+def _parse_multiscale(
+    multiscale: dict[str, Any], omero: dict[str, Any] | None, version: str, where: str
+) -> Multiscale:
     axes = tuple(_parse_axis(axis, where) for axis in multiscale.get("axes", list("tczyx")))
     ndim = len(axes)
     global_scale = _scale_of(multiscale.get("coordinateTransformations"), ndim)
     datasets = tuple(
         Dataset(
             path=str(dataset["path"]),
-            scale=tuple(a * b for a, b in zip(_scale_of(dataset.get("coordinateTransformations"), ndim),
-                                              global_scale, strict=True)),
+            scale=tuple(
+                a * b
+                for a, b in zip(
+                    _scale_of(dataset.get("coordinateTransformations"), ndim), global_scale, strict=True
+                )
+            ),
         )
         for dataset in multiscale["datasets"]
     )
     if not datasets:
         raise UnsupportedError(f"{where}: the multiscales metadata lists no datasets")
-    return Multiscale(version=version, name=str(multiscale.get("name") or ""), axes=axes, datasets=datasets,
-                      channels=_parse_omero(omero))
+    return Multiscale(
+        version=version,
+        name=str(multiscale.get("name") or ""),
+        axes=axes,
+        datasets=datasets,
+        channels=_parse_omero(omero),
+    )
 
 
 def _parse_axis(axis: Any, where: str) -> Axis:
@@ -114,8 +132,10 @@ def _parse_axis(axis: Any, where: str) -> Axis:
         axis = {"name": axis}
     name = str(axis.get("name", "")).lower()
     if name not in AXIS_TYPES:
-        raise UnsupportedError(f"{where}: axis {name!r} is not one of t, c, z, y, x; fairimage stores images "
-                               "with those axes only")
+        raise UnsupportedError(
+            f"{where}: axis {name!r} is not one of t, c, z, y, x; fairimage stores images "
+            "with those axes only"
+        )
     unit = axis.get("unit")
     if unit is not None:
         unit = time_unit(unit) if AXIS_TYPES[name] == "time" else space_unit(unit)
@@ -135,10 +155,19 @@ def _parse_omero(omero: dict[str, Any] | None) -> tuple[Channel, ...]:
         window = channel.get("window")
         parsed_window = None
         if isinstance(window, dict) and {"start", "end"} <= window.keys():
-            parsed_window = Window(start=window["start"], end=window["end"],
-                                   min=window.get("min", window["start"]), max=window.get("max", window["end"]))
-        channels.append(Channel(label=str(channel.get("label") or f"Channel {i}"),
-                                color=str(channel.get("color") or "FFFFFF").upper(), window=parsed_window))
+            parsed_window = Window(
+                start=window["start"],
+                end=window["end"],
+                min=window.get("min", window["start"]),
+                max=window.get("max", window["end"]),
+            )
+        channels.append(
+            Channel(
+                label=str(channel.get("label") or f"Channel {i}"),
+                color=str(channel.get("color") or "FFFFFF").upper(),
+                window=parsed_window,
+            )
+        )
     return tuple(channels)
 
 
@@ -152,8 +181,14 @@ def _axis_json(axis: Axis) -> dict[str, str]:
 def _omero_json(channels: tuple[Channel, ...], axes: tuple[Axis, ...]) -> dict[str, Any]:
     entries = []
     for channel in channels:
-        entry: dict[str, Any] = {"label": channel.label, "color": channel.color, "active": True,
-                                 "coefficient": 1.0, "family": "linear", "inverted": False}
+        entry: dict[str, Any] = {
+            "label": channel.label,
+            "color": channel.color,
+            "active": True,
+            "coefficient": 1.0,
+            "family": "linear",
+            "inverted": False,
+        }
         if channel.window is not None:
             entry["window"] = channel.window.model_dump()
         entries.append(entry)

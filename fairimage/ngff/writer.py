@@ -104,15 +104,18 @@ class _LevelPipe:
 
     def _write(self, count: int) -> None:
         buffered = np.concatenate(self.pending, axis=-2) if len(self.pending) > 1 else self.pending[0]
-        self.array[(*self.lead, slice(self.next_row, self.next_row + count), slice(None))] = buffered[..., :count, :]
+        self.array[(*self.lead, slice(self.next_row, self.next_row + count), slice(None))] = buffered[
+            ..., :count, :
+        ]
         self.next_row += count
         rest = buffered[..., count:, :]
         self.pending = [rest] if rest.shape[-2] else []
         self.pending_rows -= count
 
 
-def write_image(source: Any, store: Any, options: WriteOptions = WriteOptions(),
-                on_progress: Progress | None = None) -> WrittenImage:
+def write_image(
+    source: Any, store: Any, options: WriteOptions = WriteOptions(), on_progress: Progress | None = None
+) -> WrittenImage:
     """Write ``source`` (an ImageSource) as an OME-Zarr 0.5 multiscale image into the zarr ``store``."""
     meta: ImageMetadata = source.metadata
     axes = meta.axis_names
@@ -120,16 +123,26 @@ def write_image(source: Any, store: Any, options: WriteOptions = WriteOptions(),
         raise UnsupportedError(f"{meta.name}: an image needs y and x axes; found {axes!r}")
     dtype = np.dtype(stored_dtype(meta.dtype))
     if dtype.kind not in "uif":
-        raise UnsupportedError(f"{meta.name}: pixel type {meta.dtype} is not stored; fairimage stores "
-                               "integer, float and boolean images")
+        raise UnsupportedError(
+            f"{meta.name}: pixel type {meta.dtype} is not stored; fairimage stores "
+            "integer, float and boolean images"
+        )
     chunks = choose_chunks(meta.shape, axes, dtype.itemsize, options.chunk_bytes)
     shapes = pyramid_shapes(meta.shape, axes, chunks)
-    codec = BloscCodec(cname=options.cname, clevel=options.clevel, shuffle=options.shuffle,
-                       typesize=dtype.itemsize)
+    codec = BloscCodec(
+        cname=options.cname, clevel=options.clevel, shuffle=options.shuffle, typesize=dtype.itemsize
+    )
     root = zarr.create_group(store, zarr_format=3, overwrite=True)
     arrays = [
-        root.create_array(str(level), shape=shape, chunks=tuple(min(c, n) for c, n in zip(chunks, shape, strict=True)),
-                          dtype=dtype, compressors=[codec], fill_value=0, dimension_names=list(axes))
+        root.create_array(
+            str(level),
+            shape=shape,
+            chunks=tuple(min(c, n) for c, n in zip(chunks, shape, strict=True)),
+            dtype=dtype,
+            compressors=[codec],
+            fill_value=0,
+            dimension_names=list(axes),
+        )
         for level, shape in enumerate(shapes)
     ]
     channel_axis = axes.find("c")
@@ -139,15 +152,27 @@ def write_image(source: Any, store: Any, options: WriteOptions = WriteOptions(),
         _write_plane_group(source, arrays, lead, chunks[-2], dtype, stats, channel, on_progress)
     channels = _with_windows(meta, stats, np.asarray(arrays[-1][...]), channel_axis)
     levels = [
-        Level(path=str(level), shape=shape, chunks=tuple(arrays[level].chunks),
-              scale=level_scale(meta.scale, axes, level))
+        Level(
+            path=str(level),
+            shape=shape,
+            chunks=tuple(arrays[level].chunks),
+            scale=level_scale(meta.scale, axes, level),
+        )
         for level, shape in enumerate(shapes)
     ]
-    root.attrs.update(Ngff05().build(
-        name=meta.name, axes=meta.axes, scales=[level.scale for level in levels], channels=channels,
-        method={"description": "2x2 mean in y and x, odd edges averaged with themselves",
-                "method": "fairimage.ngff.pyramid.downsample_2x", "version": __version__},
-    ))
+    root.attrs.update(
+        Ngff05().build(
+            name=meta.name,
+            axes=meta.axes,
+            scales=[level.scale for level in levels],
+            channels=channels,
+            method={
+                "description": "2x2 mean in y and x, odd edges averaged with themselves",
+                "method": "fairimage.ngff.pyramid.downsample_2x",
+                "version": __version__,
+            },
+        )
+    )
     return WrittenImage(dtype=dtype.name, levels=levels, channels=channels)
 
 
@@ -160,8 +185,16 @@ def _plane_groups(shape: tuple[int, ...], axes: str, chunks: tuple[int, ...]) ->
     return [tuple(group) for group in itertools.product(*ranges)]
 
 
-def _write_plane_group(source: Any, arrays: list[Any], lead: tuple[slice, ...], chunk_rows: int,
-                       dtype: np.dtype, stats: _ChannelStats, channel: int, on_progress: Progress | None) -> None:
+def _write_plane_group(
+    source: Any,
+    arrays: list[Any],
+    lead: tuple[slice, ...],
+    chunk_rows: int,
+    dtype: np.dtype,
+    stats: _ChannelStats,
+    channel: int,
+    on_progress: Progress | None,
+) -> None:
     height = source.metadata.shape[-2]
     pipe: _LevelPipe | None = None
     for array in reversed(arrays[1:]):
@@ -178,8 +211,9 @@ def _write_plane_group(source: Any, arrays: list[Any], lead: tuple[slice, ...], 
             pipe.push(block, final=stop == height)
 
 
-def _with_windows(meta: ImageMetadata, stats: _ChannelStats, smallest: np.ndarray,
-                  channel_axis: int) -> tuple[Channel, ...]:
+def _with_windows(
+    meta: ImageMetadata, stats: _ChannelStats, smallest: np.ndarray, channel_axis: int
+) -> tuple[Channel, ...]:
     """Channels as the source named them, with omero windows: min/max of the data, start/end from the
     0.1-99.9 percentiles of the smallest level (cheap, and robust to hot pixels)."""
     channels = []
@@ -192,5 +226,7 @@ def _with_windows(meta: ImageMetadata, stats: _ChannelStats, smallest: np.ndarra
         start, end = max(start, low), min(end, high)
         if end <= start:
             start, end = low, high
-        channels.append(channel.model_copy(update={"window": Window(start=start, end=end, min=low, max=high)}))
+        channels.append(
+            channel.model_copy(update={"window": Window(start=start, end=end, min=low, max=high)})
+        )
     return tuple(channels)

@@ -26,8 +26,9 @@ def get_study(repository: Repository, key: str) -> Study:
         return _study(row, queries.image_count(session, row.id))
 
 
-def list_images(repository: Repository, study: str | None = None, limit: int = 100,
-                cursor: str | None = None) -> ImagePage:
+def list_images(
+    repository: Repository, study: str | None = None, limit: int = 100, cursor: str | None = None
+) -> ImagePage:
     """A page of images, optionally of one study (id or name); ``cursor`` is the ``next`` of the last page."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInputError(f"limit {limit}: must be between 1 and {MAX_PAGE}")
@@ -52,20 +53,30 @@ def get_image(repository: Repository, image_id: str) -> Image:
 
 
 def _study(row: StudyRow, count: int) -> Study:
-    return Study(id=row.id, name=row.name, description=row.description, created_at=row.created_at,
-                 image_count=count)
+    return Study(
+        id=row.id, name=row.name, description=row.description, created_at=row.created_at, image_count=count
+    )
 
 
 def to_image(row: ImageRow) -> Image:
     file = row.original_file
     return Image(
-        id=row.id, name=row.name, study_id=row.study_id, study_name=row.study.name,
-        original_file=OriginalFile(id=file.id, name=file.name, format=file.format, size=file.size,
-                                   sha256=file.sha256),
+        id=row.id,
+        name=row.name,
+        study_id=row.study_id,
+        study_name=row.study.name,
+        original_file=OriginalFile(
+            id=file.id, name=file.name, format=file.format, size=file.size, sha256=file.sha256
+        ),
         series_index=row.series_index,
         axes=tuple(Axis.model_validate(axis) for axis in row.axes),
-        shape=tuple(row.shape), dtype=row.dtype, source_dtype=row.source_dtype, scale=tuple(row.scale),
+        shape=tuple(row.shape),
+        dtype=row.dtype,
+        source_dtype=row.source_dtype,
+        scale=tuple(row.scale),
         channels=tuple(Channel.model_validate(channel) for channel in row.channels),
         levels=tuple(Level.model_validate(level) for level in row.levels),
-        stored_bytes=row.stored_bytes, object_count=row.object_count, created_at=row.created_at,
+        stored_bytes=row.stored_bytes,
+        object_count=row.object_count,
+        created_at=row.created_at,
     )

@@ -54,8 +54,9 @@ class Progress:
     def advance(self, nbytes: int) -> None: ...
 
 
-def ingest_paths(repository: Repository, paths: list[Path], study: str = DEFAULT_STUDY,
-                 progress: Progress | None = None) -> list[FileOutcome]:
+def ingest_paths(
+    repository: Repository, paths: list[Path], study: str = DEFAULT_STUDY, progress: Progress | None = None
+) -> list[FileOutcome]:
     """Ingest every image file found in ``paths`` (folders are walked) into ``study``."""
     progress = progress or Progress()
     outcomes: list[FileOutcome] = []
@@ -93,8 +94,13 @@ def _ingest_one(repository: Repository, run: Run, path: Path, study: str, progre
         with repository.reading() as session:
             present = queries.file_by_sha256(session, sha256)
             if present is not None:
-                return FileOutcome(str(path), "already_present", present.format, present.id,
-                                   [image.id for image in present.images])
+                return FileOutcome(
+                    str(path),
+                    "already_present",
+                    present.format,
+                    present.id,
+                    [image.id for image in present.images],
+                )
         with open_file(path) as opened:
             total = sum(source.metadata.nbytes for source in opened.images)
             progress.start_file(path, total)
@@ -108,8 +114,11 @@ def _ingest_one(repository: Repository, run: Run, path: Path, study: str, progre
         return FileOutcome(str(path), "failed", error=f"{path.name}: out of memory while converting")
     except Exception as exc:  # report, never crash the other files; the message names the file and the error
         first_line = (str(exc).strip().splitlines() or [""])[0]
-        return FileOutcome(str(path), "failed",
-                           error=f"{path.name}: unexpected {type(exc).__name__}: {first_line}; please report this")
+        return FileOutcome(
+            str(path),
+            "failed",
+            error=f"{path.name}: unexpected {type(exc).__name__}: {first_line}; please report this",
+        )
 
 
 @dataclass
@@ -129,8 +138,12 @@ def _stage_image(repository: Repository, run: Run, source: ImageSource, progress
     image_id = new_id("img")
     prefix = layout.staged_image_prefix(run.id, image_id)
     settings = repository.settings
-    options = WriteOptions(chunk_bytes=settings.chunk_bytes, cname=settings.cname, clevel=settings.clevel,
-                           shuffle=settings.shuffle)
+    options = WriteOptions(
+        chunk_bytes=settings.chunk_bytes,
+        cname=settings.cname,
+        clevel=settings.clevel,
+        shuffle=settings.shuffle,
+    )
     written = write_image(source, repository.store.zarr_store(prefix), options, progress.advance)
     _verify(repository, prefix, source, written)
     manifest = build_manifest(repository, prefix)
@@ -138,8 +151,12 @@ def _stage_image(repository: Repository, run: Run, source: ImageSource, progress
     repository.store.write(layout.staged_manifest_key(run.id, image_id), body)
     meta = source.metadata
     return _Staged(
-        image_id=image_id, source_dtype=meta.dtype, metadata_name=meta.name, written=written,
-        axes=[axis.model_dump() for axis in meta.axes], scale=meta.scale,
+        image_id=image_id,
+        source_dtype=meta.dtype,
+        metadata_name=meta.name,
+        written=written,
+        axes=[axis.model_dump() for axis in meta.axes],
+        scale=meta.scale,
         manifest_sha256=hashlib.sha256(body).hexdigest(),
         stored_bytes=sum(entry["size"] for entry in manifest["objects"].values()),
         object_count=len(manifest["objects"]),
@@ -151,13 +168,16 @@ def _verify(repository: Repository, prefix: str, source: ImageSource, written: W
     group = zarr.open_group(repository.store.zarr_store(prefix, read_only=True), mode="r")
     multiscale = parse_multiscale(group.attrs.asdict(), source.metadata.name)
     if len(multiscale.datasets) != len(written.levels):
-        raise CorruptFileError(f"{source.metadata.name}: staged image lists {len(multiscale.datasets)} levels, "
-                               f"{len(written.levels)} were written")
+        raise CorruptFileError(
+            f"{source.metadata.name}: staged image lists {len(multiscale.datasets)} levels, "
+            f"{len(written.levels)} were written"
+        )
     for level in written.levels:
         array = group[level.path]
         if tuple(array.shape) != level.shape or np.dtype(array.dtype).name != written.dtype:
-            raise CorruptFileError(f"{source.metadata.name}: staged level {level.path} does not match what "
-                                   "was written")
+            raise CorruptFileError(
+                f"{source.metadata.name}: staged level {level.path} does not match what was written"
+            )
 
 
 def build_manifest(repository: Repository, prefix: str) -> dict[str, object]:
@@ -168,12 +188,20 @@ def build_manifest(repository: Repository, prefix: str) -> dict[str, object]:
         with repository.store.open(info.key) as f:
             while block := f.read(_HASH_BLOCK):
                 digest.update(block)
-        objects[info.key[len(prefix) + 1:]] = {"size": info.size, "sha256": digest.hexdigest()}
+        objects[info.key[len(prefix) + 1 :]] = {"size": info.size, "sha256": digest.hexdigest()}
     return {"format": "fairimage-manifest/1", "algorithm": "sha256", "objects": objects}
 
 
-def _publish(repository: Repository, run: Run, path: Path, study_name: str, fmt: str, sha256: str,
-             size: int, staged: list[_Staged]) -> str:
+def _publish(
+    repository: Repository,
+    run: Run,
+    path: Path,
+    study_name: str,
+    fmt: str,
+    sha256: str,
+    size: int,
+    staged: list[_Staged],
+) -> str:
     """Move the staged images into place and record them in one transaction; undo the moves if it fails."""
     file_id = new_id("file")
     moved: list[str] = []
@@ -184,16 +212,27 @@ def _publish(repository: Repository, run: Run, path: Path, study_name: str, fmt:
                 study = StudyRow(id=new_id("study"), name=study_name, description="")
                 session.add(study)
                 session.flush()  # the study row must exist before rows that refer to it
-            session.add(OriginalFileRow(id=file_id, study_id=study.id, name=path.name, source_path=str(path),
-                                        format=fmt, size=size, sha256=sha256))
+            session.add(
+                OriginalFileRow(
+                    id=file_id,
+                    study_id=study.id,
+                    name=path.name,
+                    source_path=str(path),
+                    format=fmt,
+                    size=size,
+                    sha256=sha256,
+                )
+            )
             session.flush()
             for index, image in enumerate(staged):
                 run.intend(image.image_id)
-                repository.store.move(layout.staged_image_prefix(run.id, image.image_id),
-                                      layout.image_prefix(image.image_id))
+                repository.store.move(
+                    layout.staged_image_prefix(run.id, image.image_id), layout.image_prefix(image.image_id)
+                )
                 moved.append(image.image_id)
-                repository.store.move(layout.staged_manifest_key(run.id, image.image_id),
-                                      layout.manifest_key(image.image_id))
+                repository.store.move(
+                    layout.staged_manifest_key(run.id, image.image_id), layout.manifest_key(image.image_id)
+                )
                 session.add(_image_row(image, index, study.id, file_id))
     except BaseException:
         for image_id in moved:
@@ -206,13 +245,31 @@ def _publish(repository: Repository, run: Run, path: Path, study_name: str, fmt:
 def _image_row(image: _Staged, index: int, study_id: str, file_id: str) -> ImageRow:
     written = image.written
     return ImageRow(
-        id=image.image_id, study_id=study_id, file_id=file_id, name=image.metadata_name, series_index=index,
-        axes=image.axes, shape=list(written.levels[0].shape), dtype=written.dtype, source_dtype=image.source_dtype,
-        scale=list(image.scale), channels=[channel.model_dump() for channel in written.channels],
-        levels=[{"path": level.path, "shape": list(level.shape), "chunks": list(level.chunks),
-                 "scale": list(level.scale)} for level in written.levels],
-        storage_key=layout.image_prefix(image.image_id), manifest_key=layout.manifest_key(image.image_id),
-        manifest_sha256=image.manifest_sha256, stored_bytes=image.stored_bytes, object_count=image.object_count,
+        id=image.image_id,
+        study_id=study_id,
+        file_id=file_id,
+        name=image.metadata_name,
+        series_index=index,
+        axes=image.axes,
+        shape=list(written.levels[0].shape),
+        dtype=written.dtype,
+        source_dtype=image.source_dtype,
+        scale=list(image.scale),
+        channels=[channel.model_dump() for channel in written.channels],
+        levels=[
+            {
+                "path": level.path,
+                "shape": list(level.shape),
+                "chunks": list(level.chunks),
+                "scale": list(level.scale),
+            }
+            for level in written.levels
+        ],
+        storage_key=layout.image_prefix(image.image_id),
+        manifest_key=layout.manifest_key(image.image_id),
+        manifest_sha256=image.manifest_sha256,
+        stored_bytes=image.stored_bytes,
+        object_count=image.object_count,
     )
 
 
@@ -243,4 +300,3 @@ def _file_sha256(path: Path) -> tuple[str, int]:
     except OSError as exc:
         raise NotFoundError(f"{path}: cannot read ({exc.strerror})") from exc
     return digest.hexdigest(), size
-

@@ -40,8 +40,12 @@ class Repository:
 def _connect(settings: Settings) -> Repository:
     engine = open_engine(settings.db)
     migrate(engine)
-    return Repository(settings=settings, engine=engine, store=open_store(settings.storage),
-                      sessions=sessionmaker(engine, expire_on_commit=False))
+    return Repository(
+        settings=settings,
+        engine=engine,
+        store=open_store(settings.storage),
+        sessions=sessionmaker(engine, expire_on_commit=False),
+    )
 
 
 def init_repository(settings: Settings) -> Repository:
@@ -57,8 +61,9 @@ def init_repository(settings: Settings) -> Repository:
 def open_repository(settings: Settings) -> Repository:
     """Open an existing repository, upgrading its catalog and clearing what crashed runs left staged."""
     if not settings.config_path.is_file():
-        raise NotFoundError(f"{settings.repo} is not a fairimage repository; create it with "
-                            f"'fairimage init {settings.repo}'")
+        raise NotFoundError(
+            f"{settings.repo} is not a fairimage repository; create it with 'fairimage init {settings.repo}'"
+        )
     from fairimage.services.runs import clean_stale_runs
 
     repository = _connect(settings)

@@ -10,14 +10,17 @@ from PIL import Image
 
 
 def _cells(rng: np.random.Generator, shape: tuple[int, int], count: int, radius: float) -> np.ndarray:
-    """Soft round blobs (nuclei-like) on a dim background, values 0..1."""
+    """Soft round blobs (nuclei-like) on a dark background, values 0..1; each blob is drawn in its own window."""
     height, width = shape
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     plane = np.zeros(shape, np.float32)
     for _ in range(count):
         cy, cx = rng.uniform(0, height), rng.uniform(0, width)
         r = radius * rng.uniform(0.6, 1.4)
-        plane += np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))).astype(np.float32)
+        reach = int(3 * r) + 1
+        y0, y1 = max(0, int(cy) - reach), min(height, int(cy) + reach)
+        x0, x1 = max(0, int(cx) - reach), min(width, int(cx) + reach)
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        plane[y0:y1, x0:x1] += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
     return np.clip(plane, 0, 1)
 
 
@@ -35,23 +38,40 @@ def write_samples(folder: Path, seed: int = 7) -> list[Path]:
     nuclei = _cells(rng, (512, 768), 40, 14)
     membrane = _cells(rng, (512, 768), 60, 22) - 0.6 * nuclei
     spots = _cells(rng, (512, 768), 120, 3)
-    stack = np.stack([
-        np.stack([_noisy(rng, np.clip(base, 0, 1) * np.exp(-((z - 4) ** 2) / 8), peak, 100)
-                  for z in range(9)])
-        for base, peak in ((nuclei, 3000), (membrane, 1500), (spots, 5000))
-    ])
+    stack = np.stack(
+        [
+            np.stack(
+                [_noisy(rng, np.clip(base, 0, 1) * np.exp(-((z - 4) ** 2) / 8), peak, 100) for z in range(9)]
+            )
+            for base, peak in ((nuclei, 3000), (membrane, 1500), (spots, 5000))
+        ]
+    )
     path = folder / "hela-confocal.ome.tif"
-    tifffile.imwrite(path, stack, ome=True, photometric="minisblack", metadata={
-        "axes": "CZYX", "PhysicalSizeX": 0.1025, "PhysicalSizeY": 0.1025, "PhysicalSizeZ": 0.5,
-        "Channel": {"Name": ["DAPI", "WGA-488", "mCherry-spots"]},
-    })
+    tifffile.imwrite(
+        path,
+        stack,
+        ome=True,
+        photometric="minisblack",
+        metadata={
+            "axes": "CZYX",
+            "PhysicalSizeX": 0.1025,
+            "PhysicalSizeY": 0.1025,
+            "PhysicalSizeZ": 0.5,
+            "Channel": {"Name": ["DAPI", "WGA-488", "mCherry-spots"]},
+        },
+    )
     paths.append(path)
 
     # A time-lapse as an ImageJ hyperstack.
     frames = np.stack([_noisy(rng, np.roll(nuclei[:256, :256], 6 * t, axis=1), 2000, 80) for t in range(6)])
     path = folder / "timelapse.tif"
-    tifffile.imwrite(path, frames[:, None], imagej=True, resolution=(1 / 0.65, 1 / 0.65),
-                     metadata={"axes": "TZYX", "unit": "um", "finterval": 30.0})
+    tifffile.imwrite(
+        path,
+        frames[:, None],
+        imagej=True,
+        resolution=(1 / 0.65, 1 / 0.65),
+        metadata={"axes": "TZYX", "unit": "um", "finterval": 30.0},
+    )
     paths.append(path)
 
     # A large single plane, to show a deep pyramid.

@@ -7,7 +7,7 @@ from fairimage.storage.local import LocalStore
 def open_store(url: str) -> Store:
     """The store a storage URL names: a local folder (path or file://); object storage comes with fsspec."""
     if url.startswith("file://"):
-        url = url[len("file://"):]
+        url = url[len("file://") :]
     if "://" in url:
         from fairimage.model.errors import InvalidInputError
 

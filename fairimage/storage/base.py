@@ -57,7 +57,12 @@ def check_key(key: str) -> str:
     Raises NotFoundError, so that a crafted URL gets the same 404 as any missing key.
     """
     parts = key.split("/")
-    if (not key or key.startswith("/") or "\\" in key or "\x00" in key
-            or any(part in ("", ".", "..") for part in parts)):
+    if (
+        not key
+        or key.startswith("/")
+        or "\\" in key
+        or "\x00" in key
+        or any(part in ("", ".", "..") for part in parts)
+    ):
         raise NotFoundError(f"{key!r} is not a valid key")
     return key

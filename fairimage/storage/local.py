@@ -66,8 +66,9 @@ class LocalStore:
             for name in sorted(files):
                 path = Path(directory) / name
                 result = path.stat()
-                yield ObjectInfo(key=path.relative_to(self.root).as_posix(), size=result.st_size,
-                                 mtime=result.st_mtime)
+                yield ObjectInfo(
+                    key=path.relative_to(self.root).as_posix(), size=result.st_size, mtime=result.st_mtime
+                )
 
     def list_children(self, prefix: str) -> list[str]:
         base = self._path(prefix)
