@@ -1,7 +1,7 @@
 """Peak memory and throughput of `fairimage ingest` on a large generated stack (default 4 GiB).
 
 Generates the input (never committed), runs the real CLI in a child process, and reads the peak RSS of the
-child's process tree from the kernel (VmHWM in /proc, the high-water mark since exec), not from the tool itself.
+child's process tree from the kernel (VmHWM in /proc, the high-water mark since exec), not from the tool.
 getrusage(RUSAGE_CHILDREN) would be wrong here: its ru_maxrss keeps the RSS a child inherits at fork, before
 exec, and this script holds the generated data. Peer comparisons come with the scale issue.
 
@@ -73,15 +73,17 @@ def main() -> None:
         size = source.stat().st_size
         subprocess.run([FAIRIMAGE, "init", str(work / "repo")], check=True, capture_output=True)
         started = time.perf_counter()
-        result = subprocess.run(
-            [FAIRIMAGE, "ingest", "--repo", str(work / "repo"), str(source), "--json"],
-            capture_output=True,
-            text=True,
-        )
+        command = [FAIRIMAGE, "ingest", "--repo", str(work / "repo"), str(source), "--json"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peak_kib = 0
+        while process.poll() is None:
+            peak_kib = max(peak_kib, _tree_high_water_kib(process.pid))
+            time.sleep(0.05)
+        stdout, stderr = process.communicate()
         seconds = time.perf_counter() - started
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        if result.returncode != 0:
-            sys.exit(f"ingest failed: {result.stderr}")
+        peak_mib = peak_kib / 1024
+        if process.returncode != 0:
+            sys.exit(f"ingest failed: {stderr}")
         stored = sum(p.stat().st_size for p in (work / "repo" / "objects").rglob("*") if p.is_file())
         figures = {
             "input_gib": round(size / 2**30, 2),
@@ -90,7 +92,7 @@ def main() -> None:
             "mb_per_s": round(size / 1e6 / seconds, 1),
             "peak_rss_mib": round(peak_mib),
             "stored_gib": round(stored / 2**30, 2),
-            "status": json.loads(result.stdout)[0]["status"],
+            "status": json.loads(stdout)[0]["status"],
         }
         print(json.dumps(figures, indent=1))
         results = Path(__file__).parent / "results"
