@@ -10,7 +10,7 @@ from PIL import Image
 
 
 def _cells(rng: np.random.Generator, shape: tuple[int, int], count: int, radius: float) -> np.ndarray:
-    """Soft round blobs (nuclei-like) on a dark background, values 0..1; each blob is drawn in its own window."""
+    """Soft round blobs (nuclei-like) on a dark background, values 0..1, each drawn in its own window."""
     height, width = shape
     plane = np.zeros(shape, np.float32)
     for _ in range(count):
