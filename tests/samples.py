@@ -92,6 +92,24 @@ def ome_zarr_v04(path: Path, data: np.ndarray, axes: str = "zyx") -> Path:
     return path
 
 
+def ome_zarr_v05(path: Path, data: np.ndarray, axes: str = "cyx") -> Path:
+    """An OME-Zarr 0.5 image (zarr v3) written by ome-zarr-py."""
+    from ome_zarr.format import FormatV05
+    from ome_zarr.writer import write_image
+
+    root = zarr.open_group(str(path), mode="w", zarr_format=3)
+    write_image(
+        data,
+        root,
+        axes=axes,
+        fmt=FormatV05(),
+        scale_factors=(2,),
+        scale={"c": 1.0, "y": 0.65, "x": 0.65},
+        axes_units={"y": "micrometer", "x": "micrometer"},
+    )
+    return path
+
+
 def bioformats2raw(path: Path, series: list[np.ndarray]) -> Path:
     """The bioformats2raw layout 3: one OME-Zarr 0.4 image per series under 0/, 1/, ... and OME/."""
     root = zarr.open_group(str(path), mode="w", zarr_format=2)

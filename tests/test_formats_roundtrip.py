@@ -93,6 +93,9 @@ def _inputs(folder: Path) -> dict[str, list[Expected]]:
     zyx = samples.ramp((3, 70, 90), seed=12)
     samples.ome_zarr_v04(folder / "old.ome.zarr", zyx)
     cases["old.ome.zarr"] = [Expected(zyx, "zyx", {"z": (2.0, "micrometer"), "x": (0.5, "micrometer")})]
+    cyx = samples.ramp((2, 80, 60), seed=15)
+    samples.ome_zarr_v05(folder / "new.ome.zarr", cyx)
+    cases["new.ome.zarr"] = [Expected(cyx, "cyx", {"x": (0.65, "micrometer")})]
     series = [samples.ramp((40, 30), seed=13), samples.ramp((20, 50), seed=14)]
     samples.bioformats2raw(folder / "converted.zarr", series)
     cases["converted.zarr"] = [Expected(series[0], "yx"), Expected(series[1], "yx")]
@@ -147,6 +150,7 @@ def test_every_input_was_ingested_and_unknown_files_skipped(corpus: Corpus) -> N
         "alpha.png",
         "photo.jpg",
         "old.ome.zarr",
+        "new.ome.zarr",
         "converted.zarr",
     ],
 )
