@@ -10,9 +10,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fairimage.formats.base import OpenedFile, Region
-from fairimage.formats.tiff import rgb_channels
 from fairimage.model.errors import CorruptFileError
-from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes
+from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes, rgb_channels
 
 # Scientific PNGs can be far larger than Pillow's decompression-bomb guard (89 Mpx); the user chose the file.
 Image.MAX_IMAGE_PIXELS = 1 << 32

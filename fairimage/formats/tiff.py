@@ -17,7 +17,7 @@ import zarr
 
 from fairimage.formats.base import OpenedFile, Region, plan_axes
 from fairimage.model.errors import CorruptFileError
-from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes
+from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes, rgb_channels
 from fairimage.model.units import space_unit, time_unit
 
 # tifffile's axis letters (tifffile.TIFF.AXES) onto tczyx. S (samples, e.g. RGB) are channels; I and Q
@@ -276,14 +276,3 @@ def _channels(axes: str, shape: tuple[int, ...], series: Any, ome: _OmeImage | N
     if count in (3, 4) and photometric == tifffile.PHOTOMETRIC.RGB:
         return rgb_channels(count)
     return default_channels(count)
-
-
-def rgb_channels(count: int) -> tuple[Channel, ...]:
-    """Red, green, blue (and alpha) channels of a colour picture."""
-    channels = [
-        Channel(label="Red", color="FF0000"),
-        Channel(label="Green", color="00FF00"),
-        Channel(label="Blue", color="0000FF"),
-        Channel(label="Alpha", color="FFFFFF"),
-    ]
-    return tuple(channels[:count])

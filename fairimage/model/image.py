@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 AxisType = Literal["time", "channel", "space"]
@@ -62,9 +63,7 @@ class ImageMetadata(BaseModel):
 
     @property
     def nbytes(self) -> int:
-        from numpy import dtype
-
-        return math.prod(self.shape) * dtype(self.dtype).itemsize
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
 def make_axes(names: str, units: dict[str, str | None] | None = None) -> tuple[Axis, ...]:
@@ -89,6 +88,17 @@ def default_channels(count: int, labels: list[str] | None = None) -> tuple[Chann
     return tuple(
         Channel(label=names[i], color=_DEFAULT_COLOURS[i % len(_DEFAULT_COLOURS)]) for i in range(count)
     )
+
+
+def rgb_channels(count: int) -> tuple[Channel, ...]:
+    """Red, green, blue (and alpha) channels of a colour picture."""
+    channels = [
+        Channel(label="Red", color="FF0000"),
+        Channel(label="Green", color="00FF00"),
+        Channel(label="Blue", color="0000FF"),
+        Channel(label="Alpha", color="FFFFFF"),
+    ]
+    return tuple(channels[:count])
 
 
 def stored_dtype(dtype: str) -> str:
