@@ -14,7 +14,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/pip install -q -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import fairimage, zarr, tifffile, fastapi, ome_zarr_models, ome_zarr, bioio_ome_zarr"
+	$(BIN)/python -c "import fairimage, zarr, tifffile, fastapi, ome_zarr_models, ome_zarr, bioio_ome_zarr, s3fs, moto"
 	touch $@
 
 install: $(VENV)/.installed
@@ -34,8 +34,9 @@ lint: install
 	$(BIN)/ruff check fairimage tests benchmarks
 	$(BIN)/lint-imports
 
-bench: install  ## conversion figures (see benchmarks/README.md)
-	$(BIN)/python benchmarks/ingest_memory.py
+bench: install  ## conversion against ome-zarr-py and ngff-zarr, and the machine's ceiling (benchmarks/README.md)
+	$(BIN)/pip install -q -e '.[test,bench]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python benchmarks/convert.py
 
 clean:
 	rm -rf demo-repo .pytest_cache benchmarks/results

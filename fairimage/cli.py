@@ -61,11 +61,21 @@ def init(
             help="catalog URL (default: sqlite file in the repository), e.g. postgresql://user@host/db"
         ),
     ] = None,
-    storage: Annotated[str | None, typer.Option(help="object store folder (default: REPO/objects)")] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="where images are stored: a folder (default: REPO/objects) or s3://bucket/prefix; "
+            "S3 credentials come from the AWS environment variables or profile and are never stored"
+        ),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(help="URL of an S3-compatible service other than AWS, e.g. http://minio:9000"),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a repository: catalog database and object store."""
-    settings = load_settings(repo, db=db, storage=storage)
+    settings = load_settings(repo, db=db, storage=storage, s3_endpoint=s3_endpoint)
     init_repository(settings).close()
     if as_json:
         _json({"repo": str(settings.repo), "storage": settings.storage})

@@ -23,10 +23,12 @@ class _Environment(BaseSettings):
     repo: Path | None = None
     db: str | None = None
     storage: str | None = None
+    s3_endpoint: str | None = None
     chunk_bytes: int | None = None
     cname: str | None = None
     clevel: int | None = None
     shuffle: str | None = None
+    workers: int | None = None
 
 
 class Settings(BaseModel):
@@ -34,11 +36,13 @@ class Settings(BaseModel):
 
     repo: Path
     db: str  # SQLAlchemy URL: sqlite:///REPO/catalog.sqlite by default, or postgresql://...
-    storage: str  # a folder (REPO/objects by default)
+    storage: str  # a folder (REPO/objects by default) or s3://bucket/prefix
+    s3_endpoint: str | None = None  # an S3-compatible service other than AWS (MinIO, Ceph, moto); not secret
     chunk_bytes: int = 1 << 20
     cname: Literal["zstd", "lz4", "lz4hc", "blosclz", "zlib"] = "zstd"
     clevel: int = 5
     shuffle: Literal["shuffle", "bitshuffle", "noshuffle"] = "shuffle"
+    workers: int = 0  # threads per conversion; 0 = every core
 
     @property
     def config_path(self) -> Path:
@@ -101,8 +105,8 @@ def write_config(settings: Settings) -> None:
     # The default catalog and object folder live inside the repository and follow it when it moves.
     lines += [
         f'{key} = "{getattr(settings, key)}"'
-        for key in ("db", "storage")
-        if getattr(settings, key) != defaults[key]
+        for key in ("db", "storage", "s3_endpoint")
+        if getattr(settings, key) != defaults.get(key)
     ]
     lines += [
         f"chunk_bytes = {settings.chunk_bytes}",

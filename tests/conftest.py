@@ -75,6 +75,64 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     engine.dispose()
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API server (moto in server mode) on 127.0.0.1 at a random port, with test credentials in
+    the environment, where fairimage (and the CLI it starts) finds them as it would find real ones."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ACCESS_KEY_ID", "fairimage-test")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "fairimage-test-secret")
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def new_bucket(s3_endpoint: str) -> str:
+    """A new, empty bucket on the S3 server; returns its name."""
+    import s3fs
+
+    bucket = f"fairimage-{secrets.token_hex(6)}"
+    s3fs.S3FileSystem(endpoint_url=s3_endpoint).mkdir(bucket)
+    return bucket
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    return new_bucket(s3_endpoint)
+
+
+def storage_settings(request: pytest.FixtureRequest, repo: Path) -> Settings:
+    """Settings for a repository whose objects live where ``request.param`` says: "local" or "s3"."""
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        return load_settings(repo, storage=f"s3://{new_bucket(endpoint)}/repo", s3_endpoint=endpoint)
+    return load_settings(repo)
+
+
 @pytest.fixture
 def repo_settings(tmp_path: Path) -> Settings:
     return load_settings(tmp_path / "repo")

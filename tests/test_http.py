@@ -11,9 +11,8 @@ import pytest
 
 from fairimage.services.ingest import ingest_paths
 from fairimage.services.repository import init_repository
-from fairimage.settings import load_settings
 from tests import samples
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, storage_settings
 
 
 @dataclass
@@ -25,14 +24,15 @@ class Served:
         return f"{self.url}/zarr/{self.image_ids[index]}.ome.zarr/{key}"
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+@pytest.fixture(scope="module", params=["local", "s3"])
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """Three ingested images, served; every test runs with the objects in a local folder and in S3."""
     root = tmp_path_factory.mktemp("http")
     paths = [
         samples.ome_tiff(root / f"cells-{i}.ome.tif", samples.ramp((2, 300, 200), seed=i), axes="CYX")
         for i in range(3)
     ]
-    settings = load_settings(root / "repo")
+    settings = storage_settings(request, root / "repo")
     repository = init_repository(settings)
     outcomes = ingest_paths(repository, paths, study="http")
     repository.close()

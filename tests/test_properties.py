@@ -18,6 +18,7 @@ from fairimage.formats.base import Region
 from fairimage.model.image import ImageMetadata, default_channels, make_axes
 from fairimage.ngff.pyramid import downsample_2x
 from fairimage.ngff.writer import WriteOptions, write_image
+from fairimage.storage import ImagePrefix, LocalStore
 
 DTYPES = [
     "uint8",
@@ -76,8 +77,9 @@ def test_level_0_is_exact_and_every_level_is_valid(image: tuple[np.ndarray, str]
     pixels, axes = image
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "image.ome.zarr"
+        target = ImagePrefix(LocalStore(folder), "image.ome.zarr")
         # A tiny chunk target forces several chunks and pyramid levels even for small arrays.
-        written = write_image(ArraySource(pixels, axes), str(store), WriteOptions(chunk_bytes=256))
+        written = write_image(ArraySource(pixels, axes), target, WriteOptions(chunk_bytes=256))
         group = zarr.open_group(str(store), mode="r")
         expected = pixels.astype(np.uint8) if pixels.dtype == bool else pixels
         np.testing.assert_array_equal(group["0"][...], expected)

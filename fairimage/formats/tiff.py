@@ -203,23 +203,30 @@ class ContiguousPixels:
             else range(rows, rows + 1)
         )
         rest = index[self.row_axis + 1 :]
-        blocks = []
+        combos = list(itertools.product(*lead))
+        # Read straight into the result, one seek and one read per plane: no intermediate copies.
+        out = np.empty((len(combos), len(rows), *self.row_shape), dtype=self.dtype)
         with self.path.open("rb", buffering=0) as f:
-            for combo in itertools.product(*lead):
+            for block, combo in zip(out, combos, strict=True):
                 plane = int(np.ravel_multi_index(combo, self.shape[: self.row_axis])) if combo else 0
                 start = self.offset + (plane * self.shape[self.row_axis] + rows.start) * self.row_bytes
                 f.seek(start)
-                raw = f.read(len(rows) * self.row_bytes)
-                if len(raw) != len(rows) * self.row_bytes:
+                got = f.readinto(memoryview(block).cast("B"))
+                if got != block.nbytes:
                     raise CorruptFileError(
-                        f"{self.path.name}: truncated at byte {start + len(raw)}; "
+                        f"{self.path.name}: truncated at byte {start + (got or 0)}; "
                         "the file is incomplete, copy it again"
                     )
-                block = np.frombuffer(raw, dtype=self.dtype).reshape((len(rows), *self.row_shape))
-                blocks.append(block[(slice(None), *rest)].astype(self.dtype.newbyteorder("="), copy=False))
+        out = out[(slice(None), slice(None), *rest)]
+        if not self.dtype.isnative:
+            out = out.astype(self.dtype.newbyteorder("="))
         shape = [len(r) for r, i in zip(lead, index, strict=False) if isinstance(i, slice)]
-        out = np.stack(blocks).reshape((*shape, *blocks[0].shape))
-        return out if isinstance(index[self.row_axis], slice) else out.reshape((*shape, *blocks[0].shape[1:]))
+        out = out.reshape((*shape, *out.shape[1:]))
+        return (
+            out
+            if isinstance(index[self.row_axis], slice)
+            else out.reshape((*shape, *out.shape[len(shape) + 1 :]))
+        )
 
 
 def _physical_sizes(

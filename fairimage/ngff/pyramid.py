@@ -27,19 +27,35 @@ def downsample_2x(block: np.ndarray) -> np.ndarray:
     if block.shape[-1] % 2:
         block = np.concatenate([block, block[..., -1:]], axis=-1)
     wide = _accumulator(block.dtype)
-    rows = block[..., 0::2, :].astype(wide) + block[..., 1::2, :]
+    rows = block[..., 0::2, :].astype(wide)
+    rows += block[..., 1::2, :]
     total = rows[..., 0::2] + rows[..., 1::2]
     if block.dtype.kind in "ui":
         if wide.kind == "f":  # 64-bit integers: averaged in float64, rounded back
             return np.rint(total / 4).astype(block.dtype)
-        return ((total + 2) // 4).astype(block.dtype)
-    return (total / 4).astype(block.dtype)
+        total += 2
+        total >>= (
+            2  # floor((sum + 2) / 4), also for negative sums: numpy shifts signed integers arithmetically
+        )
+        return total.astype(block.dtype)
+    if total.dtype.kind != "f":  # booleans, counted in uint8
+        return (total / 4).astype(block.dtype)
+    total /= 4
+    return total.astype(block.dtype, copy=False)
 
 
-def display_window(values: np.ndarray) -> tuple[float, float]:
-    """A contrast window that ignores the brightest and darkest 0.1%, as viewers' auto-contrast does."""
-    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values.ravel()
-    if finite.size == 0:
+def display_window(values: np.ndarray, sample_size: int = 1 << 20) -> tuple[float, float]:
+    """A contrast window that ignores the brightest and darkest 0.1%, as viewers' auto-contrast does.
+
+    Large inputs are sampled with an even stride (about a million values): a window does not need more, and
+    sorting a whole level would cost seconds.
+    """
+    flat = values.ravel()
+    if flat.size > sample_size:
+        flat = flat[:: flat.size // sample_size]
+    if flat.dtype.kind == "f":
+        flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
         return 0.0, 1.0
-    low, high = np.percentile(finite, [0.1, 99.9])
+    low, high = np.percentile(flat, [0.1, 99.9])
     return float(low), float(high)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import zarr
@@ -25,6 +26,13 @@ from fairimage.model.image import (
     pyramid_shapes,
     stored_dtype,
 )
+from fairimage.ngff.chunks import (
+    ChunkWriter,
+    StoredObject,
+    blosc_codec,
+    chunk_key,
+    worker_count,
+)
 from fairimage.ngff.metadata import Ngff05
 from fairimage.ngff.pyramid import display_window, downsample_2x
 
@@ -39,6 +47,7 @@ class WriteOptions:
     cname: Literal["zstd", "lz4", "lz4hc", "blosclz", "zlib"] = "zstd"
     clevel: int = 5
     shuffle: Literal["shuffle", "bitshuffle", "noshuffle"] = "shuffle"
+    workers: int = 0  # threads encoding chunks; 0 = every core this process may use
 
 
 @dataclass(frozen=True)
@@ -56,32 +65,52 @@ class WrittenImage:
     dtype: str
     levels: list[Level]
     channels: tuple[Channel, ...]
+    chunks: dict[str, StoredObject]  # every chunk written, by key relative to the image root
 
 
 class _ChannelStats:
-    """Running min/max per channel over level 0."""
+    """Running min/max per channel over level 0; blocks are added from several threads."""
 
     def __init__(self, count: int) -> None:
         self.low = [math.inf] * count
         self.high = [-math.inf] * count
+        self._lock = threading.Lock()
 
     def add(self, channel: int, block: np.ndarray) -> None:
         if block.dtype.kind == "f":
-            finite = block[np.isfinite(block)]
-            if finite.size == 0:
+            block = block[np.isfinite(block)]
+            if block.size == 0:
                 return
-            block = finite
-        self.low[channel] = min(self.low[channel], float(block.min()))
-        self.high[channel] = max(self.high[channel], float(block.max()))
+        low, high = float(block.min()), float(block.max())
+        with self._lock:
+            self.low[channel] = min(self.low[channel], low)
+            self.high[channel] = max(self.high[channel], high)
+
+
+@dataclass(frozen=True)
+class _LevelOut:
+    """One level's chunk grid: cuts rows of pixels into chunks and hands them to the chunk writer."""
+
+    path: str
+    chunks: tuple[int, ...]
+    writer: ChunkWriter
+
+    def write_rows(self, lead: tuple[slice, ...], first_row: int, rows: np.ndarray) -> None:
+        """``rows`` start at a chunk boundary and are one chunk row deep (or the last, shorter one)."""
+        index = tuple(part.start // size for part, size in zip(lead, self.chunks, strict=False))
+        row_index = first_row // self.chunks[-2]
+        step = self.chunks[-1]
+        for column, start in enumerate(range(0, rows.shape[-1], step)):
+            key = chunk_key(self.path, (*index, row_index, column))
+            self.writer.submit(key, rows[..., start : start + step], self.chunks)
 
 
 @dataclass
 class _LevelPipe:
     """Receives rows of the level above, halves them and writes full chunk rows of its own level."""
 
-    array: Any
+    level: _LevelOut
     lead: tuple[slice, ...]
-    chunk_rows: int
     below: _LevelPipe | None
     carry: np.ndarray | None = None  # an odd row waiting for its pair
     pending: list[np.ndarray] = field(default_factory=list)
@@ -97,26 +126,37 @@ class _LevelPipe:
         halved = downsample_2x(rows)
         self.pending.append(halved)
         self.pending_rows += halved.shape[-2]
-        while self.pending_rows >= self.chunk_rows or (final and self.pending_rows):
-            self._write(min(self.chunk_rows, self.pending_rows))
+        chunk_rows = self.level.chunks[-2]
+        while self.pending_rows >= chunk_rows or (final and self.pending_rows):
+            self._write(min(chunk_rows, self.pending_rows))
         if self.below is not None:
             self.below.push(halved, final)
 
     def _write(self, count: int) -> None:
         buffered = np.concatenate(self.pending, axis=-2) if len(self.pending) > 1 else self.pending[0]
-        self.array[(*self.lead, slice(self.next_row, self.next_row + count), slice(None))] = buffered[
-            ..., :count, :
-        ]
+        self.level.write_rows(self.lead, self.next_row, buffered[..., :count, :])
         self.next_row += count
         rest = buffered[..., count:, :]
         self.pending = [rest] if rest.shape[-2] else []
         self.pending_rows -= count
 
 
+class ImageTarget(Protocol):
+    """Where one image goes: a zarr-python store for the metadata, ``put`` for chunks (keys relative to the
+    image root; called from several threads at once)."""
+
+    def zarr_store(self) -> Any: ...
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+
 def write_image(
-    source: Any, store: Any, options: WriteOptions = WriteOptions(), on_progress: Progress | None = None
+    source: Any,
+    target: ImageTarget,
+    options: WriteOptions = WriteOptions(),
+    on_progress: Progress | None = None,
 ) -> WrittenImage:
-    """Write ``source`` (an ImageSource) as an OME-Zarr 0.5 multiscale image into the zarr ``store``."""
+    """Write ``source`` (an ImageSource) as an OME-Zarr 0.5 multiscale image into ``target``."""
     meta: ImageMetadata = source.metadata
     axes = meta.axis_names
     if axes[-2:] != "yx":
@@ -132,7 +172,7 @@ def write_image(
     codec = BloscCodec(
         cname=options.cname, clevel=options.clevel, shuffle=options.shuffle, typesize=dtype.itemsize
     )
-    root = zarr.create_group(store, zarr_format=3, overwrite=True)
+    root = zarr.create_group(target.zarr_store(), zarr_format=3, overwrite=True)
     arrays = [
         root.create_array(
             str(level),
@@ -147,9 +187,13 @@ def write_image(
     ]
     channel_axis = axes.find("c")
     stats = _ChannelStats(meta.shape[channel_axis] if channel_axis >= 0 else 1)
-    for lead in _plane_groups(meta.shape, axes, chunks):
-        channel = lead[channel_axis].start if channel_axis >= 0 else 0
-        _write_plane_group(source, arrays, lead, chunks[-2], dtype, stats, channel, on_progress)
+    encoder = blosc_codec(options.cname, options.clevel, options.shuffle, dtype.itemsize)
+    with ChunkWriter(target.put, encoder, worker_count(options.workers)) as writer:
+        outs = [_LevelOut(str(level), tuple(array.chunks), writer) for level, array in enumerate(arrays)]
+        for lead in _plane_groups(meta.shape, axes, chunks):
+            channel = lead[channel_axis].start if channel_axis >= 0 else 0
+            _write_plane_group(source, outs, lead, dtype, stats, channel, on_progress)
+        objects = writer.finish()
     channels = _with_windows(meta, stats, np.asarray(arrays[-1][...]), channel_axis)
     levels = [
         Level(
@@ -173,7 +217,7 @@ def write_image(
             },
         )
     )
-    return WrittenImage(dtype=dtype.name, levels=levels, channels=channels)
+    return WrittenImage(dtype=dtype.name, levels=levels, channels=channels, chunks=objects)
 
 
 def _plane_groups(shape: tuple[int, ...], axes: str, chunks: tuple[int, ...]) -> list[tuple[slice, ...]]:
@@ -187,26 +231,26 @@ def _plane_groups(shape: tuple[int, ...], axes: str, chunks: tuple[int, ...]) ->
 
 def _write_plane_group(
     source: Any,
-    arrays: list[Any],
+    outs: list[_LevelOut],
     lead: tuple[slice, ...],
-    chunk_rows: int,
     dtype: np.dtype,
     stats: _ChannelStats,
     channel: int,
     on_progress: Progress | None,
 ) -> None:
     height = source.metadata.shape[-2]
+    chunk_rows = outs[0].chunks[-2]
     pipe: _LevelPipe | None = None
-    for array in reversed(arrays[1:]):
-        pipe = _LevelPipe(array=array, lead=lead, chunk_rows=array.chunks[-2], below=pipe)
+    for out in reversed(outs[1:]):
+        pipe = _LevelPipe(level=out, lead=lead, below=pipe)
     for start in range(0, height, chunk_rows):
         stop = min(start + chunk_rows, height)
         block = source.read((*lead, slice(start, stop), slice(None)))
         if on_progress is not None:
             on_progress(block.nbytes)
         block = block.astype(dtype, copy=False)
-        arrays[0][(*lead, slice(start, stop), slice(None))] = block
-        stats.add(channel, block)
+        outs[0].write_rows(lead, start, block)
+        outs[0].writer.run(stats.add, channel, block)
         if pipe is not None:
             pipe.push(block, final=stop == height)
 

@@ -40,6 +40,10 @@ class ImageObject:
     info: ObjectInfo
     path: Path | None
 
+    def read(self, repository: Repository, start: int | None = None, end: int | None = None) -> bytes:
+        """Bytes ``start`` to ``end`` (exclusive) of the object, from whichever store holds it."""
+        return repository.store.read(self.info.key, start, end)
+
 
 def image_object(repository: Repository, principal: Principal, image_id: str, key: str) -> ImageObject:
     """A key inside an image's OME-Zarr group (``zarr.json``, ``0/c/0/0/1/3`` ...), after the access check.

@@ -23,11 +23,12 @@ from fairimage.catalog.tables import ImageRow, OriginalFileRow, StudyRow
 from fairimage.formats import ImageSource, is_zarr_dir, open_file
 from fairimage.model.errors import CorruptFileError, FairimageError, NotFoundError
 from fairimage.model.study import new_id
+from fairimage.ngff.chunks import StoredObject
 from fairimage.ngff.metadata import parse_multiscale
 from fairimage.ngff.writer import WriteOptions, WrittenImage, write_image
 from fairimage.services.repository import Repository
 from fairimage.services.runs import Run, ingest_run
-from fairimage.storage import layout
+from fairimage.storage import ImagePrefix, layout
 
 Status = Literal["ingested", "already_present", "failed", "skipped"]
 DEFAULT_STUDY = "default"
@@ -143,10 +144,11 @@ def _stage_image(repository: Repository, run: Run, source: ImageSource, progress
         cname=settings.cname,
         clevel=settings.clevel,
         shuffle=settings.shuffle,
+        workers=settings.workers,
     )
-    written = write_image(source, repository.store.zarr_store(prefix), options, progress.advance)
+    written = write_image(source, ImagePrefix(repository.store, prefix), options, progress.advance)
     _verify(repository, prefix, source, written)
-    manifest = build_manifest(repository, prefix)
+    manifest = build_manifest(repository, prefix, written.chunks)
     body = json.dumps(manifest, indent=1, sort_keys=True).encode()
     repository.store.write(layout.staged_manifest_key(run.id, image_id), body)
     meta = source.metadata
@@ -180,16 +182,36 @@ def _verify(repository: Repository, prefix: str, source: ImageSource, written: W
             )
 
 
-def build_manifest(repository: Repository, prefix: str) -> dict[str, object]:
-    """Every stored key of an image with its size and sha256, so a fixity check can find one flipped byte."""
+def build_manifest(
+    repository: Repository, prefix: str, written: dict[str, StoredObject]
+) -> dict[str, object]:
+    """Every stored key of an image with its size and sha256, so a fixity check can find one flipped byte.
+
+    Chunks were hashed as they were written; the listing must hold exactly those (same sizes) plus the
+    zarr.json metadata files, which are read back and hashed here.
+    """
     objects = {}
     for info in repository.store.list(prefix):
-        digest = hashlib.sha256()
-        with repository.store.open(info.key) as f:
-            while block := f.read(_HASH_BLOCK):
-                digest.update(block)
-        objects[info.key[len(prefix) + 1 :]] = {"size": info.size, "sha256": digest.hexdigest()}
+        key = info.key[len(prefix) + 1 :]
+        chunk = written.get(key)
+        if chunk is None:
+            objects[key] = {"size": info.size, "sha256": _object_sha256(repository, info.key)}
+        elif chunk.size == info.size:
+            objects[key] = {"size": chunk.size, "sha256": chunk.sha256}
+        else:
+            raise CorruptFileError(f"{prefix}/{key}: stored {info.size} bytes, {chunk.size} were written")
+    missing = written.keys() - objects.keys()
+    if missing:
+        raise CorruptFileError(f"{prefix}: {len(missing)} written chunks are missing, e.g. {min(missing)}")
     return {"format": "fairimage-manifest/1", "algorithm": "sha256", "objects": objects}
+
+
+def _object_sha256(repository: Repository, key: str) -> str:
+    digest = hashlib.sha256()
+    with repository.store.open(key) as f:
+        while block := f.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _publish(

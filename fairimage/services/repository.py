@@ -43,7 +43,7 @@ def _connect(settings: Settings) -> Repository:
     return Repository(
         settings=settings,
         engine=engine,
-        store=open_store(settings.storage),
+        store=open_store(settings.storage, settings.s3_endpoint),
         sessions=sessionmaker(engine, expire_on_commit=False),
     )
 

@@ -15,6 +15,7 @@ class ObjectInfo:
     key: str
     size: int
     mtime: float
+    etag: str | None = None  # the object store's own validator, where it has one
 
 
 class Store(Protocol):
@@ -32,7 +33,18 @@ class Store(Protocol):
 
     def open(self, key: str) -> BinaryIO: ...
 
-    def write(self, key: str, data: bytes) -> None: ...
+    def read(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        """The bytes of ``key`` from ``start`` to ``end`` (exclusive; None means the edge)."""
+        ...
+
+    def write(self, key: str, data: bytes) -> None:
+        """Replace an object atomically: readers see the old bytes or the new, never a mix."""
+        ...
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store an object of a staged, unpublished image: durable on return, no atomic replace needed.
+        Safe to call from several threads at once (conversion writes chunks in parallel)."""
+        ...
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object below ``prefix``, recursively, keys relative to the store root."""
@@ -66,3 +78,17 @@ def check_key(key: str) -> str:
     ):
         raise NotFoundError(f"{key!r} is not a valid key")
     return key
+
+
+@dataclass(frozen=True)
+class ImagePrefix:
+    """One image's place in a store, as the OME-Zarr writer wants it: a zarr store and a chunk ``put``."""
+
+    store: Store
+    prefix: str
+
+    def zarr_store(self) -> Any:
+        return self.store.zarr_store(self.prefix)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.store.put(f"{self.prefix}/{key}", data)

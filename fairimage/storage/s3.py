@@ -1,0 +1,129 @@
+"""S3-compatible object storage as a Store, through fsspec/s3fs.
+
+Credentials come from where AWS tools look for them (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
+~/.aws); fairimage never stores them. The endpoint of a non-AWS service (MinIO, Ceph, moto) is a setting.
+S3 has no rename: ``move`` copies on the server and then deletes, which is why only staged, unpublished
+images are ever moved; the catalog commit is what publishes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from fairimage.model.errors import NotFoundError, StorageError
+from fairimage.storage.base import ObjectInfo, check_key
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """botocore/s3fs errors as fairimage errors that name the object and say what to check."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise NotFoundError(f"{what}: no such object") from None
+    except PermissionError as exc:
+        raise StorageError(f"{what}: access denied by the object store; check the AWS credentials") from exc
+    except OSError as exc:
+        raise StorageError(f"{what}: object store error: {exc}") from exc
+
+
+class S3Store:
+    def __init__(self, url: str, endpoint_url: str | None = None) -> None:
+        import s3fs
+
+        bucket_and_prefix = url.removeprefix("s3://").strip("/")
+        if not bucket_and_prefix:
+            raise StorageError(f"storage {url!r}: name a bucket, e.g. s3://bucket/prefix")
+        self.url = f"s3://{bucket_and_prefix}"
+        self.root = bucket_and_prefix
+        self._options: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
+        self.fs = s3fs.S3FileSystem(**self._options)
+        bucket = bucket_and_prefix.split("/")[0]
+        with _translated(f"bucket {bucket!r}"):
+            if not self.fs.exists(bucket):
+                raise StorageError(
+                    f"storage {url}: bucket {bucket!r} does not exist or these credentials cannot see it"
+                    + (f" at {endpoint_url}" if endpoint_url else "")
+                )
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{check_key(key)}"
+
+    def zarr_store(self, prefix: str, read_only: bool = False) -> Any:
+        from zarr.storage import FsspecStore
+
+        return FsspecStore.from_url(
+            f"s3://{self._path(prefix)}", storage_options=self._options, read_only=read_only
+        )
+
+    def stat(self, key: str) -> ObjectInfo:
+        with _translated(key):
+            info = self.fs.info(self._path(key))
+        if info.get("type") != "file":
+            raise NotFoundError(f"{key}: no such object")
+        return _object_info(key, info)
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def open(self, key: str) -> BinaryIO:
+        with _translated(key):
+            return self.fs.open(self._path(key), "rb")  # type: ignore[no-any-return]
+
+    def read(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        with _translated(key):
+            return self.fs.cat_file(self._path(key), start=start, end=end)  # type: ignore[no-any-return]
+
+    def write(self, key: str, data: bytes) -> None:
+        with _translated(key):  # one PUT: S3 replaces an object atomically
+            self.fs.pipe_file(self._path(key), data)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.write(key, data)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        with _translated(prefix):
+            found = self.fs.find(self._path(prefix), detail=True)
+        for path, info in sorted(found.items()):
+            if info.get("type") == "file":
+                yield _object_info(path[len(self.root) + 1 :], info)
+
+    def list_children(self, prefix: str) -> list[str]:
+        with _translated(prefix):
+            try:
+                entries = self.fs.ls(self._path(prefix), detail=False, refresh=True)
+            except FileNotFoundError:
+                return []
+        return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries)
+
+    def delete(self, prefix: str) -> None:
+        path = self._path(prefix)
+        with _translated(prefix):
+            keys = list(self.fs.find(path))
+            if keys:
+                self.fs.rm(keys)
+        self.fs.invalidate_cache(path)
+
+    def move(self, source: str, target: str) -> None:
+        """Copy every object on the server, then delete the originals (S3 has no rename)."""
+        source_path, target_path = self._path(source), self._path(target)
+        with _translated(source):
+            keys = list(self.fs.find(source_path))
+            if not keys:
+                raise StorageError(f"cannot move {source} to {target}: nothing is stored there")
+            for key in keys:
+                self.fs.copy(key, target_path + key[len(source_path) :])
+            self.fs.rm(keys)
+        self.fs.invalidate_cache(source_path)
+        self.fs.invalidate_cache(target_path)
+
+
+def _object_info(key: str, info: dict[str, Any]) -> ObjectInfo:
+    modified = info.get("LastModified")
+    mtime = modified.timestamp() if isinstance(modified, datetime) else 0.0
+    etag = str(info.get("ETag") or "").strip('"') or None
+    return ObjectInfo(key=key, size=int(info["size"]), mtime=mtime, etag=etag)

@@ -1,0 +1,73 @@
+"""A repository whose images live in S3 (a real S3 API server, moto), used through the CLI and HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import s3fs
+import tifffile
+import zarr
+
+from fairimage.settings import load_settings
+from fairimage.storage import layout
+from tests import samples
+from tests.conftest import FAIRIMAGE, LiveServer, run_cli
+
+
+def _keys(s3_endpoint: str, prefix: str) -> list[str]:
+    fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint)
+    fs.invalidate_cache()
+    return fs.find(prefix) if fs.exists(prefix) else []
+
+
+def test_ingest_to_s3_and_stream_from_it(tmp_path: Path, s3_endpoint: str, s3_bucket: str) -> None:
+    pixels = samples.ramp((2, 1500, 1200), seed=3)  # several chunks and two levels
+    source = samples.ome_tiff(tmp_path / "cells.ome.tif", pixels, axes="CYX")
+    repo = tmp_path / "repo"
+    run_cli("init", repo, "--storage", f"s3://{s3_bucket}/lab", "--s3-endpoint", s3_endpoint, check=True)
+    config = (repo / "fairimage.toml").read_text()
+    assert f"s3://{s3_bucket}/lab" in config and "fairimage-test-secret" not in config  # no credentials
+
+    done = run_cli("ingest", "--repo", repo, source, "--json", check=True)
+    image_id = json.loads(done.stdout)[0]["images"][0]
+    stored = _keys(s3_endpoint, f"{s3_bucket}/lab/{layout.IMAGES}/{image_id}.ome.zarr")
+    assert any(key.endswith("/0/c/0/0/0") for key in stored)
+    assert _keys(s3_endpoint, f"{s3_bucket}/lab/{layout.STAGING}") == []
+    assert not (repo / "objects").exists()  # nothing went to the local disk
+
+    with LiveServer(load_settings(repo)) as server:
+        group = zarr.open_group(f"{server.url}/zarr/{image_id}.ome.zarr", mode="r")
+        np.testing.assert_array_equal(group["0"][...], pixels)
+        assert group.attrs["ome"]["multiscales"][0]["datasets"][1]["path"] == "1"
+
+
+def test_kill_9_during_an_s3_ingest_is_cleaned_up(tmp_path: Path, s3_endpoint: str, s3_bucket: str) -> None:
+    stack = np.broadcast_to(np.arange(2048, dtype=np.uint16), (16, 2048, 2048))
+    tifffile.imwrite(tmp_path / "big.tif", stack, photometric="minisblack")
+    repo = tmp_path / "repo"
+    run_cli("init", repo, "--storage", f"s3://{s3_bucket}/lab", "--s3-endpoint", s3_endpoint, check=True)
+    process = subprocess.Popen(
+        [FAIRIMAGE, "ingest", "--repo", str(repo), str(tmp_path / "big.tif")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FAIRIMAGE_")},
+    )
+    staging = f"{s3_bucket}/lab/{layout.STAGING}"
+    deadline = time.monotonic() + 120
+    while not any("/c/" in key for key in _keys(s3_endpoint, staging)):
+        assert process.poll() is None, "ingest ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+    listed = run_cli("images", "--repo", repo, "--json", check=True)  # any command cleans up
+    assert json.loads(listed.stdout) == []
+    assert _keys(s3_endpoint, staging) == []
+    assert _keys(s3_endpoint, f"{s3_bucket}/lab/{layout.IMAGES}") == []
