@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +24,7 @@ from fairimage import __version__
 from fairimage.model.errors import FairimageError
 from fairimage.services import images as image_service
 from fairimage.services import ingest as ingest_service
+from fairimage.services.cluster import ClusterSpec
 from fairimage.services.repository import Repository, init_repository, open_repository
 from fairimage.settings import load_settings
 
@@ -109,10 +109,24 @@ def ingest(
     study: Annotated[
         str, typer.Option(help="study to add the images to (created if new)")
     ] = ingest_service.DEFAULT_STUDY,
+    workers: Annotated[
+        int,
+        typer.Option(help="convert files in parallel on a dask LocalCluster of N worker processes", min=0),
+    ] = 0,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FAIRIMAGE_SCHEDULER",
+            help="convert on a running dask.distributed cluster, e.g. tcp://host:8786; its workers must "
+            "see the input files and the repository's storage",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Convert image files to OME-Zarr 0.5 and add them to the repository."""
-    repository = _open(repo)
+    repository = _open(repo, scheduler=scheduler)
+    scheduler = repository.settings.scheduler
+    cluster = ClusterSpec(scheduler=scheduler, workers=workers) if scheduler or workers else None
     try:
         progress = Progress(
             TextColumn("{task.description}"),
@@ -125,7 +139,7 @@ def ingest(
             transient=True,
         )
         with progress:
-            outcomes = ingest_service.ingest_paths(repository, paths, study, _Bar(progress))
+            outcomes = ingest_service.ingest_paths(repository, paths, study, _Bar(progress), cluster)
     finally:
         repository.close()
     if as_json:
@@ -275,8 +289,6 @@ def _main(
 
 def main() -> None:
     """Entry point: every FairimageError becomes one line and its exit code, never a traceback."""
-    # tifffile logs its own warnings about damaged files; the reader's one-line error already says it.
-    logging.getLogger("tifffile").setLevel(logging.ERROR)
     try:
         code = app(standalone_mode=False)  # returns the exit code of typer.Exit instead of raising it
     except FairimageError as exc:

@@ -24,11 +24,12 @@ class _Environment(BaseSettings):
     db: str | None = None
     storage: str | None = None
     s3_endpoint: str | None = None
+    scheduler: str | None = None
     chunk_bytes: int | None = None
     cname: str | None = None
     clevel: int | None = None
     shuffle: str | None = None
-    workers: int | None = None
+    threads: int | None = None
 
 
 class Settings(BaseModel):
@@ -42,7 +43,8 @@ class Settings(BaseModel):
     cname: Literal["zstd", "lz4", "lz4hc", "blosclz", "zlib"] = "zstd"
     clevel: int = 5
     shuffle: Literal["shuffle", "bitshuffle", "noshuffle"] = "shuffle"
-    workers: int = 0  # threads per conversion; 0 = every core
+    threads: int = 0  # encoding threads per conversion; 0 = every core
+    scheduler: str | None = None  # a dask.distributed scheduler (tcp://host:8786) that ingest uses
 
     @property
     def config_path(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -19,6 +20,10 @@ from fairimage.formats.base import OpenedFile, Region, plan_axes
 from fairimage.model.errors import CorruptFileError
 from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes, rgb_channels
 from fairimage.model.units import space_unit, time_unit
+
+# tifffile logs its own warnings about damaged files; this reader's one-line error already says it (and a
+# dask worker would print them on the user's terminal).
+logging.getLogger("tifffile").setLevel(logging.ERROR)
 
 # tifffile's axis letters (tifffile.TIFF.AXES) onto tczyx. S (samples, e.g. RGB) are channels; I and Q
 # (a plain page sequence, unknown) and the rarer stack kinds become z, as microscopists expect of a stack.

@@ -42,7 +42,7 @@ def chunk_key(level: str, index: tuple[int, ...]) -> str:
     return "/".join((level, "c", *map(str, index)))
 
 
-def worker_count(requested: int = 0) -> int:
+def thread_count(requested: int = 0) -> int:
     """Threads for chunk encoding: the cores this process may use, unless a number is asked for."""
     if requested > 0:
         return requested

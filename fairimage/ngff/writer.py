@@ -31,7 +31,7 @@ from fairimage.ngff.chunks import (
     StoredObject,
     blosc_codec,
     chunk_key,
-    worker_count,
+    thread_count,
 )
 from fairimage.ngff.metadata import Ngff05
 from fairimage.ngff.pyramid import display_window, downsample_2x
@@ -47,7 +47,7 @@ class WriteOptions:
     cname: Literal["zstd", "lz4", "lz4hc", "blosclz", "zlib"] = "zstd"
     clevel: int = 5
     shuffle: Literal["shuffle", "bitshuffle", "noshuffle"] = "shuffle"
-    workers: int = 0  # threads encoding chunks; 0 = every core this process may use
+    threads: int = 0  # threads encoding chunks; 0 = every core this process may use
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def write_image(
     channel_axis = axes.find("c")
     stats = _ChannelStats(meta.shape[channel_axis] if channel_axis >= 0 else 1)
     encoder = blosc_codec(options.cname, options.clevel, options.shuffle, dtype.itemsize)
-    with ChunkWriter(target.put, encoder, worker_count(options.workers)) as writer:
+    with ChunkWriter(target.put, encoder, thread_count(options.threads)) as writer:
         outs = [_LevelOut(str(level), tuple(array.chunks), writer) for level, array in enumerate(arrays)]
         for lead in _plane_groups(meta.shape, axes, chunks):
             channel = lead[channel_axis].start if channel_axis >= 0 else 0

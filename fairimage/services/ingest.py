@@ -11,9 +11,9 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import zarr
@@ -28,7 +28,10 @@ from fairimage.ngff.metadata import parse_multiscale
 from fairimage.ngff.writer import WriteOptions, WrittenImage, write_image
 from fairimage.services.repository import Repository
 from fairimage.services.runs import Run, ingest_run
-from fairimage.storage import ImagePrefix, layout
+
+if TYPE_CHECKING:
+    from fairimage.services.cluster import ClusterSpec
+from fairimage.storage import ImagePrefix, Store, layout
 
 Status = Literal["ingested", "already_present", "failed", "skipped"]
 DEFAULT_STUDY = "default"
@@ -55,27 +58,78 @@ class Progress:
     def advance(self, nbytes: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class Conversion:
+    """Everything a conversion needs besides the file, small enough to send to a cluster worker: where the
+    store is (credentials stay in each machine's environment), how to write, and the run's staging area."""
+
+    storage: str
+    s3_endpoint: str | None
+    options: WriteOptions
+    run_id: str
+
+
+@dataclass
+class ConvertedFile:
+    """A file converted into the run's staging area, ready to publish."""
+
+    format: str
+    staged: list[_Staged]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input: a file, or an OME-Zarr folder."""
+
+    path: Path
+    named: bool  # given by the user (an unsupported file is then an error) rather than found in a folder
+
+
 def ingest_paths(
-    repository: Repository, paths: list[Path], study: str = DEFAULT_STUDY, progress: Progress | None = None
+    repository: Repository,
+    paths: list[Path],
+    study: str = DEFAULT_STUDY,
+    progress: Progress | None = None,
+    cluster: ClusterSpec | None = None,
 ) -> list[FileOutcome]:
-    """Ingest every image file found in ``paths`` (folders are walked) into ``study``."""
+    """Ingest every image file found in ``paths`` (folders are walked) into ``study``, here or, with
+    ``cluster``, on a dask.distributed cluster; the catalog is written here either way."""
     progress = progress or Progress()
     outcomes: list[FileOutcome] = []
-    inputs: list[tuple[Path, bool]] = []
+    inputs: list[InputFile] = []
     for path in paths:
         if not path.exists():
             outcomes.append(FileOutcome(str(path), "failed", error=f"{path}: no such file or folder"))
         elif path.is_file() or is_zarr_dir(path):
-            inputs.append((path, True))
+            inputs.append(InputFile(path, True))
         else:
-            inputs.extend((found, False) for found in _walk(path))
+            inputs.extend(InputFile(found, False) for found in _walk(path))
     with ingest_run(repository) as run:
-        for path, named in inputs:
-            outcome = _ingest_one(repository, run, path, study, progress)
-            if outcome.status == "skipped" and named:
+        conversion = _conversion(repository, run)
+        if cluster is None:
+            results = (_ingest_here(repository, run, conversion, item, study, progress) for item in inputs)
+        else:
+            from fairimage.services.cluster import ingest_on_cluster
+
+            results = ingest_on_cluster(repository, run, conversion, inputs, study, progress, cluster)
+        done: dict[InputFile, FileOutcome] = {}
+        for item, outcome in results:
+            if outcome.status == "skipped" and item.named:
                 outcome.status = "failed"  # a file the user named is an error; one found in a folder is not
-            outcomes.append(outcome)
-    return outcomes
+            done[item] = outcome
+    return outcomes + [done[item] for item in inputs]  # in input order, however a cluster finished them
+
+
+def _conversion(repository: Repository, run: Run) -> Conversion:
+    settings = repository.settings
+    options = WriteOptions(
+        chunk_bytes=settings.chunk_bytes,
+        cname=settings.cname,
+        clevel=settings.clevel,
+        shuffle=settings.shuffle,
+        threads=settings.threads,
+    )
+    return Conversion(settings.storage, settings.s3_endpoint, options, run.id)
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -89,37 +143,54 @@ def _walk(folder: Path) -> Iterator[Path]:
             yield from _walk(child)
 
 
-def _ingest_one(repository: Repository, run: Run, path: Path, study: str, progress: Progress) -> FileOutcome:
+def _ingest_here(
+    repository: Repository, run: Run, conversion: Conversion, item: InputFile, study: str, progress: Progress
+) -> tuple[InputFile, FileOutcome]:
+    path = item.path
     try:
         sha256, size = content_sha256(path)
-        with repository.reading() as session:
-            present = queries.file_by_sha256(session, sha256)
-            if present is not None:
-                return FileOutcome(
-                    str(path),
-                    "already_present",
-                    present.format,
-                    present.id,
-                    [image.id for image in present.images],
-                )
-        with open_file(path) as opened:
-            total = sum(source.metadata.nbytes for source in opened.images)
-            progress.start_file(path, total)
-            staged = [_stage_image(repository, run, source, progress) for source in opened.images]
-            file_id = _publish(repository, run, path, study, opened.format, sha256, size, staged)
-            return FileOutcome(str(path), "ingested", opened.format, file_id, [s.image_id for s in staged])
-    except FairimageError as exc:
+        present = already_present(repository, path, sha256)
+        if present is not None:
+            return item, present
+        converted = convert_file(repository.store, conversion, path, progress)
+        return item, publish(repository, run, path, study, sha256, size, converted)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported per file, never stops the others
+        return item, failure(path, exc)
+
+
+def already_present(repository: Repository, path: Path, sha256: str) -> FileOutcome | None:
+    """The outcome for a file whose content is stored already, or None."""
+    with repository.reading() as session:
+        present = queries.file_by_sha256(session, sha256)
+        if present is None:
+            return None
+        return FileOutcome(
+            str(path), "already_present", present.format, present.id, [image.id for image in present.images]
+        )
+
+
+def failure(path: Path, exc: BaseException) -> FileOutcome:
+    """What the user is told about a file that could not be ingested: one line naming it."""
+    if isinstance(exc, FairimageError):
         status: Status = "skipped" if exc.code == "unsupported" else "failed"
         return FileOutcome(str(path), status, error=exc.message)
-    except MemoryError:
+    if isinstance(exc, MemoryError):
         return FileOutcome(str(path), "failed", error=f"{path.name}: out of memory while converting")
-    except Exception as exc:  # report, never crash the other files; the message names the file and the error
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        return FileOutcome(
-            str(path),
-            "failed",
-            error=f"{path.name}: unexpected {type(exc).__name__}: {first_line}; please report this",
-        )
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return FileOutcome(
+        str(path),
+        "failed",
+        error=f"{path.name}: unexpected {type(exc).__name__}: {first_line}; please report this",
+    )
+
+
+def convert_file(store: Store, conversion: Conversion, path: Path, progress: Progress) -> ConvertedFile:
+    """Convert every image in one file into the run's staging area. Touches no catalog, so it runs here or
+    on a cluster worker alike."""
+    with open_file(path) as opened:
+        progress.start_file(path, sum(source.metadata.nbytes for source in opened.images))
+        staged = [_stage_image(store, conversion, source, progress) for source in opened.images]
+        return ConvertedFile(opened.format, staged)
 
 
 @dataclass
@@ -135,28 +206,20 @@ class _Staged:
     object_count: int
 
 
-def _stage_image(repository: Repository, run: Run, source: ImageSource, progress: Progress) -> _Staged:
+def _stage_image(store: Store, conversion: Conversion, source: ImageSource, progress: Progress) -> _Staged:
     image_id = new_id("img")
-    prefix = layout.staged_image_prefix(run.id, image_id)
-    settings = repository.settings
-    options = WriteOptions(
-        chunk_bytes=settings.chunk_bytes,
-        cname=settings.cname,
-        clevel=settings.clevel,
-        shuffle=settings.shuffle,
-        workers=settings.workers,
-    )
-    written = write_image(source, ImagePrefix(repository.store, prefix), options, progress.advance)
-    _verify(repository, prefix, source, written)
-    manifest = build_manifest(repository, prefix, written.chunks)
+    prefix = layout.staged_image_prefix(conversion.run_id, image_id)
+    written = write_image(source, ImagePrefix(store, prefix), conversion.options, progress.advance)
+    _verify(store, prefix, source, written)
+    manifest = build_manifest(store, prefix, written.chunks)
     body = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    repository.store.write(layout.staged_manifest_key(run.id, image_id), body)
+    store.write(layout.staged_manifest_key(conversion.run_id, image_id), body)
     meta = source.metadata
     return _Staged(
         image_id=image_id,
         source_dtype=meta.dtype,
         metadata_name=meta.name,
-        written=written,
+        written=replace(written, chunks={}),  # in the manifest now; no need to carry them back
         axes=[axis.model_dump() for axis in meta.axes],
         scale=meta.scale,
         manifest_sha256=hashlib.sha256(body).hexdigest(),
@@ -165,9 +228,9 @@ def _stage_image(repository: Repository, run: Run, source: ImageSource, progress
     )
 
 
-def _verify(repository: Repository, prefix: str, source: ImageSource, written: WrittenImage) -> None:
+def _verify(store: Store, prefix: str, source: ImageSource, written: WrittenImage) -> None:
     """Re-open what was staged: valid OME-NGFF metadata, every level present with the planned shape."""
-    group = zarr.open_group(repository.store.zarr_store(prefix, read_only=True), mode="r")
+    group = zarr.open_group(store.zarr_store(prefix, read_only=True), mode="r")
     multiscale = parse_multiscale(group.attrs.asdict(), source.metadata.name)
     if len(multiscale.datasets) != len(written.levels):
         raise CorruptFileError(
@@ -182,20 +245,18 @@ def _verify(repository: Repository, prefix: str, source: ImageSource, written: W
             )
 
 
-def build_manifest(
-    repository: Repository, prefix: str, written: dict[str, StoredObject]
-) -> dict[str, object]:
+def build_manifest(store: Store, prefix: str, written: dict[str, StoredObject]) -> dict[str, object]:
     """Every stored key of an image with its size and sha256, so a fixity check can find one flipped byte.
 
     Chunks were hashed as they were written; the listing must hold exactly those (same sizes) plus the
     zarr.json metadata files, which are read back and hashed here.
     """
     objects = {}
-    for info in repository.store.list(prefix):
+    for info in store.list(prefix):
         key = info.key[len(prefix) + 1 :]
         chunk = written.get(key)
         if chunk is None:
-            objects[key] = {"size": info.size, "sha256": _object_sha256(repository, info.key)}
+            objects[key] = {"size": info.size, "sha256": _object_sha256(store, info.key)}
         elif chunk.size == info.size:
             objects[key] = {"size": chunk.size, "sha256": chunk.sha256}
         else:
@@ -206,25 +267,26 @@ def build_manifest(
     return {"format": "fairimage-manifest/1", "algorithm": "sha256", "objects": objects}
 
 
-def _object_sha256(repository: Repository, key: str) -> str:
+def _object_sha256(store: Store, key: str) -> str:
     digest = hashlib.sha256()
-    with repository.store.open(key) as f:
+    with store.open(key) as f:
         while block := f.read(_HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
 
 
-def _publish(
+def publish(
     repository: Repository,
     run: Run,
     path: Path,
     study_name: str,
-    fmt: str,
     sha256: str,
     size: int,
-    staged: list[_Staged],
-) -> str:
-    """Move the staged images into place and record them in one transaction; undo the moves if it fails."""
+    converted: ConvertedFile,
+) -> FileOutcome:
+    """Move a file's staged images into place and record them in one transaction; undo the moves if it
+    fails. Only the process holding the run does this."""
+    fmt, staged = converted.format, converted.staged
     file_id = new_id("file")
     moved: list[str] = []
     try:
@@ -261,7 +323,7 @@ def _publish(
             repository.store.delete(layout.image_prefix(image_id))
             repository.store.delete(layout.manifest_key(image_id))
         raise
-    return file_id
+    return FileOutcome(str(path), "ingested", fmt, file_id, [image.image_id for image in staged])
 
 
 def _image_row(image: _Staged, index: int, study_id: str, file_id: str) -> ImageRow:

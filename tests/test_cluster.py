@@ -1,0 +1,83 @@
+"""Ingest on a real dask LocalCluster (2 worker processes) writing to a real S3 API server (moto)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import s3fs
+
+from tests import samples
+from tests.conftest import run_cli
+
+
+def _folder_of_inputs(folder: Path) -> dict[str, np.ndarray]:
+    folder.mkdir()
+    images = {f"cells-{i}.ome.tif": samples.ramp((2, 1100, 1300), seed=i) for i in range(3)}
+    for name, pixels in images.items():
+        samples.ome_tiff(folder / name, pixels, axes="CYX")
+    samples.png(folder / "photo.png", samples.ramp((300, 200, 3), seed=9).astype(np.uint8))
+    (folder / "broken.tif").write_bytes(b"II*\x00" + b"\x00" * 60)  # a header and nothing else
+    return images
+
+
+def _manifests(outcomes: list[dict], read: object) -> dict[str, dict]:
+    """Each ingested file's manifest (every stored key with its sha256), by input file name."""
+    found = {}
+    for outcome in outcomes:
+        if outcome["status"] == "ingested":
+            found[Path(outcome["path"]).name] = json.loads(read(outcome["images"][0]))["objects"]  # type: ignore[operator]
+    return found
+
+
+def test_a_local_cluster_converts_a_folder_into_s3_exactly_as_a_local_run(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: str
+) -> None:
+    _folder_of_inputs(tmp_path / "raw")
+    run_cli("init", tmp_path / "local", check=True)
+    plain = run_cli("ingest", "--repo", tmp_path / "local", tmp_path / "raw", "--json")
+    storage = f"s3://{s3_bucket}/lab"
+    run_cli("init", tmp_path / "cloud", "--storage", storage, "--s3-endpoint", s3_endpoint, check=True)
+    clustered = run_cli("ingest", "--repo", tmp_path / "cloud", tmp_path / "raw", "--workers", "2", "--json")
+
+    # The broken file fails on its own; everything else lands. Both runs report files in input order.
+    assert clustered.returncode == plain.returncode == 1
+    plain_outcomes, cluster_outcomes = json.loads(plain.stdout), json.loads(clustered.stdout)
+    assert [(Path(o["path"]).name, o["status"]) for o in cluster_outcomes] == [
+        ("broken.tif", "failed"),
+        ("cells-0.ome.tif", "ingested"),
+        ("cells-1.ome.tif", "ingested"),
+        ("cells-2.ome.tif", "ingested"),
+        ("photo.png", "ingested"),
+    ]
+    assert [o["status"] for o in plain_outcomes] == [o["status"] for o in cluster_outcomes]
+    assert "broken.tif" in cluster_outcomes[0]["error"]
+
+    # Identical results: the same objects with the same sha256, chunk for chunk.
+    fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint)
+    local = _manifests(
+        plain_outcomes,
+        lambda image: (tmp_path / "local" / "objects" / "manifests" / f"{image}.json").read_text(),
+    )
+    cloud = _manifests(cluster_outcomes, lambda image: fs.cat_file(f"{s3_bucket}/lab/manifests/{image}.json"))
+    assert (
+        local.keys() == cloud.keys() == {"cells-0.ome.tif", "cells-1.ome.tif", "cells-2.ome.tif", "photo.png"}
+    )
+    for name in local:
+        assert local[name] == cloud[name], name
+    assert fs.find(f"{s3_bucket}/lab/staging") == []
+
+    # Running it again finds everything present, on the cluster too.
+    again = run_cli("ingest", "--repo", tmp_path / "cloud", tmp_path / "raw", "--workers", "2", "--json")
+    assert [o["status"] for o in json.loads(again.stdout)][1:] == ["already_present"] * 4
+
+
+def test_an_unreachable_scheduler_is_one_clear_line(tmp_path: Path) -> None:
+    run_cli("init", tmp_path / "repo", check=True)
+    source = samples.png(tmp_path / "a.png", np.zeros((10, 10), dtype=np.uint8))
+    result = run_cli("ingest", "--repo", tmp_path / "repo", source, "--scheduler", "tcp://127.0.0.1:9")
+    assert result.returncode == 2
+    assert "tcp://127.0.0.1:9" in result.stderr and "dask scheduler" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
