@@ -187,7 +187,10 @@ def child_ngff_zarr(spec: Input, mode: str, output: Path) -> None:
         chunks = _fairimage_chunks(spec)
         multiscales = ngff_zarr.to_multiscales(
             image,  # y and x only, as fairimage and ome-zarr-py do (an int would also halve z)
-            scale_factors=[{"y": 2**level, "x": 2**level} for level in range(1, _level_count(spec))],
+            scale_factors=[
+                {"z": 1, "y": 2**level, "x": 2**level} if "z" in spec.axes else {"y": 2**level, "x": 2**level}
+                for level in range(1, _level_count(spec))
+            ],
             method=ngff_zarr.Methods.DASK_BIN_SHRINK,
             chunks=dict(zip(spec.axes, chunks, strict=True)),
         )
