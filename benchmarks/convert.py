@@ -244,9 +244,10 @@ def _folder_mib(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
 
 
-def run_fairimage(spec: Input, work: Path) -> Run:
+def run_fairimage(spec: Input, work: Path, shard_chunks: int = 0) -> Run:
     repo = work / "fairimage-repo"
-    subprocess.run([FAIRIMAGE, "init", str(repo)], check=True, capture_output=True)
+    init = [FAIRIMAGE, "init", str(repo), "--shard-chunks", str(shard_chunks)]
+    subprocess.run(init, check=True, capture_output=True)
     command = [FAIRIMAGE, "ingest", "--repo", str(repo), str(spec.path), "--json"]
     seconds, peak, done = _measure(command)
     ok = done.returncode == 0
@@ -258,7 +259,8 @@ def run_fairimage(spec: Input, work: Path) -> Run:
         ok = same
     output = _folder_mib(repo / "objects")
     shutil.rmtree(repo)
-    return _run(spec, "fairimage", "same", seconds, peak, output, ok, note)
+    mode = f"shards {shard_chunks}x{shard_chunks}" if shard_chunks else "same"
+    return _run(spec, "fairimage", mode, seconds, peak, output, ok, note)
 
 
 def run_peer(spec: Input, tool: str, mode: str, work: Path) -> Run:
@@ -352,16 +354,17 @@ def measure_ceiling(spec: Input, work: Path) -> dict[str, float]:
 
 def print_table(runs: list[Run], ceilings: dict[str, dict[str, float]]) -> None:
     header = (
-        f"{'input':<6} {'tool':<12} {'mode':<8} {'s':>7} {'MB/s':>7} {'x':>6} {'RSS MiB':>8} {'out MiB':>8}"
+        f"{'input':<6} {'tool':<12} {'mode':<11} {'s':>7} {'MB/s':>7} {'x':>6} {'RSS MiB':>8} {'out MiB':>8}"
     )
     print("\n" + header + "  note")
     for name in dict.fromkeys(run.input for run in runs):
         group = [run for run in runs if run.input == name]
-        ours = next((run for run in group if run.tool == "fairimage"), None)
+        ours = next((run for run in group if run.tool == "fairimage" and run.mode == "same"), None)
         for run in group:
-            ratio = f"{ours.mb_per_s / run.mb_per_s:.2f}" if ours and run.ok and run is not ours else ""
+            peer = run.tool != "fairimage"
+            ratio = f"{ours.mb_per_s / run.mb_per_s:.2f}" if ours and run.ok and peer else ""
             print(
-                f"{run.input:<6} {run.tool:<12} {run.mode:<8} {run.seconds:>7.1f} {run.mb_per_s:>7.1f} "
+                f"{run.input:<6} {run.tool:<12} {run.mode:<11} {run.seconds:>7.1f} {run.mb_per_s:>7.1f} "
                 f"{ratio:>6} {run.peak_rss_mib:>8.0f} {run.output_mib:>8.0f}  {run.note}"
             )
         ceiling = ceilings.get(name)
@@ -398,6 +401,8 @@ def main() -> None:
             ceilings[name] = measure_ceiling(spec, work)
             print(f"{name}: ceiling {ceilings[name]}", flush=True)
             runs.append(run_fairimage(spec, work))
+            print(f"  {asdict(runs[-1])}", flush=True)
+            runs.append(run_fairimage(spec, work, shard_chunks=8))
             print(f"  {asdict(runs[-1])}", flush=True)
             if spec.peers and not args.no_peers:
                 for tool in CHILDREN:

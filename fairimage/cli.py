@@ -72,10 +72,18 @@ def init(
         str | None,
         typer.Option(help="URL of an S3-compatible service other than AWS, e.g. http://minio:9000"),
     ] = None,
+    shard_chunks: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="store N x N chunks per object (zarr v3 sharding), so huge images are not millions of "
+            "files; 0 (the default) keeps one object per chunk",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a repository: catalog database and object store."""
-    settings = load_settings(repo, db=db, storage=storage, s3_endpoint=s3_endpoint)
+    settings = load_settings(repo, db=db, storage=storage, s3_endpoint=s3_endpoint, shard_chunks=shard_chunks)
     init_repository(settings).close()
     if as_json:
         _json({"repo": str(settings.repo), "storage": settings.storage})

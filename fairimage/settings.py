@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fairimage.model.errors import InvalidInputError
@@ -30,6 +30,7 @@ class _Environment(BaseSettings):
     clevel: int | None = None
     shuffle: str | None = None
     threads: int | None = None
+    shard_chunks: int | None = None
 
 
 class Settings(BaseModel):
@@ -44,6 +45,9 @@ class Settings(BaseModel):
     clevel: int = 5
     shuffle: Literal["shuffle", "bitshuffle", "noshuffle"] = "shuffle"
     threads: int = 0  # encoding threads per conversion; 0 = every core
+    shard_chunks: Annotated[int, Field(ge=0)] = (
+        0  # chunks per shard along y and x; 0 = no sharding (one object per chunk)
+    )
     scheduler: str | None = None  # a dask.distributed scheduler (tcp://host:8786) that ingest uses
 
     @property
@@ -115,5 +119,6 @@ def write_config(settings: Settings) -> None:
         f'cname = "{settings.cname}"',
         f"clevel = {settings.clevel}",
         f'shuffle = "{settings.shuffle}"',
+        f"shard_chunks = {settings.shard_chunks}",
     ]
     settings.config_path.write_text("\n".join(lines) + "\n")

@@ -71,3 +71,25 @@ def test_kill_9_during_an_s3_ingest_is_cleaned_up(tmp_path: Path, s3_endpoint: s
     assert json.loads(listed.stdout) == []
     assert _keys(s3_endpoint, staging) == []
     assert _keys(s3_endpoint, f"{s3_bucket}/lab/{layout.IMAGES}") == []
+
+
+def test_sharded_images_in_s3_are_few_objects_and_read_remotely(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: str
+) -> None:
+    pixels = samples.ramp((3, 2100, 2300), seed=4)  # 3 x 3 x 5 chunks of 1024 x 512 at level 0
+    source = samples.ome_tiff(tmp_path / "cells.ome.tif", pixels, axes="CYX")
+    repo = tmp_path / "repo"
+    storage = f"s3://{s3_bucket}/lab"
+    run_cli(
+        "init", repo, "--storage", storage, "--s3-endpoint", s3_endpoint, "--shard-chunks", "4", check=True
+    )
+    done = run_cli("ingest", "--repo", repo, source, "--json", check=True)
+    image_id = json.loads(done.stdout)[0]["images"][0]
+    level_0 = [k for k in _keys(s3_endpoint, f"{s3_bucket}/lab/images/{image_id}.ome.zarr/0") if "/c/" in k]
+    assert len(level_0) == 3 * 1 * 2  # 45 chunks in 6 shards of up to 4 x 4 chunks
+
+    with LiveServer(load_settings(repo)) as server:
+        group = zarr.open_group(f"{server.url}/zarr/{image_id}.ome.zarr", mode="r")
+        assert group["0"].shards == (1, 4096, 2048)
+        np.testing.assert_array_equal(group["0"][...], pixels)
+        np.testing.assert_array_equal(group["0"][1, 1000:1100, 2000:2300], pixels[1, 1000:1100, 2000:2300])

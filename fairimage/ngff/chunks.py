@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from numcodecs import Blosc
 
+from fairimage.ngff.shards import ShardAssembler
+
 ChunkSink = Callable[[str, bytes], None]
 """Stores one object: its key relative to the image root, and its bytes."""
 
@@ -53,17 +55,20 @@ def thread_count(requested: int = 0) -> int:
 
 
 class ChunkWriter:
-    """Encodes and hashes chunks on one thread per core (Blosc and sha256 release the GIL) and stores them
-    from a few more threads, so that an encoder never waits for a write to reach the disk.
+    """Encodes chunks on one thread per core (Blosc releases the GIL) and hashes and stores them from a few
+    more threads, so that an encoder never waits for a write to reach the disk.
 
-    At most ``2 x workers`` chunks wait at a time, so memory stays a few chunks whatever the image size.
-    ``objects`` records the size and sha256 of every stored chunk, which makes the manifest without reading
-    anything back.
+    At most ``2 x workers`` chunks wait at a time, so memory stays a few chunks whatever the image size (plus,
+    with sharding, the encoded chunks of the shards being filled). ``objects`` records the size and sha256 of
+    every stored object, which makes the manifest without reading anything back.
     """
 
-    def __init__(self, sink: ChunkSink, codec: Blosc, workers: int) -> None:
+    def __init__(
+        self, sink: ChunkSink, codec: Blosc, workers: int, shards: ShardAssembler | None = None
+    ) -> None:
         self._sink = sink
         self._codec = codec
+        self._shards = shards
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fairimage-encode")
         self._io = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="fairimage-store")
         self._pending: deque[Future[object]] = deque()
@@ -80,10 +85,12 @@ class ChunkWriter:
         self._pool.shutdown(wait=True)
         self._io.shutdown(wait=True)
 
-    def submit(self, key: str, block: np.ndarray, chunk_shape: tuple[int, ...]) -> None:
-        """Queue one chunk's pixels (a view is fine; edge blocks smaller than ``chunk_shape`` are padded
-        with zeros, the fill value); waits while too many are queued already."""
-        self._queue(self._store, key, block, chunk_shape)
+    def submit(
+        self, level: str, index: tuple[int, ...], block: np.ndarray, chunk_shape: tuple[int, ...]
+    ) -> None:
+        """Queue the chunk at ``index`` of ``level`` (a view is fine; edge blocks smaller than
+        ``chunk_shape`` are padded with zeros, the fill value); waits while too many are queued already."""
+        self._queue(self._encode, level, index, block, chunk_shape)
 
     def run(self, task: Callable[..., object], *args: object) -> None:
         """Run other per-block work (statistics) on the same threads, with the same bound on memory."""
@@ -98,25 +105,30 @@ class ChunkWriter:
         """Wait for every queued chunk; raises the first error a chunk met."""
         while self._pending:
             self._collect(self._pending.popleft())
+        if self._shards is not None and self._shards.unfinished():
+            raise RuntimeError(f"{self._shards.unfinished()} shards were never completed")  # a bug, not input
         return self.objects
 
     def _collect(self, future: Future[object]) -> None:
         result = future.result()
-        if isinstance(result, _Encoded):
-            result.stored.result()
-            self.objects[result.key] = result.object
+        if isinstance(result, Future):
+            key, stored = result.result()
+            self.objects[key] = stored
 
-    def _store(self, key: str, block: np.ndarray, chunk_shape: tuple[int, ...]) -> _Encoded:
+    def _encode(
+        self, level: str, index: tuple[int, ...], block: np.ndarray, chunk_shape: tuple[int, ...]
+    ) -> Future[tuple[str, StoredObject]] | None:
         data = self._codec.encode(_full_chunk(block, chunk_shape))
-        stored = self._io.submit(self._sink, key, data)
-        return _Encoded(key, StoredObject(size=len(data), sha256=hashlib.sha256(data).hexdigest()), stored)
+        if self._shards is not None:
+            completed = self._shards.add(level, index, data)
+            if completed is None:
+                return None
+            index, data = completed
+        return self._io.submit(self._store, chunk_key(level, index), data)
 
-
-@dataclass(frozen=True)
-class _Encoded:
-    key: str
-    object: StoredObject
-    stored: Future[None]  # the write, on an I/O thread
+    def _store(self, key: str, data: bytes) -> tuple[str, StoredObject]:
+        self._sink(key, data)
+        return key, StoredObject(size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
 def _full_chunk(block: np.ndarray, chunk_shape: tuple[int, ...]) -> np.ndarray:

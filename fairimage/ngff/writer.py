@@ -30,11 +30,11 @@ from fairimage.ngff.chunks import (
     ChunkWriter,
     StoredObject,
     blosc_codec,
-    chunk_key,
     thread_count,
 )
 from fairimage.ngff.metadata import Ngff05
 from fairimage.ngff.pyramid import display_window, downsample_2x
+from fairimage.ngff.shards import ShardAssembler, ShardGrid
 
 Progress = Callable[[int], None]
 
@@ -48,6 +48,9 @@ class WriteOptions:
     clevel: int = 5
     shuffle: Literal["shuffle", "bitshuffle", "noshuffle"] = "shuffle"
     threads: int = 0  # threads encoding chunks; 0 = every core this process may use
+    # Chunks per shard along y and x (zarr v3 sharding): 0 stores every chunk as its own object, 8 stores
+    # 8x8 chunks per object. A conversion holds one row of shards per level in memory while it fills them.
+    shard_chunks: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,9 @@ class _LevelOut:
         row_index = first_row // self.chunks[-2]
         step = self.chunks[-1]
         for column, start in enumerate(range(0, rows.shape[-1], step)):
-            key = chunk_key(self.path, (*index, row_index, column))
-            self.writer.submit(key, rows[..., start : start + step], self.chunks)
+            self.writer.submit(
+                self.path, (*index, row_index, column), rows[..., start : start + step], self.chunks
+            )
 
 
 @dataclass
@@ -173,22 +177,34 @@ def write_image(
         cname=options.cname, clevel=options.clevel, shuffle=options.shuffle, typesize=dtype.itemsize
     )
     root = zarr.create_group(target.zarr_store(), zarr_format=3, overwrite=True)
-    arrays = [
-        root.create_array(
-            str(level),
-            shape=shape,
-            chunks=tuple(min(c, n) for c, n in zip(chunks, shape, strict=True)),
-            dtype=dtype,
-            compressors=[codec],
-            fill_value=0,
-            dimension_names=list(axes),
+    arrays = []
+    grids: dict[str, ShardGrid] = {}
+    for level, shape in enumerate(shapes):
+        level_chunks = tuple(min(c, n) for c, n in zip(chunks, shape, strict=True))
+        per_shard = (1,) * (len(axes) - 2) + (options.shard_chunks,) * 2
+        sharded = options.shard_chunks > 0
+        arrays.append(
+            root.create_array(
+                str(level),
+                shape=shape,
+                chunks=level_chunks,
+                shards=tuple(c * k for c, k in zip(level_chunks, per_shard, strict=True))
+                if sharded
+                else None,
+                dtype=dtype,
+                compressors=[codec],
+                fill_value=0,
+                dimension_names=list(axes),
+            )
         )
-        for level, shape in enumerate(shapes)
-    ]
+        if sharded:
+            counts = tuple(-(-n // c) for n, c in zip(shape, level_chunks, strict=True))
+            grids[str(level)] = ShardGrid(chunks_per_shard=per_shard, chunk_counts=counts)
     channel_axis = axes.find("c")
     stats = _ChannelStats(meta.shape[channel_axis] if channel_axis >= 0 else 1)
     encoder = blosc_codec(options.cname, options.clevel, options.shuffle, dtype.itemsize)
-    with ChunkWriter(target.put, encoder, thread_count(options.threads)) as writer:
+    assembler = ShardAssembler(grids) if grids else None
+    with ChunkWriter(target.put, encoder, thread_count(options.threads), assembler) as writer:
         outs = [_LevelOut(str(level), tuple(array.chunks), writer) for level, array in enumerate(arrays)]
         for lead in _plane_groups(meta.shape, axes, chunks):
             channel = lead[channel_axis].start if channel_axis >= 0 else 0

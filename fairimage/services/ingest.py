@@ -128,6 +128,7 @@ def _conversion(repository: Repository, run: Run) -> Conversion:
         clevel=settings.clevel,
         shuffle=settings.shuffle,
         threads=settings.threads,
+        shard_chunks=settings.shard_chunks,
     )
     return Conversion(settings.storage, settings.s3_endpoint, options, run.id)
 
