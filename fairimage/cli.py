@@ -133,8 +133,12 @@ def ingest(
 ) -> None:
     """Convert image files to OME-Zarr 0.5 and add them to the repository."""
     repository = _open(repo, scheduler=scheduler)
-    scheduler = repository.settings.scheduler
-    cluster = ClusterSpec(scheduler=scheduler, workers=workers) if scheduler or workers else None
+    settings = repository.settings
+    cluster = (
+        ClusterSpec(settings.scheduler, workers, settings.cluster_split_bytes)
+        if settings.scheduler or workers
+        else None
+    )
     try:
         progress = Progress(
             TextColumn("{task.description}"),
@@ -162,7 +166,8 @@ def _print_outcomes(outcomes: list[ingest_service.FileOutcome]) -> None:
     for outcome in outcomes:
         if outcome.status == "ingested":
             out.print(
-                f"[green]ingested[/] {outcome.path} -> {', '.join(outcome.images)} ({outcome.format})",
+                f"[green]ingested[/] {outcome.path} -> {', '.join(outcome.images)} ({outcome.format}"
+                + (f", written by {outcome.parts} cluster tasks)" if outcome.parts > 1 else ")"),
                 highlight=False,
             )
         elif outcome.status == "already_present":

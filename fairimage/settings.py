@@ -31,6 +31,7 @@ class _Environment(BaseSettings):
     shuffle: str | None = None
     threads: int | None = None
     shard_chunks: int | None = None
+    cluster_split_bytes: int | None = None
 
 
 class Settings(BaseModel):
@@ -49,6 +50,8 @@ class Settings(BaseModel):
         0  # chunks per shard along y and x; 0 = no sharding (one object per chunk)
     )
     scheduler: str | None = None  # a dask.distributed scheduler (tcp://host:8786) that ingest uses
+    # On a cluster, an image larger than this is written by several workers at once, each taking some planes.
+    cluster_split_bytes: Annotated[int, Field(gt=0)] = 1 << 30
 
     @property
     def config_path(self) -> Path:

@@ -73,6 +73,40 @@ def test_a_local_cluster_converts_a_folder_into_s3_exactly_as_a_local_run(
     assert [o["status"] for o in json.loads(again.stdout)][1:] == ["already_present"] * 4
 
 
+def test_one_large_stack_is_written_by_several_workers_exactly_as_by_one(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: str
+) -> None:
+    """Region-parallel conversion: the stack's planes are split between workers, the pyramid included."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    stack = samples.ramp((2, 9, 1100, 1300), seed=2)  # 18 plane groups, 51 MB
+    samples.ome_tiff(raw / "stack.ome.tif", stack, axes="CZYX")
+    run_cli("init", tmp_path / "local", check=True)
+    plain = json.loads(run_cli("ingest", "--repo", tmp_path / "local", raw, "--json", check=True).stdout)
+    run_cli(
+        "init",
+        tmp_path / "cloud",
+        "--storage",
+        f"s3://{s3_bucket}/lab",
+        "--s3-endpoint",
+        s3_endpoint,
+        check=True,
+    )
+    with (tmp_path / "cloud" / "fairimage.toml").open("a") as config:
+        config.write("cluster_split_bytes = 10000000\n")  # split anything above 10 MB
+    clustered = run_cli("ingest", "--repo", tmp_path / "cloud", raw, "--workers", "2", "--json", check=True)
+    outcomes = json.loads(clustered.stdout)
+    assert [(o["status"], o["parts"]) for o in outcomes] == [("ingested", 4)]  # 2 workers x 2 parts each
+
+    fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint)
+    local = _manifests(
+        plain, lambda i: (tmp_path / "local" / "objects" / "manifests" / f"{i}.json").read_text()
+    )
+    cloud = _manifests(outcomes, lambda i: fs.cat_file(f"{s3_bucket}/lab/manifests/{i}.json"))
+    assert local == cloud  # every chunk of every level, and the metadata with its windows, identical
+    assert any(key.startswith("2/c/") for key in cloud["stack.ome.tif"])  # the pyramid's levels 1 and 2 too
+
+
 def test_an_unreachable_scheduler_is_one_clear_line(tmp_path: Path) -> None:
     run_cli("init", tmp_path / "repo", check=True)
     source = samples.png(tmp_path / "a.png", np.zeros((10, 10), dtype=np.uint8))

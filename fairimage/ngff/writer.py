@@ -154,14 +154,46 @@ class ImageTarget(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
 
 
-def write_image(
-    source: Any,
-    target: ImageTarget,
-    options: WriteOptions = WriteOptions(),
-    on_progress: Progress | None = None,
-) -> WrittenImage:
-    """Write ``source`` (an ImageSource) as an OME-Zarr 0.5 multiscale image into ``target``."""
-    meta: ImageMetadata = source.metadata
+@dataclass(frozen=True)
+class ImagePlan:
+    """Everything decided before a pixel is written: small and picklable, so that cluster workers writing
+    parts of one image agree on it."""
+
+    meta: ImageMetadata
+    dtype: str
+    options: WriteOptions
+    levels: tuple[Level, ...]
+
+    @property
+    def plane_groups(self) -> list[tuple[slice, ...]]:
+        """The independent units of work: each writes its planes at every level (y/x-only pyramid)."""
+        return _plane_groups(self.meta.shape, self.meta.axis_names, self.levels[0].chunks)
+
+    def shard_grids(self) -> dict[str, ShardGrid]:
+        k = self.options.shard_chunks
+        if k <= 0:
+            return {}
+        per_shard = (1,) * (len(self.meta.shape) - 2) + (k, k)
+        return {
+            level.path: ShardGrid(
+                chunks_per_shard=per_shard,
+                chunk_counts=tuple(-(-n // c) for n, c in zip(level.shape, level.chunks, strict=True)),
+            )
+            for level in self.levels
+        }
+
+
+@dataclass(frozen=True)
+class WrittenPart:
+    """What writing some plane groups produced: the objects stored, and min/max per channel."""
+
+    chunks: dict[str, StoredObject]
+    low: list[float]
+    high: list[float]
+
+
+def plan_image(meta: ImageMetadata, options: WriteOptions = WriteOptions()) -> ImagePlan:
+    """Chunks and pyramid levels for an image; UnsupportedError if it cannot be stored."""
     axes = meta.axis_names
     if axes[-2:] != "yx":
         raise UnsupportedError(f"{meta.name}: an image needs y and x axes; found {axes!r}")
@@ -172,59 +204,82 @@ def write_image(
             "integer, float and boolean images"
         )
     chunks = choose_chunks(meta.shape, axes, dtype.itemsize, options.chunk_bytes)
-    shapes = pyramid_shapes(meta.shape, axes, chunks)
-    codec = BloscCodec(
-        cname=options.cname, clevel=options.clevel, shuffle=options.shuffle, typesize=dtype.itemsize
-    )
-    root = zarr.create_group(target.zarr_store(), zarr_format=3, overwrite=True)
-    arrays = []
-    grids: dict[str, ShardGrid] = {}
-    for level, shape in enumerate(shapes):
-        level_chunks = tuple(min(c, n) for c, n in zip(chunks, shape, strict=True))
-        per_shard = (1,) * (len(axes) - 2) + (options.shard_chunks,) * 2
-        sharded = options.shard_chunks > 0
-        arrays.append(
-            root.create_array(
-                str(level),
-                shape=shape,
-                chunks=level_chunks,
-                shards=tuple(c * k for c, k in zip(level_chunks, per_shard, strict=True))
-                if sharded
-                else None,
-                dtype=dtype,
-                compressors=[codec],
-                fill_value=0,
-                dimension_names=list(axes),
-            )
+    levels = tuple(
+        Level(
+            path=str(index),
+            shape=shape,
+            chunks=tuple(min(c, n) for c, n in zip(chunks, shape, strict=True)),
+            scale=level_scale(meta.scale, axes, index),
         )
-        if sharded:
-            counts = tuple(-(-n // c) for n, c in zip(shape, level_chunks, strict=True))
-            grids[str(level)] = ShardGrid(chunks_per_shard=per_shard, chunk_counts=counts)
-    channel_axis = axes.find("c")
+        for index, shape in enumerate(pyramid_shapes(meta.shape, axes, chunks))
+    )
+    return ImagePlan(meta=meta, dtype=dtype.name, options=options, levels=levels)
+
+
+def create_image(plan: ImagePlan, target: ImageTarget) -> None:
+    """Write the group and the arrays' metadata (zarr.json); pixels and OME attributes come later."""
+    options, itemsize = plan.options, np.dtype(plan.dtype).itemsize
+    codec = BloscCodec(cname=options.cname, clevel=options.clevel, shuffle=options.shuffle, typesize=itemsize)
+    grids = plan.shard_grids()
+    root = zarr.create_group(target.zarr_store(), zarr_format=3, overwrite=True)
+    for level in plan.levels:
+        grid = grids.get(level.path)
+        root.create_array(
+            level.path,
+            shape=level.shape,
+            chunks=level.chunks,
+            shards=tuple(c * k for c, k in zip(level.chunks, grid.chunks_per_shard, strict=True))
+            if grid
+            else None,
+            dtype=plan.dtype,
+            compressors=[codec],
+            fill_value=0,
+            dimension_names=list(plan.meta.axis_names),
+        )
+
+
+def write_planes(
+    plan: ImagePlan,
+    source: Any,
+    target: ImageTarget,
+    groups: range | None = None,
+    on_progress: Progress | None = None,
+) -> WrittenPart:
+    """Write the plane groups ``groups`` (indices into ``plan.plane_groups``; all by default) at every
+    level. Parts may be written by different processes at once: they never share an object."""
+    meta, options = plan.meta, plan.options
+    all_groups = plan.plane_groups
+    channel_axis = meta.axis_names.find("c")
     stats = _ChannelStats(meta.shape[channel_axis] if channel_axis >= 0 else 1)
+    dtype = np.dtype(plan.dtype)
     encoder = blosc_codec(options.cname, options.clevel, options.shuffle, dtype.itemsize)
+    grids = plan.shard_grids()
     assembler = ShardAssembler(grids) if grids else None
     with ChunkWriter(target.put, encoder, thread_count(options.threads), assembler) as writer:
-        outs = [_LevelOut(str(level), tuple(array.chunks), writer) for level, array in enumerate(arrays)]
-        for lead in _plane_groups(meta.shape, axes, chunks):
+        outs = [_LevelOut(level.path, level.chunks, writer) for level in plan.levels]
+        for index in groups if groups is not None else range(len(all_groups)):
+            lead = all_groups[index]
             channel = lead[channel_axis].start if channel_axis >= 0 else 0
             _write_plane_group(source, outs, lead, dtype, stats, channel, on_progress)
         objects = writer.finish()
-    channels = _with_windows(meta, stats, np.asarray(arrays[-1][...]), channel_axis)
-    levels = [
-        Level(
-            path=str(level),
-            shape=shape,
-            chunks=tuple(arrays[level].chunks),
-            scale=level_scale(meta.scale, axes, level),
-        )
-        for level, shape in enumerate(shapes)
-    ]
+    return WrittenPart(chunks=objects, low=stats.low, high=stats.high)
+
+
+def finish_image(plan: ImagePlan, target: ImageTarget, parts: list[WrittenPart]) -> WrittenImage:
+    """Once every plane group is written: channel windows from the data, then the OME-NGFF attributes."""
+    meta = plan.meta
+    channel_axis = meta.axis_names.find("c")
+    stats = _ChannelStats(len(parts[0].low))
+    for part in parts:
+        stats.low = [min(a, b) for a, b in zip(stats.low, part.low, strict=True)]
+        stats.high = [max(a, b) for a, b in zip(stats.high, part.high, strict=True)]
+    root = zarr.open_group(target.zarr_store(), mode="r+")
+    channels = _with_windows(meta, stats, np.asarray(root[plan.levels[-1].path][...]), channel_axis)
     root.attrs.update(
         Ngff05().build(
             name=meta.name,
             axes=meta.axes,
-            scales=[level.scale for level in levels],
+            scales=[level.scale for level in plan.levels],
             channels=channels,
             method={
                 "description": "2x2 mean in y and x, odd edges averaged with themselves",
@@ -233,7 +288,21 @@ def write_image(
             },
         )
     )
-    return WrittenImage(dtype=dtype.name, levels=levels, channels=channels, chunks=objects)
+    chunks = {key: stored for part in parts for key, stored in part.chunks.items()}
+    return WrittenImage(dtype=plan.dtype, levels=list(plan.levels), channels=channels, chunks=chunks)
+
+
+def write_image(
+    source: Any,
+    target: ImageTarget,
+    options: WriteOptions = WriteOptions(),
+    on_progress: Progress | None = None,
+) -> WrittenImage:
+    """Write ``source`` (an ImageSource) as an OME-Zarr 0.5 multiscale image into ``target``."""
+    plan = plan_image(source.metadata, options)
+    create_image(plan, target)
+    part = write_planes(plan, source, target, on_progress=on_progress)
+    return finish_image(plan, target, [part])
 
 
 def _plane_groups(shape: tuple[int, ...], axes: str, chunks: tuple[int, ...]) -> list[tuple[slice, ...]]:

@@ -11,21 +11,26 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fairimage.formats import open_file
 from fairimage.model.errors import InvalidInputError
+from fairimage.ngff.writer import WrittenPart, write_planes
 from fairimage.services.ingest import (
     Conversion,
     ConvertedFile,
     FileOutcome,
     InputFile,
     Progress,
+    Staging,
     already_present,
+    begin_staging,
     content_sha256,
     convert_file,
     failure,
+    finish_staging,
     publish,
 )
 from fairimage.services.repository import Repository
@@ -35,16 +40,35 @@ from fairimage.storage import Store, open_store
 
 @dataclass(frozen=True)
 class ClusterSpec:
-    """A running scheduler to connect to (``tcp://host:8786``), or a LocalCluster of ``workers`` processes."""
+    """A running scheduler to connect to (``tcp://host:8786``), or a LocalCluster of ``workers`` processes.
+
+    An image larger than ``split_bytes`` is written by several workers at once, each taking some of its
+    planes (every pyramid level of them), so one huge stack does not wait for one machine.
+    """
 
     scheduler: str | None = None
     workers: int = 0
+    split_bytes: int = 1 << 30
 
 
 @dataclass(frozen=True)
 class _Hashed:
     sha256: str
     size: int
+
+
+@dataclass
+class _FileJob:
+    """One new file on its way through the cluster: converted whole, or in parts."""
+
+    item: InputFile
+    hashed: _Hashed
+    size: int
+    format: str = ""
+    stagings: list[Staging] = field(default_factory=list)
+    parts: dict[int, list[WrittenPart]] = field(default_factory=dict)  # by image index
+    waiting: int = 0
+    failed: FileOutcome | None = None
 
 
 def ingest_on_cluster(
@@ -60,42 +84,109 @@ def ingest_on_cluster(
 
     with _client(spec) as client:
         sizes = {item.path: _size(item.path) for item in inputs}
-        progress.start_file(Path(f"{len(inputs)} files on {_describe(client)}"), sum(sizes.values()))
-        hashes = {client.submit(_hash, item.path, pure=False): item for item in inputs}
-        pending = as_completed(list(hashes))
-        conversions: dict[Any, tuple[InputFile, _Hashed]] = {}
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        progress.start_file(Path(f"{len(inputs)} files on {workers} dask workers"), sum(sizes.values()))
+        tasks: dict[Any, tuple[str, Any]] = {
+            client.submit(_hash, item.path, pure=False): ("hash", item) for item in inputs
+        }
+        pending = as_completed(list(tasks))
         for future in pending:
-            if future in hashes:
-                item = hashes[future]
-                hashed = future.result()
-                if isinstance(hashed, FileOutcome):
+            kind, subject = tasks.pop(future)
+            result = future.result()
+            if kind == "hash":
+                item = subject
+                outcome = result if isinstance(result, FileOutcome) else None
+                outcome = outcome or already_present(repository, item.path, result.sha256)
+                if outcome is not None:
                     progress.advance(sizes[item.path])
-                    yield item, hashed
+                    yield item, outcome
                     continue
-                present = already_present(repository, item.path, hashed.sha256)
-                if present is not None:
-                    progress.advance(sizes[item.path])
-                    yield item, present
+                job = _FileJob(item, result, sizes[item.path])
+                try:
+                    started = _start(client, repository, conversion, job, spec, workers)
+                except Exception as exc:  # noqa: BLE001 - the client could not open the file: report it
+                    progress.advance(job.size)
+                    yield item, failure(item.path, exc)
                     continue
-                task = client.submit(_convert, conversion, item.path, pure=False)
-                conversions[task] = (item, hashed)
-                pending.add(task)
+                for task, what in started:
+                    tasks[task] = what
+                    pending.add(task)
+            elif kind == "whole":
+                job = subject
+                progress.advance(job.size)
+                yield job.item, _publish_result(repository, run, job, study, result)
             else:
-                item, hashed = conversions.pop(future)
-                yield item, _publish_result(repository, run, item, study, hashed, future.result())
-                progress.advance(sizes[item.path])
+                job, image_index, share = subject
+                progress.advance(share)
+                job.waiting -= 1
+                if isinstance(result, FileOutcome):
+                    job.failed = job.failed or result
+                else:
+                    job.parts.setdefault(image_index, []).append(result)
+                if job.waiting == 0:
+                    yield job.item, _finish_parts(repository, run, conversion, job, study)
+
+
+def _start(
+    client: Any,
+    repository: Repository,
+    conversion: Conversion,
+    job: _FileJob,
+    spec: ClusterSpec,
+    workers: int,
+) -> list[tuple[Any, tuple[str, Any]]]:
+    """Submit a new file's conversion: one task for the whole file, or, when it holds an image larger than
+    ``split_bytes``, its images' metadata written here and their plane groups spread over the workers."""
+    with open_file(job.item.path) as opened:
+        metas = [source.metadata for source in opened.images]
+        job.format = opened.format
+    if all(meta.nbytes <= spec.split_bytes for meta in metas):
+        return [(client.submit(_convert, conversion, job.item.path, pure=False), ("whole", job))]
+    started = []
+    for image_index, meta in enumerate(metas):
+        staging = begin_staging(repository.store, conversion, meta)
+        job.stagings.append(staging)
+        groups = len(staging.plan.plane_groups)
+        count = min(groups, 2 * workers)
+        for part in range(count):
+            chunk = range(part * groups // count, (part + 1) * groups // count)
+            task = client.submit(
+                _write_part, conversion, job.item.path, image_index, staging, chunk, pure=False
+            )
+            share = job.size * len(chunk) // (groups * len(metas))
+            started.append((task, ("part", (job, image_index, share))))
+    job.waiting = len(started)
+    return started
+
+
+def _finish_parts(
+    repository: Repository, run: Run, conversion: Conversion, job: _FileJob, study: str
+) -> FileOutcome:
+    if job.failed is not None:
+        return job.failed
+    parts = sum(len(found) for found in job.parts.values())
+    try:
+        staged = [
+            finish_staging(repository.store, conversion, staging, job.parts[index])
+            for index, staging in enumerate(job.stagings)
+        ]
+    except Exception as exc:  # noqa: BLE001 - reported for this file; the others go on
+        return failure(job.item.path, exc)
+    outcome = _publish_result(repository, run, job, study, ConvertedFile(job.format, staged))
+    outcome.parts = parts
+    return outcome
 
 
 def _publish_result(
-    repository: Repository, run: Run, item: InputFile, study: str, hashed: _Hashed, result: object
+    repository: Repository, run: Run, job: _FileJob, study: str, result: object
 ) -> FileOutcome:
     if isinstance(result, FileOutcome):
         return result
     assert isinstance(result, ConvertedFile)
     try:
-        return publish(repository, run, item.path, study, hashed.sha256, hashed.size, result)
+        return publish(repository, run, job.item.path, study, job.hashed.sha256, job.hashed.size, result)
     except Exception as exc:  # noqa: BLE001 - reported for this file; the others go on
-        return failure(item.path, exc)
+        return failure(job.item.path, exc)
 
 
 def _size(path: Path) -> int:
@@ -126,11 +217,6 @@ def _client(spec: ClusterSpec) -> Iterator[Any]:
         yield client
 
 
-def _describe(client: Any) -> str:
-    workers = len(client.scheduler_info().get("workers", {}))
-    return f"{workers} dask workers"
-
-
 # On the workers ---------------------------------------------------------------------------------------------
 
 
@@ -144,6 +230,18 @@ def _hash(path: Path) -> _Hashed | FileOutcome:
     try:
         sha256, size = content_sha256(path)
         return _Hashed(sha256, size)
+    except Exception as exc:  # noqa: BLE001 - returned, so the client reports it for this file
+        return failure(path, exc)
+
+
+def _write_part(
+    conversion: Conversion, path: Path, image_index: int, staging: Staging, groups: range
+) -> WrittenPart | FileOutcome:
+    try:
+        store = _store(conversion.storage, conversion.s3_endpoint)
+        with open_file(path) as opened:
+            source = opened.images[image_index]
+            return write_planes(staging.plan, source, staging.target(store), groups)
     except Exception as exc:  # noqa: BLE001 - returned, so the client reports it for this file
         return failure(path, exc)
 

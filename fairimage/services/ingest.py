@@ -22,10 +22,20 @@ from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow, OriginalFileRow, StudyRow
 from fairimage.formats import ImageSource, is_zarr_dir, open_file
 from fairimage.model.errors import CorruptFileError, FairimageError, NotFoundError
+from fairimage.model.image import ImageMetadata
 from fairimage.model.study import new_id
 from fairimage.ngff.chunks import StoredObject
 from fairimage.ngff.metadata import parse_multiscale
-from fairimage.ngff.writer import WriteOptions, WrittenImage, write_image
+from fairimage.ngff.writer import (
+    ImagePlan,
+    WriteOptions,
+    WrittenImage,
+    WrittenPart,
+    create_image,
+    finish_image,
+    plan_image,
+    write_planes,
+)
 from fairimage.services.repository import Repository
 from fairimage.services.runs import Run, ingest_run
 
@@ -48,6 +58,7 @@ class FileOutcome:
     file_id: str | None = None
     images: list[str] = field(default_factory=list)
     error: str | None = None
+    parts: int = 1  # conversion tasks; more than one when a cluster split a large image between workers
 
 
 class Progress:
@@ -208,16 +219,47 @@ class _Staged:
 
 
 def _stage_image(store: Store, conversion: Conversion, source: ImageSource, progress: Progress) -> _Staged:
+    staging = begin_staging(store, conversion, source.metadata)
+    part = write_planes(staging.plan, source, staging.target(store), on_progress=progress.advance)
+    return finish_staging(store, conversion, staging, [part])
+
+
+@dataclass(frozen=True)
+class Staging:
+    """An image being written into the run's staging area, maybe in parts by several cluster workers."""
+
+    image_id: str
+    prefix: str
+    plan: ImagePlan
+
+    def target(self, store: Store) -> ImagePrefix:
+        return ImagePrefix(store, self.prefix)
+
+
+def begin_staging(store: Store, conversion: Conversion, meta: ImageMetadata) -> Staging:
+    """Plan an image and write its arrays' metadata under a new id in the staging area."""
     image_id = new_id("img")
-    prefix = layout.staged_image_prefix(conversion.run_id, image_id)
-    written = write_image(source, ImagePrefix(store, prefix), conversion.options, progress.advance)
-    _verify(store, prefix, source, written)
-    manifest = build_manifest(store, prefix, written.chunks)
+    staging = Staging(
+        image_id,
+        layout.staged_image_prefix(conversion.run_id, image_id),
+        plan_image(meta, conversion.options),
+    )
+    create_image(staging.plan, staging.target(store))
+    return staging
+
+
+def finish_staging(
+    store: Store, conversion: Conversion, staging: Staging, parts: list[WrittenPart]
+) -> _Staged:
+    """After every part is written: OME attributes, verification and the manifest."""
+    meta = staging.plan.meta
+    written = finish_image(staging.plan, staging.target(store), parts)
+    _verify(store, staging.prefix, meta.name, written)
+    manifest = build_manifest(store, staging.prefix, written.chunks)
     body = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    store.write(layout.staged_manifest_key(conversion.run_id, image_id), body)
-    meta = source.metadata
+    store.write(layout.staged_manifest_key(conversion.run_id, staging.image_id), body)
     return _Staged(
-        image_id=image_id,
+        image_id=staging.image_id,
         source_dtype=meta.dtype,
         metadata_name=meta.name,
         written=replace(written, chunks={}),  # in the manifest now; no need to carry them back
@@ -229,21 +271,19 @@ def _stage_image(store: Store, conversion: Conversion, source: ImageSource, prog
     )
 
 
-def _verify(store: Store, prefix: str, source: ImageSource, written: WrittenImage) -> None:
+def _verify(store: Store, prefix: str, name: str, written: WrittenImage) -> None:
     """Re-open what was staged: valid OME-NGFF metadata, every level present with the planned shape."""
     group = zarr.open_group(store.zarr_store(prefix, read_only=True), mode="r")
-    multiscale = parse_multiscale(group.attrs.asdict(), source.metadata.name)
+    multiscale = parse_multiscale(group.attrs.asdict(), name)
     if len(multiscale.datasets) != len(written.levels):
         raise CorruptFileError(
-            f"{source.metadata.name}: staged image lists {len(multiscale.datasets)} levels, "
+            f"{name}: staged image lists {len(multiscale.datasets)} levels, "
             f"{len(written.levels)} were written"
         )
     for level in written.levels:
         array = group[level.path]
         if tuple(array.shape) != level.shape or np.dtype(array.dtype).name != written.dtype:
-            raise CorruptFileError(
-                f"{source.metadata.name}: staged level {level.path} does not match what was written"
-            )
+            raise CorruptFileError(f"{name}: staged level {level.path} does not match what was written")
 
 
 def build_manifest(store: Store, prefix: str, written: dict[str, StoredObject]) -> dict[str, object]:
