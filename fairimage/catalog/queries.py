@@ -42,6 +42,11 @@ def file_by_sha256(session: Session, sha256: str) -> OriginalFileRow | None:
     ).first()
 
 
+def file_of_size_exists(session: Session, size: int) -> bool:
+    """Whether any stored original has exactly ``size`` bytes (if none has, no content can match)."""
+    return session.scalar(select(OriginalFileRow.id).where(OriginalFileRow.size == size).limit(1)) is not None
+
+
 def image_by_id(session: Session, image_id: str) -> ImageRow | None:
     return session.scalars(
         select(ImageRow)

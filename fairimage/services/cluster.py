@@ -28,6 +28,7 @@ from fairimage.services.ingest import (
     already_present,
     begin_staging,
     content_sha256,
+    content_size,
     convert_file,
     failure,
     finish_staging,
@@ -83,7 +84,7 @@ def ingest_on_cluster(
     from distributed import as_completed
 
     with _client(spec) as client:
-        sizes = {item.path: _size(item.path) for item in inputs}
+        sizes = {item.path: content_size(item.path) for item in inputs}
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         progress.start_file(Path(f"{len(inputs)} files on {workers} dask workers"), sum(sizes.values()))
         tasks: dict[Any, tuple[str, Any]] = {
@@ -187,12 +188,6 @@ def _publish_result(
         return publish(repository, run, job.item.path, study, job.hashed.sha256, job.hashed.size, result)
     except Exception as exc:  # noqa: BLE001 - reported for this file; the others go on
         return failure(job.item.path, exc)
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -160,11 +161,20 @@ def _ingest_here(
 ) -> tuple[InputFile, FileOutcome]:
     path = item.path
     try:
-        sha256, size = content_sha256(path)
-        present = already_present(repository, path, sha256)
-        if present is not None:
-            return item, present
-        converted = convert_file(repository.store, conversion, path, progress)
+        size = content_size(path)
+        with repository.reading() as session:
+            maybe_present = queries.file_of_size_exists(session, size)
+        if maybe_present:  # hash first: a re-run over files already stored converts nothing
+            sha256, size = content_sha256(path)
+            present = already_present(repository, path, sha256)
+            if present is not None:
+                return item, present
+            converted = convert_file(repository.store, conversion, path, progress)
+        else:  # nothing stored has this size, so the content is new: hash it while converting
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairimage-hash") as pool:
+                hashing = pool.submit(content_sha256, path)
+                converted = convert_file(repository.store, conversion, path, progress)
+                sha256, size = hashing.result()
         return item, publish(repository, run, path, study, sha256, size, converted)
     except Exception as exc:  # noqa: BLE001 - every failure is reported per file, never stops the others
         return item, failure(path, exc)
@@ -396,6 +406,16 @@ def _image_row(image: _Staged, index: int, study_id: str, file_id: str) -> Image
         stored_bytes=image.stored_bytes,
         object_count=image.object_count,
     )
+
+
+def content_size(path: Path) -> int:
+    """Bytes of a file, or of every file in a folder (OME-Zarr), as content_sha256 counts them."""
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    except OSError as exc:
+        raise NotFoundError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
 def content_sha256(path: Path) -> tuple[str, int]:
