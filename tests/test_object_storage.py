@@ -93,3 +93,20 @@ def test_sharded_images_in_s3_are_few_objects_and_read_remotely(
         assert group["0"].shards == (1, 4096, 2048)
         np.testing.assert_array_equal(group["0"][...], pixels)
         np.testing.assert_array_equal(group["0"][1, 1000:1100, 2000:2300], pixels[1, 1000:1100, 2000:2300])
+
+
+def test_init_with_unusable_object_storage_says_why_and_leaves_nothing(
+    tmp_path: Path, s3_endpoint: str
+) -> None:
+    unreachable = run_cli(
+        "init", tmp_path / "a", "--storage", "s3://lab/x", "--s3-endpoint", "http://127.0.0.1:9"
+    )
+    missing = run_cli(
+        "init", tmp_path / "b", "--storage", "s3://no-such-bucket/x", "--s3-endpoint", s3_endpoint
+    )
+    assert (unreachable.returncode, missing.returncode) == (5, 5)
+    assert "cannot reach the object store at http://127.0.0.1:9" in unreachable.stderr
+    assert "bucket 'no-such-bucket' does not exist" in missing.stderr
+    for result in (unreachable, missing):
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,23 +39,31 @@ class Repository:
 
 
 def _connect(settings: Settings) -> Repository:
+    store = open_store(settings.storage, settings.s3_endpoint)  # first: it names a bad storage URL clearly
     engine = open_engine(settings.db)
     migrate(engine)
     return Repository(
         settings=settings,
         engine=engine,
-        store=open_store(settings.storage, settings.s3_endpoint),
+        store=store,
         sessions=sessionmaker(engine, expire_on_commit=False),
     )
 
 
 def init_repository(settings: Settings) -> Repository:
-    """Create the repository folder, its config, catalog tables and object store."""
+    """Create the repository folder, its config, catalog tables and object store; nothing is left behind
+    if any of them cannot be made."""
     if settings.config_path.exists():
         raise ConflictError(f"{settings.repo} is already a fairimage repository; use it with --repo")
+    created = not settings.repo.exists()
     settings.repo.mkdir(parents=True, exist_ok=True)
-    repository = _connect(settings)
-    write_config(settings)
+    try:
+        repository = _connect(settings)
+        write_config(settings)
+    except BaseException:
+        if created:
+            shutil.rmtree(settings.repo, ignore_errors=True)
+        raise
     return repository
 
 

@@ -43,12 +43,19 @@ class S3Store:
         self._options: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
         self.fs = s3fs.S3FileSystem(**self._options)
         bucket = bucket_and_prefix.split("/")[0]
-        with _translated(f"bucket {bucket!r}"):
-            if not self.fs.exists(bucket):
-                raise StorageError(
-                    f"storage {url}: bucket {bucket!r} does not exist or these credentials cannot see it"
-                    + (f" at {endpoint_url}" if endpoint_url else "")
-                )
+        where = f" at {endpoint_url}" if endpoint_url else ""
+        try:
+            self.fs.ls(bucket, refresh=True)
+        except FileNotFoundError:
+            raise StorageError(
+                f"storage {url}: bucket {bucket!r} does not exist{where}; create it first"
+            ) from None
+        except PermissionError:
+            raise StorageError(
+                f"storage {url}: access to bucket {bucket!r} denied{where}; check the AWS credentials"
+            ) from None
+        except Exception as exc:  # botocore's connection and credential errors are not OSErrors
+            raise StorageError(f"storage {url}: cannot reach the object store{where}: {exc}") from None
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{check_key(key)}"
