@@ -1,9 +1,10 @@
 """TIFF to OME-Zarr conversion: fairimage against ome-zarr-py and ngff-zarr, in the same run, on this machine.
 
 Generates its inputs (never committed; cached in benchmarks/results/inputs): a 1 GiB 4D uint16 stack
-(2 channels x 64 z x 2048 x 2048, OME-TIFF), a 512 MiB single uint16 plane (16384 x 16384, TIFF) and a 4 GiB
-stack (32 x 8192 x 8192) for the memory check. Content is smooth structures plus shot noise, like a
-fluorescence image: compressible, but neither random bytes nor zeros.
+(2 channels x 64 z x 2048 x 2048, OME-TIFF) and a 512 MiB single uint16 plane (16384 x 16384), converted by
+every tool; a 4 GiB stack (32 x 8192 x 8192) and a 768 MiB plane as wide as a slide scan (4096 x 98304), for
+fairimage's memory checks. Content is smooth structures plus shot noise, like a fluorescence image:
+compressible, but neither random bytes nor zeros.
 
 Each conversion runs in its own process, as its users run it: fairimage through its CLI (`fairimage ingest`,
 which also hashes the input, writes a manifest and records the image in the catalog), the peers through their
@@ -51,7 +52,7 @@ class Input:
     name: str
     axes: str  # NGFF order, as the file's series stores it
     shape: tuple[int, ...]
-    peers: bool  # the 4 GiB stack is fairimage's memory check; peers are not run on it
+    peers: bool  # big and wide are fairimage's memory checks; peers are not run on them
 
     @property
     def nbytes(self) -> int:
@@ -66,6 +67,7 @@ INPUTS = {
     "stack": Input("stack", "czyx", (2, 64, 2048, 2048), peers=True),
     "plane": Input("plane", "yx", (16384, 16384), peers=True),
     "big": Input("big", "zyx", (32, 8192, 8192), peers=False),
+    "wide": Input("wide", "yx", (4096, 98304), peers=False),
 }
 
 
@@ -234,7 +236,7 @@ def _measure(command: list[str]) -> tuple[float, float, subprocess.CompletedProc
     peak = 0
     while process.poll() is None:
         peak = max(peak, _tree_high_water_kib(process.pid))
-        time.sleep(0.02)
+        time.sleep(0.1)  # VmHWM is a high-water mark: polling only has to see each process once
     stdout, stderr = process.communicate()
     seconds = time.perf_counter() - started
     return seconds, peak / 1024, subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
@@ -405,7 +407,9 @@ def print_table(runs: list[Run], ceilings: dict[str, dict[str, float]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inputs", default="stack,plane,big", help="comma-separated: stack, plane, big")
+    parser.add_argument(
+        "--inputs", default="stack,plane,big,wide", help="comma-separated: stack, plane, big, wide"
+    )
     parser.add_argument("--no-peers", action="store_true", help="run fairimage only")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; each tool's fastest round is reported")
     parser.add_argument(

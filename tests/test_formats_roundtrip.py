@@ -51,7 +51,7 @@ def _inputs(folder: Path) -> dict[str, list[Expected]]:
         Expected(overview, "yx"),
         Expected(detail, "zyx", {"x": (0.5, "micrometer"), "z": (2.0, "micrometer")}),
     ]
-    plane = samples.ramp((600, 700), seed=3)
+    plane = samples.ramp((1300, 1500), seed=3)  # several ~1 MiB chunks, so the stored image has a pyramid
     samples.pyramidal_ome_tiff(folder / "pyramid.ome.tif", plane)
     cases["pyramid.ome.tif"] = [Expected(plane, "yx", {"y": (0.25, "micrometer")})]
     tzcyx = samples.ramp((2, 3, 2, 40, 50), seed=4)
@@ -203,7 +203,8 @@ def test_ome_zarr_py_reads_the_served_pyramid(corpus: Corpus) -> None:
     image_id = corpus.outcomes["pyramid.ome.tif"]["images"][0]
     nodes = list(Reader(parse_url(f"{corpus.url}/zarr/{image_id}.ome.zarr"))())
     pyramid = nodes[0].data
-    assert len(pyramid) == 2
+    described = httpx.get(f"{corpus.url}/api/images/{image_id}").json()
+    assert len(pyramid) == len(described["levels"]) == 3  # 1300 x 1500, 650 x 750, 325 x 375
     np.testing.assert_array_equal(np.asarray(pyramid[0]), corpus.cases["pyramid.ome.tif"][0].pixels)
 
 

@@ -76,7 +76,7 @@ def test_kill_9_during_an_s3_ingest_is_cleaned_up(tmp_path: Path, s3_endpoint: s
 def test_sharded_images_in_s3_are_few_objects_and_read_remotely(
     tmp_path: Path, s3_endpoint: str, s3_bucket: str
 ) -> None:
-    pixels = samples.ramp((3, 2100, 2300), seed=4)  # 3 x 3 x 5 chunks of 1024 x 512 at level 0
+    pixels = samples.ramp((3, 2100, 2300), seed=4)  # 3 x 5 x 3 chunks of 512 x 1024 at level 0
     source = samples.ome_tiff(tmp_path / "cells.ome.tif", pixels, axes="CYX")
     repo = tmp_path / "repo"
     storage = f"s3://{s3_bucket}/lab"
@@ -86,11 +86,11 @@ def test_sharded_images_in_s3_are_few_objects_and_read_remotely(
     done = run_cli("ingest", "--repo", repo, source, "--json", check=True)
     image_id = json.loads(done.stdout)[0]["images"][0]
     level_0 = [k for k in _keys(s3_endpoint, f"{s3_bucket}/lab/images/{image_id}.ome.zarr/0") if "/c/" in k]
-    assert len(level_0) == 3 * 1 * 2  # 45 chunks in 6 shards of up to 4 x 4 chunks
+    assert len(level_0) == 3 * 2 * 1  # 45 chunks in 6 shards of up to 4 x 4 chunks
 
     with LiveServer(load_settings(repo)) as server:
         group = zarr.open_group(f"{server.url}/zarr/{image_id}.ome.zarr", mode="r")
-        assert group["0"].shards == (1, 4096, 2048)
+        assert group["0"].shards == (1, 2048, 4096)
         np.testing.assert_array_equal(group["0"][...], pixels)
         np.testing.assert_array_equal(group["0"][1, 1000:1100, 2000:2300], pixels[1, 1000:1100, 2000:2300])
 

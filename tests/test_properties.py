@@ -131,3 +131,13 @@ def test_shards_are_byte_for_byte_what_zarr_python_writes(tmp_path: Path) -> Non
         assert (tmp_path / "ours" / "0" / relative).read_bytes() == (
             tmp_path / "theirs" / relative
         ).read_bytes()
+
+
+@given(images(), st.integers(1, 5))
+def test_downsampling_in_column_blocks_gives_the_same_level(
+    image: tuple[np.ndarray, str], columns: int
+) -> None:
+    pixels, _ = image
+    np.testing.assert_array_equal(
+        downsample_2x(pixels, columns=columns), downsample_2x(pixels, columns=1 << 30)
+    )

@@ -110,12 +110,15 @@ def choose_chunks(
     shape: tuple[int, ...], axes: str, itemsize: int, target_bytes: int = DEFAULT_CHUNK_BYTES
 ) -> tuple[int, ...]:
     """Chunk shape of about ``target_bytes``: one t and c, square-ish power-of-two y/x tiles
-    (1024x512 for uint16, 1024x1024 for uint8), and several z planes only when planes are small."""
+    (y x x: 512x1024 for uint16, 1024x1024 for uint8), and several z planes only when planes are small.
+
+    Where a chunk cannot be square, it is wider than tall: conversion reads a plane one chunk row at a time,
+    so fewer rows per chunk is less memory for a slide-wide plane."""
     elements = max(1, target_bytes // itemsize)
     size = dict(zip(axes, shape, strict=True))
     width = size.get("x", 1)
     height = size.get("y", 1)
-    chunk_x = min(width, 2 ** int(math.log2(math.isqrt(elements))))
+    chunk_x = min(width, 2 ** math.ceil(math.log2(math.isqrt(elements))))
     chunk_y = min(height, max(1, elements // chunk_x))
     chunk_z = min(size.get("z", 1), max(1, elements // (chunk_x * chunk_y)))
     chunk = {"t": 1, "c": 1, "z": chunk_z, "y": chunk_y, "x": chunk_x}

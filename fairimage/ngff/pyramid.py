@@ -16,12 +16,22 @@ def _accumulator(dtype: np.dtype) -> np.dtype:
     return np.dtype("float64") if dtype.kind in "ui" or dtype.itemsize == 8 else np.dtype("float32")
 
 
-def downsample_2x(block: np.ndarray) -> np.ndarray:
+def downsample_2x(block: np.ndarray, columns: int = 4096) -> np.ndarray:
     """Mean of each 2x2 pixel square over the last two axes (y, x).
 
     An odd last row or column is averaged with itself, so a level is ceil(n / 2) long and every input pixel
-    contributes. Integers are rounded half up and keep their dtype.
+    contributes. Integers are rounded half up and keep their dtype. The work goes ``columns`` output columns
+    at a time, so the wide intermediate sums of a whole-slide-wide band never exist at once.
     """
+    height, width = block.shape[-2:]
+    out = np.empty((*block.shape[:-2], -(-height // 2), -(-width // 2)), dtype=block.dtype)
+    for start in range(0, out.shape[-1], columns):
+        stop = min(start + columns, out.shape[-1])
+        out[..., start:stop] = _downsample_piece(block[..., 2 * start : 2 * stop])
+    return out
+
+
+def _downsample_piece(block: np.ndarray) -> np.ndarray:
     if block.shape[-2] % 2:
         block = np.concatenate([block, block[..., -1:, :]], axis=-2)
     if block.shape[-1] % 2:

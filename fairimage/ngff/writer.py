@@ -37,6 +37,7 @@ from fairimage.ngff.pyramid import display_window, downsample_2x
 from fairimage.ngff.shards import ShardAssembler, ShardGrid
 
 Progress = Callable[[int], None]
+SHARD_ROW_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class WriteOptions:
     clevel: int = 5
     shuffle: Literal["shuffle", "bitshuffle", "noshuffle"] = "shuffle"
     threads: int = 0  # threads encoding chunks; 0 = every core this process may use
-    # Chunks per shard along y and x (zarr v3 sharding): 0 stores every chunk as its own object, 8 stores
-    # 8x8 chunks per object. A conversion holds one row of shards per level in memory while it fills them.
+    # Chunks per shard along y and x (zarr v3 sharding): 0 stores every chunk as its own object, 8 stores up
+    # to 8x8 chunks per object (fewer rows of chunks for very wide images; see ImagePlan.shard_grids).
     shard_chunks: int = 0
 
 
@@ -170,10 +171,15 @@ class ImagePlan:
         return _plane_groups(self.meta.shape, self.meta.axis_names, self.levels[0].chunks)
 
     def shard_grids(self) -> dict[str, ShardGrid]:
+        """Shards of ``shard_chunks`` chunks along x, and along y as many (up to as many) as keep one row
+        of shards, which a conversion holds while it fills them, near SHARD_ROW_BYTES of pixels."""
         k = self.options.shard_chunks
         if k <= 0:
             return {}
-        per_shard = (1,) * (len(self.meta.shape) - 2) + (k, k)
+        level_0 = self.levels[0]
+        chunk_row_bytes = level_0.chunks[-2] * level_0.shape[-1] * np.dtype(self.dtype).itemsize
+        rows = max(1, min(k, SHARD_ROW_BYTES // chunk_row_bytes))
+        per_shard = (1,) * (len(self.meta.shape) - 2) + (rows, k)
         return {
             level.path: ShardGrid(
                 chunks_per_shard=per_shard,
