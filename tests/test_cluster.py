@@ -73,14 +73,16 @@ def test_a_local_cluster_converts_a_folder_into_s3_exactly_as_a_local_run(
     assert [o["status"] for o in json.loads(again.stdout)][1:] == ["already_present"] * 4
 
 
-def test_one_large_stack_is_written_by_several_workers_exactly_as_by_one(
+def test_large_images_are_written_by_several_workers_exactly_as_by_one(
     tmp_path: Path, s3_endpoint: str, s3_bucket: str
 ) -> None:
-    """Region-parallel conversion: the stack's planes are split between workers, the pyramid included."""
+    """Region-parallel conversion: a stack's planes, or a single plane's rows, split between workers."""
     raw = tmp_path / "raw"
     raw.mkdir()
-    stack = samples.ramp((2, 9, 1100, 1300), seed=2)  # 18 plane groups, 51 MB
-    samples.ome_tiff(raw / "stack.ome.tif", stack, axes="CZYX")
+    samples.ome_tiff(
+        raw / "stack.ome.tif", samples.ramp((2, 9, 1100, 1300), seed=2), axes="CZYX"
+    )  # 18 planes
+    samples.ome_tiff(raw / "plane.ome.tif", samples.ramp((5000, 2600), seed=3), axes="YX")  # one plane
     run_cli("init", tmp_path / "local", check=True)
     plain = json.loads(run_cli("ingest", "--repo", tmp_path / "local", raw, "--json", check=True).stdout)
     run_cli(
@@ -96,7 +98,12 @@ def test_one_large_stack_is_written_by_several_workers_exactly_as_by_one(
         config.write("cluster_split_bytes = 10000000\n")  # split anything above 10 MB
     clustered = run_cli("ingest", "--repo", tmp_path / "cloud", raw, "--workers", "2", "--json", check=True)
     outcomes = json.loads(clustered.stdout)
-    assert [(o["status"], o["parts"]) for o in outcomes] == [("ingested", 4)]  # 2 workers x 2 parts each
+    # The stack: 4 runs of planes (2 workers x 2). The plane (5 levels): 2 bands of 4096 rows written down to
+    # level 3; level 4 is then made from level 3.
+    assert [(Path(o["path"]).name, o["status"], o["parts"]) for o in outcomes] == [
+        ("plane.ome.tif", "ingested", 2),
+        ("stack.ome.tif", "ingested", 4),
+    ]
 
     fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint)
     local = _manifests(
@@ -104,7 +111,8 @@ def test_one_large_stack_is_written_by_several_workers_exactly_as_by_one(
     )
     cloud = _manifests(outcomes, lambda i: fs.cat_file(f"{s3_bucket}/lab/manifests/{i}.json"))
     assert local == cloud  # every chunk of every level, and the metadata with its windows, identical
-    assert any(key.startswith("2/c/") for key in cloud["stack.ome.tif"])  # the pyramid's levels 1 and 2 too
+    assert any(key.startswith("2/c/") for key in cloud["stack.ome.tif"])
+    assert any(key.startswith("4/c/") for key in cloud["plane.ome.tif"])
 
 
 def test_an_unreachable_scheduler_is_one_clear_line(tmp_path: Path) -> None:

@@ -72,6 +72,11 @@ class WrittenImage:
     chunks: dict[str, StoredObject]  # every chunk written, by key relative to the image root
 
 
+def _channel_count(meta: ImageMetadata) -> int:
+    channel_axis = meta.axis_names.find("c")
+    return meta.shape[channel_axis] if channel_axis >= 0 else 1
+
+
 class _ChannelStats:
     """Running min/max per channel over level 0; blocks are added from several threads."""
 
@@ -120,7 +125,7 @@ class _LevelPipe:
     carry: np.ndarray | None = None  # an odd row waiting for its pair
     pending: list[np.ndarray] = field(default_factory=list)
     pending_rows: int = 0
-    next_row: int = 0
+    next_row: int = 0  # where the next chunk row of this level starts (a band may begin mid-image)
 
     def push(self, rows: np.ndarray, final: bool) -> None:
         if self.carry is not None:
@@ -169,6 +174,24 @@ class ImagePlan:
     def plane_groups(self) -> list[tuple[slice, ...]]:
         """The independent units of work: each writes its planes at every level (y/x-only pyramid)."""
         return _plane_groups(self.meta.shape, self.meta.axis_names, self.levels[0].chunks)
+
+    def row_bands(self, depth: int) -> list[range]:
+        """Level-0 row ranges that write whole chunks (and shards) of levels 0..depth and share none, so that
+        several workers can each take some; ``complete_pyramid`` then makes the levels below ``depth``."""
+        grids = self.shard_grids()
+        shard_rows = grids[self.levels[0].path].chunks_per_shard[-2] if grids else 1
+        step = self.levels[0].chunks[-2] * shard_rows * 2**depth
+        height = self.meta.shape[-2]
+        return [range(start, min(start + step, height)) for start in range(0, height, step)]
+
+    def band_depth(self, deepest: int = 3) -> int:
+        """The deepest level (at most ``deepest``) down to which row bands keep whole chunk rows: every level
+        down to it has the full chunk height of level 0."""
+        full = self.levels[0].chunks[-2]
+        depth = 0
+        while depth + 1 < min(len(self.levels), deepest + 1) and self.levels[depth + 1].chunks[-2] == full:
+            depth += 1
+        return depth
 
     def shard_grids(self) -> dict[str, ShardGrid]:
         """Shards of ``shard_chunks`` chunks along x, and along y as many (up to as many) as keep one row
@@ -244,31 +267,72 @@ def create_image(plan: ImagePlan, target: ImageTarget) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Part:
+    """A share of writing an image, for cluster workers: some plane groups, some rows of the level the
+    source holds (``source_level``; 0 for the input file), and the levels written from them."""
+
+    groups: range | None = None  # indices into plan.plane_groups; None: all
+    rows: range | None = (
+        None  # rows of the source level, from a band boundary (ImagePlan.row_bands); None: all
+    )
+    levels: range | None = None  # the levels written; None: the source level and every level below it
+    source_level: int = 0
+
+
 def write_planes(
     plan: ImagePlan,
     source: Any,
     target: ImageTarget,
-    groups: range | None = None,
+    part: Part = Part(),
     on_progress: Progress | None = None,
 ) -> WrittenPart:
-    """Write the plane groups ``groups`` (indices into ``plan.plane_groups``; all by default) at every
-    level. Parts may be written by different processes at once: they never share an object."""
+    """Write a part of the image (all of it by default). Parts from ``ImagePlan.row_bands`` or disjoint
+    plane groups may be written by different processes at once: they never share an object."""
     meta, options = plan.meta, plan.options
     all_groups = plan.plane_groups
     channel_axis = meta.axis_names.find("c")
-    stats = _ChannelStats(meta.shape[channel_axis] if channel_axis >= 0 else 1)
+    stats = _ChannelStats(_channel_count(meta))
     dtype = np.dtype(plan.dtype)
     encoder = blosc_codec(options.cname, options.clevel, options.shuffle, dtype.itemsize)
     grids = plan.shard_grids()
     assembler = ShardAssembler(grids) if grids else None
+    levels = part.levels if part.levels is not None else range(part.source_level, len(plan.levels))
     with ChunkWriter(target.put, encoder, thread_count(options.threads), assembler) as writer:
         outs = [_LevelOut(level.path, level.chunks, writer) for level in plan.levels]
-        for index in groups if groups is not None else range(len(all_groups)):
+        for index in part.groups if part.groups is not None else range(len(all_groups)):
             lead = all_groups[index]
             channel = lead[channel_axis].start if channel_axis >= 0 else 0
-            _write_plane_group(source, outs, lead, dtype, stats, channel, on_progress)
+            writing = _GroupWrite(source, outs, lead, dtype, stats, channel, on_progress)
+            writing.run(part.source_level, levels, part.rows)
         objects = writer.finish()
     return WrittenPart(chunks=objects, low=stats.low, high=stats.high)
+
+
+def complete_pyramid(plan: ImagePlan, target: ImageTarget, from_level: int) -> WrittenPart:
+    """Write the levels below ``from_level`` from that stored level (after row bands wrote 0..from_level)."""
+    if from_level + 1 >= len(plan.levels):
+        empty = _ChannelStats(_channel_count(plan.meta))
+        return WrittenPart(chunks={}, low=empty.low, high=empty.high)
+    group = zarr.open_group(target.zarr_store(), mode="r")
+    stored = _StoredLevel(group[plan.levels[from_level].path], plan.meta)
+    part = Part(levels=range(from_level + 1, len(plan.levels)), source_level=from_level)
+    return write_planes(plan, stored, target, part)
+
+
+@dataclass(frozen=True)
+class _StoredLevel:
+    """A written pyramid level read back as a source, to build the levels below it."""
+
+    array: Any
+    meta: ImageMetadata
+
+    @property
+    def metadata(self) -> ImageMetadata:
+        return self.meta.model_copy(update={"shape": tuple(self.array.shape)})
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(self.array[region])
 
 
 def finish_image(plan: ImagePlan, target: ImageTarget, parts: list[WrittenPart]) -> WrittenImage:
@@ -320,30 +384,38 @@ def _plane_groups(shape: tuple[int, ...], axes: str, chunks: tuple[int, ...]) ->
     return [tuple(group) for group in itertools.product(*ranges)]
 
 
-def _write_plane_group(
-    source: Any,
-    outs: list[_LevelOut],
-    lead: tuple[slice, ...],
-    dtype: np.dtype,
-    stats: _ChannelStats,
-    channel: int,
-    on_progress: Progress | None,
-) -> None:
-    height = source.metadata.shape[-2]
-    chunk_rows = outs[0].chunks[-2]
-    pipe: _LevelPipe | None = None
-    for out in reversed(outs[1:]):
-        pipe = _LevelPipe(level=out, lead=lead, below=pipe)
-    for start in range(0, height, chunk_rows):
-        stop = min(start + chunk_rows, height)
-        block = source.read((*lead, slice(start, stop), slice(None)))
-        if on_progress is not None:
-            on_progress(block.nbytes)
-        block = block.astype(dtype, copy=False)
-        outs[0].write_rows(lead, start, block)
-        outs[0].writer.run(stats.add, channel, block)
-        if pipe is not None:
-            pipe.push(block, final=stop == height)
+@dataclass
+class _GroupWrite:
+    """One plane group's rows streamed through the levels: written at the source level, halved below it."""
+
+    source: Any
+    outs: list[_LevelOut]
+    lead: tuple[slice, ...]
+    dtype: np.dtype
+    stats: _ChannelStats
+    channel: int
+    on_progress: Progress | None
+
+    def run(self, source_level: int, levels: range, rows: range | None) -> None:
+        height = self.source.metadata.shape[-2]
+        first, stop = (rows.start, rows.stop) if rows is not None else (0, height)
+        top = self.outs[source_level]
+        pipe: _LevelPipe | None = None
+        for index in reversed(range(source_level + 1, levels.stop)):
+            shift = index - source_level
+            pipe = _LevelPipe(level=self.outs[index], lead=self.lead, below=pipe, next_row=first >> shift)
+        for start in range(first, stop, top.chunks[-2]):
+            end = min(start + top.chunks[-2], stop)
+            block = self.source.read((*self.lead, slice(start, end), slice(None)))
+            if self.on_progress is not None:
+                self.on_progress(block.nbytes)
+            block = block.astype(self.dtype, copy=False)
+            if source_level in levels:
+                top.write_rows(self.lead, start, block)
+            if source_level == 0:
+                top.writer.run(self.stats.add, self.channel, block)
+            if pipe is not None:
+                pipe.push(block, final=end == height)
 
 
 def _with_windows(

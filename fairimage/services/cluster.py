@@ -17,7 +17,7 @@ from typing import Any
 
 from fairimage.formats import open_file
 from fairimage.model.errors import InvalidInputError
-from fairimage.ngff.writer import WrittenPart, write_planes
+from fairimage.ngff.writer import ImagePlan, Part, WrittenPart, complete_pyramid, write_planes
 from fairimage.services.ingest import (
     Conversion,
     ConvertedFile,
@@ -68,6 +68,7 @@ class _FileJob:
     format: str = ""
     stagings: list[Staging] = field(default_factory=list)
     parts: dict[int, list[WrittenPart]] = field(default_factory=dict)  # by image index
+    completions: dict[int, int] = field(default_factory=dict)  # image index -> level written in row bands
     waiting: int = 0
     failed: FileOutcome | None = None
 
@@ -147,17 +148,36 @@ def _start(
     for image_index, meta in enumerate(metas):
         staging = begin_staging(repository.store, conversion, meta)
         job.stagings.append(staging)
-        groups = len(staging.plan.plane_groups)
-        count = min(groups, 2 * workers)
-        for part in range(count):
-            chunk = range(part * groups // count, (part + 1) * groups // count)
+        parts = _split(staging.plan, 2 * workers)
+        if any(part.rows is not None for part in parts):
+            job.completions[image_index] = staging.plan.band_depth()
+        for part in parts:
             task = client.submit(
-                _write_part, conversion, job.item.path, image_index, staging, chunk, pure=False
+                _write_part, conversion, job.item.path, image_index, staging, part, pure=False
             )
-            share = job.size * len(chunk) // (groups * len(metas))
-            started.append((task, ("part", (job, image_index, share))))
+            started.append((task, ("part", (job, image_index, job.size // (len(parts) * len(metas))))))
     job.waiting = len(started)
     return started
+
+
+def _split(plan: ImagePlan, wanted: int) -> list[Part]:
+    """About ``wanted`` parts of an image: runs of whole plane groups when it has enough of them, otherwise
+    runs of row bands within each plane group (levels down to the band depth; the rest comes after)."""
+    groups = len(plan.plane_groups)
+    if groups >= wanted:
+        return [Part(groups=range(i * groups // wanted, (i + 1) * groups // wanted)) for i in range(wanted)]
+    depth = plan.band_depth()
+    bands = plan.row_bands(depth)
+    per_group = min(len(bands), -(-wanted // groups))
+    if per_group < 2:
+        return [Part(groups=range(group, group + 1)) for group in range(groups)]
+    parts = []
+    for group in range(groups):
+        for i in range(per_group):
+            first, last = bands[i * len(bands) // per_group], bands[(i + 1) * len(bands) // per_group - 1]
+            rows = range(first.start, last.stop)
+            parts.append(Part(groups=range(group, group + 1), rows=rows, levels=range(depth + 1)))
+    return parts
 
 
 def _finish_parts(
@@ -167,6 +187,9 @@ def _finish_parts(
         return job.failed
     parts = sum(len(found) for found in job.parts.values())
     try:
+        for index, depth in job.completions.items():  # the levels below the row bands' depth, from it
+            staging = job.stagings[index]
+            job.parts[index].append(complete_pyramid(staging.plan, staging.target(repository.store), depth))
         staged = [
             finish_staging(repository.store, conversion, staging, job.parts[index])
             for index, staging in enumerate(job.stagings)
@@ -230,13 +253,13 @@ def _hash(path: Path) -> _Hashed | FileOutcome:
 
 
 def _write_part(
-    conversion: Conversion, path: Path, image_index: int, staging: Staging, groups: range
+    conversion: Conversion, path: Path, image_index: int, staging: Staging, part: Part
 ) -> WrittenPart | FileOutcome:
     try:
         store = _store(conversion.storage, conversion.s3_endpoint)
         with open_file(path) as opened:
             source = opened.images[image_index]
-            return write_planes(staging.plan, source, staging.target(store), groups)
+            return write_planes(staging.plan, source, staging.target(store), part)
     except Exception as exc:  # noqa: BLE001 - returned, so the client reports it for this file
         return failure(path, exc)
 
