@@ -14,7 +14,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/pip install -q -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import fairimage, zarr, tifffile, fastapi, ome_zarr_models, ome_zarr, bioio_ome_zarr, s3fs, moto"
+	$(BIN)/python -c "import fairimage, zarr, tifffile, fastapi, ome_zarr_models, ome_zarr, bioio_ome_zarr, s3fs, moto, mypy"
 	touch $@
 
 install: $(VENV)/.installed
@@ -22,9 +22,10 @@ install: $(VENV)/.installed
 run: install  ## build the demo repository and serve it on http://127.0.0.1:$(PORT)/
 	$(BIN)/fairimage demo --repo demo-repo --port $(PORT)
 
-test: install  ## the default suite (slow cases excluded), layer contract and lint
+test: install  ## the default suite (slow cases excluded), layer contract, lint and types
 	$(BIN)/lint-imports
 	$(BIN)/ruff check fairimage tests benchmarks
+	$(BIN)/mypy fairimage
 	$(BIN)/pytest -m "not slow"
 
 test-all: install  ## every test, slow ones included
@@ -33,6 +34,7 @@ test-all: install  ## every test, slow ones included
 lint: install
 	$(BIN)/ruff check fairimage tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy fairimage
 
 bench: install  ## conversion against ome-zarr-py and ngff-zarr, and the machine's ceiling (benchmarks/README.md)
 	$(BIN)/pip install -q -e '.[test,bench]' 2>&1 | grep -v "^WARNING: Location" || true

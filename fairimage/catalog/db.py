@@ -46,9 +46,10 @@ def migrate(engine: Engine) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc  # the driver's own error, where SQLAlchemy wraps one
         raise StorageError(
             f"catalog {redact(str(engine.url))}: cannot reach or upgrade it "
-            f"({type(exc.orig or exc).__name__}: {str(exc.orig or exc).strip().splitlines()[0]})"
+            f"({type(cause).__name__}: {str(cause).strip().splitlines()[0]})"
         ) from exc
 
 

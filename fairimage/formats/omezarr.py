@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from fairimage.formats.base import OpenedFile, Region
+from fairimage.formats.base import ImageSource, OpenedFile, Region
 from fairimage.model.errors import CorruptFileError, UnsupportedError
 from fairimage.model.image import ImageMetadata, default_channels, make_axes
 from fairimage.ngff.metadata import parse_multiscale
@@ -28,10 +28,11 @@ class OmeZarrReader:
     def open(self, path: Path) -> Iterator[OpenedFile]:
         try:
             root = zarr.open_group(str(path), mode="r")
-            attrs = root.attrs.asdict()
+            attrs = _attributes(root)
         except Exception as exc:  # zarr raises many kinds for a damaged folder; all mean "unreadable"
             raise CorruptFileError(f"{path.name}: not a readable zarr group ({exc})") from exc
         ome = attrs.get("ome", attrs)
+        images: list[ImageSource]
         if ome.get("bioformats2raw.layout") == 3:
             kind, images = "bioformats2raw", _series(path, root, ome)
         elif "plate" in ome:
@@ -41,11 +42,11 @@ class OmeZarrReader:
         yield OpenedFile(format=kind, images=images)
 
 
-def _series(path: Path, root: zarr.Group, ome: dict[str, Any]) -> list[OmeZarrSource]:
+def _series(path: Path, root: zarr.Group, ome: dict[str, Any]) -> list[ImageSource]:
     """bioformats2raw layout 3: series listed by OME/ .attrs "series", else numbered groups 0, 1, ..."""
     listed: list[str] | None = None
     if "OME" in root:
-        meta = root["OME"].attrs.asdict()
+        meta = _attributes(root["OME"])
         listed = meta.get("ome", meta).get("series")
     names = [str(name) for name in listed] if listed else _numbered(root)
     if not names:
@@ -53,19 +54,23 @@ def _series(path: Path, root: zarr.Group, ome: dict[str, Any]) -> list[OmeZarrSo
     return [OmeZarrSource(path, root[name], f"{path.name} [{name}]") for name in names]
 
 
+def _attributes(node: Any) -> dict[str, Any]:
+    """A group's attributes as plain JSON values (zarr types them as a union a reader cannot use)."""
+    return dict(node.attrs.asdict())
+
+
 def _numbered(root: zarr.Group) -> list[str]:
-    names = []
+    names: list[str] = []
     while str(len(names)) in root:
         names.append(str(len(names)))
     return names
 
 
-def _fields(path: Path, root: zarr.Group, plate: dict[str, Any]) -> list[OmeZarrSource]:
+def _fields(path: Path, root: zarr.Group, plate: dict[str, Any]) -> list[ImageSource]:
     """Each field of view of each well of an HCS plate (OME-NGFF "plate" and "well" metadata)."""
-    images = []
+    images: list[ImageSource] = []
     for well in plate.get("wells", []):
-        well_group = root[well["path"]]
-        meta = well_group.attrs.asdict()
+        meta = _attributes(root[well["path"]])
         for field in meta.get("ome", meta).get("well", {}).get("images", []):
             key = f"{well['path']}/{field['path']}"
             images.append(OmeZarrSource(path, root[key], f"{path.name} [{key}]"))

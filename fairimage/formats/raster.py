@@ -72,8 +72,9 @@ class RasterSource:
 def _decode(path: Path) -> tuple[np.ndarray, str]:
     """The pixels (y, x[, samples]) and the Pillow mode they are in."""
     try:
-        with Image.open(path) as picture:
-            picture.load()
+        with Image.open(path) as opened:
+            opened.load()
+            picture: Image.Image = opened
             if picture.mode == "P":  # palette: keep what the picture shows, with transparency if it has any
                 picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
             elif picture.mode == "YCbCr":

@@ -155,11 +155,9 @@ def _parse_omero(omero: dict[str, Any] | None) -> tuple[Channel, ...]:
         window = channel.get("window")
         parsed_window = None
         if isinstance(window, dict) and {"start", "end"} <= window.keys():
+            start, end = float(window["start"]), float(window["end"])
             parsed_window = Window(
-                start=window["start"],
-                end=window["end"],
-                min=window.get("min", window["start"]),
-                max=window.get("max", window["end"]),
+                start=start, end=end, min=float(window.get("min", start)), max=float(window.get("max", end))
             )
         channels.append(
             Channel(

@@ -344,7 +344,8 @@ def finish_image(plan: ImagePlan, target: ImageTarget, parts: list[WrittenPart])
         stats.low = [min(a, b) for a, b in zip(stats.low, part.low, strict=True)]
         stats.high = [max(a, b) for a, b in zip(stats.high, part.high, strict=True)]
     root = zarr.open_group(target.zarr_store(), mode="r+")
-    channels = _with_windows(meta, stats, np.asarray(root[plan.levels[-1].path][...]), channel_axis)
+    smallest = zarr.open_array(target.zarr_store(), path=plan.levels[-1].path, mode="r")
+    channels = _with_windows(meta, stats, np.asarray(smallest[...]), channel_axis)
     root.attrs.update(
         Ngff05().build(
             name=meta.name,

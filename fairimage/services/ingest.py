@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import zarr
@@ -118,6 +118,7 @@ def ingest_paths(
             inputs.extend(InputFile(found, False) for found in _walk(path))
     with ingest_run(repository) as run:
         conversion = _conversion(repository, run)
+        results: Iterator[tuple[InputFile, FileOutcome]]
         if cluster is None:
             results = (_ingest_here(repository, run, conversion, item, study, progress) for item in inputs)
         else:
@@ -291,12 +292,16 @@ def _verify(store: Store, prefix: str, name: str, written: WrittenImage) -> None
             f"{len(written.levels)} were written"
         )
     for level in written.levels:
-        array = group[level.path]
-        if tuple(array.shape) != level.shape or np.dtype(array.dtype).name != written.dtype:
+        array = group.get(level.path)
+        if (
+            not isinstance(array, zarr.Array)
+            or tuple(array.shape) != level.shape
+            or np.dtype(array.dtype).name != written.dtype
+        ):
             raise CorruptFileError(f"{name}: staged level {level.path} does not match what was written")
 
 
-def build_manifest(store: Store, prefix: str, written: dict[str, StoredObject]) -> dict[str, object]:
+def build_manifest(store: Store, prefix: str, written: dict[str, StoredObject]) -> dict[str, Any]:
     """Every stored key of an image with its size and sha256, so a fixity check can find one flipped byte.
 
     Chunks were hashed as they were written; the listing must hold exactly those (same sizes) plus the

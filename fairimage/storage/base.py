@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ class Store(Protocol):
         """Every object below ``prefix``, recursively, keys relative to the store root."""
         ...
 
-    def list_children(self, prefix: str) -> list[str]:
+    def list_children(self, prefix: str) -> builtins.list[str]:
         """Names directly below ``prefix`` (objects and folders)."""
         ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 from collections.abc import Iterator
@@ -92,7 +93,7 @@ class LocalStore:
                     key=path.relative_to(self.root).as_posix(), size=result.st_size, mtime=result.st_mtime
                 )
 
-    def list_children(self, prefix: str) -> list[str]:
+    def list_children(self, prefix: str) -> builtins.list[str]:
         base = self._path(prefix)
         return sorted(p.name for p in base.iterdir()) if base.is_dir() else []
 

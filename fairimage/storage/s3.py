@@ -8,6 +8,7 @@ images are ever moved; the catalog commit is what publishes them.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -99,7 +100,7 @@ class S3Store:
             if info.get("type") == "file":
                 yield _object_info(path[len(self.root) + 1 :], info)
 
-    def list_children(self, prefix: str) -> list[str]:
+    def list_children(self, prefix: str) -> builtins.list[str]:
         with _translated(prefix):
             try:
                 entries = self.fs.ls(self._path(prefix), detail=False, refresh=True)
