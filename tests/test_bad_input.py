@@ -92,6 +92,18 @@ def test_same_content_twice_is_reported_already_present(tmp_path: Path) -> None:
     assert len(json.loads(run_cli("images", "--repo", repo, "--json", check=True).stdout)) == 1
 
 
+def test_one_file_named_twice_in_one_command_is_stored_once_and_reported_twice(tmp_path: Path) -> None:
+    (tmp_path / "raw").mkdir()
+    source = samples.ome_tiff(tmp_path / "raw" / "a.ome.tif", samples.ramp((2, 30, 40)), axes="ZYX")
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    # By name twice, then again inside its folder.
+    arguments = ["ingest", "--repo", repo, source, source, source.parent, "--json"]
+    outcomes = json.loads(run_cli(*arguments, check=True).stdout)
+    assert [o["status"] for o in outcomes] == ["ingested", "already_present", "already_present"]
+    assert outcomes[0]["images"] == outcomes[1]["images"] == outcomes[2]["images"]
+
+
 def test_folders_are_walked_and_unknown_kinds_skipped_without_failing(tmp_path: Path) -> None:
     inputs = tmp_path / "plate_dir" / "well-A1"
     inputs.mkdir(parents=True)

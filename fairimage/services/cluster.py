@@ -1,9 +1,10 @@
 """Ingest spread over a dask.distributed cluster: workers hash and convert files, this process publishes.
 
 Workers need to see the input paths (a shared folder) and the repository's store (a shared folder or S3, with
-credentials in their own environment). Each file is two tasks: its hash, then, if the catalog does not have
-that content yet, its conversion into the run's staging area. Results are published here as they arrive, so
-one file's failure is reported for that file and never loses the others.
+credentials in their own environment). A file is first hashed by a worker; if the catalog does not have that
+content yet, it is converted into the run's staging area by one task or, when it holds a large image, by
+several (runs of planes, or bands of rows), whose results this process assembles. Files are published here
+as they complete, so one file's failure is reported for that file and never loses the others.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class ClusterSpec:
     """A running scheduler to connect to (``tcp://host:8786``), or a LocalCluster of ``workers`` processes.
 
     An image larger than ``split_bytes`` is written by several workers at once, each taking some of its
-    planes (every pyramid level of them), so one huge stack does not wait for one machine.
+    planes or some bands of rows, so one huge image does not wait for one machine.
     """
 
     scheduler: str | None = None
@@ -138,7 +139,8 @@ def _start(
     workers: int,
 ) -> list[tuple[Any, tuple[str, Any]]]:
     """Submit a new file's conversion: one task for the whole file, or, when it holds an image larger than
-    ``split_bytes``, its images' metadata written here and their plane groups spread over the workers."""
+    ``split_bytes``, its images' metadata written here and their parts (see ``_split``) spread over the
+    workers."""
     with open_file(job.item.path) as opened:
         metas = [source.metadata for source in opened.images]
         job.format = opened.format

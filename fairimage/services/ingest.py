@@ -39,10 +39,10 @@ from fairimage.ngff.writer import (
 )
 from fairimage.services.repository import Repository
 from fairimage.services.runs import Run, ingest_run
+from fairimage.storage import ImagePrefix, Store, layout
 
 if TYPE_CHECKING:
     from fairimage.services.cluster import ClusterSpec
-from fairimage.storage import ImagePrefix, Store, layout
 
 Status = Literal["ingested", "already_present", "failed", "skipped"]
 DEFAULT_STUDY = "default"
@@ -95,6 +95,7 @@ class InputFile:
 
     path: Path
     named: bool  # given by the user (an unsupported file is then an error) rather than found in a folder
+    order: int  # its place among the inputs: outcomes are reported in this order, a path given twice twice
 
 
 def ingest_paths(
@@ -113,9 +114,10 @@ def ingest_paths(
         if not path.exists():
             outcomes.append(FileOutcome(str(path), "failed", error=f"{path}: no such file or folder"))
         elif path.is_file() or is_zarr_dir(path):
-            inputs.append(InputFile(path, True))
+            inputs.append(InputFile(path, True, len(inputs)))
         else:
-            inputs.extend(InputFile(found, False) for found in _walk(path))
+            for found in _walk(path):
+                inputs.append(InputFile(found, False, len(inputs)))
     with ingest_run(repository) as run:
         conversion = _conversion(repository, run)
         results: Iterator[tuple[InputFile, FileOutcome]]
