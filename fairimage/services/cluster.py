@@ -88,7 +88,8 @@ def ingest_on_cluster(
     with _client(spec) as client:
         sizes = {item.path: content_size(item.path) for item in inputs}
         workers = max(1, len(client.scheduler_info().get("workers", {})))
-        progress.start_file(Path(f"{len(inputs)} files on {workers} dask workers"), sum(sizes.values()))
+        files = f"{len(inputs)} file" + ("s" if len(inputs) != 1 else "")
+        progress.start_file(Path(f"{files} on {workers} dask workers"), sum(sizes.values()))
         tasks: dict[Any, tuple[str, Any]] = {
             client.submit(_hash, item.path, pure=False): ("hash", item) for item in inputs
         }
