@@ -95,6 +95,12 @@ class _ChannelStats:
             self.low[channel] = min(self.low[channel], low)
             self.high[channel] = max(self.high[channel], high)
 
+    def merge(self, low: list[float], high: list[float]) -> None:
+        """Fold in another part's min/max per channel."""
+        with self._lock:
+            self.low = [min(a, b) for a, b in zip(self.low, low, strict=True)]
+            self.high = [max(a, b) for a, b in zip(self.high, high, strict=True)]
+
 
 @dataclass(frozen=True)
 class _LevelOut:
@@ -273,9 +279,8 @@ class Part:
     source holds (``source_level``; 0 for the input file), and the levels written from them."""
 
     groups: range | None = None  # indices into plan.plane_groups; None: all
-    rows: range | None = (
-        None  # rows of the source level, from a band boundary (ImagePlan.row_bands); None: all
-    )
+    # Rows of the source level, starting at a band boundary (ImagePlan.row_bands); None: all.
+    rows: range | None = None
     levels: range | None = None  # the levels written; None: the source level and every level below it
     source_level: int = 0
 
@@ -339,10 +344,9 @@ def finish_image(plan: ImagePlan, target: ImageTarget, parts: list[WrittenPart])
     """Once every plane group is written: channel windows from the data, then the OME-NGFF attributes."""
     meta = plan.meta
     channel_axis = meta.axis_names.find("c")
-    stats = _ChannelStats(len(parts[0].low))
+    stats = _ChannelStats(_channel_count(meta))
     for part in parts:
-        stats.low = [min(a, b) for a, b in zip(stats.low, part.low, strict=True)]
-        stats.high = [max(a, b) for a, b in zip(stats.high, part.high, strict=True)]
+        stats.merge(part.low, part.high)
     root = zarr.open_group(target.zarr_store(), mode="r+")
     smallest = zarr.open_array(target.zarr_store(), path=plan.levels[-1].path, mode="r")
     channels = _with_windows(meta, stats, np.asarray(smallest[...]), channel_axis)
