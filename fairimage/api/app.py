@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from fairimage import __version__
-from fairimage.api import images, pages, studies, zarr
+from fairimage.api import images, pages, studies, tiles, zarr
 from fairimage.api.errors import register_error_handlers
 from fairimage.services.repository import open_repository
+from fairimage.services.tiles import Renderer
 from fairimage.settings import Settings
 
 
@@ -19,6 +21,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.repository = open_repository(settings)
+        app.state.renderer = Renderer(app.state.repository)
         try:
             yield
         finally:
@@ -41,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_age=3600,
     )
     register_error_handlers(app)
-    for module in (studies, images, zarr, pages):
+    for module in (studies, images, zarr, tiles, pages):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=pages.WEB / "static"), name="static")
     return app

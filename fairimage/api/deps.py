@@ -8,11 +8,17 @@ from fastapi import Depends, Request
 
 from fairimage.services.access import ANONYMOUS, Principal
 from fairimage.services.repository import Repository
+from fairimage.services.tiles import Renderer
 
 
 def get_repository(request: Request) -> Repository:
     repository: Repository = request.app.state.repository
     return repository
+
+
+def get_renderer(request: Request) -> Renderer:
+    renderer: Renderer = request.app.state.renderer
+    return renderer
 
 
 def get_principal(request: Request) -> Principal:
@@ -21,3 +27,4 @@ def get_principal(request: Request) -> Principal:
 
 RepositoryDep = Annotated[Repository, Depends(get_repository)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+RendererDep = Annotated[Renderer, Depends(get_renderer)]

@@ -1,18 +1,49 @@
-"""model.errors mapped to HTTP once: a JSON body {"error": {"code", "message"}} with the class's status."""
+"""model.errors mapped to HTTP once: a JSON body {"error": {"code", "message"}} with the class's status;
+a browser asking for a page that does not exist gets the HTML 404 page instead."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
-from fairimage.model.errors import FairimageError
+from fairimage.model.errors import FairimageError, NotFoundError
+
+_MACHINE_PATHS = ("/api/", "/zarr/", "/iiif/", "/static/", "/openapi.json", "/docs")
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
+def wants_page(request: Request) -> bool:
+    """A person's browser asking for a page, not a client asking the API or for data."""
+    return not request.url.path.startswith(_MACHINE_PATHS) and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
 def register_error_handlers(app: FastAPI) -> None:
+    from fairimage.api.pages import not_found_page  # the pages import this module's router helpers
+
     @app.exception_handler(FairimageError)
-    async def _fairimage_error(request: Request, exc: FairimageError) -> JSONResponse:
+    async def _fairimage_error(request: Request, exc: FairimageError) -> Response:
+        if isinstance(exc, NotFoundError) and wants_page(request):
+            return not_found_page(request, exc.message)
         return error_response(exc.http_status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            f"{'.'.join(str(part) for part in error['loc'][1:]) or error['loc'][0]}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        return error_response(400, "invalid", "; ".join(problems))
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and wants_page(request):
+            return not_found_page(request, f"There is no page at {request.url.path}.")
+        code = "not_found" if exc.status_code == 404 else "http_error"
+        return error_response(exc.status_code, code, str(exc.detail))

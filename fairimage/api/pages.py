@@ -1,39 +1,188 @@
-"""The plain HTML home page: studies and images with links (the full viewer comes later)."""
+"""The web pages: home, study and image (with the viewer), rendered on the server with Jinja2.
+
+Everything but the viewer works without JavaScript: the image page's display form is a plain GET form,
+and a <noscript> picture rendered by the server shows its settings."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import QueryParams
 
 from fairimage import __version__
 from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.api.schemas import ImageOut
+from fairimage.model.render import default_plane, image_size, is_rgb
+from fairimage.model.study import Image
 from fairimage.services import images as image_service
+from fairimage.services.access import readable_image
 
-templates = Jinja2Templates(directory=Path(__file__).parent.parent / "web" / "templates")
+WEB = Path(__file__).parent.parent / "web"
+templates = Jinja2Templates(directory=WEB / "templates")
+templates.env.globals["version"] = __version__
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, repository: RepositoryDep, principal: PrincipalDep) -> HTMLResponse:
     studies = image_service.list_studies(repository)
-    base = str(request.base_url)
-    by_study = {
-        study.id: [
-            ImageOut.of(image, base)
-            for image in image_service.list_images(repository, study=study.id, limit=200).items
-        ]
-        for study in studies
+    context = {
+        "studies": studies,
+        "image_count": sum(study.image_count for study in studies),
+        "recent": image_service.recent_images(repository, limit=12),
     }
-    return templates.TemplateResponse(
-        request,
-        "home.html",
-        {
-            "studies": studies,
-            "images": by_study,
-            "version": __version__,
+    return templates.TemplateResponse(request, "home.html", context)
+
+
+@router.get("/studies/{study_id}", response_class=HTMLResponse)
+def study_page(
+    study_id: str,
+    request: Request,
+    repository: RepositoryDep,
+    principal: PrincipalDep,
+    after: str | None = None,
+) -> HTMLResponse:
+    study = image_service.get_study(repository, study_id)
+    page = image_service.list_images(repository, study=study.id, limit=120, cursor=after)
+    context = {"study": study, "images": page.items, "next": page.next}
+    return templates.TemplateResponse(request, "study.html", context)
+
+
+@router.get("/images/{image_id}", response_class=HTMLResponse)
+def image_page(
+    image_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> HTMLResponse:
+    image = readable_image(repository, principal, image_id)
+    out = ImageOut.of(image, str(request.base_url))
+    settings = form_settings(image, request.query_params)
+    viewer = request.query_params.get("viewer")
+    if viewer not in ("viv", "deepzoom"):
+        viewer = "deepzoom" if _flat_picture(image) else "viv"
+    base = str(request.base_url).rstrip("/")
+    context = {
+        "image": out,
+        "viewer": viewer,
+        "settings": settings,
+        "render_url": f"/api/images/{image.id}/render?{settings.render_query()}&size=1024",
+        "snippets": snippets(out.ome_zarr_url or ""),
+        "image_data": {
+            "id": image.id,
+            "name": image.name,
+            "ome_zarr_url": out.ome_zarr_url,
+            "deepzoom_url": f"{base}/api/images/{image.id}/deepzoom.dzi",
+            "static_url": str(request.url_for("static", path="/")),
+            "physical_sizes": out.model_dump()["physical_sizes"],
+            "channels": [
+                {"label": c.label, "color": c.color, "start": c.start, "end": c.end}
+                for c in settings.channels
+            ],
         },
+    }
+    return templates.TemplateResponse(request, "image.html", context)
+
+
+def not_found_page(request: Request, message: str) -> HTMLResponse:
+    return templates.TemplateResponse(request, "not_found.html", {"message": message}, status_code=404)
+
+
+@dataclass(frozen=True)
+class ChannelSetting:
+    index: int
+    label: str
+    color: str
+    start: float
+    end: float
+    data_min: float
+    data_max: float
+    visible: bool
+
+
+@dataclass(frozen=True)
+class FormSettings:
+    """The display form's state: the image's defaults, overridden by a submitted form's fields."""
+
+    channels: tuple[ChannelSetting, ...]
+    z: int
+    t: int
+    z_count: int
+    t_count: int
+
+    def render_query(self) -> str:
+        shown = [c for c in self.channels if c.visible]
+        query = {"z": self.z, "t": self.t, "c": ",".join(str(c.index) for c in shown)}
+        if shown:
+            query["colors"] = ",".join(c.color for c in shown)
+            query["window"] = ",".join(f"{c.start:g}:{c.end:g}" for c in shown)
+        return urlencode(query)
+
+
+def form_settings(image: Image, query: QueryParams) -> FormSettings:
+    """Fields ``c`` (repeated), ``color{i}``, ``start{i}``, ``end{i}``, ``z``, ``t``; a value that does not
+    parse keeps the default, since a bookmarked URL should still open the image."""
+    plane = default_plane(image)
+    submitted = "z" in query or "t" in query or any(key.startswith("color") for key in query)
+    visible = {value for value in query.getlist("c")} if submitted else None
+    channels = []
+    for rendering in plane.channels:
+        i = rendering.index
+        label = image.channels[i].label if i < len(image.channels) else f"Channel {i}"
+        window = image.channels[i].window if i < len(image.channels) else None
+        color = query.get(f"color{i}", "").removeprefix("#").upper()
+        start = _number(query.get(f"start{i}"), rendering.start)
+        end = _number(query.get(f"end{i}"), rendering.end)
+        channels.append(
+            ChannelSetting(
+                index=i,
+                label=label,
+                color=color if _is_color(color) else rendering.color,
+                start=start,
+                end=end if end > start else rendering.end,
+                data_min=window.min if window else rendering.start,
+                data_max=window.max if window else rendering.end,
+                visible=visible is None or str(i) in visible,
+            )
+        )
+    z_count, t_count = image_size(image, "z"), image_size(image, "t")
+    return FormSettings(
+        channels=tuple(channels),
+        z=min(max(0, int(_number(query.get("z"), plane.z))), z_count - 1),
+        t=min(max(0, int(_number(query.get("t"), plane.t))), t_count - 1),
+        z_count=z_count,
+        t_count=t_count,
     )
+
+
+def snippets(url: str) -> list[dict[str, str]]:
+    """One line each for opening the image in the tools microscopists use."""
+    return [
+        {"label": "napari", "code": f"napari --plugin napari-ome-zarr {url}"},
+        {"label": "zarr-python", "code": f'zarr.open_group("{url}", mode="r")["0"]'},
+        {
+            "label": "ome-zarr-py",
+            "code": f'list(ome_zarr.reader.Reader(ome_zarr.io.parse_url("{url}"))())[0].data',
+        },
+    ]
+
+
+def _flat_picture(image: Image) -> bool:
+    """Colour pictures and single-channel 2D images are best seen as rendered deep-zoom tiles."""
+    planes = image_size(image, "z") * image_size(image, "t")
+    return planes == 1 and (is_rgb(image) or image_size(image, "c") == 1)
+
+
+def _number(text: Any, default: float) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return default
+    return value if value == value and abs(value) != float("inf") else default
+
+
+def _is_color(text: str) -> bool:
+    return len(text) == 6 and all(ch in "0123456789ABCDEF" for ch in text)

@@ -75,6 +75,16 @@ def image_page(
     return rows, total
 
 
+def recent_images(session: Session, limit: int) -> Sequence[ImageRow]:
+    """The ``limit`` most recently ingested images, newest first."""
+    return session.scalars(
+        select(ImageRow)
+        .order_by(ImageRow.id.desc())
+        .limit(limit)
+        .options(selectinload(ImageRow.original_file), selectinload(ImageRow.study))
+    ).all()
+
+
 def existing_image_ids(session: Session, ids: Iterable[str]) -> set[str]:
     wanted = list(ids)
     if not wanted:

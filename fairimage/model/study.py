@@ -68,6 +68,10 @@ class Image(BaseModel):
     created_at: datetime
 
     @property
+    def axis_names(self) -> str:
+        return "".join(axis.name for axis in self.axes)
+
+    @property
     def physical_sizes(self) -> dict[str, dict[str, float | str | None]]:
         """Pixel size and unit per space/time axis: {"x": {"size": 0.2, "unit": "micrometer"}, ...}."""
         return {

@@ -33,6 +33,14 @@ def readable_image(repository: Repository, principal: Principal, image_id: str) 
     return get_image(repository, image_id)
 
 
+def cache_control(principal: Principal, image: Image) -> str:
+    """How long browsers and shared caches may keep what is derived from ``image`` (rendered tiles).
+
+    Public data may sit in shared caches for an hour; once policies exist, anything else must be
+    ``private, no-store`` so that a revoked grant is not served from a cache."""
+    return "public, max-age=3600"
+
+
 @dataclass(frozen=True)
 class ImageObject:
     """One stored key of an image, ready to stream: a local file, or (object storage) a store key."""

@@ -44,6 +44,12 @@ def list_images(
     return ImagePage(items=items, total=total, next=items[-1].id if len(rows) > limit else None)
 
 
+def recent_images(repository: Repository, limit: int = 12) -> list[Image]:
+    """The newest images, newest first (the home page's "recently added")."""
+    with repository.reading() as session:
+        return [to_image(row) for row in queries.recent_images(session, limit)]
+
+
 def get_image(repository: Repository, image_id: str) -> Image:
     with repository.reading() as session:
         row = queries.image_by_id(session, image_id)

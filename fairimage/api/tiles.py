@@ -1,0 +1,161 @@
+"""Rendered pictures: thumbnails, rendered regions, Deep Zoom and IIIF Image API 3.0.
+
+Each route parses its request, calls one service function (which asks the access service first) and
+sends the picture with its ETag and Cache-Control, or 304 when the client has it already."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from fairimage.api.deps import PrincipalDep, RendererDep
+from fairimage.services import iiif, tiles
+from fairimage.services.tiles import Picture
+
+router = APIRouter(tags=["rendered images"])
+
+Format = Literal["png", "jpeg", "webp"]
+_PICTURE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}, "description": "The picture"},
+    304: {"description": "Not modified"},
+    400: {"description": "A parameter that cannot be used; the message says which and how to fix it"},
+    404: {"description": "No such image"},
+}
+
+
+def plane_query(
+    z: Annotated[int | None, Query(description="z index (default: the middle plane)")] = None,
+    t: Annotated[int | None, Query(description="t index (default 0)")] = None,
+    c: Annotated[str | None, Query(description="channels to show, 0-based, e.g. 0,2 (default: all)")] = None,
+    colors: Annotated[str | None, Query(description="RRGGBB per channel in c, e.g. FF0000,00FF00")] = None,
+    window: Annotated[
+        str | None, Query(description="start:end per channel in c, e.g. 100:3000,0:5000")
+    ] = None,
+) -> dict[str, Any]:
+    return {"z": z, "t": t, "channels": c, "colors": colors, "windows": window}
+
+
+PlaneQuery = Annotated[dict[str, Any], Depends(plane_query)]
+IfNoneMatch = Annotated[str | None, Header(include_in_schema=False)]
+
+
+def picture_response(picture: Picture) -> Response:
+    headers = {"ETag": picture.etag, "Cache-Control": picture.cache_control}
+    if picture.not_modified:
+        return Response(status_code=304, headers=headers)
+    return Response(picture.content, media_type=picture.media_type, headers=headers)
+
+
+@router.get(
+    "/api/images/{image_id}/thumbnail",
+    summary="The whole image fitted into size x size (middle z, first t, default channels)",
+    response_class=Response,
+    responses=_PICTURE,
+)
+def thumbnail(
+    image_id: str,
+    renderer: RendererDep,
+    principal: PrincipalDep,
+    size: Annotated[int, Query(ge=16, le=1024)] = 256,
+    format: Format = "png",
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    return picture_response(tiles.thumbnail(renderer, principal, image_id, size, format, if_none_match))
+
+
+@router.get(
+    "/api/images/{image_id}/render",
+    summary="A region of one plane, channels composed with colours and windows as the viewer does",
+    response_class=Response,
+    responses=_PICTURE,
+)
+def render(
+    image_id: str,
+    renderer: RendererDep,
+    principal: PrincipalDep,
+    plane: PlaneQuery,
+    region: Annotated[str | None, Query(description="x,y,w,h in full-resolution pixels")] = None,
+    size: Annotated[int | None, Query(ge=1, le=4096, description="fit into size x size")] = None,
+    level: Annotated[int | None, Query(ge=0, description="pyramid level to render at")] = None,
+    format: Format = "png",
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    picture = tiles.render(renderer, principal, image_id, plane, region, size, level, format, if_none_match)
+    return picture_response(picture)
+
+
+@router.get(
+    "/api/images/{image_id}/deepzoom.dzi",
+    summary="Deep Zoom descriptor; its query (z, t, c, colors, window) is passed on to the tiles",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}}, 404: {"description": "No such image"}},
+)
+def deepzoom(
+    image_id: str, renderer: RendererDep, principal: PrincipalDep, format: Format = "png"
+) -> Response:
+    descriptor = tiles.deepzoom(renderer, principal, image_id, format)
+    return Response(descriptor, media_type="application/xml", headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/api/images/{image_id}/deepzoom_files/{level}/{column}_{row}.{format}",
+    summary="One Deep Zoom tile",
+    response_class=Response,
+    responses=_PICTURE,
+)
+def deepzoom_tile(
+    image_id: str,
+    level: int,
+    column: int,
+    row: int,
+    format: Format,
+    renderer: RendererDep,
+    principal: PrincipalDep,
+    plane: PlaneQuery,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    picture = tiles.deepzoom_tile(
+        renderer, principal, image_id, level, column, row, format, plane, if_none_match
+    )
+    return picture_response(picture)
+
+
+@router.get("/iiif/3/{image_id}", summary="IIIF base URI: redirects to info.json", status_code=303)
+def iiif_base(image_id: str, request: Request) -> RedirectResponse:
+    return RedirectResponse(str(request.url_for("iiif_info", image_id=image_id)), status_code=303)
+
+
+@router.get(
+    "/iiif/3/{image_id}/info.json",
+    name="iiif_info",
+    summary="IIIF Image API 3.0 image information (compliance level 2)",
+    responses={404: {"description": "No such image"}},
+)
+def iiif_info(image_id: str, request: Request, renderer: RendererDep, principal: PrincipalDep) -> Response:
+    service_url = str(request.url_for("iiif_base", image_id=image_id))
+    document = iiif.info(renderer, principal, image_id, service_url)
+    return JSONResponse(document, media_type=iiif.MEDIA_TYPE, headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/iiif/3/{image_id}/{region}/{size}/{rotation}/{quality_format}",
+    summary="IIIF Image API 3.0 image request: {region}/{size}/{rotation}/{quality}.{format}",
+    response_class=Response,
+    responses=_PICTURE,
+)
+def iiif_image(
+    image_id: str,
+    region: str,
+    size: str,
+    rotation: str,
+    quality_format: str,
+    renderer: RendererDep,
+    principal: PrincipalDep,
+    plane: PlaneQuery,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    segments = (region, size, rotation, quality_format)
+    picture = iiif.image(renderer, principal, image_id, segments, plane, if_none_match)
+    return picture_response(picture)

@@ -1,0 +1,142 @@
+// The multichannel viewer: viv reads the image's OME-Zarr from this server (only the visible tiles of the
+// pyramid level that matches the zoom) and composes the channels on the GPU. Channel toggles, colours,
+// contrast limits and the z / t sliders come from the server-rendered form. Without WebGL2, or for an
+// image viv cannot read, the page falls back to OpenSeadragon over rendered tiles.
+import { Deck, OrthographicView } from '@deck.gl/core';
+import { ColorPaletteExtension } from '@vivjs/extensions';
+import { MultiscaleImageLayer } from '@vivjs/layers';
+import { loadOmeZarr } from '@vivjs/loaders';
+import { hexToRgb, readImageData, readSettings, setStatus, watchForm } from './controls.js';
+import { startDeepZoom } from './deepzoom.js';
+
+const MAX_CHANNELS = 6; // what viv's shaders compose at once
+
+function hasWebGL2() {
+  try {
+    return Boolean(document.createElement('canvas').getContext('webgl2'));
+  } catch {
+    return false;
+  }
+}
+
+function layerProps(settings, labels) {
+  const channels = settings.channels.slice(0, MAX_CHANNELS);
+  const selection = (index) => {
+    const chosen = {};
+    if (labels.includes('c')) chosen.c = index;
+    if (labels.includes('z')) chosen.z = settings.z;
+    if (labels.includes('t')) chosen.t = settings.t;
+    return chosen;
+  };
+  return {
+    selections: channels.map((channel) => selection(channel.index)),
+    colors: channels.map((channel) => hexToRgb(channel.color)),
+    contrastLimits: channels.map((channel) => [channel.start, channel.end]),
+    channelsVisible: channels.map((channel) => channel.visible),
+  };
+}
+
+const NICE = [1, 2, 5];
+const UNITS = { micrometer: 'µm', nanometer: 'nm', millimeter: 'mm', centimeter: 'cm', meter: 'm' };
+
+// A scale bar of about 120 screen pixels, its length rounded to 1, 2 or 5 times a power of ten.
+function drawScaleBar(bar, zoom, pixelSize) {
+  if (!bar || !pixelSize || !pixelSize.unit) return;
+  const screenPerPixel = 2 ** zoom;
+  const target = (120 / screenPerPixel) * pixelSize.size;
+  const power = 10 ** Math.floor(Math.log10(target));
+  const step = NICE.filter((n) => n * power <= target).pop() ?? 1;
+  const length = step * power;
+  bar.querySelector('.scale-bar-line').style.width = `${(length / pixelSize.size) * screenPerPixel}px`;
+  const unit = UNITS[pixelSize.unit] ?? pixelSize.unit;
+  bar.querySelector('.scale-bar-label').textContent = `${Number(length.toPrecision(3))} ${unit}`;
+  bar.hidden = false;
+}
+
+async function startViv(container, image, form) {
+  setStatus('Loading the OME-Zarr pyramid…');
+  const { data } = await loadOmeZarr(image.ome_zarr_url, { type: 'multiscales' });
+  const labels = data[0].labels;
+  const [height, width] = data[0].shape.slice(-2);
+  const canvasHolder = container.querySelector('.viewer-canvas') ?? container;
+  const box = canvasHolder.getBoundingClientRect();
+  const fit = Math.log2(Math.min(box.width / width, box.height / height));
+  const home = { target: [width / 2, height / 2, 0], zoom: fit, minZoom: fit - 2, maxZoom: 5 };
+  let viewState = { ...home };
+  let tilesLoaded = 0;
+  const bar = document.getElementById('scale-bar');
+  const pixelSize = image.physical_sizes?.x;
+
+  const extensions = [new ColorPaletteExtension()];
+  const makeLayer = () =>
+    new MultiscaleImageLayer({
+      id: 'image',
+      loader: data,
+      dtype: data[0].dtype,
+      extensions,
+      onViewportLoad: () => {
+        tilesLoaded += 1;
+        container.dataset.tilesLoaded = String(tilesLoaded);
+        setStatus('');
+      },
+      ...layerProps(readSettings(form, image), labels),
+    });
+
+  const deck = new Deck({
+    parent: canvasHolder,
+    views: [new OrthographicView({ id: 'ortho', controller: { keyboard: true, doubleClickZoom: true } })],
+    viewState,
+    layers: [makeLayer()],
+    onViewStateChange: ({ viewState: next }) => {
+      viewState = next;
+      deck.setProps({ viewState });
+      drawScaleBar(bar, viewState.zoom, pixelSize);
+      return next;
+    },
+    onError: (error) => setStatus(`The viewer failed: ${error.message}`),
+  });
+  const canvas = deck.getCanvas?.() ?? canvasHolder.querySelector('canvas');
+  if (canvas) {
+    canvas.tabIndex = 0;
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', `${image.name}; drag to pan, scroll or + / - to zoom, arrow keys to move`);
+  }
+  drawScaleBar(bar, viewState.zoom, pixelSize);
+  watchForm(form, () => deck.setProps({ layers: [makeLayer()] }));
+
+  const zoomBy = (delta) => {
+    viewState = { ...viewState, zoom: Math.min(home.maxZoom, Math.max(home.minZoom, viewState.zoom + delta)) };
+    deck.setProps({ viewState });
+    drawScaleBar(bar, viewState.zoom, pixelSize);
+  };
+  document.getElementById('zoom-in')?.addEventListener('click', () => zoomBy(1));
+  document.getElementById('zoom-out')?.addEventListener('click', () => zoomBy(-1));
+  document.getElementById('zoom-home')?.addEventListener('click', () => {
+    viewState = { ...home };
+    deck.setProps({ viewState });
+    drawScaleBar(bar, viewState.zoom, pixelSize);
+  });
+  container.dataset.viewer = 'viv';
+  window.fairimageViewer = deck;
+}
+
+async function main() {
+  const container = document.getElementById('viewer');
+  if (!container || container.dataset.viewer !== 'viv') return;
+  const image = readImageData();
+  const form = document.getElementById('view-settings');
+  if (!hasWebGL2()) {
+    setStatus('This browser has no WebGL2: showing rendered tiles instead.');
+    startDeepZoom(container, image, form);
+    return;
+  }
+  try {
+    await startViv(container, image, form);
+  } catch (error) {
+    console.error(error);
+    startDeepZoom(container, image, form);
+    setStatus(`The multichannel viewer could not open this image (${error.message}); showing rendered tiles.`);
+  }
+}
+
+main();
