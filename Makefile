@@ -6,7 +6,11 @@ BIN = $(VENV)/bin
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install run test test-all lint bench clean
+FRONTEND = fairimage/web/frontend
+VIEWER = fairimage/web/static/build/viewer.js
+CHROMIUM = /usr/bin/chromium
+
+.PHONY: install web run test test-all lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,21 +18,34 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/pip install -q -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import fairimage, zarr, tifffile, fastapi, ome_zarr_models, ome_zarr, bioio_ome_zarr, s3fs, moto, mypy"
+	$(BIN)/python -c "import fairimage, zarr, tifffile, fastapi, ome_zarr_models, ome_zarr, bioio_ome_zarr, s3fs, moto, mypy, playwright"
 	touch $@
 
-install: $(VENV)/.installed
+# The viewers (viv, OpenSeadragon) are bundled from npm packages pinned by package-lock.json; nothing is
+# fetched from a CDN when the pages are viewed.
+$(VIEWER): $(FRONTEND)/package-lock.json $(FRONTEND)/build.mjs $(wildcard $(FRONTEND)/src/*.js)
+	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
+# Browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
+	else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi
+
+web: $(VIEWER)
+
+install: $(VENV)/.installed $(VIEWER)
 
 run: install  ## build the demo repository and serve it on http://127.0.0.1:$(PORT)/
 	$(BIN)/fairimage demo --repo demo-repo --port $(PORT)
 
-test: install  ## the default suite (slow cases excluded), layer contract, lint and types
+test: install $(CHROMIUM)  ## the default suite (slow cases excluded), layer contract, lint and types
 	$(BIN)/lint-imports
 	$(BIN)/ruff check fairimage tests benchmarks
 	$(BIN)/mypy fairimage
 	$(BIN)/pytest -m "not slow"
 
-test-all: install  ## every test, slow ones included
+test-all: install $(CHROMIUM)  ## every test, slow ones included
 	$(BIN)/pytest
 
 lint: install
@@ -41,4 +58,4 @@ bench: install  ## conversion against ome-zarr-py and ngff-zarr, and the machine
 	$(BIN)/python benchmarks/convert.py
 
 clean:
-	rm -rf demo-repo .pytest_cache benchmarks/results
+	rm -rf demo-repo .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules fairimage/web/static/build

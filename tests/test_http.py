@@ -181,7 +181,7 @@ def test_image_description_links_to_its_ome_zarr(served: Served) -> None:
 def test_home_page_lists_studies_and_images(served: Served) -> None:
     page = httpx.get(served.url + "/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "cells-0.ome.tif" in page.text and f"/zarr/{served.image_ids[0]}.ome.zarr" in page.text
+    assert "cells-0.ome.tif" in page.text and f'href="/images/{served.image_ids[0]}"' in page.text
 
 
 def test_openapi_describes_the_api(served: Served) -> None:

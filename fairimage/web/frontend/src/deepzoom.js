@@ -4,7 +4,7 @@
 import OpenSeadragon from 'openseadragon';
 import { readImageData, readSettings, renderQuery, setStatus, watchForm } from './controls.js';
 
-export function startDeepZoom(container, image, form) {
+export function startDeepZoom(container, image, form, note = '') {
   container.replaceChildren();
   container.dataset.viewer = 'deepzoom';
   const tileSource = () => `${image.deepzoom_url}?${form ? renderQuery(readSettings(form, image)) : ''}`;
@@ -13,6 +13,7 @@ export function startDeepZoom(container, image, form) {
     prefixUrl: image.static_url + 'build/osd-images/',
     tileSources: tileSource(),
     showNavigator: true,
+    showNavigationControl: false, // the page's own toolbar drives the zoom, as for the other viewer
     navigatorPosition: 'BOTTOM_RIGHT',
     maxZoomPixelRatio: 4,
     crossOriginPolicy: false,
@@ -23,7 +24,7 @@ export function startDeepZoom(container, image, form) {
     loaded += 1;
     container.dataset.tilesLoaded = String(loaded);
   });
-  viewer.addHandler('open', () => setStatus('Deep zoom: rendered tiles from the server.'));
+  viewer.addHandler('open', () => setStatus(note));
   viewer.addHandler('open-failed', (event) => setStatus(`The tiles could not be opened: ${event.message}`));
   if (form) {
     watchForm(form, () => {
@@ -36,6 +37,9 @@ export function startDeepZoom(container, image, form) {
       viewer.open(tileSource());
     });
   }
+  document.getElementById('zoom-in')?.addEventListener('click', () => viewer.viewport.zoomBy(2));
+  document.getElementById('zoom-out')?.addEventListener('click', () => viewer.viewport.zoomBy(0.5));
+  document.getElementById('zoom-home')?.addEventListener('click', () => viewer.viewport.goHome());
   window.fairimageViewer = viewer;
   return viewer;
 }

@@ -5,11 +5,29 @@
 import { Deck, OrthographicView } from '@deck.gl/core';
 import { ColorPaletteExtension } from '@vivjs/extensions';
 import { MultiscaleImageLayer } from '@vivjs/layers';
-import { loadOmeZarr } from '@vivjs/loaders';
+import { loadOmeZarrFromStore } from '@vivjs/loaders';
+import FetchStore from '@zarrita/storage/fetch';
 import { hexToRgb, readImageData, readSettings, setStatus, watchForm } from './controls.js';
 import { startDeepZoom } from './deepzoom.js';
 
 const MAX_CHANNELS = 6; // what viv's shaders compose at once
+
+// fairimage stores OME-Zarr 0.5 (zarr v3) only; zarrita would first look for zarr v2's metadata files,
+// so those are answered "absent" here instead of costing two requests that always 404.
+class ZarrV3Store {
+  constructor(url) {
+    this.store = new FetchStore(url);
+  }
+
+  get(key, options) {
+    if (/\/\.z(attrs|group|array)$/.test(key)) return Promise.resolve(undefined);
+    return this.store.get(key, options);
+  }
+
+  getRange(key, range, options) {
+    return this.store.getRange(key, range, options);
+  }
+}
 
 function hasWebGL2() {
   try {
@@ -55,7 +73,7 @@ function drawScaleBar(bar, zoom, pixelSize) {
 
 async function startViv(container, image, form) {
   setStatus('Loading the OME-Zarr pyramid…');
-  const { data } = await loadOmeZarr(image.ome_zarr_url, { type: 'multiscales' });
+  const { data } = await loadOmeZarrFromStore(new ZarrV3Store(image.ome_zarr_url));
   const labels = data[0].labels;
   const [height, width] = data[0].shape.slice(-2);
   const canvasHolder = container.querySelector('.viewer-canvas') ?? container;
@@ -126,16 +144,15 @@ async function main() {
   const image = readImageData();
   const form = document.getElementById('view-settings');
   if (!hasWebGL2()) {
-    setStatus('This browser has no WebGL2: showing rendered tiles instead.');
-    startDeepZoom(container, image, form);
+    startDeepZoom(container, image, form, 'This browser has no WebGL2: showing rendered tiles instead.');
     return;
   }
   try {
     await startViv(container, image, form);
   } catch (error) {
     console.error(error);
-    startDeepZoom(container, image, form);
-    setStatus(`The multichannel viewer could not open this image (${error.message}); showing rendered tiles.`);
+    const note = `The multichannel viewer could not open this image (${error.message}); showing rendered tiles.`;
+    startDeepZoom(container, image, form, note);
   }
 }
 

@@ -1,0 +1,191 @@
+"""The viewers in a real browser: Debian's Chromium driven by Playwright, headless, against a real server.
+
+viv must draw the z-stack (not a blank canvas), redraw when a channel is switched off and when the z
+slider moves (by keyboard), OpenSeadragon must load rendered tiles, a browser without WebGL2 must fall
+back to OpenSeadragon, and no request may leave 127.0.0.1. Screenshots are kept in test-artifacts/."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fairimage.services.ingest import ingest_paths
+from fairimage.services.repository import init_repository
+from fairimage.settings import load_settings
+from tests import samples
+from tests.conftest import LiveServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# Headless Chromium without a GPU draws WebGL2 with SwiftShader; background networking is off so the
+# browser itself contacts nobody (the test checks every request the page makes).
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it as root)"
+)
+
+
+@dataclass
+class Site:
+    url: str
+    stack: str
+    plane: str
+    requests: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("browser")
+    rng = np.random.default_rng(1)
+    z, height, width = 5, 600, 900
+    stack = np.zeros((3, z, height, width), np.uint16)
+    for channel in range(3):
+        for plane in range(z):  # each z has its own blobs, so moving the slider changes the picture
+            for _ in range(40):
+                y, x = rng.integers(0, height - 40), rng.integers(0, width - 40)
+                stack[channel, plane, y : y + 40, x : x + 40] = 3000 + 1000 * channel
+    stack += rng.integers(0, 200, stack.shape, dtype=np.uint16)
+    paths = [
+        samples.ome_tiff(
+            root / "stack.ome.tif",
+            stack,
+            axes="CZYX",
+            PhysicalSizeX=0.2,
+            PhysicalSizeY=0.2,
+            Channel={"Name": ["DAPI", "GFP", "mCherry"]},
+        ),
+        samples.ome_tiff(root / "plane.ome.tif", samples.ramp((1500, 2200), seed=4), axes="YX"),
+    ]
+    settings = load_settings(root / "repo")
+    repository = init_repository(settings)
+    ids = [outcome.images[0] for outcome in ingest_paths(repository, paths, study="browser")]
+    repository.close()
+    with LiveServer(settings) as server:
+        yield Site(server.url, ids[0], ids[1])
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as instance:
+        yield instance
+
+
+def _launch(playwright: Any, extra: list[str] | None = None) -> Any:
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS + (extra or []))
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    browser = _launch(playwright)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Any, site: Site) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    site.requests.clear()
+    page.on("request", lambda request: site.requests.append(request.url))
+    yield page
+    context.close()
+    outside = [url for url in site.requests if not url.startswith((site.url, "data:", "blob:"))]
+    assert outside == [], f"requests left 127.0.0.1: {outside[:5]}"
+
+
+def _viewer_pixels(page: Any, name: str) -> np.ndarray:
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = page.locator(".viewer-frame").screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(np.int16)
+
+
+def _wait_for_change(page: Any, before: np.ndarray, name: str, timeout: float = 20.0) -> np.ndarray:
+    """Screenshots until the viewer's pixels differ from ``before`` (rendering is asynchronous)."""
+    waited = 0.0
+    while waited < timeout:
+        page.wait_for_timeout(250)
+        waited += 0.25
+        after = _viewer_pixels(page, name)
+        if np.abs(after - before).mean() > 1.0:
+            return after
+    return after
+
+
+def test_viv_draws_the_stack_and_redraws_for_channels_and_z(page: Any, site: Site) -> None:
+    page.goto(f"{site.url}/images/{site.stack}")
+    page.wait_for_selector('#viewer[data-viewer="viv"][data-tiles-loaded]', timeout=30_000)
+    page.wait_for_timeout(500)
+    first = _viewer_pixels(page, "viv-all-channels")
+    assert first.std() > 10, "the viewer canvas is blank"
+
+    page.get_by_label("DAPI", exact=True).uncheck()
+    without_dapi = _wait_for_change(page, first, "viv-without-dapi")
+    assert np.abs(without_dapi - first).mean() > 1.0, "switching a channel off did not change the picture"
+
+    slider = page.locator("#z-slider")
+    slider.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert slider.input_value() == "4"
+    other_z = _wait_for_change(page, without_dapi, "viv-z4")
+    assert np.abs(other_z - without_dapi).mean() > 1.0, "moving the z slider did not change the picture"
+    label = page.locator("#scale-bar .scale-bar-label")
+    before_zoom = label.inner_text()
+    assert before_zoom.endswith("µm")
+    page.get_by_role("button", name="Zoom in").click()
+    zoomed = _wait_for_change(page, other_z, "viv-zoomed")
+    assert np.abs(zoomed - other_z).mean() > 1.0 and label.inner_text() != before_zoom
+
+
+def test_openseadragon_loads_rendered_tiles(page: Any, site: Site) -> None:
+    page.goto(f"{site.url}/images/{site.plane}")
+    page.wait_for_selector('#viewer[data-viewer="deepzoom"][data-tiles-loaded]', timeout=30_000)
+    page.wait_for_timeout(1000)
+    pixels = _viewer_pixels(page, "openseadragon")
+    assert pixels.std() > 10
+    tiles = [url for url in site.requests if "/deepzoom_files/" in url]
+    assert tiles, "OpenSeadragon requested no Deep Zoom tiles"
+
+
+def test_without_webgl2_the_viewer_falls_back_to_rendered_tiles(playwright: Any, site: Site) -> None:
+    browser = _launch(playwright, ["--disable-3d-apis"])
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(f"{site.url}/images/{site.stack}")
+        page.wait_for_selector('#viewer[data-viewer="deepzoom"][data-tiles-loaded]', timeout=30_000)
+        assert "no WebGL2" in page.locator("#viewer-status").inner_text()
+        assert any("/deepzoom_files/" in url for url in requests)
+        assert _viewer_pixels(page, "fallback-no-webgl2").std() > 10
+        assert all(url.startswith((site.url, "data:", "blob:")) for url in requests)
+    finally:
+        browser.close()
+
+
+def test_pages_have_no_console_errors(page: Any, site: Site) -> None:
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    for path in ("/", f"/images/{site.stack}"):
+        page.goto(site.url + path)
+        page.wait_for_load_state("networkidle")
+    assert errors == [], errors
