@@ -7,6 +7,7 @@ back to OpenSeadragon, and no request may leave 127.0.0.1. Screenshots are kept 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             PhysicalSizeY=0.2,
             Channel={"Name": ["DAPI", "GFP", "mCherry"]},
         ),
-        samples.ome_tiff(root / "plane.ome.tif", samples.ramp((1500, 2200), seed=4), axes="YX"),
+        samples.ome_tiff(root / "plane.ome.tif", samples.ramp((3000, 4400), seed=4), axes="YX"),
     ]
     settings = load_settings(root / "repo")
     repository = init_repository(settings)
@@ -153,6 +154,33 @@ def test_viv_draws_the_stack_and_redraws_for_channels_and_z(page: Any, site: Sit
     page.get_by_role("button", name="Zoom in").click()
     zoomed = _wait_for_change(page, other_z, "viv-zoomed")
     assert np.abs(zoomed - other_z).mean() > 1.0 and label.inner_text() != before_zoom
+
+
+def _chunk_levels(requests: list[str]) -> dict[str, int]:
+    """How many chunks of each pyramid level were fetched: zarr v3 keys look like {level}/c/..."""
+    levels: dict[str, int] = {}
+    for url in requests:
+        match = re.search(r"\.ome\.zarr/(\d+)/c/", url)
+        if match:
+            levels[match.group(1)] = levels.get(match.group(1), 0) + 1
+    return levels
+
+
+def test_viv_reads_only_visible_chunks_of_the_level_that_matches_the_zoom(page: Any, site: Site) -> None:
+    """The 3000x4400 plane has four levels; level 0 has 6x5 chunks of 512x1024."""
+    page.goto(f"{site.url}/images/{site.plane}?viewer=viv")
+    page.wait_for_selector('#viewer[data-viewer="viv"][data-tiles-loaded]', timeout=30_000)
+    page.wait_for_timeout(1000)
+    at_fit = _chunk_levels(site.requests)
+    assert at_fit and "0" not in at_fit, f"the whole-image view fetched full-resolution chunks: {at_fit}"
+    site.requests.clear()
+    for _ in range(3):
+        page.get_by_role("button", name="Zoom in").click()
+        page.wait_for_timeout(700)
+    page.wait_for_timeout(1500)
+    zoomed = _chunk_levels(site.requests)
+    assert 0 < zoomed.get("0", 0) <= 15, f"zoomed in, expected the visible level-0 chunks only: {zoomed}"
+    _viewer_pixels(page, "viv-zoomed-plane")
 
 
 def test_openseadragon_loads_rendered_tiles(page: Any, site: Site) -> None:

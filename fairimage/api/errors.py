@@ -4,7 +4,6 @@ a browser asking for a page that does not exist gets the HTML 404 page instead."
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
@@ -32,14 +31,6 @@ def register_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, NotFoundError) and wants_page(request):
             return not_found_page(request, exc.message)
         return error_response(exc.http_status, exc.code, exc.message)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            f"{'.'.join(str(part) for part in error['loc'][1:]) or error['loc'][0]}: {error['msg']}"
-            for error in exc.errors()
-        ]
-        return error_response(400, "invalid", "; ".join(problems))
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -101,6 +101,11 @@ def rgb_channels(count: int) -> tuple[Channel, ...]:
     return tuple(channels[:count])
 
 
+def is_colour_picture(channels: tuple[Channel, ...], dtype: str) -> bool:
+    """8-bit red, green and blue channels: a colour picture, shown with its own colours (full 0-255 range)."""
+    return dtype == "uint8" and [channel.label for channel in channels[:3]] == ["Red", "Green", "Blue"]
+
+
 def stored_dtype(dtype: str) -> str:
     """The dtype written to OME-Zarr: bool has no NGFF-friendly form, so it is stored as uint8 0/1."""
     return "uint8" if dtype == "bool" else dtype

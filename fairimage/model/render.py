@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fairimage.model.errors import InvalidInputError
+from fairimage.model.image import is_colour_picture
 from fairimage.model.study import Image
 
 MAX_OUTPUT_PIXELS = 4096 * 4096
@@ -61,8 +62,7 @@ class Region:
 
 def is_rgb(image: Image) -> bool:
     """A colour picture (PNG, JPEG, RGB TIFF): 8-bit red, green, blue channels shown as they are."""
-    labels = [channel.label for channel in image.channels]
-    return image.dtype == "uint8" and labels[:3] == ["Red", "Green", "Blue"]
+    return is_colour_picture(image.channels, image.dtype)
 
 
 def default_plane(image: Image) -> Plane:

@@ -22,6 +22,7 @@ from fairimage.model.image import (
     ImageMetadata,
     Window,
     choose_chunks,
+    is_colour_picture,
     level_scale,
     pyramid_shapes,
     stored_dtype,
@@ -429,6 +430,7 @@ def _with_windows(
     """Channels as the source named them, with omero windows: min/max of the data, start/end from the
     0.1-99.9 percentiles of the smallest level (cheap, and robust to hot pixels)."""
     channels = []
+    colour_picture = is_colour_picture(meta.channels, stored_dtype(meta.dtype))
     for index, channel in enumerate(meta.channels or (Channel(label="Channel 0"),)):
         plane = np.take(smallest, index, axis=channel_axis) if channel_axis >= 0 else smallest
         low, high = stats.low[index], stats.high[index]
@@ -436,7 +438,9 @@ def _with_windows(
             low, high = 0.0, 1.0
         start, end = display_window(plane)
         start, end = max(start, low), min(end, high)
-        if end <= start:
+        if colour_picture:  # a photograph keeps its own colours: no contrast stretch
+            start, end = 0.0, 255.0
+        elif end <= start:
             start, end = low, high
         channels.append(
             channel.model_copy(update={"window": Window(start=start, end=end, min=low, max=high)})
