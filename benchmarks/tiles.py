@@ -179,14 +179,16 @@ def print_table(cases: list[Case], floor: list[Case], concurrent: dict[str, floa
     floors = {(c.size, c.level): c.p50_ms for c in floor}
     print(
         f"\n{'request':<12} {'tile':>5} {'level':>5} {'state':<5} {'p50 ms':>7} {'p95 ms':>7} {'tiles/s':>8}"
-        f" {'target':>7} {'p50 / floor':>11}"
+        f" {'target':>7} {'p50 / floor':>11} {'n':>4}"
     )
     for case in cases:
         target = TARGET_WARM_MS if case.state == "warm" else TARGET_COLD_MS
         verdict = "ok" if case.p95_ms <= target else "MISSED"
         ratio = case.p50_ms / floors[(case.size, case.level)] if case.state == "cold" else float("nan")
         row = f"{case.kind:<12} {case.size:>5} {case.level:>5} {case.state:<5}"
-        print(f"{row} {case.p50_ms:>7} {case.p95_ms:>7} {case.tiles_per_s:>8} {verdict:>7} {ratio:>11.2f}")
+        print(
+            f"{row} {case.p50_ms:>7} {case.p95_ms:>7} {case.tiles_per_s:>8} {verdict:>7} {ratio:>11.2f} {case.count:>4}"
+        )
     for case in floor:
         print(
             f"{'floor':<12} {case.size:>5} {case.level:>5} {'-':<5} {case.p50_ms:>7} {case.p95_ms:>7}"

@@ -30,7 +30,16 @@ ANONYMOUS = Principal()
 
 def readable_image(repository: Repository, principal: Principal, image_id: str) -> Image:
     """The image if ``principal`` may read it; NotFoundError otherwise (existence is not revealed)."""
+    check_image(repository, principal, image_id)
     return get_image(repository, image_id)
+
+
+def check_image(repository: Repository, principal: Principal, image_id: str) -> None:
+    """NotFoundError unless ``principal`` may read the image: the one cheap query every request of a
+    viewer (tiles, zarr keys) makes, where the image's metadata itself may come from a cache."""
+    with repository.reading() as session:
+        if queries.image_study_id(session, image_id) is None:
+            raise NotFoundError(f"image {image_id!r} not found")
 
 
 def cache_control(principal: Principal, image: Image) -> str:
@@ -59,9 +68,7 @@ def image_object(repository: Repository, principal: Principal, image_id: str, ke
     Keys that would leave the image (``..``, absolute, empty parts) and folders are NotFoundError, as any
     missing key, so zarr clients see a plain 404.
     """
-    with repository.reading() as session:
-        if queries.image_study_id(session, image_id) is None:
-            raise NotFoundError(f"image {image_id!r} not found")
+    check_image(repository, principal, image_id)
     full_key = f"{layout.image_prefix(image_id)}/{check_key(key)}"
     info = repository.store.stat(full_key)
     return ImageObject(info=info, path=repository.store.local_path(full_key))

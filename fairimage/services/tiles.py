@@ -115,6 +115,16 @@ class Renderer:
         self.repository = repository
         self._pictures = _Lru(cache_bytes)
         self._arrays = _Lru(256, size=lambda _: 1)
+        self._images = _Lru(1024, size=lambda _: 1)
+
+    def image(self, principal: Principal, image_id: str) -> Image:
+        """The image after the access check, its (immutable) metadata cached between requests."""
+        access.check_image(self.repository, principal, image_id)
+        image = self._images.get(image_id)
+        if image is None:
+            image = access.readable_image(self.repository, principal, image_id)
+            self._images.put(image_id, image)
+        return image
 
     def picture(
         self, principal: Principal, image: Image, request: RenderRequest, if_none_match: str | None = None
@@ -198,7 +208,7 @@ def render(
 ) -> Picture:
     """``GET /api/images/{id}/render``: a region (level-0 pixels, default the whole image) of one plane,
     either fitted into ``size`` x ``size`` or at pyramid ``level`` (default: fitted into 1024)."""
-    image = access.readable_image(renderer.repository, principal, image_id)
+    image = renderer.image(principal, image_id)
     plane = parse_plane(image, **plane_query)
     box = parse_region(region, image_size(image, "x"), image_size(image, "y"))
     if level is not None:
@@ -225,7 +235,7 @@ def thumbnail(
     """The whole image, middle z, first t, default channels, fitted into ``size`` x ``size``."""
     if size not in THUMBNAIL_SIZES:
         raise InvalidInputError(f"size={size}: thumbnails are 16 to 1024 pixels")
-    image = access.readable_image(renderer.repository, principal, image_id)
+    image = renderer.image(principal, image_id)
     box = parse_region(None, image_size(image, "x"), image_size(image, "y"))
     width, height = fit_size(box, size)
     media_type(format)
@@ -235,7 +245,7 @@ def thumbnail(
 
 def deepzoom(renderer: Renderer, principal: Principal, image_id: str, format: str = "png") -> str:
     """The ``.dzi`` descriptor; tiles come from ``deepzoom_tile`` with the same plane settings."""
-    image = access.readable_image(renderer.repository, principal, image_id)
+    image = renderer.image(principal, image_id)
     media_type(format)
     return DeepZoom(image_size(image, "x"), image_size(image, "y")).descriptor(format)
 
@@ -251,7 +261,7 @@ def deepzoom_tile(
     plane_query: dict[str, Any],
     if_none_match: str | None = None,
 ) -> Picture:
-    image = access.readable_image(renderer.repository, principal, image_id)
+    image = renderer.image(principal, image_id)
     pyramid = DeepZoom(image_size(image, "x"), image_size(image, "y"))
     region, width, height = pyramid.tile_region(level, column, row)
     media_type(format)

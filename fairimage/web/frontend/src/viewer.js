@@ -135,6 +135,9 @@ async function startViv(container, image, form) {
     drawScaleBar(bar, viewState.zoom, pixelSize);
   });
   container.dataset.viewer = 'viv';
+  if (image.channels.length > MAX_CHANNELS) {
+    setStatus(`This viewer composes ${MAX_CHANNELS} channels at once: the first ${MAX_CHANNELS} are shown.`);
+  }
   window.fairimageViewer = deck;
 }
 
