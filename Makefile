@@ -53,9 +53,10 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy fairimage
 
-bench: install  ## conversion against ome-zarr-py and ngff-zarr, and the machine's ceiling (benchmarks/README.md)
+bench: install  ## conversion against ome-zarr-py and ngff-zarr and the machine's ceiling; tile latency (benchmarks/README.md)
 	$(BIN)/pip install -q -e '.[test,bench]' 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/python benchmarks/convert.py
+	$(BIN)/python benchmarks/tiles.py
 
 clean:
 	rm -rf demo-repo .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules fairimage/web/static/build
