@@ -32,6 +32,7 @@ class _Environment(BaseSettings):
     threads: int | None = None
     shard_chunks: int | None = None
     cluster_split_bytes: int | None = None
+    default_policy: str | None = None
 
 
 class Settings(BaseModel):
@@ -52,6 +53,8 @@ class Settings(BaseModel):
     scheduler: str | None = None  # a dask.distributed scheduler (tcp://host:8786) that ingest uses
     # On a cluster, an image larger than this is written by several workers at once, each taking some planes.
     cluster_split_bytes: Annotated[int, Field(gt=0)] = 1 << 30
+    # The policy of a study that ingest creates; its owner or a steward changes it with 'fairimage study'.
+    default_policy: Literal["public", "restricted", "private"] = "public"
 
     @property
     def config_path(self) -> Path:
@@ -123,5 +126,6 @@ def write_config(settings: Settings) -> None:
         f"clevel = {settings.clevel}",
         f'shuffle = "{settings.shuffle}"',
         f"shard_chunks = {settings.shard_chunks}",
+        f'default_policy = "{settings.default_policy}"',
     ]
     settings.config_path.write_text("\n".join(lines) + "\n")

@@ -1,4 +1,4 @@
-"""Shared dependencies: the repository and the caller, injected so no route can forget them."""
+"""Shared dependencies: the repository, the renderer and the caller, injected so no route can forget them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from fairimage.services.access import ANONYMOUS, Principal
+from fairimage.model.errors import FairimageError, UnauthorizedError
+from fairimage.model.policy import ANONYMOUS, Principal
+from fairimage.services import accounts
 from fairimage.services.repository import Repository
 from fairimage.services.tiles import Renderer
 
@@ -22,9 +24,22 @@ def get_renderer(request: Request) -> Renderer:
 
 
 def get_principal(request: Request) -> Principal:
-    return ANONYMOUS  # accounts and tokens arrive with the governance issue
+    """The caller: the user behind ``Authorization: Bearer TOKEN``, else anonymous. A bad token is a 401,
+    never a silent fall back to anonymous (a client would think the data had vanished)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return ANONYMOUS
+    kind, _, secret = header.partition(" ")
+    if kind.lower() != "bearer" or not secret.strip():
+        raise UnauthorizedError(
+            "Authorization: use 'Bearer TOKEN' with a token from 'fairimage token create'"
+        )
+    try:
+        return accounts.principal_for_token(get_repository(request), secret.strip())
+    except FairimageError as exc:
+        raise UnauthorizedError(exc.message) from None
 
 
 RepositoryDep = Annotated[Repository, Depends(get_repository)]
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
 RendererDep = Annotated[Renderer, Depends(get_renderer)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -30,7 +30,10 @@ def register_error_handlers(app: FastAPI) -> None:
     async def _fairimage_error(request: Request, exc: FairimageError) -> Response:
         if isinstance(exc, NotFoundError) and wants_page(request):
             return not_found_page(request, exc.message)
-        return error_response(exc.http_status, exc.code, exc.message)
+        response = error_response(exc.http_status, exc.code, exc.message)
+        if exc.http_status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="fairimage"'
+        return response
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:

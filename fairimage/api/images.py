@@ -7,7 +7,6 @@ from fastapi import APIRouter, Query, Request
 from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.api.schemas import ImageOut, ImagePageOut
 from fairimage.services import images as image_service
-from fairimage.services.access import readable_image
 
 router = APIRouter(prefix="/api/images", tags=["images"])
 
@@ -21,7 +20,7 @@ def list_images(
     limit: Annotated[int, Query(ge=1, le=image_service.MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(description="the `next` value of the previous page")] = None,
 ) -> ImagePageOut:
-    page = image_service.list_images(repository, study=study, limit=limit, cursor=cursor)
+    page = image_service.list_images(repository, principal, study=study, limit=limit, cursor=cursor)
     base = str(request.base_url)
     return ImagePageOut(
         items=[ImageOut.of(image, base) for image in page.items], total=page.total, next=page.next
@@ -37,4 +36,4 @@ def list_images(
 def get_image(
     image_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> ImageOut:
-    return ImageOut.of(readable_image(repository, principal, image_id), str(request.base_url))
+    return ImageOut.of(image_service.get_image(repository, principal, image_id), str(request.base_url))

@@ -21,7 +21,6 @@ from fairimage.api.schemas import ImageOut
 from fairimage.model.render import default_plane, image_size, is_rgb
 from fairimage.model.study import Image
 from fairimage.services import images as image_service
-from fairimage.services.access import readable_image
 
 WEB = Path(__file__).parent.parent / "web"
 templates = Jinja2Templates(directory=WEB / "templates")
@@ -31,11 +30,11 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, repository: RepositoryDep, principal: PrincipalDep) -> HTMLResponse:
-    studies = image_service.list_studies(repository)
+    studies = image_service.list_studies(repository, principal)
     context = {
         "studies": studies,
         "image_count": sum(study.image_count for study in studies),
-        "recent": image_service.recent_images(repository, limit=12),
+        "recent": image_service.recent_images(repository, principal, limit=12),
     }
     return templates.TemplateResponse(request, "home.html", context)
 
@@ -48,8 +47,8 @@ def study_page(
     principal: PrincipalDep,
     after: str | None = None,
 ) -> HTMLResponse:
-    study = image_service.get_study(repository, study_id)
-    page = image_service.list_images(repository, study=study.id, limit=120, cursor=after)
+    study = image_service.get_study(repository, principal, study_id)
+    page = image_service.list_images(repository, principal, study=study.id, limit=120, cursor=after)
     context = {"study": study, "images": page.items, "next": page.next}
     return templates.TemplateResponse(request, "study.html", context)
 
@@ -58,7 +57,7 @@ def study_page(
 def image_page(
     image_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> HTMLResponse:
-    image = readable_image(repository, principal, image_id)
+    image = image_service.get_image(repository, principal, image_id)
     out = ImageOut.of(image, str(request.base_url))
     settings = form_settings(image, request.query_params)
     viewer = request.query_params.get("viewer")

@@ -18,7 +18,7 @@ def _out(study: object, request: Request) -> StudyOut:
 
 @router.get("", response_model=list[StudyOut], summary="All studies with their image counts")
 def list_studies(request: Request, repository: RepositoryDep, principal: PrincipalDep) -> list[StudyOut]:
-    return [_out(study, request) for study in image_service.list_studies(repository)]
+    return [_out(study, request) for study in image_service.list_studies(repository, principal)]
 
 
 @router.get(
@@ -30,4 +30,4 @@ def list_studies(request: Request, repository: RepositoryDep, principal: Princip
 def get_study(
     study_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> StudyOut:
-    return _out(image_service.get_study(repository, study_id), request)
+    return _out(image_service.get_study(repository, principal, study_id), request)

@@ -3,11 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from fairimage.catalog.tables import ImageRow, OriginalFileRow, StudyRow
+from fairimage.model.policy import PolicyKind, Principal, StudyPolicy
+
+
+def readable_studies(principal: Principal, now: datetime) -> ColumnElement[bool]:
+    """The SQL twin of ``model.policy.may_read``, so listings and counts never include what a single
+    read would refuse (tests check that both agree for every role and policy)."""
+    if principal.sees_everything:
+        return true()
+    public = or_(
+        StudyRow.policy == PolicyKind.PUBLIC.value,
+        and_(StudyRow.policy == PolicyKind.EMBARGOED.value, StudyRow.embargo_until <= now),
+    )
+    if principal.user_id is None:
+        return public
+    granted = StudyRow.id.in_(sorted(principal.granted_studies)) if principal.granted_studies else false()
+    return or_(public, StudyRow.owner_id == principal.user_id, granted)
+
+
+def study_policy(row: StudyRow) -> StudyPolicy:
+    return StudyPolicy(PolicyKind(row.policy), row.owner_id, _aware(row.embargo_until))
+
+
+def image_study(session: Session, image_id: str) -> StudyRow | None:
+    """The study an image belongs to (what the access check needs), in one indexed query."""
+    return session.scalars(select(StudyRow).join(ImageRow).where(ImageRow.id == image_id)).first()
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite returns timestamps without their zone; fairimage writes them in UTC."""
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def study_by_name(session: Session, name: str) -> StudyRow | None:
@@ -18,13 +51,14 @@ def study_by_id_or_name(session: Session, key: str) -> StudyRow | None:
     return session.scalars(select(StudyRow).where(or_(StudyRow.id == key, StudyRow.name == key))).first()
 
 
-def studies_with_counts(session: Session) -> list[tuple[StudyRow, int]]:
+def studies_with_counts(session: Session, visible: ColumnElement[bool]) -> list[tuple[StudyRow, int]]:
     counts = (
         select(ImageRow.study_id, func.count(ImageRow.id).label("n")).group_by(ImageRow.study_id).subquery()
     )
     rows = session.execute(
         select(StudyRow, func.coalesce(counts.c.n, 0))
         .outerjoin(counts, counts.c.study_id == StudyRow.id)
+        .where(visible)
         .order_by(StudyRow.name)
     )
     return [(study, int(count)) for study, count in rows]
@@ -56,11 +90,12 @@ def image_by_id(session: Session, image_id: str) -> ImageRow | None:
 
 
 def image_page(
-    session: Session, study_id: str | None, after: str | None, limit: int
+    session: Session, study_id: str | None, after: str | None, limit: int, visible: ColumnElement[bool]
 ) -> tuple[Sequence[ImageRow], int]:
-    """Images in id order (ids sort by creation), ``limit`` after the cursor ``after``, and the total."""
-    query = select(ImageRow)
-    counted = select(func.count(ImageRow.id))
+    """Images in id order (ids sort by creation), ``limit`` after the cursor ``after``, and the total, of
+    the studies ``visible`` admits."""
+    query = select(ImageRow).join(StudyRow).where(visible)
+    counted = select(func.count(ImageRow.id)).join(StudyRow).where(visible)
     if study_id is not None:
         query = query.where(ImageRow.study_id == study_id)
         counted = counted.where(ImageRow.study_id == study_id)
@@ -75,10 +110,12 @@ def image_page(
     return rows, total
 
 
-def recent_images(session: Session, limit: int) -> Sequence[ImageRow]:
-    """The ``limit`` most recently ingested images, newest first."""
+def recent_images(session: Session, limit: int, visible: ColumnElement[bool]) -> Sequence[ImageRow]:
+    """The ``limit`` most recently ingested images of the studies ``visible`` admits, newest first."""
     return session.scalars(
         select(ImageRow)
+        .join(StudyRow)
+        .where(visible)
         .order_by(ImageRow.id.desc())
         .limit(limit)
         .options(selectinload(ImageRow.original_file), selectinload(ImageRow.study))

@@ -13,6 +13,36 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str] = mapped_column(String(255), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # Argon2id, never clear
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class TokenRow(Base):
+    """An API token: only the sha256 of its secret is kept (secrets are 256 random bits, so a fast hash
+    cannot be brute-forced; Argon2 is for passwords, which people choose)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(10))
+    note: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    user: Mapped[UserRow] = relationship()
+
+
 class StudyRow(Base):
     __tablename__ = "studies"
 
@@ -20,6 +50,9 @@ class StudyRow(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    policy: Mapped[str] = mapped_column(String(20), default="public")
+    embargo_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="study")
 
@@ -67,3 +100,47 @@ class ImageRow(Base):
 
     study: Mapped[StudyRow] = relationship(back_populates="images")
     original_file: Mapped[OriginalFileRow] = relationship(back_populates="images")
+
+
+class GrantRow(Base):
+    """Access to one study for one user: given by the owner or a steward (or an approved access request),
+    until it expires or is revoked; a revoked grant stops working at the next request."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    granted_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditRow(Base):
+    """One entry of the append-only audit log; ``entry_hash`` chains it to the entry before it."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))  # ISO 8601 UTC text, hashed exactly as stored
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(80), index=True)
+    target: Mapped[str] = mapped_column(String(1024))
+    decision: Mapped[str] = mapped_column(String(20))
+    origin: Mapped[str] = mapped_column(String(255))
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON text, hashed exactly as stored
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The chain's head (one row): appending updates it first, so concurrent appends queue up, and a
+    deleted last entry no longer matches it."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    entry_hash: Mapped[str] = mapped_column(String(64))

@@ -10,6 +10,7 @@ Each class carries the HTTP status (mapped once in ``api/errors.py``) and the CL
     ├── UnsupportedError       415 / 1   a file kind or feature fairimage does not read
     ├── ConflictError          409 / 1   the thing exists already, or state forbids the change
     ├── ForbiddenError         403 / 3   the caller may not do this
+    │   └── UnauthorizedError  401 / 3   a credential that is unknown, expired or revoked
     └── StorageError           503 / 5   the catalog or object store failed underneath us
 """
 
@@ -62,6 +63,13 @@ class ForbiddenError(FairimageError):
     http_status = 403
     exit_code = 3
     code = "forbidden"
+
+
+class UnauthorizedError(ForbiddenError):
+    """A credential was sent and is not good (unknown, expired, revoked): 401, so a client signs in again."""
+
+    http_status = 401
+    code = "unauthorized"
 
 
 class StorageError(FairimageError):

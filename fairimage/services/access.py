@@ -1,53 +1,84 @@
 """The one access check that every byte leaving the server passes through.
 
-All studies are public until access policies arrive (governance issue); the seam is here already so that
-every route asks it, and an image the caller may not see is reported exactly like one that does not exist.
+Whether a caller may read a study is decided by ``model.policy.may_read`` (public, embargoed until a date,
+restricted or private; owner, grants, roles); listings and counts use its SQL twin,
+``catalog.queries.readable_studies``, so they never show what a single read would refuse. Whatever a caller
+may not read is reported exactly like what does not exist (NotFoundError, 404), so existence is not
+revealed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import ColumnElement
+
 from fairimage.catalog import queries
-from fairimage.model.errors import NotFoundError
-from fairimage.model.study import Image
-from fairimage.services.images import get_image
+from fairimage.catalog.tables import StudyRow
+from fairimage.model.errors import ForbiddenError, NotFoundError
+from fairimage.model.policy import ANONYMOUS, Principal, Role, Scope, StudyPolicy, may_read
 from fairimage.services.repository import Repository
 from fairimage.storage import ObjectInfo, layout
 from fairimage.storage.base import check_key
 
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is asking. Anonymous until accounts exist."""
-
-    name: str = "anonymous"
+__all__ = ["ANONYMOUS", "Principal", "check_image", "check_study", "require", "visible"]
 
 
-ANONYMOUS = Principal()
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
-def readable_image(repository: Repository, principal: Principal, image_id: str) -> Image:
-    """The image if ``principal`` may read it; NotFoundError otherwise (existence is not revealed)."""
-    check_image(repository, principal, image_id)
-    return get_image(repository, image_id)
+def visible(principal: Principal) -> ColumnElement[bool]:
+    """The studies ``principal`` may read, as a condition for listing queries."""
+    return queries.readable_studies(principal, now())
 
 
-def check_image(repository: Repository, principal: Principal, image_id: str) -> None:
-    """NotFoundError unless ``principal`` may read the image: the one cheap query every request of a
-    viewer (tiles, zarr keys) makes, where the image's metadata itself may come from a cache."""
+def check_image(repository: Repository, principal: Principal, image_id: str) -> StudyPolicy:
+    """The policy of the image's study if ``principal`` may read it; NotFoundError otherwise. One indexed
+    query: every tile and zarr key request makes it."""
     with repository.reading() as session:
-        if queries.image_study_id(session, image_id) is None:
+        study = queries.image_study(session, image_id)
+        if study is None or not _readable(principal, study):
             raise NotFoundError(f"image {image_id!r} not found")
+        return queries.study_policy(study)
 
 
-def cache_control(principal: Principal, image: Image) -> str:
-    """How long browsers and shared caches may keep what is derived from ``image`` (rendered tiles).
+def check_study(repository: Repository, principal: Principal, key: str) -> str:
+    """The id of the study (by id or name) if ``principal`` may read it; NotFoundError otherwise."""
+    with repository.reading() as session:
+        study = queries.study_by_id_or_name(session, key)
+        if study is None or not _readable(principal, study):
+            raise NotFoundError(f"study {key!r} not found")
+        return study.id
 
-    Public data may sit in shared caches for an hour; once policies exist, anything else must be
-    ``private, no-store`` so that a revoked grant is not served from a cache."""
-    return "public, max-age=3600"
+
+def require(principal: Principal, scope: Scope, roles: tuple[Role, ...] = ()) -> None:
+    """ForbiddenError unless the caller's token allows ``scope`` and (when given) their role is one of
+    ``roles``. For actions, not reads: a read someone may not do is a 404, never a 403."""
+    if principal.is_anonymous:
+        raise ForbiddenError("sign in, or send a bearer token, to do this")
+    if not principal.scope.includes(scope):
+        raise ForbiddenError(f"this token's scope is {principal.scope}; this needs {scope}")
+    if roles and principal.role not in roles:
+        allowed = ", ".join(role.value for role in roles)
+        raise ForbiddenError(f"this needs the role {allowed}; you are {principal.role}")
+
+
+def cache_control(policy: StudyPolicy) -> str:
+    """How long caches may keep what is derived from a study's images (rendered tiles). Only public data
+    may sit in shared caches; anything else is ``private, no-store`` so a revoked grant is not served
+    from a cache."""
+    return "public, max-age=3600" if policy.is_public(now()) else "private, no-store"
+
+
+def may_read_study(principal: Principal, study: StudyRow) -> bool:
+    return _readable(principal, study)
+
+
+def _readable(principal: Principal, study: StudyRow) -> bool:
+    return may_read(principal, study.id, queries.study_policy(study), now())
 
 
 @dataclass(frozen=True)
@@ -56,6 +87,7 @@ class ImageObject:
 
     info: ObjectInfo
     path: Path | None
+    policy: StudyPolicy
 
     def read(self, repository: Repository, start: int | None = None, end: int | None = None) -> bytes:
         """Bytes ``start`` to ``end`` (exclusive) of the object, from whichever store holds it."""
@@ -68,7 +100,7 @@ def image_object(repository: Repository, principal: Principal, image_id: str, ke
     Keys that would leave the image (``..``, absolute, empty parts) and folders are NotFoundError, as any
     missing key, so zarr clients see a plain 404.
     """
-    check_image(repository, principal, image_id)
+    policy = check_image(repository, principal, image_id)
     full_key = f"{layout.image_prefix(image_id)}/{check_key(key)}"
     info = repository.store.stat(full_key)
-    return ImageObject(info=info, path=repository.store.local_path(full_key))
+    return ImageObject(info=info, path=repository.store.local_path(full_key), policy=policy)

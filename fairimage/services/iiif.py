@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from fairimage.model.iiif import parse_request
+from fairimage.model.policy import Principal
 from fairimage.model.render import MAX_OUTPUT_PIXELS, image_size, parse_plane
-from fairimage.services.access import Principal
 from fairimage.services.tiles import Picture, Renderer, RenderRequest
 
 CONTEXT = "http://iiif.io/api/image/3/context.json"
@@ -18,7 +18,7 @@ TILE = 512
 
 def info(renderer: Renderer, principal: Principal, image_id: str, service_url: str) -> dict[str, Any]:
     """The image information (``info.json``) for ``service_url`` (``.../iiif/3/{id}``)."""
-    image = renderer.image(principal, image_id)
+    image, _ = renderer.image(principal, image_id)
     width, height = image_size(image, "x"), image_size(image, "y")
     levels = [(level.shape[-1], level.shape[-2]) for level in image.levels]
     factors = [2**index for index in range(len(levels))]
@@ -52,7 +52,7 @@ def image(
     if_none_match: str | None = None,
 ) -> Picture:
     """``{region}/{size}/{rotation}/{quality}.{format}`` of one image."""
-    stored = renderer.image(principal, image_id)
+    stored, policy = renderer.image(principal, image_id)
     width, height = image_size(stored, "x"), image_size(stored, "y")
     request = parse_request(*segments, width, height)
     plane = parse_plane(stored, **plane_query)
@@ -66,4 +66,4 @@ def image(
         rotation=request.rotation,
         mirror=request.mirror,
     )
-    return renderer.picture(principal, stored, render, if_none_match)
+    return renderer.picture(policy, stored, render, if_none_match)

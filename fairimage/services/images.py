@@ -1,4 +1,5 @@
-"""Reading the catalog: studies and images as domain models."""
+"""Reading the catalog: studies and images as domain models, only those the caller may read (the
+access service decides which)."""
 
 from __future__ import annotations
 
@@ -6,51 +7,56 @@ from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow, StudyRow
 from fairimage.model.errors import InvalidInputError, NotFoundError
 from fairimage.model.image import Axis, Channel
+from fairimage.model.policy import Principal
 from fairimage.model.study import Image, ImagePage, Level, OriginalFile, Study
+from fairimage.services import access
 from fairimage.services.repository import Repository
 
 MAX_PAGE = 1000
 
 
-def list_studies(repository: Repository) -> list[Study]:
+def list_studies(repository: Repository, principal: Principal) -> list[Study]:
     with repository.reading() as session:
-        return [_study(row, count) for row, count in queries.studies_with_counts(session)]
+        rows = queries.studies_with_counts(session, access.visible(principal))
+        return [_study(row, count) for row, count in rows]
 
 
-def get_study(repository: Repository, key: str) -> Study:
+def get_study(repository: Repository, principal: Principal, key: str) -> Study:
     """A study by id or by name."""
+    study_id = access.check_study(repository, principal, key)
     with repository.reading() as session:
-        row = queries.study_by_id_or_name(session, key)
+        row = session.get(StudyRow, study_id)
         if row is None:
             raise NotFoundError(f"study {key!r} not found")
         return _study(row, queries.image_count(session, row.id))
 
 
 def list_images(
-    repository: Repository, study: str | None = None, limit: int = 100, cursor: str | None = None
+    repository: Repository,
+    principal: Principal,
+    study: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
 ) -> ImagePage:
     """A page of images, optionally of one study (id or name); ``cursor`` is the ``next`` of the last page."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInputError(f"limit {limit}: must be between 1 and {MAX_PAGE}")
+    study_id = access.check_study(repository, principal, study) if study is not None else None
     with repository.reading() as session:
-        study_id = None
-        if study is not None:
-            row = queries.study_by_id_or_name(session, study)
-            if row is None:
-                raise NotFoundError(f"study {study!r} not found")
-            study_id = row.id
-        rows, total = queries.image_page(session, study_id, cursor, limit + 1)
+        rows, total = queries.image_page(session, study_id, cursor, limit + 1, access.visible(principal))
         items = [to_image(row) for row in rows[:limit]]
     return ImagePage(items=items, total=total, next=items[-1].id if len(rows) > limit else None)
 
 
-def recent_images(repository: Repository, limit: int = 12) -> list[Image]:
-    """The newest images, newest first (the home page's "recently added")."""
+def recent_images(repository: Repository, principal: Principal, limit: int = 12) -> list[Image]:
+    """The newest images the caller may see, newest first (the home page's "recently added")."""
     with repository.reading() as session:
-        return [to_image(row) for row in queries.recent_images(session, limit)]
+        return [to_image(row) for row in queries.recent_images(session, limit, access.visible(principal))]
 
 
-def get_image(repository: Repository, image_id: str) -> Image:
+def get_image(repository: Repository, principal: Principal, image_id: str) -> Image:
+    """The image if ``principal`` may read it; NotFoundError otherwise (existence is not revealed)."""
+    access.check_image(repository, principal, image_id)
     with repository.reading() as session:
         row = queries.image_by_id(session, image_id)
         if row is None:

@@ -37,6 +37,7 @@ from fairimage.ngff.writer import (
     plan_image,
     write_planes,
 )
+from fairimage.services import audit
 from fairimage.services.repository import Repository
 from fairimage.services.runs import Run, ingest_run
 from fairimage.storage import ImagePrefix, Store, layout
@@ -104,6 +105,7 @@ def ingest_paths(
     study: str = DEFAULT_STUDY,
     progress: Progress | None = None,
     cluster: ClusterSpec | None = None,
+    actor: str = "operator",
 ) -> list[FileOutcome]:
     """Ingest every image file found in ``paths`` (folders are walked) into ``study``, here or, with
     ``cluster``, on a dask.distributed cluster; the catalog is written here either way."""
@@ -118,7 +120,7 @@ def ingest_paths(
         else:
             for found in _walk(path):
                 inputs.append(InputFile(found, False, len(inputs)))
-    with ingest_run(repository) as run:
+    with ingest_run(repository, actor) as run:
         conversion = _conversion(repository, run)
         results: Iterator[tuple[InputFile, FileOutcome]]
         if cluster is None:
@@ -351,9 +353,22 @@ def publish(
         with repository.transaction() as session:
             study = queries.study_by_name(session, study_name)
             if study is None:
-                study = StudyRow(id=new_id("study"), name=study_name, description="")
+                study = StudyRow(
+                    id=new_id("study"),
+                    name=study_name,
+                    description="",
+                    policy=repository.settings.default_policy,
+                )
                 session.add(study)
                 session.flush()  # the study row must exist before rows that refer to it
+                audit.record(
+                    session,
+                    run.actor,
+                    "study.create",
+                    f"study:{study.id}",
+                    name=study_name,
+                    policy=study.policy,
+                )
             session.add(
                 OriginalFileRow(
                     id=file_id,
@@ -376,6 +391,17 @@ def publish(
                     layout.staged_manifest_key(run.id, image.image_id), layout.manifest_key(image.image_id)
                 )
                 session.add(_image_row(image, index, study.id, file_id))
+            audit.record(
+                session,
+                run.actor,
+                "ingest.file",
+                f"study:{study.id}",
+                file=file_id,
+                name=path.name,
+                sha256=sha256,
+                size=size,
+                images=[image.image_id for image in staged],
+            )
     except BaseException:
         for image_id in moved:
             repository.store.delete(layout.image_prefix(image_id))

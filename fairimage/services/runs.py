@@ -27,6 +27,7 @@ from fairimage.storage import layout
 class Run:
     id: str
     intents_path: Path
+    actor: str = "operator"  # who ingests: recorded in the audit log with each published file
 
     def intend(self, image_id: str) -> None:
         """Record, durably, that ``image_id`` is about to be published."""
@@ -43,7 +44,7 @@ def _runs_dir(repository: Repository) -> Path:
 
 
 @contextmanager
-def ingest_run(repository: Repository) -> Iterator[Run]:
+def ingest_run(repository: Repository, actor: str = "operator") -> Iterator[Run]:
     runs = _runs_dir(repository)
     run_id = new_id("run")
     lock_path = runs / f"{run_id}.lock"
@@ -52,7 +53,7 @@ def ingest_run(repository: Repository) -> Iterator[Run]:
         # Locked before it is visible, so a cleaner never sees an unlocked lock file of a live run.
         fcntl.flock(lock, fcntl.LOCK_EX)
         hidden.rename(lock_path)
-        run = Run(id=run_id, intents_path=runs / f"{run_id}.intents")
+        run = Run(id=run_id, intents_path=runs / f"{run_id}.intents", actor=actor)
         try:
             yield run
         finally:

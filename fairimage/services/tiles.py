@@ -24,6 +24,7 @@ from PIL import Image as PILImage
 
 from fairimage.model.deepzoom import DeepZoom
 from fairimage.model.errors import InvalidInputError
+from fairimage.model.policy import Principal, StudyPolicy
 from fairimage.model.render import (
     Plane,
     Region,
@@ -39,8 +40,7 @@ from fairimage.model.render import (
 )
 from fairimage.model.study import Image
 from fairimage.ngff.reader import open_level, read_region
-from fairimage.services import access
-from fairimage.services.access import Principal
+from fairimage.services import access, images
 from fairimage.services.repository import Repository
 from fairimage.storage import layout
 
@@ -117,23 +117,24 @@ class Renderer:
         self._arrays = _Lru(256, size=lambda _: 1)
         self._images = _Lru(1024, size=lambda _: 1)
 
-    def image(self, principal: Principal, image_id: str) -> Image:
-        """The image after the access check, its (immutable) metadata cached between requests."""
-        access.check_image(self.repository, principal, image_id)
+    def image(self, principal: Principal, image_id: str) -> tuple[Image, StudyPolicy]:
+        """The image and its study's policy after the access check; the image's (immutable) metadata is
+        cached between requests, the access decision never is."""
+        policy = access.check_image(self.repository, principal, image_id)
         image = self._images.get(image_id)
         if image is None:
-            image = access.readable_image(self.repository, principal, image_id)
+            image = images.get_image(self.repository, principal, image_id)
             self._images.put(image_id, image)
-        return image
+        return image, policy
 
     def picture(
-        self, principal: Principal, image: Image, request: RenderRequest, if_none_match: str | None = None
+        self, policy: StudyPolicy, image: Image, request: RenderRequest, if_none_match: str | None = None
     ) -> Picture:
         """The rendered picture, from the cache when the same request was rendered before; with
         ``not_modified`` and no content when ``if_none_match`` already names it."""
         key = f"{image.id}/{request.key()}"
         etag = '"' + hashlib.sha256(f"{RENDER_VERSION}/{key}".encode()).hexdigest()[:32] + '"'
-        cache_control = access.cache_control(principal, image)
+        cache_control = access.cache_control(policy)
         kind = media_type(request.format)
         if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
             return Picture(b"", kind, etag, cache_control, not_modified=True)
@@ -208,7 +209,7 @@ def render(
 ) -> Picture:
     """``GET /api/images/{id}/render``: a region (level-0 pixels, default the whole image) of one plane,
     either fitted into ``size`` x ``size`` or at pyramid ``level`` (default: fitted into 1024)."""
-    image = renderer.image(principal, image_id)
+    image, policy = renderer.image(principal, image_id)
     plane = parse_plane(image, **plane_query)
     box = parse_region(region, image_size(image, "x"), image_size(image, "y"))
     if level is not None:
@@ -221,7 +222,7 @@ def render(
     check_output_size(width, height)
     media_type(format)
     request = RenderRequest(plane, box, width, height, format)
-    return renderer.picture(principal, image, request, if_none_match)
+    return renderer.picture(policy, image, request, if_none_match)
 
 
 def thumbnail(
@@ -235,17 +236,17 @@ def thumbnail(
     """The whole image, middle z, first t, default channels, fitted into ``size`` x ``size``."""
     if size not in THUMBNAIL_SIZES:
         raise InvalidInputError(f"size={size}: thumbnails are 16 to 1024 pixels")
-    image = renderer.image(principal, image_id)
+    image, policy = renderer.image(principal, image_id)
     box = parse_region(None, image_size(image, "x"), image_size(image, "y"))
     width, height = fit_size(box, size)
     media_type(format)
     request = RenderRequest(default_plane(image), box, width, height, format)
-    return renderer.picture(principal, image, request, if_none_match)
+    return renderer.picture(policy, image, request, if_none_match)
 
 
 def deepzoom(renderer: Renderer, principal: Principal, image_id: str, format: str = "png") -> str:
     """The ``.dzi`` descriptor; tiles come from ``deepzoom_tile`` with the same plane settings."""
-    image = renderer.image(principal, image_id)
+    image, _policy = renderer.image(principal, image_id)
     media_type(format)
     return DeepZoom(image_size(image, "x"), image_size(image, "y")).descriptor(format)
 
@@ -261,13 +262,13 @@ def deepzoom_tile(
     plane_query: dict[str, Any],
     if_none_match: str | None = None,
 ) -> Picture:
-    image = renderer.image(principal, image_id)
+    image, policy = renderer.image(principal, image_id)
     pyramid = DeepZoom(image_size(image, "x"), image_size(image, "y"))
     region, width, height = pyramid.tile_region(level, column, row)
     media_type(format)
     plane = parse_plane(image, **plane_query)
     request = RenderRequest(plane, region, width, height, format)
-    return renderer.picture(principal, image, request, if_none_match)
+    return renderer.picture(policy, image, request, if_none_match)
 
 
 def _finish(picture: PILImage.Image, request: RenderRequest) -> PILImage.Image:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -21,11 +19,13 @@ from rich.progress import (
 from rich.table import Table
 
 from fairimage import __version__
+from fairimage.cli import governance
+from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, operator_principal, out
 from fairimage.model.errors import FairimageError
 from fairimage.services import images as image_service
 from fairimage.services import ingest as ingest_service
 from fairimage.services.cluster import ClusterSpec
-from fairimage.services.repository import Repository, init_repository, open_repository
+from fairimage.services.repository import init_repository, open_repository
 from fairimage.settings import load_settings
 
 app = typer.Typer(
@@ -34,22 +34,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-RepoOption = Annotated[
-    Path | None,
-    typer.Option("--repo", "-r", envvar="FAIRIMAGE_REPO", show_envvar=True, help="the repository folder"),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
-
-
-def _open(repo: Path | None, **flags: Any) -> Repository:
-    return open_repository(load_settings(repo, **flags))
-
-
-def _json(value: Any) -> None:
-    out.print_json(json.dumps(value, default=str), highlight=False)
+governance.register(app)
 
 
 @app.command()
@@ -151,7 +136,9 @@ def ingest(
             transient=True,
         )
         with progress:
-            outcomes = ingest_service.ingest_paths(repository, paths, study, _Bar(progress), cluster)
+            outcomes = ingest_service.ingest_paths(
+                repository, paths, study, _Bar(progress), cluster, actor=operator_principal().name
+            )
     finally:
         repository.close()
     if as_json:
@@ -197,7 +184,7 @@ def images(
         found, cursor = [], None
         while True:
             page = image_service.list_images(
-                repository, study=study, limit=image_service.MAX_PAGE, cursor=cursor
+                repository, operator_principal(), study=study, limit=image_service.MAX_PAGE, cursor=cursor
             )
             found.extend(page.items)
             if page.next is None:
@@ -227,7 +214,7 @@ def studies(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """List the studies in the repository."""
     repository = _open(repo)
     try:
-        found = image_service.list_studies(repository)
+        found = image_service.list_studies(repository, operator_principal())
     finally:
         repository.close()
     if as_json:

@@ -1,0 +1,42 @@
+"""What every command shares: the consoles, the --repo and --json options, opening the repository, and
+who the operator is."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from fairimage.model.policy import Principal, operator
+from fairimage.services.repository import Repository, open_repository
+from fairimage.settings import load_settings
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+RepoOption = Annotated[
+    Path | None,
+    typer.Option("--repo", "-r", envvar="FAIRIMAGE_REPO", show_envvar=True, help="the repository folder"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+
+
+def _open(repo: Path | None, **flags: Any) -> Repository:
+    return open_repository(load_settings(repo, **flags))
+
+
+def _json(value: Any) -> None:
+    out.print_json(json.dumps(value, default=str), highlight=False)
+
+
+def operator_principal() -> Principal:
+    """The person at this machine's command line, named by their login in the audit log."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no login name (some containers): still an operator
+        name = "unknown"
+    return operator(name)

@@ -1,0 +1,327 @@
+"""Commands for people and permissions: users, tokens, study policies and owners, grants, the audit log."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, operator_principal, out
+from fairimage.model.errors import InvalidInputError
+from fairimage.model.policy import parse_role, parse_scope
+from fairimage.services import accounts, audit, governance
+
+user_app = typer.Typer(
+    help="Users and their roles (admin, steward, submitter, viewer).", no_args_is_help=True
+)
+token_app = typer.Typer(
+    help="API tokens: bearer credentials with a scope and an expiry.", no_args_is_help=True
+)
+study_app = typer.Typer(help="A study's policy and owner.", no_args_is_help=True)
+grant_app = typer.Typer(help="Access to a study for one user.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="a date, YYYY-MM-DD (the end of that day, UTC)")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(user_app, name="user")
+    app.add_typer(token_app, name="token")
+    app.add_typer(study_app, name="study")
+    app.add_typer(grant_app, name="grant")
+    app.add_typer(audit_app, name="audit")
+
+
+def _date(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(f"--until {text!r}: write the date as YYYY-MM-DD, e.g. 2027-06-30") from None
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+
+
+def _read_password(from_stdin: bool) -> str:
+    """A password from standard input or a hidden prompt; never from an argument (shell history, ps)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = typer.prompt("Password", hide_input=True)
+    if typer.prompt("Again", hide_input=True) != first:
+        raise InvalidInputError("the two passwords differ; try again")
+    return str(first)
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="the user's login name")],
+    role: Annotated[str, typer.Option(help="admin, steward, submitter or viewer")] = "viewer",
+    email: Annotated[str, typer.Option(help="contact address")] = "",
+    password: Annotated[bool, typer.Option("--password", help="set a password (asked for, hidden)")] = False,
+    password_stdin: Annotated[bool, typer.Option(help="read the password from standard input")] = False,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a user. Without a password the user works with API tokens only."""
+    secret = _read_password(password_stdin) if password or password_stdin else None
+    repository = _open(repo)
+    try:
+        user = accounts.add_user(repository, operator_principal().name, name, parse_role(role), email, secret)
+    finally:
+        repository.close()
+    if as_json:
+        _json(user.__dict__)
+    else:
+        out.print(f"added user {user.name} ({user.role}), id {user.id}", highlight=False)
+
+
+@user_app.command("list")
+def user_list(repo: RepoOption = None, as_json: JsonOption = False) -> None:
+    """List the users."""
+    repository = _open(repo)
+    try:
+        users = accounts.list_users(repository)
+    finally:
+        repository.close()
+    if as_json:
+        _json([user.__dict__ for user in users])
+        return
+    table = Table("name", "role", "email", "password", "id", box=None)
+    for user in users:
+        table.add_row(user.name, user.role, user.email, "yes" if user.has_password else "no", user.id)
+    out.print(table if users else "No users yet: add one with 'fairimage user add NAME --role ROLE'.")
+
+
+@user_app.command("password")
+def user_password(
+    name: Annotated[str, typer.Argument(help="the user's login name")],
+    password_stdin: Annotated[bool, typer.Option(help="read the password from standard input")] = False,
+    repo: RepoOption = None,
+) -> None:
+    """Set a user's password (asked for, hidden)."""
+    secret = _read_password(password_stdin)
+    repository = _open(repo)
+    try:
+        accounts.set_password(repository, operator_principal().name, name, secret)
+    finally:
+        repository.close()
+    out.print(f"password of {name} set")
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Argument(help="the user the token acts for")],
+    scope: Annotated[str, typer.Option(help="read, write or admin")] = "read",
+    expires_days: Annotated[int, typer.Option(help="days until it expires; 0 = never", min=0)] = 90,
+    note: Annotated[str, typer.Option(help="what the token is for")] = "",
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API token. Its secret is printed once and cannot be shown again."""
+    repository = _open(repo)
+    try:
+        made = accounts.create_token(
+            repository,
+            operator_principal().name,
+            user,
+            parse_scope(scope),
+            timedelta(days=expires_days) if expires_days else None,
+            note,
+        )
+    finally:
+        repository.close()
+    if as_json:
+        _json({**made.token.__dict__, "secret": made.secret})
+        return
+    expiry = made.token.expires_at.date().isoformat() if made.token.expires_at else "never"
+    err.print(f"token {made.token.id} for {user}, scope {scope}, expires {expiry}; keep the secret now:")
+    out.print(made.secret, highlight=False)
+
+
+@token_app.command("list")
+def token_list(
+    user: Annotated[str | None, typer.Option(help="only this user's tokens")] = None,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List tokens (never their secrets)."""
+    repository = _open(repo)
+    try:
+        tokens = accounts.list_tokens(repository, user)
+    finally:
+        repository.close()
+    if as_json:
+        _json([token.__dict__ for token in tokens])
+        return
+    table = Table("id", "user", "scope", "expires", "revoked", "note", box=None)
+    for token in tokens:
+        expires = token.expires_at.date().isoformat() if token.expires_at else "never"
+        table.add_row(token.id, token.user, token.scope, expires, "yes" if token.revoked else "", token.note)
+    out.print(table if tokens else "No tokens.")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="the token's id (not its secret)")], repo: RepoOption = None
+) -> None:
+    """Revoke a token; it stops working at once."""
+    repository = _open(repo)
+    try:
+        accounts.revoke_token(repository, operator_principal().name, token_id)
+    finally:
+        repository.close()
+    out.print(f"revoked {token_id}")
+
+
+@study_app.command("policy")
+def study_policy(
+    study: Annotated[str, typer.Argument(help="study id or name")],
+    policy: Annotated[str, typer.Argument(help="public, embargoed, restricted or private")],
+    until: UntilOption = None,
+    repo: RepoOption = None,
+) -> None:
+    """Set who may see a study: everyone, everyone after an embargo, granted users, or owner and grants."""
+    repository = _open(repo)
+    try:
+        kind = governance.set_policy(repository, operator_principal(), study, policy, _date(until))
+    finally:
+        repository.close()
+    out.print(f"{study}: {kind}" + (f" until {until}" if until else ""), highlight=False)
+
+
+@study_app.command("owner")
+def study_owner(
+    study: Annotated[str, typer.Argument(help="study id or name")],
+    user: Annotated[str, typer.Argument(help="the new owner's user name")],
+    repo: RepoOption = None,
+) -> None:
+    """Give a study an owner, who may then change its policy and grant access."""
+    repository = _open(repo)
+    try:
+        governance.set_owner(repository, operator_principal(), study, user)
+    finally:
+        repository.close()
+    out.print(f"{study}: owned by {user}", highlight=False)
+
+
+@grant_app.command("add")
+def grant_add(
+    study: Annotated[str, typer.Argument(help="study id or name")],
+    user: Annotated[str, typer.Argument(help="who may read it")],
+    until: UntilOption = None,
+    reason: Annotated[str, typer.Option(help="why (kept in the audit log)")] = "",
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Let a user read a private or restricted study."""
+    repository = _open(repo)
+    try:
+        grant = governance.add_grant(repository, operator_principal(), study, user, _date(until), reason)
+    finally:
+        repository.close()
+    if as_json:
+        _json(grant.__dict__)
+    else:
+        out.print(f"granted {user} access to {grant.study} ({grant.id})", highlight=False)
+
+
+@grant_app.command("list")
+def grant_list(
+    study: Annotated[str | None, typer.Option(help="only this study (id or name)")] = None,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List grants."""
+    repository = _open(repo)
+    try:
+        grants = governance.list_grants(repository, study)
+    finally:
+        repository.close()
+    if as_json:
+        _json([grant.__dict__ for grant in grants])
+        return
+    table = Table("id", "study", "user", "until", "revoked", "by", box=None)
+    for grant in grants:
+        until = grant.expires_at.date().isoformat() if grant.expires_at else "-"
+        table.add_row(
+            grant.id, grant.study, grant.user, until, "yes" if grant.revoked else "", grant.granted_by
+        )
+    out.print(table if grants else "No grants.")
+
+
+@grant_app.command("revoke")
+def grant_revoke(
+    grant_id: Annotated[str, typer.Argument(help="the grant's id")], repo: RepoOption = None
+) -> None:
+    """Revoke a grant; it stops working at the user's next request."""
+    repository = _open(repo)
+    try:
+        governance.revoke_grant(repository, operator_principal(), grant_id)
+    finally:
+        repository.close()
+    out.print(f"revoked {grant_id}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        str | None, typer.Option(help="a head kept earlier, SEQ:HASH, that the chain must still contain")
+    ] = None,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check every entry's hash and link; name the first entry that was edited, removed, inserted or moved."""
+    repository = _open(repo)
+    try:
+        result = audit.verify(repository, anchor)
+    finally:
+        repository.close()
+    if as_json:
+        _json({**result.__dict__, "ok": result.ok})
+    elif result.ok:
+        out.print(f"audit log intact: {result.entries} entries, head {result.head_seq}:{result.head_hash}")
+    else:
+        err.print(f"audit log TAMPERED: {result.problem}", highlight=False, markup=False)
+    if not result.ok:
+        raise typer.Exit(6)
+
+
+@audit_app.command("head")
+def audit_head(repo: RepoOption = None, as_json: JsonOption = False) -> None:
+    """Print the chain's head (SEQ:HASH): keep it elsewhere and check later with 'audit verify --anchor'."""
+    repository = _open(repo)
+    try:
+        result = audit.verify(repository)
+    finally:
+        repository.close()
+    if as_json:
+        _json({"seq": result.head_seq, "hash": result.head_hash, "intact": result.ok})
+    else:
+        out.print(f"{result.head_seq}:{result.head_hash}")
+
+
+@audit_app.command("log")
+def audit_log(
+    limit: Annotated[int, typer.Option(help="how many entries, newest first", min=1)] = 50,
+    action: Annotated[str | None, typer.Option(help="only this action, e.g. grant.add")] = None,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the newest audit entries."""
+    repository = _open(repo)
+    try:
+        entries = audit.entries(repository, limit, action)
+    finally:
+        repository.close()
+    if as_json:
+        _json([entry.__dict__ for entry in entries])
+        return
+    table = Table("seq", "at", "actor", "action", "target", "decision", box=None)
+    for entry in entries:
+        table.add_row(str(entry.seq), entry.at[:19], entry.actor, entry.action, entry.target, entry.decision)
+    out.print(table if entries else "The audit log is empty.")

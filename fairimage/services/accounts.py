@@ -1,0 +1,243 @@
+"""Users, passwords and API tokens.
+
+Passwords are hashed with Argon2id; a token's secret is shown once, when it is created, and only its sha256
+is stored. Every change is recorded in the audit log, never with a secret in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fairimage.catalog.tables import GrantRow, TokenRow, UserRow
+from fairimage.model.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from fairimage.model.policy import Principal, Role, Scope
+from fairimage.model.study import new_id
+from fairimage.services import audit
+from fairimage.services.repository import Repository
+
+TOKEN_PREFIX = "fi_"
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    name: str
+    email: str
+    role: Role
+    created_at: datetime
+    has_password: bool
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class Token:
+    id: str
+    user: str
+    scope: Scope
+    note: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """A token just created: ``secret`` exists only here and is never stored or logged."""
+
+    token: Token
+    secret: str
+
+
+def add_user(
+    repository: Repository,
+    actor: str,
+    name: str,
+    role: Role,
+    email: str = "",
+    password: str | None = None,
+) -> User:
+    if not name.strip() or len(name) > 255:
+        raise InvalidInputError("user name: give 1 to 255 characters")
+    if password is not None:
+        check_password(password)
+    with repository.transaction() as session:
+        if session.scalar(select(UserRow).where(UserRow.name == name)) is not None:
+            raise ConflictError(f"user {name!r} exists already")
+        row = UserRow(
+            id=new_id("user"),
+            name=name,
+            email=email,
+            role=role.value,
+            password_hash=_hasher.hash(password) if password is not None else None,
+        )
+        session.add(row)
+        session.flush()
+        audit.record(session, actor, "user.add", f"user:{name}", role=role.value, email=email)
+        return _user(row)
+
+
+def list_users(repository: Repository) -> list[User]:
+    with repository.reading() as session:
+        return [_user(row) for row in session.scalars(select(UserRow).order_by(UserRow.name))]
+
+
+def set_password(repository: Repository, actor: str, name: str, password: str) -> None:
+    check_password(password)
+    with repository.transaction() as session:
+        row = _user_row(session, name)
+        row.password_hash = _hasher.hash(password)
+        audit.record(session, actor, "user.password", f"user:{name}")
+
+
+def check_password(password: str) -> None:
+    if len(password) < 12:
+        raise InvalidInputError("password: use at least 12 characters (a passphrase is easiest to remember)")
+
+
+def authenticate(repository: Repository, name: str, password: str) -> Principal:
+    """The user if the password is right; the same ForbiddenError whether the user or the password is
+    wrong, so the answer does not tell which names exist."""
+    with repository.reading() as session:
+        row = session.scalar(select(UserRow).where(UserRow.name == name))
+        if row is None or row.password_hash is None or row.disabled_at is not None:
+            _hasher.hash(password)  # the same work either way: timing does not reveal the name
+            raise ForbiddenError("wrong user name or password")
+        try:
+            _hasher.verify(row.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            raise ForbiddenError("wrong user name or password") from None
+        return _principal(session, row, Scope.ADMIN if row.role == Role.ADMIN else Scope.WRITE)
+
+
+def create_token(
+    repository: Repository,
+    actor: str,
+    user: str,
+    scope: Scope,
+    expires_in: timedelta | None = None,
+    note: str = "",
+) -> NewToken:
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with repository.transaction() as session:
+        owner = _user_row(session, user)
+        if scope is Scope.ADMIN and owner.role != Role.ADMIN:
+            raise InvalidInputError(f"scope admin: {user} is a {owner.role}; only admins hold admin tokens")
+        row = TokenRow(
+            id=new_id("tok"),
+            user_id=owner.id,
+            secret_sha256=_digest(secret),
+            scope=scope.value,
+            note=note,
+            created_at=datetime.now(UTC),
+            expires_at=datetime.now(UTC) + expires_in if expires_in else None,
+        )
+        session.add(row)
+        session.flush()
+        audit.record(
+            session, actor, "token.create", f"token:{row.id}", user=user, scope=scope.value, note=note
+        )
+        return NewToken(_token(row, user), secret)
+
+
+def list_tokens(repository: Repository, user: str | None = None) -> list[Token]:
+    with repository.reading() as session:
+        query = select(TokenRow, UserRow.name).join(UserRow).order_by(TokenRow.created_at)
+        if user is not None:
+            query = query.where(UserRow.name == user)
+        return [_token(row, name) for row, name in session.execute(query)]
+
+
+def revoke_token(repository: Repository, actor: str, token_id: str) -> None:
+    with repository.transaction() as session:
+        row = session.get(TokenRow, token_id)
+        if row is None:
+            raise NotFoundError(f"token {token_id!r} not found; 'fairimage token list' shows them")
+        if row.revoked_at is None:
+            row.revoked_at = datetime.now(UTC)
+            audit.record(session, actor, "token.revoke", f"token:{token_id}")
+
+
+def principal_for_token(repository: Repository, secret: str) -> Principal:
+    """The user and scope behind a bearer token; ForbiddenError for an unknown, expired or revoked one."""
+    if not secret.startswith(TOKEN_PREFIX):
+        raise ForbiddenError("the bearer token is not a fairimage token")
+    now = datetime.now(UTC)
+    with repository.reading() as session:
+        row = session.scalar(select(TokenRow).where(TokenRow.secret_sha256 == _digest(secret)))
+        if row is None or row.revoked_at is not None:
+            raise ForbiddenError("the bearer token is unknown or revoked")
+        if row.expires_at is not None and _aware(row.expires_at) <= now:
+            raise ForbiddenError("the bearer token has expired; create a new one")
+        if row.user.disabled_at is not None:
+            raise ForbiddenError("the token's user is disabled")
+        return _principal(session, row.user, Scope(row.scope))
+
+
+def principal_for_user(repository: Repository, name: str) -> Principal:
+    """A user acting from the command line on this machine (as its operator), with their own role."""
+    with repository.reading() as session:
+        row = _user_row(session, name)
+        return _principal(session, row, Scope.ADMIN if row.role == Role.ADMIN else Scope.WRITE)
+
+
+def _principal(session: Session, row: UserRow, scope: Scope) -> Principal:
+    now = datetime.now(UTC)
+    granted = frozenset(
+        study_id
+        for study_id, expires in session.execute(
+            select(GrantRow.study_id, GrantRow.expires_at).where(
+                GrantRow.user_id == row.id, GrantRow.revoked_at.is_(None)
+            )
+        )
+        if expires is None or _aware(expires) > now
+    )
+    return Principal(name=row.name, user_id=row.id, role=Role(row.role), scope=scope, granted_studies=granted)
+
+
+def _user_row(session: Session, name: str) -> UserRow:
+    row = session.scalar(select(UserRow).where(UserRow.name == name))
+    if row is None:
+        raise NotFoundError(f"user {name!r} not found; 'fairimage user list' shows them")
+    return row
+
+
+def _user(row: UserRow) -> User:
+    return User(
+        id=row.id,
+        name=row.name,
+        email=row.email,
+        role=Role(row.role),
+        created_at=row.created_at,
+        has_password=row.password_hash is not None,
+        disabled=row.disabled_at is not None,
+    )
+
+
+def _token(row: TokenRow, user: str) -> Token:
+    return Token(
+        id=row.id,
+        user=user,
+        scope=Scope(row.scope),
+        note=row.note,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked=row.revoked_at is not None,
+    )
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives timestamps back without their zone; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
