@@ -64,14 +64,14 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.sqlite'}"
         return
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import MetaData, create_engine
 
     url = request.getfixturevalue("postgres_url")
     yield url
     engine = create_engine(url)
-    with engine.begin() as connection:
-        for table in ("images", "original_files", "studies", "alembic_version"):
-            connection.execute(text(f"drop table if exists {table} cascade"))
+    tables = MetaData()
+    tables.reflect(engine)  # every table the migrations made, whatever their number
+    tables.drop_all(engine)
     engine.dispose()
 
 

@@ -122,8 +122,16 @@ def deepzoom_tile(
     return picture_response(picture)
 
 
-@router.get("/iiif/3/{image_id}", summary="IIIF base URI: redirects to info.json", status_code=303)
-def iiif_base(image_id: str, request: Request) -> RedirectResponse:
+@router.get(
+    "/iiif/3/{image_id}",
+    summary="IIIF base URI: redirects to info.json",
+    status_code=303,
+    responses={404: {"description": "No such image"}},
+)
+def iiif_base(
+    image_id: str, request: Request, renderer: RendererDep, principal: PrincipalDep
+) -> RedirectResponse:
+    renderer.image(principal, image_id)  # the access check: an image one may not see is a 404 here too
     return RedirectResponse(str(request.url_for("iiif_info", image_id=image_id)), status_code=303)
 
 

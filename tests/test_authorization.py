@@ -1,0 +1,185 @@
+"""The authorization matrix: every GET route x every kind of caller x every policy state, generated from
+the app's route table, so a new endpoint cannot be forgotten. A caller who may not read a study gets 404
+from every route that names its data, and listings never mention it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from fairimage.api import create_app
+from fairimage.model.policy import Role, Scope, operator
+from fairimage.services import accounts, governance, images
+from fairimage.services.ingest import ingest_paths
+from fairimage.services.repository import init_repository
+from fairimage.settings import load_settings
+from tests import samples
+from tests.conftest import LiveServer
+
+STATES = ("public", "embargo-over", "embargoed", "restricted", "private")
+CALLERS = ("anonymous", "stranger", "granted", "owner", "steward", "admin")
+READERS_OF_PROTECTED = {"granted", "owner", "steward", "admin"}
+# Routes that serve no study data: the API description and its viewers, and the static files.
+INFRASTRUCTURE = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static"}
+# How to fill each path parameter for one study's image; a route with a parameter not listed here fails
+# the test until the matrix learns it.
+PARAMETERS = {
+    "key": "zarr.json",
+    "level": "0",
+    "column": "0",
+    "row": "0",
+    "format": "png",
+    "region": "full",
+    "size": "max",
+    "rotation": "0",
+    "quality_format": "default.png",
+}
+
+
+@dataclass
+class World:
+    url: str
+    tokens: dict[str, str]
+    studies: dict[str, str] = field(default_factory=dict)  # state -> study id
+    images: dict[str, str] = field(default_factory=dict)  # state -> image id
+    routes: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+
+    def headers(self, caller: str) -> dict[str, str]:
+        return {} if caller == "anonymous" else {"Authorization": f"Bearer {self.tokens[caller]}"}
+
+
+def get_routes(app: Any) -> list[tuple[str, set[str]]]:
+    """Every (path, methods) the app answers, looking inside included routers."""
+    found: list[tuple[str, set[str]]] = []
+
+    def walk(routes: list[Any]) -> None:
+        for route in routes:
+            if hasattr(route, "original_router"):
+                walk(route.original_router.routes)
+            elif hasattr(route, "path"):
+                found.append((route.path, set(getattr(route, "methods", None) or [])))
+
+    walk(app.routes)
+    return found
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("authz")
+    settings = load_settings(root / "repo")
+    repository = init_repository(settings)
+    admin = operator("test")
+    users = {
+        "stranger": Role.VIEWER,
+        "granted": Role.VIEWER,
+        "owner": Role.SUBMITTER,
+        "steward": Role.STEWARD,
+        "admin": Role.ADMIN,
+    }
+    tokens = {}
+    for name, role in users.items():
+        accounts.add_user(repository, admin.name, name, role)
+        scope = Scope.ADMIN if role is Role.ADMIN else Scope.READ
+        tokens[name] = accounts.create_token(repository, admin.name, name, scope).secret
+    world = World(url="", tokens=tokens)
+    for index, state in enumerate(STATES):
+        picture = np.full((20, 30), 10 * index + 5, np.uint8)  # distinct content: no deduplication
+        path = samples.png(root / f"{state}.png", picture)
+        (outcome,) = ingest_paths(repository, [path], study=f"study {state}")
+        world.images[state] = outcome.images[0]
+        study = f"study {state}"
+        governance.set_owner(repository, admin, study, "owner")
+        if state == "embargo-over":
+            governance.set_policy(
+                repository, admin, study, "embargoed", datetime.now(UTC) - timedelta(days=1)
+            )
+        elif state == "embargoed":
+            governance.set_policy(
+                repository, admin, study, "embargoed", datetime.now(UTC) + timedelta(days=30)
+            )
+        elif state in ("restricted", "private"):
+            governance.set_policy(repository, admin, study, state)
+        if state not in ("public", "embargo-over"):
+            governance.add_grant(repository, admin, study, "granted")
+        world.studies[state] = images.get_study(repository, admin, study).id
+    repository.close()
+    world.routes = sorted(
+        {
+            (method, path)
+            for path, methods in get_routes(create_app(settings))
+            for method in methods & {"GET", "HEAD"}
+            if path not in INFRASTRUCTURE
+        }
+    )
+    with LiveServer(settings) as server:
+        world.url = server.url
+        yield world
+
+
+def _may_read(caller: str, state: str) -> bool:
+    return state in ("public", "embargo-over") or caller in READERS_OF_PROTECTED
+
+
+def _fill(route: str, world: World, state: str) -> str:
+    values = {**PARAMETERS, "image_id": world.images[state], "study_id": world.studies[state]}
+    names = re.findall(r"{(\w+)(?::\w+)?}", route)
+    unknown = [name for name in names if name not in values]
+    assert not unknown, f"route {route} has parameters {unknown} the authorization matrix does not know"
+    return re.sub(r"{(\w+)(?::\w+)?}", lambda m: values[m.group(1)], route)
+
+
+def test_the_matrix_covers_every_data_route(world: World) -> None:
+    """The list below is not the source of truth (the route table is); it makes an addition visible."""
+    item_routes = [route for _, route in world.routes if "{" in route]
+    assert len(item_routes) >= 13, item_routes  # 12 GET routes and the zarr HEAD route, so far
+    for route in item_routes:
+        assert "{image_id}" in route or "{study_id}" in route, (
+            f"{route}: no study or image to check access on"
+        )
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_every_item_route_admits_exactly_the_readers(world: World, caller: str) -> None:
+    checked = 0
+    failures = []
+    with httpx.Client(base_url=world.url, headers=world.headers(caller), timeout=30) as client:
+        for method, route in (r for r in world.routes if "{" in r[1]):
+            for state in STATES:
+                response = client.request(method, _fill(route, world, state), follow_redirects=False)
+                allowed = _may_read(caller, state)
+                ok = response.status_code < 400 if allowed else response.status_code == 404
+                if not ok:
+                    failures.append(f"{caller} {state} {method} {route}: {response.status_code}")
+                checked += 1
+    assert not failures, "\n".join(failures)
+    assert checked >= 13 * len(STATES)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_listings_show_exactly_what_the_caller_may_read(world: World, caller: str) -> None:
+    with httpx.Client(base_url=world.url, headers=world.headers(caller), timeout=30) as client:
+        for _, route in (r for r in world.routes if "{" not in r[1] and r[0] == "GET"):
+            text = client.get(route).text
+            for state in STATES:
+                shown = world.studies[state] in text or world.images[state] in text
+                expected = "shown" if _may_read(caller, state) else "hidden"
+                assert shown == _may_read(caller, state), (
+                    f"{caller} {route}: the {state} study must be {expected}"
+                )
+        total = client.get("/api/images").json()["total"]
+        assert total == sum(_may_read(caller, state) for state in STATES)
+
+
+def test_bad_tokens_are_401_not_anonymous(world: World) -> None:
+    for header in ("Bearer fi_not-a-token", "Bearer something", "Basic dXNlcjpwYXNz", "Bearer"):
+        response = httpx.get(f"{world.url}/api/studies", headers={"Authorization": header})
+        assert response.status_code == 401, header
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.json()["error"]["code"] == "unauthorized"
