@@ -33,6 +33,8 @@ class _Environment(BaseSettings):
     shard_chunks: int | None = None
     cluster_split_bytes: int | None = None
     default_policy: str | None = None
+    fixity_hours: float | None = None
+    fixity_sample: float | None = None
 
 
 class Settings(BaseModel):
@@ -55,6 +57,9 @@ class Settings(BaseModel):
     cluster_split_bytes: Annotated[int, Field(gt=0)] = 1 << 30
     # The policy of a study that ingest creates; its owner or a steward changes it with 'fairimage study'.
     default_policy: Literal["public", "restricted", "private"] = "public"
+    # 'serve' re-hashes fixity_sample percent of the stored objects every fixity_hours (0 = never).
+    fixity_hours: Annotated[float, Field(ge=0)] = 0.0
+    fixity_sample: Annotated[float, Field(gt=0, le=100)] = 10.0
 
     @property
     def config_path(self) -> Path:

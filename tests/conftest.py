@@ -125,9 +125,10 @@ def s3_bucket(s3_endpoint: str) -> str:
     return new_bucket(s3_endpoint)
 
 
-def storage_settings(request: pytest.FixtureRequest, repo: Path) -> Settings:
-    """Settings for a repository whose objects live where ``request.param`` says: "local" or "s3"."""
-    if request.param == "s3":
+def storage_settings(request: pytest.FixtureRequest, repo: Path, backend: str | None = None) -> Settings:
+    """Settings for a repository whose objects live where ``backend`` (else ``request.param``) says:
+    "local" or "s3"."""
+    if (backend or request.param) == "s3":
         endpoint = request.getfixturevalue("s3_endpoint")
         return load_settings(repo, storage=f"s3://{new_bucket(endpoint)}/repo", s3_endpoint=endpoint)
     return load_settings(repo)

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from fairimage import __version__
 from fairimage.api import images, pages, studies, tiles, zarr
 from fairimage.api.errors import register_error_handlers
+from fairimage.services.fixity import FixitySchedule
 from fairimage.services.repository import open_repository
 from fairimage.services.tiles import Renderer
 from fairimage.settings import Settings
@@ -22,9 +23,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.repository = open_repository(settings)
         app.state.renderer = Renderer(app.state.repository)
+        schedule = FixitySchedule(app.state.repository) if settings.fixity_hours > 0 else None
         try:
             yield
         finally:
+            if schedule is not None:
+                schedule.stop()
             app.state.repository.close()
 
     app = FastAPI(

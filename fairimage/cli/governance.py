@@ -12,7 +12,7 @@ from rich.table import Table
 from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, operator_principal, out
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.policy import parse_role, parse_scope
-from fairimage.services import accounts, audit, governance
+from fairimage.services import accounts, audit, fixity, governance
 
 user_app = typer.Typer(
     help="Users and their roles (admin, steward, submitter, viewer).", no_args_is_help=True
@@ -30,6 +30,7 @@ UntilOption = Annotated[
 
 
 def register(app: typer.Typer) -> None:
+    app.command("fixity")(fixity_command)
     app.add_typer(user_app, name="user")
     app.add_typer(token_app, name="token")
     app.add_typer(study_app, name="study")
@@ -325,3 +326,46 @@ def audit_log(
     for entry in entries:
         table.add_row(str(entry.seq), entry.at[:19], entry.actor, entry.action, entry.target, entry.decision)
     out.print(table if entries else "The audit log is empty.")
+
+
+def fixity_command(
+    sample: Annotated[
+        float, typer.Option(help="re-hash this percentage of the objects, chosen at random (100 = all)")
+    ] = 100.0,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-hash stored objects against their manifests; report missing, corrupted or unexpected keys."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    repository = _open(repo)
+    try:
+        bar = Progress(
+            "checking",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+            transient=True,
+        )
+        with bar:
+            task = bar.add_task("fixity", total=fixity.stored_bytes(repository) * sample / 100)
+            report = fixity.check_fixity(
+                repository, sample, operator_principal().name, lambda n: bar.advance(task, n)
+            )
+    finally:
+        repository.close()
+    if as_json:
+        _json({**report.__dict__, "problems": [p.__dict__ for p in report.problems], "ok": report.ok})
+    else:
+        for problem in report.problems:
+            err.print(problem.line(), highlight=False, markup=False)
+        verdict = "all intact" if report.ok else f"{len(report.problems)} problem(s)"
+        out.print(
+            f"fixity: {report.images} images, {report.objects} objects, {report.bytes} bytes checked "
+            f"({report.sample_percent:g}%): {verdict}",
+            highlight=False,
+        )
+    if not report.ok:
+        raise typer.Exit(7)
