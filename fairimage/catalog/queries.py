@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
@@ -28,7 +28,7 @@ def readable_studies(principal: Principal, now: datetime) -> ColumnElement[bool]
 
 
 def study_policy(row: StudyRow) -> StudyPolicy:
-    return StudyPolicy(PolicyKind(row.policy), row.owner_id, _aware(row.embargo_until))
+    return StudyPolicy(PolicyKind(row.policy), row.owner_id, aware(row.embargo_until))
 
 
 def image_study(session: Session, image_id: str) -> StudyRow | None:
@@ -36,10 +36,8 @@ def image_study(session: Session, image_id: str) -> StudyRow | None:
     return session.scalars(select(StudyRow).join(ImageRow).where(ImageRow.id == image_id)).first()
 
 
-def _aware(moment: datetime | None) -> datetime | None:
+def aware(moment: datetime | None) -> datetime | None:
     """SQLite returns timestamps without their zone; fairimage writes them in UTC."""
-    from datetime import UTC
-
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 

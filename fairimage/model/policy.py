@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from fairimage.model.errors import InvalidInputError
 
@@ -96,11 +97,7 @@ def may_read(principal: Principal, study_id: str, policy: StudyPolicy, now: date
 
 def parse_policy(kind: str, embargo_until: datetime | None = None) -> PolicyKind:
     """A policy named by a user; an embargo needs its date, and only an embargo has one."""
-    try:
-        parsed = PolicyKind(kind)
-    except ValueError:
-        names = ", ".join(k.value for k in PolicyKind)
-        raise InvalidInputError(f"policy {kind!r}: use one of {names}") from None
+    parsed = _parse(PolicyKind, kind, "policy")
     if parsed is PolicyKind.EMBARGOED and embargo_until is None:
         raise InvalidInputError("policy embargoed: give the date it ends, e.g. --until 2027-06-30")
     if parsed is not PolicyKind.EMBARGOED and embargo_until is not None:
@@ -109,16 +106,19 @@ def parse_policy(kind: str, embargo_until: datetime | None = None) -> PolicyKind
 
 
 def parse_role(text: str) -> Role:
-    try:
-        return Role(text)
-    except ValueError:
-        names = ", ".join(r.value for r in Role)
-        raise InvalidInputError(f"role {text!r}: use one of {names}") from None
+    return _parse(Role, text, "role")
 
 
 def parse_scope(text: str) -> Scope:
+    return _parse(Scope, text, "scope")
+
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
+
+
+def _parse(kind: type[_Choice], text: str, what: str) -> _Choice:
     try:
-        return Scope(text)
+        return kind(text)
     except ValueError:
-        names = ", ".join(s.value for s in Scope)
-        raise InvalidInputError(f"scope {text!r}: use one of {names}") from None
+        names = ", ".join(member.value for member in kind)
+        raise InvalidInputError(f"{what} {text!r}: use one of {names}") from None

@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fairimage.catalog.queries import aware
 from fairimage.catalog.tables import GrantRow, TokenRow, UserRow
 from fairimage.model.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from fairimage.model.policy import Principal, Role, Scope
@@ -175,7 +176,8 @@ def principal_for_token(repository: Repository, secret: str) -> Principal:
         row = session.scalar(select(TokenRow).where(TokenRow.secret_sha256 == _digest(secret)))
         if row is None or row.revoked_at is not None:
             raise ForbiddenError("the bearer token is unknown or revoked")
-        if row.expires_at is not None and _aware(row.expires_at) <= now:
+        expires = aware(row.expires_at)
+        if expires is not None and expires <= now:
             raise ForbiddenError("the bearer token has expired; create a new one")
         if row.user.disabled_at is not None:
             raise ForbiddenError("the token's user is disabled")
@@ -198,7 +200,7 @@ def _principal(session: Session, row: UserRow, scope: Scope) -> Principal:
                 GrantRow.user_id == row.id, GrantRow.revoked_at.is_(None)
             )
         )
-        if expires is None or _aware(expires) > now
+        if (moment := aware(expires)) is None or moment > now
     )
     return Principal(name=row.name, user_id=row.id, role=Role(row.role), scope=scope, granted_studies=granted)
 
@@ -236,8 +238,3 @@ def _token(row: TokenRow, user: str) -> Token:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives timestamps back without their zone; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
