@@ -18,12 +18,10 @@ from sqlalchemy import ColumnElement
 from fairimage.catalog import queries
 from fairimage.catalog.tables import StudyRow
 from fairimage.model.errors import ForbiddenError, NotFoundError
-from fairimage.model.policy import ANONYMOUS, Principal, Role, Scope, StudyPolicy, may_read
+from fairimage.model.policy import Principal, Role, Scope, StudyPolicy, may_read
 from fairimage.services.repository import Repository
 from fairimage.storage import ObjectInfo, layout
 from fairimage.storage.base import check_key
-
-__all__ = ["ANONYMOUS", "Principal", "check_image", "check_study", "require", "visible"]
 
 
 def now() -> datetime:
@@ -87,7 +85,6 @@ class ImageObject:
 
     info: ObjectInfo
     path: Path | None
-    policy: StudyPolicy
 
     def read(self, repository: Repository, start: int | None = None, end: int | None = None) -> bytes:
         """Bytes ``start`` to ``end`` (exclusive) of the object, from whichever store holds it."""
@@ -100,7 +97,7 @@ def image_object(repository: Repository, principal: Principal, image_id: str, ke
     Keys that would leave the image (``..``, absolute, empty parts) and folders are NotFoundError, as any
     missing key, so zarr clients see a plain 404.
     """
-    policy = check_image(repository, principal, image_id)
+    check_image(repository, principal, image_id)
     full_key = f"{layout.image_prefix(image_id)}/{check_key(key)}"
     info = repository.store.stat(full_key)
-    return ImageObject(info=info, path=repository.store.local_path(full_key), policy=policy)
+    return ImageObject(info=info, path=repository.store.local_path(full_key))
