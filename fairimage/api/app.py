@@ -10,10 +10,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from fairimage import __version__
-from fairimage.api import images, pages, studies, tiles, zarr
+from fairimage.api import access, access_pages, images, pages, studies, tiles, zarr
 from fairimage.api.errors import register_error_handlers
 from fairimage.services.fixity import FixitySchedule
 from fairimage.services.repository import open_repository
+from fairimage.services.sessions import LoginThrottle
 from fairimage.services.tiles import Renderer
 from fairimage.settings import Settings
 
@@ -23,6 +24,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.repository = open_repository(settings)
         app.state.renderer = Renderer(app.state.repository)
+        app.state.throttle = LoginThrottle()
         schedule = FixitySchedule(app.state.repository) if settings.fixity_hours > 0 else None
         try:
             yield
@@ -48,7 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_age=3600,
     )
     register_error_handlers(app)
-    for module in (studies, images, zarr, tiles, pages):
+    for module in (studies, images, access, zarr, tiles, pages, access_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.WEB / "static"), name="static")
     return app

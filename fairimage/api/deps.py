@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
-from fairimage.model.errors import FairimageError, UnauthorizedError
+from fairimage.model.errors import FairimageError, ForbiddenError, UnauthorizedError
 from fairimage.model.policy import ANONYMOUS, Principal
-from fairimage.services import accounts
+from fairimage.services import accounts, sessions
 from fairimage.services.repository import Repository
+from fairimage.services.sessions import LoginThrottle, WebSession
 from fairimage.services.tiles import Renderer
+
+SESSION_COOKIE = "fairimage_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def get_repository(request: Request) -> Repository:
@@ -23,12 +30,43 @@ def get_renderer(request: Request) -> Renderer:
     return renderer
 
 
-def get_principal(request: Request) -> Principal:
-    """The caller: the user behind ``Authorization: Bearer TOKEN``, else anonymous. A bad token is a 401,
-    never a silent fall back to anonymous (a client would think the data had vanished)."""
+async def get_principal(request: Request) -> Principal:
+    """The caller: the user behind ``Authorization: Bearer TOKEN``, or behind the session cookie of a
+    signed-in browser, else anonymous. A bad token is a 401, never a silent fall back to anonymous (a
+    client would think the data had vanished). A state-changing request made with the cookie must carry
+    the session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``)."""
     header = request.headers.get("authorization")
-    if header is None:
+    if header is not None:
+        return await run_in_threadpool(_bearer, request, header)
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret:
         return ANONYMOUS
+    try:
+        web_session = await run_in_threadpool(sessions.session_for, get_repository(request), secret)
+    except UnauthorizedError:
+        if request.method in SAFE_METHODS:
+            return ANONYMOUS  # an ended session browses as anonymous; the page offers to sign in
+        raise
+    if request.method not in SAFE_METHODS:
+        token = request.headers.get(CSRF_HEADER)
+        if token is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
+            field = (await request.form()).get("csrf_token")
+            token = field if isinstance(field, str) else None
+        if not sessions.csrf_matches(web_session, token):
+            raise ForbiddenError(
+                "the page's security token is missing or stale; reload the page and try again"
+            )
+    request.state.web_session = web_session
+    return web_session.principal
+
+
+def signed_in(request: Request) -> WebSession | None:
+    """The browser's session, once ``get_principal`` has run for this request."""
+    web_session: WebSession | None = getattr(request.state, "web_session", None)
+    return web_session
+
+
+def _bearer(request: Request, header: str) -> Principal:
     kind, _, secret = header.partition(" ")
     if kind.lower() != "bearer" or not secret.strip():
         raise UnauthorizedError(
@@ -40,6 +78,18 @@ def get_principal(request: Request) -> Principal:
         raise UnauthorizedError(exc.message) from None
 
 
+def get_throttle(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle = request.app.state.throttle
+    return throttle
+
+
+def get_origin(request: Request) -> str:
+    """Where a request came from, for the audit log: the client's address."""
+    return request.client.host if request.client is not None else ""
+
+
 RepositoryDep = Annotated[Repository, Depends(get_repository)]
 RendererDep = Annotated[Renderer, Depends(get_renderer)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+OriginDep = Annotated[str, Depends(get_origin)]
+ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]

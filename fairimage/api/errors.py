@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from fairimage.model.errors import FairimageError, NotFoundError
+from fairimage.model.errors import FairimageError, NotFoundError, ThrottledError
 
 _MACHINE_PATHS = ("/api/", "/zarr/", "/iiif/", "/static/", "/openapi.json", "/docs")
 
@@ -33,6 +33,8 @@ def register_error_handlers(app: FastAPI) -> None:
         response = error_response(exc.http_status, exc.code, exc.message)
         if exc.http_status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="fairimage"'
+        if isinstance(exc, ThrottledError):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     @app.exception_handler(HTTPException)

@@ -15,16 +15,19 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import QueryParams
 
-from fairimage import __version__
-from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage import __version__, ontology
+from fairimage.api.deps import PrincipalDep, RepositoryDep, signed_in
 from fairimage.api.schemas import ImageOut
+from fairimage.model.policy import Principal
 from fairimage.model.render import default_plane, image_size, is_rgb
 from fairimage.model.study import Image
 from fairimage.services import images as image_service
+from fairimage.services.repository import Repository
 
 WEB = Path(__file__).parent.parent / "web"
 templates = Jinja2Templates(directory=WEB / "templates")
 templates.env.globals["version"] = __version__
+templates.env.globals["signed_in"] = signed_in
 router = APIRouter(include_in_schema=False)
 
 
@@ -47,10 +50,32 @@ def study_page(
     principal: PrincipalDep,
     after: str | None = None,
 ) -> HTMLResponse:
+    return render_study(request, repository, principal, study_id, after)
+
+
+def render_study(
+    request: Request,
+    repository: Repository,
+    principal: Principal,
+    study_id: str,
+    after: str | None = None,
+    application_error: str = "",
+) -> HTMLResponse:
+    """A study's page: its images, or (restricted, not granted) its consent terms and the application form."""
     study = image_service.get_study(repository, principal, study_id)
-    page = image_service.list_images(repository, principal, study=study.id, limit=120, cursor=after)
-    context = {"study": study, "images": page.items, "next": page.next}
-    return templates.TemplateResponse(request, "study.html", context)
+    images, next_page = [], None
+    if study.may_read:
+        page = image_service.list_images(repository, principal, study=study.id, limit=120, cursor=after)
+        images, next_page = page.items, page.next
+    context = {
+        "study": study,
+        "images": images,
+        "next": next_page,
+        "duo": ontology.duo(),
+        "application_error": application_error,
+    }
+    status = 403 if application_error else 200
+    return templates.TemplateResponse(request, "study.html", context, status_code=status)
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)

@@ -27,6 +27,11 @@ def readable_studies(principal: Principal, now: datetime) -> ColumnElement[bool]
     return or_(public, StudyRow.owner_id == principal.user_id, granted)
 
 
+def discoverable_studies(principal: Principal, now: datetime) -> ColumnElement[bool]:
+    """The SQL twin of ``model.policy.may_discover``: readable studies, and every restricted one."""
+    return or_(StudyRow.policy == PolicyKind.RESTRICTED.value, readable_studies(principal, now))
+
+
 def study_policy(row: StudyRow) -> StudyPolicy:
     return StudyPolicy(PolicyKind(row.policy), row.owner_id, aware(row.embargo_until))
 

@@ -53,6 +53,7 @@ class StudyRow(Base):
     owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
     policy: Mapped[str] = mapped_column(String(20), default="public")
     embargo_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    data_use: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # model.duo.DataUse
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="study")
 
@@ -144,3 +145,39 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AccessRequestRow(Base):
+    """A user's request to read a restricted study, with its research purpose and the DUO assessment of
+    that purpose against the study's consent; a steward approves it (making a grant) or denies it."""
+
+    __tablename__ = "access_requests"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[dict[str, Any]] = mapped_column(JSON)  # model.duo.ResearchPurpose
+    assessment: Mapped[dict[str, Any]] = mapped_column(JSON)  # model.duo.Match
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    grant_id: Mapped[str | None] = mapped_column(ForeignKey("grants.id"), nullable=True)
+
+
+class WebSessionRow(Base):
+    """A signed-in browser: the cookie holds a random secret, the catalog only its sha256."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    origin: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    user: Mapped[UserRow] = relationship()

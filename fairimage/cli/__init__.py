@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from fairimage import __version__
-from fairimage.cli import governance
+from fairimage.cli import access, governance
 from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, operator_principal, out
 from fairimage.model.errors import FairimageError
 from fairimage.services import images as image_service
@@ -35,6 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 governance.register(app)
+access.register(app)
 
 
 @app.command()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import getpass
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,3 +42,13 @@ def operator_principal() -> Principal:
     except Exception:  # no login name (some containers): still an operator
         name = "unknown"
     return operator(name)
+
+
+@contextmanager
+def opened(repo: Path | None, **flags: Any) -> Iterator[Repository]:
+    """The repository at ``repo`` for the length of a command."""
+    repository = _open(repo, **flags)
+    try:
+        yield repository
+    finally:
+        repository.close()

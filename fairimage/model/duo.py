@@ -306,7 +306,7 @@ def _permission_refusals(
     if consent.permission == DS:
         if purpose.use != DS:
             return [
-                f"DS: only research on {', '.join(consent.diseases)}; a {name(purpose.use)} purpose is wider"
+                f"DS: only research on {', '.join(consent.diseases)}; {name(purpose.use)} research is wider"
             ]
         if not disease_ok:
             return [

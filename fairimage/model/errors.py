@@ -10,7 +10,8 @@ Each class carries the HTTP status (mapped once in ``api/errors.py``) and the CL
     ├── UnsupportedError       415 / 1   a file kind or feature fairimage does not read
     ├── ConflictError          409 / 1   the thing exists already, or state forbids the change
     ├── ForbiddenError         403 / 3   the caller may not do this
-    │   └── UnauthorizedError  401 / 3   a credential that is unknown, expired or revoked
+    │   ├── UnauthorizedError  401 / 3   a credential that is unknown, expired or revoked
+    │   └── ThrottledError     429 / 3   too many failed sign-ins: wait, then try again
     └── StorageError           503 / 5   the catalog or object store failed underneath us
 """
 
@@ -70,6 +71,17 @@ class UnauthorizedError(ForbiddenError):
 
     http_status = 401
     code = "unauthorized"
+
+
+class ThrottledError(ForbiddenError):
+    """Too many failed attempts from this name or address; ``retry_after`` seconds until the next try."""
+
+    http_status = 429
+    code = "throttled"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StorageError(FairimageError):

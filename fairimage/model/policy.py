@@ -95,6 +95,23 @@ def may_read(principal: Principal, study_id: str, policy: StudyPolicy, now: date
     return policy.owner_id == principal.user_id or study_id in principal.granted_studies
 
 
+def may_discover(principal: Principal, study_id: str, policy: StudyPolicy, now: datetime) -> bool:
+    """Whether a study's record (name, description, consent terms) may be shown. Controlled access means
+    restricted studies can be found and requested by anyone; their images stay behind ``may_read``."""
+    return policy.kind is PolicyKind.RESTRICTED or may_read(principal, study_id, policy, now)
+
+
+class RequestState(StrEnum):
+    """Where an access request stands (as in REMS: submitted, then approved or rejected; an approval can
+    be revoked later, and the applicant can withdraw while it waits)."""
+
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    DENIED = "denied"
+    WITHDRAWN = "withdrawn"
+    REVOKED = "revoked"
+
+
 def parse_policy(kind: str, embargo_until: datetime | None = None) -> PolicyKind:
     """A policy named by a user; an embargo needs its date, and only an embargo has one."""
     parsed = _parse(PolicyKind, kind, "policy")
@@ -111,6 +128,10 @@ def parse_role(text: str) -> Role:
 
 def parse_scope(text: str) -> Scope:
     return _parse(Scope, text, "scope")
+
+
+def parse_request_state(text: str) -> RequestState:
+    return _parse(RequestState, text, "state")
 
 
 _Choice = TypeVar("_Choice", bound=StrEnum)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from fairimage.model.duo import DataUse
 from fairimage.model.image import Axis, Channel
 
 
@@ -24,6 +25,10 @@ class Study(BaseModel):
     description: str
     created_at: datetime
     image_count: int
+    policy: str = "public"
+    embargo_until: datetime | None = None
+    data_use: DataUse | None = None  # consent terms, for restricted studies
+    may_read: bool = True  # whether the caller may read its images (else: request access)
 
 
 class OriginalFile(BaseModel):

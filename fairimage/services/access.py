@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement
 from fairimage.catalog import queries
 from fairimage.catalog.tables import StudyRow
 from fairimage.model.errors import ForbiddenError, NotFoundError
-from fairimage.model.policy import Principal, Role, Scope, StudyPolicy, may_read
+from fairimage.model.policy import Principal, Role, Scope, StudyPolicy, may_discover, may_read
 from fairimage.services.repository import Repository
 from fairimage.storage import ObjectInfo, layout
 from fairimage.storage.base import check_key
@@ -31,6 +31,11 @@ def now() -> datetime:
 def visible(principal: Principal) -> ColumnElement[bool]:
     """The studies ``principal`` may read, as a condition for listing queries."""
     return queries.readable_studies(principal, now())
+
+
+def discoverable(principal: Principal) -> ColumnElement[bool]:
+    """The studies whose records ``principal`` may see: readable ones and every restricted one."""
+    return queries.discoverable_studies(principal, now())
 
 
 def check_image(repository: Repository, principal: Principal, image_id: str) -> StudyPolicy:
@@ -48,6 +53,16 @@ def check_study(repository: Repository, principal: Principal, key: str) -> str:
     with repository.reading() as session:
         study = queries.study_by_id_or_name(session, key)
         if study is None or not _readable(principal, study):
+            raise NotFoundError(f"study {key!r} not found")
+        return study.id
+
+
+def find_study(repository: Repository, principal: Principal, key: str) -> str:
+    """The id of the study (by id or name) if ``principal`` may see its record (``may_discover``): a
+    restricted study can be found and requested; its images still need ``check_study``."""
+    with repository.reading() as session:
+        study = queries.study_by_id_or_name(session, key)
+        if study is None or not may_discover(principal, study.id, queries.study_policy(study), now()):
             raise NotFoundError(f"study {key!r} not found")
         return study.id
 
@@ -73,6 +88,10 @@ def cache_control(policy: StudyPolicy) -> str:
 
 def may_read_study(principal: Principal, study: StudyRow) -> bool:
     return _readable(principal, study)
+
+
+def may_discover_study(principal: Principal, study: StudyRow) -> bool:
+    return may_discover(principal, study.id, queries.study_policy(study), now())
 
 
 def _readable(principal: Principal, study: StudyRow) -> bool:

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fairimage import ontology
 from fairimage.catalog import queries
 from fairimage.catalog.tables import GrantRow, StudyRow, UserRow
+from fairimage.model.duo import DataUse, parse_data_use
 from fairimage.model.errors import ForbiddenError, InvalidInputError, NotFoundError
 from fairimage.model.policy import PolicyKind, Principal, Role, Scope, parse_policy
 from fairimage.model.study import new_id
@@ -40,7 +42,7 @@ def set_policy(
     """Change a study's policy; its owner, a data steward or an admin may."""
     policy = parse_policy(kind, until)
     with repository.transaction() as session:
-        row = _governed_study(session, principal, study)
+        row = governed_study(session, principal, study)
         row.policy = policy.value
         row.embargo_until = until
         audit.record(
@@ -58,8 +60,8 @@ def set_policy(
 def set_owner(repository: Repository, principal: Principal, study: str, user: str, origin: str = "") -> None:
     access.require(principal, Scope.ADMIN, (Role.ADMIN, Role.STEWARD))
     with repository.transaction() as session:
-        row = _governed_study(session, principal, study)
-        owner = _user(session, user)
+        row = governed_study(session, principal, study)
+        owner = user_row(session, user)
         row.owner_id = owner.id
         audit.record(session, principal.name, "study.owner", f"study:{row.id}", origin=origin, owner=user)
 
@@ -77,31 +79,45 @@ def add_grant(
     if until is not None and until <= datetime.now(UTC):
         raise InvalidInputError(f"--until {until.date()}: the date has passed; give a future one")
     with repository.transaction() as session:
-        row = _governed_study(session, principal, study)
-        grantee = _user(session, user)
-        grant = GrantRow(
-            id=new_id("grant"),
-            study_id=row.id,
-            user_id=grantee.id,
-            granted_by=principal.name,
-            reason=reason,
-            created_at=datetime.now(UTC),
-            expires_at=until,
-        )
-        session.add(grant)
-        session.flush()
-        audit.record(
-            session,
-            principal.name,
-            "grant.add",
-            f"study:{row.id}",
-            origin=origin,
-            grant=grant.id,
-            user=user,
-            until=until.isoformat() if until else None,
-            reason=reason,
-        )
+        row = governed_study(session, principal, study)
+        grant = insert_grant(session, principal, row, user_row(session, user), until, reason, origin)
         return _grant(grant, row.name, user)
+
+
+def insert_grant(
+    session: Session,
+    principal: Principal,
+    study: StudyRow,
+    grantee: UserRow,
+    until: datetime | None,
+    reason: str,
+    origin: str,
+) -> GrantRow:
+    """A grant row and its audit entry, in the caller's transaction (direct grants and approved access
+    requests both make them)."""
+    grant = GrantRow(
+        id=new_id("grant"),
+        study_id=study.id,
+        user_id=grantee.id,
+        granted_by=principal.name,
+        reason=reason,
+        created_at=datetime.now(UTC),
+        expires_at=until,
+    )
+    session.add(grant)
+    session.flush()
+    audit.record(
+        session,
+        principal.name,
+        "grant.add",
+        f"study:{study.id}",
+        origin=origin,
+        grant=grant.id,
+        user=grantee.name,
+        until=until.isoformat() if until else None,
+        reason=reason,
+    )
+    return grant
 
 
 def revoke_grant(repository: Repository, principal: Principal, grant_id: str, origin: str = "") -> None:
@@ -110,7 +126,7 @@ def revoke_grant(repository: Repository, principal: Principal, grant_id: str, or
         grant = session.get(GrantRow, grant_id)
         if grant is None:
             raise NotFoundError(f"grant {grant_id!r} not found; 'fairimage grant list' shows them")
-        _governed_study(session, principal, grant.study_id)
+        governed_study(session, principal, grant.study_id)
         if grant.revoked_at is None:
             grant.revoked_at = datetime.now(UTC)
             audit.record(
@@ -121,6 +137,27 @@ def revoke_grant(repository: Repository, principal: Principal, grant_id: str, or
                 origin=origin,
                 grant=grant_id,
             )
+
+
+def set_data_use(
+    repository: Repository, principal: Principal, study: str, data_use: DataUse | None, origin: str = ""
+) -> DataUse | None:
+    """Set (or clear, with None) a study's consent terms in DUO; they are checked against the bundled
+    DUO release first, and access requests are assessed against them."""
+    parsed = parse_data_use(ontology.duo(), data_use) if data_use is not None else None
+    with repository.transaction() as session:
+        row = governed_study(session, principal, study)
+        row.data_use = parsed.model_dump(mode="json") if parsed is not None else None
+        audit.record(
+            session,
+            principal.name,
+            "study.data_use",
+            f"study:{row.id}",
+            origin=origin,
+            data_use=row.data_use,
+            duo=ontology.duo().version_iri,
+        )
+    return parsed
 
 
 def list_grants(repository: Repository, study: str | None = None) -> list[Grant]:
@@ -136,19 +173,19 @@ def list_grants(repository: Repository, study: str | None = None) -> list[Grant]
         return [_grant(row, study_name, user) for row, study_name, user in session.execute(query)]
 
 
-def _governed_study(session: Session, principal: Principal, key: str) -> StudyRow:
+def governed_study(session: Session, principal: Principal, key: str) -> StudyRow:
     """The study if ``principal`` governs it (owner, steward, admin) with a write token; a study they may
-    not even read is NotFoundError, one they may read but not govern ForbiddenError."""
+    not even see is NotFoundError, one they may see but not govern ForbiddenError."""
     access.require(principal, Scope.WRITE)
     row = queries.study_by_id_or_name(session, key)
-    if row is None or not access.may_read_study(principal, row):
+    if row is None or not access.may_discover_study(principal, row):
         raise NotFoundError(f"study {key!r} not found")
     if not (principal.sees_everything or (row.owner_id is not None and row.owner_id == principal.user_id)):
         raise ForbiddenError(f"study {row.name!r}: only its owner, a data steward or an admin may change it")
     return row
 
 
-def _user(session: Session, name: str) -> UserRow:
+def user_row(session: Session, name: str) -> UserRow:
     row = session.scalar(select(UserRow).where(UserRow.name == name))
     if row is None:
         raise NotFoundError(f"user {name!r} not found; 'fairimage user list' shows them")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow, StudyRow
+from fairimage.model.duo import DataUse
 from fairimage.model.errors import InvalidInputError, NotFoundError
 from fairimage.model.image import Axis, Channel
 from fairimage.model.policy import Principal
@@ -17,18 +18,19 @@ MAX_PAGE = 1000
 
 def list_studies(repository: Repository, principal: Principal) -> list[Study]:
     with repository.reading() as session:
-        rows = queries.studies_with_counts(session, access.visible(principal))
-        return [_study(row, count) for row, count in rows]
+        rows = queries.studies_with_counts(session, access.discoverable(principal))
+        return [_study(row, count, principal) for row, count in rows]
 
 
 def get_study(repository: Repository, principal: Principal, key: str) -> Study:
-    """A study by id or by name."""
-    study_id = access.check_study(repository, principal, key)
+    """A study by id or by name: its record, which restricted studies show to everyone (so they can be
+    requested); ``may_read`` says whether the caller may read its images."""
+    study_id = access.find_study(repository, principal, key)
     with repository.reading() as session:
         row = session.get(StudyRow, study_id)
         if row is None:
             raise NotFoundError(f"study {key!r} not found")
-        return _study(row, queries.image_count(session, row.id))
+        return _study(row, queries.image_count(session, row.id), principal)
 
 
 def list_images(
@@ -64,9 +66,17 @@ def get_image(repository: Repository, principal: Principal, image_id: str) -> Im
         return to_image(row)
 
 
-def _study(row: StudyRow, count: int) -> Study:
+def _study(row: StudyRow, count: int, principal: Principal) -> Study:
     return Study(
-        id=row.id, name=row.name, description=row.description, created_at=row.created_at, image_count=count
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        created_at=row.created_at,
+        image_count=count,
+        policy=row.policy,
+        embargo_until=queries.aware(row.embargo_until),
+        data_use=DataUse.model_validate(row.data_use) if row.data_use else None,
+        may_read=access.may_read_study(principal, row),
     )
 
 
