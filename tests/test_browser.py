@@ -213,7 +213,9 @@ def test_pages_have_no_console_errors(page: Any, site: Site) -> None:
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
-    for path in ("/", f"/images/{site.stack}"):
-        page.goto(site.url + path)
+    for path in ("/", f"/images/{site.stack}", f"/images/{site.stack}?viewer=deepzoom", "/login"):
+        response = page.goto(site.url + path)
         page.wait_for_load_state("networkidle")
-    assert errors == [], errors
+        policy = response.headers["content-security-policy"]
+        assert "style-src 'self' 'sha256-" in policy and "unsafe-inline" not in policy
+    assert errors == [], errors  # a Content-Security-Policy violation is a console error too

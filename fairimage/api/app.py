@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from fairimage import __version__
 from fairimage.api import access, access_pages, images, pages, studies, tiles, zarr
 from fairimage.api.errors import register_error_handlers
+from fairimage.api.security import BodyLimit, SecurityHeaders
 from fairimage.services.fixity import FixitySchedule
 from fairimage.services.repository import open_repository
 from fairimage.services.sessions import LoginThrottle
@@ -49,6 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
         expose_headers=["Content-Range", "Content-Length", "ETag", "Accept-Ranges"],
         max_age=3600,
     )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)
     register_error_handlers(app)
     for module in (studies, images, access, zarr, tiles, pages, access_pages):
         app.include_router(module.router)

@@ -18,6 +18,7 @@ from starlette.datastructures import QueryParams
 from fairimage import __version__, ontology
 from fairimage.api.deps import PrincipalDep, RepositoryDep, signed_in
 from fairimage.api.schemas import ImageOut
+from fairimage.api.security import VIEWER_POLICY
 from fairimage.model.policy import Principal
 from fairimage.model.render import default_plane, image_size, is_rgb
 from fairimage.model.study import Image
@@ -108,7 +109,10 @@ def image_page(
             ],
         },
     }
-    return templates.TemplateResponse(request, "image.html", context)
+    response = templates.TemplateResponse(request, "image.html", context)
+    if viewer == "viv":
+        response.headers["Content-Security-Policy"] = VIEWER_POLICY
+    return response
 
 
 def not_found_page(request: Request, message: str) -> HTMLResponse:
