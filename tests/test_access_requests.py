@@ -130,9 +130,19 @@ def test_the_whole_flow_apply_approve_read_revoke(node: Node) -> None:
             rita.get(f"/api/access-requests/{request['id']}").json()["decision_note"] == "consent withdrawn"
         )
 
-    actions = [entry.action for entry in _audit(node)]
+    entries = _audit(node)
+    actions = [entry.action for entry in entries]
     for action in ("access.request", "grant.add", "access.approved", "access.revoked"):
         assert action in actions
+    reads = [
+        (e.actor, e.decision, e.origin) for e in entries if e.action == "data.read" and e.actor == "rita"
+    ]
+    # rita's reads of the image (metadata, then zarr.json: one entry) and the refusals around them
+    assert reads == [
+        ("rita", "denied", "127.0.0.1"),
+        ("rita", "allowed", "127.0.0.1"),
+        ("rita", "denied", "127.0.0.1"),
+    ]
 
 
 def test_denial_carries_its_reason_and_a_withdrawn_request_stops_waiting(node: Node) -> None:

@@ -101,8 +101,15 @@ def test_a_grant_admits_at_once_and_its_revocation_takes_effect_at_once(site: Si
         governance.revoke_grant(site.repository, ADMIN, grant.id)
         assert httpx.get(chunk, headers=headers).status_code == 404
         assert httpx.get(f"{server.url}/api/images", headers=headers).json()["total"] == 0
-    actions = [entry.action for entry in audit.entries(site.repository, limit=3)]
-    assert actions == ["grant.revoke", "grant.add", "token.create"]
+    entries = [(entry.action, entry.decision) for entry in audit.entries(site.repository, limit=6)]
+    assert entries == [  # newest first; each read of the private image is recorded, once per decision
+        ("data.read", "denied"),
+        ("grant.revoke", "done"),
+        ("data.read", "allowed"),
+        ("grant.add", "done"),
+        ("data.read", "denied"),
+        ("token.create", "done"),
+    ]
 
 
 def test_who_may_change_a_study(site: Site) -> None:

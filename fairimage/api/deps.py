@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -31,6 +32,12 @@ def get_renderer(request: Request) -> Renderer:
 
 
 async def get_principal(request: Request) -> Principal:
+    """The caller (see ``_caller``), with the address the request came from."""
+    principal = await _caller(request)
+    return replace(principal, origin=get_origin(request))
+
+
+async def _caller(request: Request) -> Principal:
     """The caller: the user behind ``Authorization: Bearer TOKEN``, or behind the session cookie of a
     signed-in browser, else anonymous. A bad token is a 401, never a silent fall back to anonymous (a
     client would think the data had vanished). A state-changing request made with the cookie must carry

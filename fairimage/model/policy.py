@@ -66,6 +66,7 @@ class Principal:
     role: Role | None = None
     scope: Scope = Scope.READ
     granted_studies: frozenset[str] = field(default_factory=frozenset)
+    origin: str = ""  # where the request came from (a client address, "cli"), for the audit log
 
     @property
     def is_anonymous(self) -> bool:

@@ -19,6 +19,7 @@ from fairimage.catalog import queries
 from fairimage.catalog.tables import StudyRow
 from fairimage.model.errors import ForbiddenError, NotFoundError
 from fairimage.model.policy import Principal, Role, Scope, StudyPolicy, may_discover, may_read
+from fairimage.services import audit
 from fairimage.services.repository import Repository
 from fairimage.storage import ObjectInfo, layout
 from fairimage.storage.base import check_key
@@ -43,18 +44,42 @@ def check_image(repository: Repository, principal: Principal, image_id: str) -> 
     query: every tile and zarr key request makes it."""
     with repository.reading() as session:
         study = queries.image_study(session, image_id)
-        if study is None or not _readable(principal, study):
+        if study is None:
             raise NotFoundError(f"image {image_id!r} not found")
-        return queries.study_policy(study)
+        policy = queries.study_policy(study)
+        allowed = may_read(principal, study.id, policy, now())
+    if not policy.is_public(now()):
+        _record_read(repository, principal, f"image:{image_id}", study.id, allowed)
+    if not allowed:
+        raise NotFoundError(f"image {image_id!r} not found")
+    return policy
 
 
 def check_study(repository: Repository, principal: Principal, key: str) -> str:
     """The id of the study (by id or name) if ``principal`` may read it; NotFoundError otherwise."""
     with repository.reading() as session:
         study = queries.study_by_id_or_name(session, key)
-        if study is None or not _readable(principal, study):
+        if study is None:
             raise NotFoundError(f"study {key!r} not found")
-        return study.id
+        policy = queries.study_policy(study)
+        allowed = may_read(principal, study.id, policy, now())
+    if not policy.is_public(now()):
+        _record_read(repository, principal, f"study:{study.id}", study.id, allowed)
+    if not allowed:
+        raise NotFoundError(f"study {key!r} not found")
+    return study.id
+
+
+def _record_read(
+    repository: Repository, principal: Principal, target: str, study_id: str, allowed: bool
+) -> None:
+    """Audit a read of protected data, allowed or refused: once per caller, target and decision in the
+    read log's window (a viewer's thousand chunk requests make one entry)."""
+    decision = "allowed" if allowed else "denied"
+    if not repository.read_log.is_new(f"{principal.name}@{principal.origin}", target, decision):
+        return
+    with repository.transaction() as session:
+        audit.record(session, principal.name, "data.read", target, decision, principal.origin, study=study_id)
 
 
 def find_study(repository: Repository, principal: Principal, key: str) -> str:

@@ -12,19 +12,48 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fairimage.catalog.tables import AuditHeadRow, AuditRow
 from fairimage.model.errors import InvalidInputError
-from fairimage.services.repository import Repository
+
+if TYPE_CHECKING:  # the repository holds a ReadLog, so this module cannot import it at run time
+    from fairimage.services.repository import Repository
 
 GENESIS = "0" * 64
+
+
+class ReadLog:
+    """Which reads of protected data were recorded lately, so that a viewer fetching a thousand chunks of
+    one image makes one audit entry per ``window_seconds``, not a thousand; a changed decision (a grant
+    given or revoked in between) is always recorded. Kept in memory, per process."""
+
+    def __init__(self, window_seconds: float = 900.0, capacity: int = 10_000) -> None:
+        self.window_seconds = window_seconds
+        self.capacity = capacity
+        self._seen: dict[tuple[str, str], tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def is_new(self, actor: str, target: str, decision: str) -> bool:
+        """Whether this read should be recorded (and, if so, remember that it was)."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._seen.get((actor, target))
+            if last is not None and last[1] == decision and now - last[0] < self.window_seconds:
+                return False
+            if len(self._seen) >= self.capacity:
+                cutoff = now - self.window_seconds
+                self._seen = {key: seen for key, seen in self._seen.items() if seen[0] > cutoff}
+            self._seen[(actor, target)] = (now, decision)
+            return True
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairimage.catalog.db import migrate, open_engine
 from fairimage.model.errors import ConflictError, NotFoundError
+from fairimage.services.audit import ReadLog
 from fairimage.settings import Settings, write_config
 from fairimage.storage import Store, open_store
 
@@ -22,6 +23,7 @@ class Repository:
     engine: Engine
     store: Store
     sessions: sessionmaker[Session]
+    read_log: ReadLog = field(default_factory=ReadLog)  # reads of protected data recorded lately
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
