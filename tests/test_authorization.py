@@ -28,8 +28,9 @@ CALLERS = ("anonymous", "stranger", "granted", "owner", "steward", "admin")
 READERS_OF_PROTECTED = {"granted", "owner", "steward", "admin"}
 # Routes that serve no study data: the API description and its viewers, and the static files.
 INFRASTRUCTURE = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static", "/login"}
-# Routes that serve no study data: the bundled vocabularies.
-VOCABULARIES = {"/api/ontologies/duo/terms"}
+# Routes that serve no study data: the bundled vocabularies and service descriptions (whose counts are
+# checked by tests/test_drs.py).
+VOCABULARIES = {"/api/ontologies/duo/terms", "/ga4gh/drs/v1/service-info"}
 # Routes about a caller's own things (access requests), checked by tests/test_access_requests.py.
 PERSONAL = {"/api/access-requests", "/api/access-requests/{request_id}", "/access-requests"}
 # Routes that show a study's record (name, description, consent terms), which restricted studies show to
@@ -47,6 +48,7 @@ PARAMETERS = {
     "size": "max",
     "rotation": "0",
     "quality_format": "default.png",
+    "access_id": "https",
 }
 
 
@@ -140,7 +142,13 @@ def _may_see(caller: str, state: str, route: str) -> bool:
 
 
 def _fill(route: str, world: World, state: str) -> str:
-    values = {**PARAMETERS, "image_id": world.images[state], "study_id": world.studies[state]}
+    image = world.images[state]
+    values = {
+        **PARAMETERS,
+        "image_id": image,
+        "study_id": world.studies[state],
+        "object_id": f"{image}~zarr.json",
+    }
     names = re.findall(r"{(\w+)(?::\w+)?}", route)
     unknown = [name for name in names if name not in values]
     assert not unknown, f"route {route} has parameters {unknown} the authorization matrix does not know"
@@ -150,9 +158,9 @@ def _fill(route: str, world: World, state: str) -> str:
 def test_the_matrix_covers_every_data_route(world: World) -> None:
     """The list below is not the source of truth (the route table is); it makes an addition visible."""
     item_routes = [route for _, route in world.routes if "{" in route]
-    assert len(item_routes) >= 13, item_routes  # 12 GET routes and the zarr HEAD route, so far
+    assert len(item_routes) >= 15, item_routes  # 14 GET routes and the zarr HEAD route, so far
     for route in item_routes:
-        assert "{image_id}" in route or "{study_id}" in route, (
+        assert "{image_id}" in route or "{study_id}" in route or "{object_id}" in route, (
             f"{route}: no study or image to check access on"
         )
 
@@ -171,7 +179,7 @@ def test_every_item_route_admits_exactly_the_readers(world: World, caller: str) 
                     failures.append(f"{caller} {state} {method} {route}: {response.status_code}")
                 checked += 1
     assert not failures, "\n".join(failures)
-    assert checked >= 13 * len(STATES)
+    assert checked >= 15 * len(STATES)
 
 
 @pytest.mark.parametrize("caller", CALLERS)

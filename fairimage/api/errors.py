@@ -9,11 +9,17 @@ from starlette.exceptions import HTTPException
 
 from fairimage.model.errors import FairimageError, NotFoundError, ThrottledError
 
-_MACHINE_PATHS = ("/api/", "/zarr/", "/iiif/", "/static/", "/openapi.json", "/docs")
+DRS_PATH = "/ga4gh/drs/"
+_MACHINE_PATHS = ("/ga4gh/", "/api/", "/zarr/", "/iiif/", "/static/", "/openapi.json", "/docs")
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def drs_error(status: int, message: str) -> JSONResponse:
+    """GA4GH DRS's own error shape."""
+    return JSONResponse({"msg": message, "status_code": status}, status_code=status)
 
 
 def wants_page(request: Request) -> bool:
@@ -30,7 +36,10 @@ def register_error_handlers(app: FastAPI) -> None:
     async def _fairimage_error(request: Request, exc: FairimageError) -> Response:
         if isinstance(exc, NotFoundError) and wants_page(request):
             return not_found_page(request, exc.message)
-        response = error_response(exc.http_status, exc.code, exc.message)
+        if request.url.path.startswith(DRS_PATH):
+            response: Response = drs_error(exc.http_status, exc.message)
+        else:
+            response = error_response(exc.http_status, exc.code, exc.message)
         if exc.http_status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="fairimage"'
         if isinstance(exc, ThrottledError):
@@ -41,5 +50,7 @@ def register_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 404 and wants_page(request):
             return not_found_page(request, f"There is no page at {request.url.path}.")
+        if request.url.path.startswith(DRS_PATH):
+            return drs_error(exc.status_code, str(exc.detail))
         code = "not_found" if exc.status_code == 404 else "http_error"
         return error_response(exc.status_code, code, str(exc.detail))

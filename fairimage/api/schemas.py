@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from fairimage.model.drs import drs_uri
 from fairimage.model.image import Axis, Channel
 from fairimage.model.study import Image, Level, OriginalFile, Study
 
@@ -37,6 +39,7 @@ class ImageOut(BaseModel):
     stored_bytes: int
     created_at: datetime
     ome_zarr_url: str | None
+    drs_uri: str | None = None  # the image as a GA4GH DRS bundle
 
     @classmethod
     def of(cls, image: Image, base_url: str | None) -> ImageOut:
@@ -57,6 +60,7 @@ class ImageOut(BaseModel):
             stored_bytes=image.stored_bytes,
             created_at=image.created_at,
             ome_zarr_url=f"{base_url.rstrip('/')}/zarr/{image.id}.ome.zarr" if base_url else None,
+            drs_uri=drs_uri(urlsplit(base_url).netloc, image.id) if base_url else None,
         )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from fairimage.catalog.tables import ImageRow
-from fairimage.model.errors import FairimageError, InvalidInputError
+from fairimage.model.errors import FairimageError, InvalidInputError, StorageError
 from fairimage.services import audit
 from fairimage.services.repository import Repository
 from fairimage.storage import layout
@@ -144,29 +144,33 @@ def _images(repository: Repository) -> Iterator[tuple[str, str]]:
         yield str(image_id), str(manifest_sha256)
 
 
-def _manifest(
-    repository: Repository, image_id: str, expected_sha256: str, report: FixityReport
-) -> dict[str, Any] | None:
+def load_manifest(repository: Repository, image_id: str, expected_sha256: str) -> dict[str, Any]:
+    """The manifest of an image (stored key -> size and sha256), checked against the catalog's sha256;
+    StorageError if it is gone or changed."""
     key = layout.manifest_key(image_id)
     try:
         body = repository.store.read(key)
     except FairimageError:
-        report.problems.append(Problem(image_id, "manifest", "missing", f"{key} is gone"))
-        return None
+        raise StorageError(f"image {image_id}: its manifest {key} is gone; run 'fairimage fixity'") from None
     digest = hashlib.sha256(body).hexdigest()
     if digest != expected_sha256:
-        report.problems.append(
-            Problem(
-                image_id,
-                "manifest",
-                "manifest",
-                f"sha256 {digest[:12]}… but the catalog says "
-                f"{expected_sha256[:12]}…; the manifest was changed",
-            )
+        raise StorageError(
+            f"image {image_id}: manifest sha256 {digest[:12]}… but the catalog says "
+            f"{expected_sha256[:12]}…; the manifest was changed"
         )
-        return None
     objects: dict[str, Any] = json.loads(body)["objects"]
     return objects
+
+
+def _manifest(
+    repository: Repository, image_id: str, expected_sha256: str, report: FixityReport
+) -> dict[str, Any] | None:
+    try:
+        return load_manifest(repository, image_id, expected_sha256)
+    except StorageError as exc:
+        kind = "missing" if "is gone" in exc.message else "manifest"
+        report.problems.append(Problem(image_id, "manifest", kind, exc.message.split(": ", 1)[1]))
+        return None
 
 
 def _unexpected(repository: Repository, image_id: str, objects: dict[str, Any], report: FixityReport) -> None:
