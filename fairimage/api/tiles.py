@@ -126,7 +126,8 @@ def deepzoom_tile(
     "/iiif/3/{image_id}",
     summary="IIIF base URI: redirects to info.json",
     status_code=303,
-    responses={404: {"description": "No such image"}},
+    response_class=RedirectResponse,
+    responses={303: {"description": "See the image's info.json"}, 404: {"description": "No such image"}},
 )
 def iiif_base(
     image_id: str, request: Request, renderer: RendererDep, principal: PrincipalDep
@@ -139,7 +140,11 @@ def iiif_base(
     "/iiif/3/{image_id}/info.json",
     name="iiif_info",
     summary="IIIF Image API 3.0 image information (compliance level 2)",
-    responses={404: {"description": "No such image"}},
+    response_class=JSONResponse,
+    responses={
+        200: {"description": "The image's information", "content": {iiif.MEDIA_TYPE: {}}},
+        404: {"description": "No such image"},
+    },
 )
 def iiif_info(image_id: str, request: Request, renderer: RendererDep, principal: PrincipalDep) -> Response:
     service_url = str(request.url_for("iiif_base", image_id=image_id))

@@ -218,7 +218,7 @@ def _user(row: UserRow) -> User:
         name=row.name,
         email=row.email,
         role=Role(row.role),
-        created_at=row.created_at,
+        created_at=aware(row.created_at) or row.created_at,
         has_password=row.password_hash is not None,
         disabled=row.disabled_at is not None,
     )
@@ -230,7 +230,7 @@ def _token(row: TokenRow, user: str) -> Token:
         user=user,
         scope=Scope(row.scope),
         note=row.note,
-        created_at=row.created_at,
+        created_at=aware(row.created_at) or row.created_at,
         expires_at=row.expires_at,
         revoked=row.revoked_at is not None,
     )

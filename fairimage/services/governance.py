@@ -199,7 +199,7 @@ def _grant(row: GrantRow, study: str, user: str) -> Grant:
         user=user,
         granted_by=row.granted_by,
         reason=row.reason,
-        created_at=row.created_at,
+        created_at=queries.aware(row.created_at) or row.created_at,
         expires_at=row.expires_at,
         revoked=row.revoked_at is not None,
     )

@@ -71,7 +71,7 @@ def _study(row: StudyRow, count: int, principal: Principal) -> Study:
         id=row.id,
         name=row.name,
         description=row.description,
-        created_at=row.created_at,
+        created_at=queries.aware(row.created_at) or row.created_at,
         image_count=count,
         policy=row.policy,
         embargo_until=queries.aware(row.embargo_until),
@@ -100,5 +100,5 @@ def to_image(row: ImageRow) -> Image:
         levels=tuple(Level.model_validate(level) for level in row.levels),
         stored_bytes=row.stored_bytes,
         object_count=row.object_count,
-        created_at=row.created_at,
+        created_at=queries.aware(row.created_at) or row.created_at,
     )
