@@ -9,11 +9,13 @@ revealed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session
 
 from fairimage.catalog import queries
 from fairimage.catalog.tables import StudyRow
@@ -42,32 +44,48 @@ def discoverable(principal: Principal) -> ColumnElement[bool]:
 def check_image(repository: Repository, principal: Principal, image_id: str) -> StudyPolicy:
     """The policy of the image's study if ``principal`` may read it; NotFoundError otherwise. One indexed
     query: every tile and zarr key request makes it."""
-    with repository.reading() as session:
-        study = queries.image_study(session, image_id)
-        if study is None:
-            raise NotFoundError(f"image {image_id!r} not found")
-        policy = queries.study_policy(study)
-        allowed = may_read(principal, study.id, policy, now())
-    if not policy.is_public(now()):
-        _record_read(repository, principal, f"image:{image_id}", study.id, allowed)
-    if not allowed:
-        raise NotFoundError(f"image {image_id!r} not found")
+    _, policy = _check_read(
+        repository,
+        principal,
+        lambda session: queries.image_study(session, image_id),
+        f"image {image_id!r}",
+        lambda study: f"image:{image_id}",
+    )
     return policy
 
 
 def check_study(repository: Repository, principal: Principal, key: str) -> str:
     """The id of the study (by id or name) if ``principal`` may read it; NotFoundError otherwise."""
+    study_id, _ = _check_read(
+        repository,
+        principal,
+        lambda session: queries.study_by_id_or_name(session, key),
+        f"study {key!r}",
+        lambda study: f"study:{study.id}",
+    )
+    return study_id
+
+
+def _check_read(
+    repository: Repository,
+    principal: Principal,
+    find: Callable[[Session], StudyRow | None],
+    what: str,
+    target: Callable[[StudyRow], str],
+) -> tuple[str, StudyPolicy]:
+    """The study ``find`` names and its policy, if ``principal`` may read it; reads of protected data
+    are audited (as ``target``), refusals too. ``what`` ("image 'img-…'") names it in the 404."""
     with repository.reading() as session:
-        study = queries.study_by_id_or_name(session, key)
+        study = find(session)
         if study is None:
-            raise NotFoundError(f"study {key!r} not found")
+            raise NotFoundError(f"{what} not found")
         policy = queries.study_policy(study)
         allowed = may_read(principal, study.id, policy, now())
     if not policy.is_public(now()):
-        _record_read(repository, principal, f"study:{study.id}", study.id, allowed)
+        _record_read(repository, principal, target(study), study.id, allowed)
     if not allowed:
-        raise NotFoundError(f"study {key!r} not found")
-    return study.id
+        raise NotFoundError(f"{what} not found")
+    return study.id, policy
 
 
 def _record_read(

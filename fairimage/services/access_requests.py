@@ -160,8 +160,7 @@ def deny(
     repository: Repository, principal: Principal, request_id: str, note: str, origin: str = ""
 ) -> AccessRequest:
     """Deny a waiting request; the reason is shown to the applicant."""
-    if not note.strip():
-        raise InvalidInputError("a denial needs a reason the applicant can read (--note)")
+    _require_note(note, "a denial")
     with repository.transaction() as session:
         row = _decidable(session, principal, request_id)
         governance.governed_study(session, principal, row.study_id)
@@ -188,8 +187,7 @@ def revoke(
     repository: Repository, principal: Principal, request_id: str, note: str, origin: str = ""
 ) -> AccessRequest:
     """End an approved request's access now: its grant is revoked, effective at the next request."""
-    if not note.strip():
-        raise InvalidInputError("a revocation needs a reason the applicant can read (--note)")
+    _require_note(note, "a revocation")
     with repository.transaction() as session:
         row = _visible_request(session, principal, request_id)
         governance.governed_study(session, principal, row.study_id)
@@ -200,6 +198,11 @@ def revoke(
             grant.revoked_at = datetime.now(UTC)
         _decide(session, principal, row, RequestState.REVOKED, note, origin)
         return _request(session, row)
+
+
+def _require_note(note: str, what: str) -> None:
+    if not note.strip():
+        raise InvalidInputError(f"{what} needs a reason the applicant can read (--note)")
 
 
 def _assess(study: StudyRow, purpose: ResearchPurpose) -> Match:
