@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from fairimage import ontology
-from fairimage.api.deps import OriginDep, PrincipalDep, RepositoryDep
+from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.model.duo import DataUse, Match, ResearchPurpose
 from fairimage.model.policy import RequestState
 from fairimage.services import access_requests, governance
@@ -96,9 +96,9 @@ def duo_terms(q: Annotated[str, Query(description="words of a label or a shortha
     summary="Set a study's consent terms (DUO); owners, data stewards and admins",
 )
 def set_data_use(
-    study_id: str, body: DataUse | None, repository: RepositoryDep, principal: PrincipalDep, origin: OriginDep
+    study_id: str, body: DataUse | None, repository: RepositoryDep, principal: PrincipalDep
 ) -> DataUse | None:
-    return governance.set_data_use(repository, principal, study_id, body, origin)
+    return governance.set_data_use(repository, principal, study_id, body)
 
 
 @router.post(
@@ -113,12 +113,8 @@ def assess(
 
 
 @router.post("/api/access-requests", response_model=AccessRequestOut, status_code=201, summary="Apply")
-def submit(
-    body: AccessRequestIn, repository: RepositoryDep, principal: PrincipalDep, origin: OriginDep
-) -> AccessRequestOut:
-    return AccessRequestOut.of(
-        access_requests.submit(repository, principal, body.study, body.purpose, origin)
-    )
+def submit(body: AccessRequestIn, repository: RepositoryDep, principal: PrincipalDep) -> AccessRequestOut:
+    return AccessRequestOut.of(access_requests.submit(repository, principal, body.study, body.purpose))
 
 
 @router.get(
@@ -143,28 +139,26 @@ def get_request(request_id: str, repository: RepositoryDep, principal: Principal
 
 @router.post("/api/access-requests/{request_id}/approve", response_model=AccessRequestOut)
 def approve(
-    request_id: str, body: ApprovalIn, repository: RepositoryDep, principal: PrincipalDep, origin: OriginDep
+    request_id: str, body: ApprovalIn, repository: RepositoryDep, principal: PrincipalDep
 ) -> AccessRequestOut:
-    decided = access_requests.approve(repository, principal, request_id, body.until, body.note, origin)
+    decided = access_requests.approve(repository, principal, request_id, body.until, body.note)
     return AccessRequestOut.of(decided)
 
 
 @router.post("/api/access-requests/{request_id}/deny", response_model=AccessRequestOut)
 def deny(
-    request_id: str, body: NoteIn, repository: RepositoryDep, principal: PrincipalDep, origin: OriginDep
+    request_id: str, body: NoteIn, repository: RepositoryDep, principal: PrincipalDep
 ) -> AccessRequestOut:
-    return AccessRequestOut.of(access_requests.deny(repository, principal, request_id, body.note, origin))
+    return AccessRequestOut.of(access_requests.deny(repository, principal, request_id, body.note))
 
 
 @router.post("/api/access-requests/{request_id}/withdraw", response_model=AccessRequestOut)
-def withdraw(
-    request_id: str, repository: RepositoryDep, principal: PrincipalDep, origin: OriginDep
-) -> AccessRequestOut:
-    return AccessRequestOut.of(access_requests.withdraw(repository, principal, request_id, origin))
+def withdraw(request_id: str, repository: RepositoryDep, principal: PrincipalDep) -> AccessRequestOut:
+    return AccessRequestOut.of(access_requests.withdraw(repository, principal, request_id))
 
 
 @router.post("/api/access-requests/{request_id}/revoke", response_model=AccessRequestOut)
 def revoke(
-    request_id: str, body: NoteIn, repository: RepositoryDep, principal: PrincipalDep, origin: OriginDep
+    request_id: str, body: NoteIn, repository: RepositoryDep, principal: PrincipalDep
 ) -> AccessRequestOut:
-    return AccessRequestOut.of(access_requests.revoke(repository, principal, request_id, body.note, origin))
+    return AccessRequestOut.of(access_requests.revoke(repository, principal, request_id, body.note))

@@ -65,12 +65,10 @@ def login(
 
 
 @router.post("/logout")
-def logout(
-    request: Request, repository: RepositoryDep, principal: PrincipalDep, origin: OriginDep
-) -> Response:
+def logout(request: Request, repository: RepositoryDep, principal: PrincipalDep) -> Response:
     web_session = signed_in(request)
     if web_session is not None:
-        sessions.sign_out(repository, web_session.secret, origin)
+        sessions.sign_out(repository, web_session.secret, principal.origin)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -82,7 +80,6 @@ def apply(
     request: Request,
     repository: RepositoryDep,
     principal: PrincipalDep,
-    origin: OriginDep,
     title: Annotated[str, Form(max_length=200)],
     use: Annotated[str, Form()] = "HMB",
     description: Annotated[str, Form(max_length=5000)] = "",
@@ -108,7 +105,7 @@ def apply(
             methods_development=methods_development,
             accepts=tuple(accepts or ()),
         )
-        access_requests.submit(repository, principal, study_id, purpose, origin)
+        access_requests.submit(repository, principal, study_id, purpose)
     except (FairimageError, ValueError) as exc:
         message = exc.message if isinstance(exc, FairimageError) else str(exc).splitlines()[-1]
         return render_study(request, repository, principal, study_id, application_error=message)
@@ -137,18 +134,17 @@ def decide(
     action: str,
     repository: RepositoryDep,
     principal: PrincipalDep,
-    origin: OriginDep,
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Approve, deny, revoke or withdraw, from the requests page."""
     if action == "approve":
-        access_requests.approve(repository, principal, request_id, None, note, origin)
+        access_requests.approve(repository, principal, request_id, None, note)
     elif action == "deny":
-        access_requests.deny(repository, principal, request_id, note, origin)
+        access_requests.deny(repository, principal, request_id, note)
     elif action == "revoke":
-        access_requests.revoke(repository, principal, request_id, note, origin)
+        access_requests.revoke(repository, principal, request_id, note)
     elif action == "withdraw":
-        access_requests.withdraw(repository, principal, request_id, origin)
+        access_requests.withdraw(repository, principal, request_id)
     else:
         return Response(status_code=404)
     return RedirectResponse("/access-requests", status_code=303)

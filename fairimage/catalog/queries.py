@@ -92,6 +92,16 @@ def image_by_id(session: Session, image_id: str) -> ImageRow | None:
     ).first()
 
 
+def study_images(session: Session, study_id: str) -> Sequence[ImageRow]:
+    """Every image of a study, in id order, with its original file and study loaded."""
+    return session.scalars(
+        select(ImageRow)
+        .where(ImageRow.study_id == study_id)
+        .order_by(ImageRow.id)
+        .options(selectinload(ImageRow.original_file), selectinload(ImageRow.study))
+    ).all()
+
+
 def image_page(
     session: Session, study_id: str | None, after: str | None, limit: int, visible: ColumnElement[bool]
 ) -> tuple[Sequence[ImageRow], int]:

@@ -135,7 +135,7 @@ def access_request(
             result = access_requests.assess(repository, applicant, study, purpose)
             _json(_assessment(result)) if as_json else _print_assessment(result)
             return
-        request = access_requests.submit(repository, applicant, study, purpose, origin="cli")
+        request = access_requests.submit(repository, applicant, study, purpose)
     if as_json:
         _json(_request_json(request))
     else:

@@ -84,7 +84,7 @@ ANONYMOUS = Principal()
 def operator(name: str) -> Principal:
     """Whoever runs the command line on the repository's machine: they hold its files and its catalog
     already, so they act as an admin (and are recorded in the audit log by their login name)."""
-    return Principal(name=f"operator:{name}", role=Role.ADMIN, scope=Scope.ADMIN)
+    return Principal(name=f"operator:{name}", role=Role.ADMIN, scope=Scope.ADMIN, origin="cli")
 
 
 def may_read(principal: Principal, study_id: str, policy: StudyPolicy, now: datetime) -> bool:

@@ -50,7 +50,7 @@ def assess(repository: Repository, principal: Principal, study: str, purpose: Re
 
 
 def submit(
-    repository: Repository, principal: Principal, study: str, purpose: ResearchPurpose, origin: str = ""
+    repository: Repository, principal: Principal, study: str, purpose: ResearchPurpose
 ) -> AccessRequest:
     """Apply for access to a restricted study. A purpose its consent terms refuse is not submitted: the
     applicant is told at once which terms refuse it."""
@@ -96,7 +96,7 @@ def submit(
             "access.request",
             f"study:{row.id}",
             decision=assessment.decision.value,
-            origin=origin,
+            origin=principal.origin,
             request=request.id,
             purpose=parsed.title,
         )
@@ -133,7 +133,6 @@ def approve(
     request_id: str,
     until: datetime | None = None,
     note: str = "",
-    origin: str = "",
 ) -> AccessRequest:
     """Approve a waiting request: the applicant gets a grant until ``until`` (at most the consent's TS
     months). A purpose the consent refuses cannot be approved: deny it, or the applicant asks again."""
@@ -150,27 +149,23 @@ def approve(
         applicant = session.get(UserRow, row.user_id)
         assert applicant is not None
         reason = f"access request {row.id}" + (f": {note}" if note else "")
-        grant = governance.insert_grant(session, principal, study, applicant, until, reason, origin)
-        _decide(session, principal, row, RequestState.APPROVED, note, origin, assessment)
+        grant = governance.insert_grant(session, principal, study, applicant, until, reason)
+        _decide(session, principal, row, RequestState.APPROVED, note, assessment)
         row.grant_id = grant.id
         return _request(session, row)
 
 
-def deny(
-    repository: Repository, principal: Principal, request_id: str, note: str, origin: str = ""
-) -> AccessRequest:
+def deny(repository: Repository, principal: Principal, request_id: str, note: str) -> AccessRequest:
     """Deny a waiting request; the reason is shown to the applicant."""
     _require_note(note, "a denial")
     with repository.transaction() as session:
         row = _decidable(session, principal, request_id)
         governance.governed_study(session, principal, row.study_id)
-        _decide(session, principal, row, RequestState.DENIED, note, origin)
+        _decide(session, principal, row, RequestState.DENIED, note)
         return _request(session, row)
 
 
-def withdraw(
-    repository: Repository, principal: Principal, request_id: str, origin: str = ""
-) -> AccessRequest:
+def withdraw(repository: Repository, principal: Principal, request_id: str) -> AccessRequest:
     """The applicant takes back a request that waits for a decision."""
     access.require(principal, Scope.WRITE)
     with repository.transaction() as session:
@@ -179,13 +174,11 @@ def withdraw(
             raise NotFoundError(f"access request {request_id!r} not found among yours")
         if row.state != RequestState.SUBMITTED.value:
             raise ConflictError(f"request {row.id} is {row.state}; only a waiting request can be withdrawn")
-        _decide(session, principal, row, RequestState.WITHDRAWN, "", origin)
+        _decide(session, principal, row, RequestState.WITHDRAWN, "")
         return _request(session, row)
 
 
-def revoke(
-    repository: Repository, principal: Principal, request_id: str, note: str, origin: str = ""
-) -> AccessRequest:
+def revoke(repository: Repository, principal: Principal, request_id: str, note: str) -> AccessRequest:
     """End an approved request's access now: its grant is revoked, effective at the next request."""
     _require_note(note, "a revocation")
     with repository.transaction() as session:
@@ -196,7 +189,7 @@ def revoke(
         grant = session.get(GrantRow, row.grant_id) if row.grant_id else None
         if grant is not None and grant.revoked_at is None:
             grant.revoked_at = datetime.now(UTC)
-        _decide(session, principal, row, RequestState.REVOKED, note, origin)
+        _decide(session, principal, row, RequestState.REVOKED, note)
         return _request(session, row)
 
 
@@ -232,7 +225,6 @@ def _decide(
     row: AccessRequestRow,
     state: RequestState,
     note: str,
-    origin: str,
     assessment: Match | None = None,
 ) -> None:
     row.state = state.value
@@ -246,7 +238,7 @@ def _decide(
         principal.name,
         f"access.{state.value}",
         f"study:{row.study_id}",
-        origin=origin,
+        origin=principal.origin,
         request=row.id,
         note=note,
     )

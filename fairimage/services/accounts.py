@@ -116,7 +116,7 @@ def authenticate(repository: Repository, name: str, password: str) -> Principal:
             _hasher.verify(row.password_hash, password)
         except (VerificationError, InvalidHashError):
             raise ForbiddenError("wrong user name or password") from None
-        return _principal(session, row, Scope.ADMIN if row.role == Role.ADMIN else Scope.WRITE)
+        return principal_of(session, row)
 
 
 def create_token(
@@ -187,11 +187,15 @@ def principal_for_token(repository: Repository, secret: str) -> Principal:
 def principal_for_user(repository: Repository, name: str) -> Principal:
     """A user acting from the command line on this machine (as its operator), with their own role."""
     with repository.reading() as session:
-        row = _user_row(session, name)
-        return _principal(session, row, Scope.ADMIN if row.role == Role.ADMIN else Scope.WRITE)
+        return principal_of(session, _user_row(session, name), origin="cli")
 
 
-def _principal(session: Session, row: UserRow, scope: Scope) -> Principal:
+def principal_of(session: Session, row: UserRow, origin: str = "") -> Principal:
+    """A user acting with their role's full scope: a signed-in person, or someone at the command line."""
+    return _principal(session, row, Scope.ADMIN if row.role == Role.ADMIN else Scope.WRITE, origin)
+
+
+def _principal(session: Session, row: UserRow, scope: Scope, origin: str = "") -> Principal:
     now = datetime.now(UTC)
     granted = frozenset(
         study_id
@@ -202,7 +206,14 @@ def _principal(session: Session, row: UserRow, scope: Scope) -> Principal:
         )
         if (moment := aware(expires)) is None or moment > now
     )
-    return Principal(name=row.name, user_id=row.id, role=Role(row.role), scope=scope, granted_studies=granted)
+    return Principal(
+        name=row.name,
+        user_id=row.id,
+        role=Role(row.role),
+        scope=scope,
+        granted_studies=granted,
+        origin=origin,
+    )
 
 
 def _user_row(session: Session, name: str) -> UserRow:

@@ -88,7 +88,11 @@ def _image_row(repository: Repository, principal: Principal, image_id: str) -> I
 
 
 def _image(repository: Repository, principal: Principal, image_id: str, host: str) -> DrsObject:
-    row = _image_row(repository, principal, image_id)
+    return _image_bundle(repository, _image_row(repository, principal, image_id), host)
+
+
+def _image_bundle(repository: Repository, row: ImageRow, host: str) -> DrsObject:
+    """An image (already access-checked) as a bundle of its stored keys."""
     objects = load_manifest(repository, row.id, row.manifest_sha256)
     contents = [
         ContentsObject(name=key, id=blob_id(row.id, key), drs_uri=[drs_uri(host, blob_id(row.id, key))])
@@ -114,11 +118,9 @@ def _study(repository: Repository, principal: Principal, study_id: str, host: st
     study_id = access.check_study(repository, principal, study_id)
     with repository.reading() as session:
         study = session.get(StudyRow, study_id)
-        image_ids = list(
-            session.scalars(select(ImageRow.id).where(ImageRow.study_id == study_id).order_by(ImageRow.id))
-        )
+        rows = queries.study_images(session, study_id)
     assert study is not None
-    images = [_image(repository, principal, image_id, host) for image_id in image_ids]
+    images = [_image_bundle(repository, row, host) for row in rows]  # the study's check covers them
     contents = [
         ContentsObject(
             name=image.name or image.id,

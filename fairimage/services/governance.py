@@ -37,7 +37,6 @@ def set_policy(
     study: str,
     kind: str,
     until: datetime | None = None,
-    origin: str = "",
 ) -> PolicyKind:
     """Change a study's policy; its owner, a data steward or an admin may."""
     policy = parse_policy(kind, until)
@@ -50,20 +49,22 @@ def set_policy(
             principal.name,
             "study.policy",
             f"study:{row.id}",
-            origin=origin,
+            origin=principal.origin,
             policy=policy.value,
             until=until.isoformat() if until else None,
         )
     return policy
 
 
-def set_owner(repository: Repository, principal: Principal, study: str, user: str, origin: str = "") -> None:
+def set_owner(repository: Repository, principal: Principal, study: str, user: str) -> None:
     access.require(principal, Scope.ADMIN, (Role.ADMIN, Role.STEWARD))
     with repository.transaction() as session:
         row = governed_study(session, principal, study)
         owner = user_row(session, user)
         row.owner_id = owner.id
-        audit.record(session, principal.name, "study.owner", f"study:{row.id}", origin=origin, owner=user)
+        audit.record(
+            session, principal.name, "study.owner", f"study:{row.id}", origin=principal.origin, owner=user
+        )
 
 
 def add_grant(
@@ -73,14 +74,13 @@ def add_grant(
     user: str,
     until: datetime | None = None,
     reason: str = "",
-    origin: str = "",
 ) -> Grant:
     """Let ``user`` read ``study`` (until ``until``); the owner, a data steward or an admin may."""
     if until is not None and until <= datetime.now(UTC):
         raise InvalidInputError(f"--until {until.date()}: the date has passed; give a future one")
     with repository.transaction() as session:
         row = governed_study(session, principal, study)
-        grant = insert_grant(session, principal, row, user_row(session, user), until, reason, origin)
+        grant = insert_grant(session, principal, row, user_row(session, user), until, reason)
         return _grant(grant, row.name, user)
 
 
@@ -91,7 +91,6 @@ def insert_grant(
     grantee: UserRow,
     until: datetime | None,
     reason: str,
-    origin: str,
 ) -> GrantRow:
     """A grant row and its audit entry, in the caller's transaction (direct grants and approved access
     requests both make them)."""
@@ -111,7 +110,7 @@ def insert_grant(
         principal.name,
         "grant.add",
         f"study:{study.id}",
-        origin=origin,
+        origin=principal.origin,
         grant=grant.id,
         user=grantee.name,
         until=until.isoformat() if until else None,
@@ -120,7 +119,7 @@ def insert_grant(
     return grant
 
 
-def revoke_grant(repository: Repository, principal: Principal, grant_id: str, origin: str = "") -> None:
+def revoke_grant(repository: Repository, principal: Principal, grant_id: str) -> None:
     """Revoke a grant; it stops working at the user's next request (nothing caches a decision)."""
     with repository.transaction() as session:
         grant = session.get(GrantRow, grant_id)
@@ -134,13 +133,13 @@ def revoke_grant(repository: Repository, principal: Principal, grant_id: str, or
                 principal.name,
                 "grant.revoke",
                 f"study:{grant.study_id}",
-                origin=origin,
+                origin=principal.origin,
                 grant=grant_id,
             )
 
 
 def set_data_use(
-    repository: Repository, principal: Principal, study: str, data_use: DataUse | None, origin: str = ""
+    repository: Repository, principal: Principal, study: str, data_use: DataUse | None
 ) -> DataUse | None:
     """Set (or clear, with None) a study's consent terms in DUO; they are checked against the bundled
     DUO release first, and access requests are assessed against them."""
@@ -153,7 +152,7 @@ def set_data_use(
             principal.name,
             "study.data_use",
             f"study:{row.id}",
-            origin=origin,
+            origin=principal.origin,
             data_use=row.data_use,
             duo=ontology.duo().version_iri,
         )

@@ -125,9 +125,8 @@ def session_for(repository: Repository, secret: str) -> WebSession:
             raise UnauthorizedError("your session has ended; sign in again")
         if row.user.disabled_at is not None:
             raise UnauthorizedError("this account is disabled")
-        name, csrf_token = row.user.name, row.csrf_token
-    # a signed-in person acts with their role's full scope, as at the command line
-    return WebSession(secret, csrf_token, accounts.principal_for_user(repository, name), expires)
+        # a signed-in person acts with their role's full scope, as at the command line
+        return WebSession(secret, row.csrf_token, accounts.principal_of(session, row.user), expires)
 
 
 def csrf_matches(web_session: WebSession, token: str | None) -> bool:
