@@ -35,6 +35,7 @@ class _Environment(BaseSettings):
     default_policy: str | None = None
     fixity_hours: float | None = None
     fixity_sample: float | None = None
+    public_url: str | None = None
 
 
 class Settings(BaseModel):
@@ -60,6 +61,13 @@ class Settings(BaseModel):
     # 'serve' re-hashes fixity_sample percent of the stored objects every fixity_hours (0 = never).
     fixity_hours: Annotated[float, Field(ge=0)] = 0.0
     fixity_sample: Annotated[float, Field(gt=0, le=100)] = 10.0
+    # The node's address as its users reach it (https://images.example.org): the base of the persistent
+    # identifiers in what the command line exports. The server uses the address a request came to.
+    public_url: str = "http://127.0.0.1:8000"
+
+    @property
+    def pid_base(self) -> str:
+        return self.public_url.rstrip("/") + "/pid/"
 
     @property
     def config_path(self) -> Path:

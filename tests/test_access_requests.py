@@ -61,9 +61,9 @@ def node(tmp_path: Path) -> Iterator[Node]:
     governance.set_data_use(repository, ADMIN, "Tumour slides", terms)
     tokens = {}
     for name, role in (("rita", Role.VIEWER), ("mallory", Role.VIEWER), ("dora", Role.STEWARD)):
-        accounts.add_user(repository, ADMIN.name, name, role, password=PASSWORD)
-        tokens[name] = accounts.create_token(repository, ADMIN.name, name, Scope.WRITE).secret
-    tokens["rita-read"] = accounts.create_token(repository, ADMIN.name, "rita", Scope.READ).secret
+        accounts.add_user(repository, ADMIN, name, role, password=PASSWORD)
+        tokens[name] = accounts.create_token(repository, ADMIN, name, Scope.WRITE).secret
+    tokens["rita-read"] = accounts.create_token(repository, ADMIN, "rita", Scope.READ).secret
     repository.close()
     with LiveServer(settings) as server:
         with httpx.Client(base_url=server.url) as client:

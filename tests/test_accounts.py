@@ -40,14 +40,14 @@ def site(tmp_path: Path) -> Iterator[Site]:
     path = samples.png(tmp_path / "cells.png", np.arange(600, dtype=np.uint8).reshape(20, 30))
     (outcome,) = ingest_paths(repository, [path], study="Patients")
     governance.set_policy(repository, ADMIN, "Patients", "private")
-    accounts.add_user(repository, ADMIN.name, "ada", Role.VIEWER, password=PASSWORD)
-    accounts.add_user(repository, ADMIN.name, "sam", Role.SUBMITTER)
+    accounts.add_user(repository, ADMIN, "ada", Role.VIEWER, password=PASSWORD)
+    accounts.add_user(repository, ADMIN, "sam", Role.SUBMITTER)
     yield Site(settings.repo, repository, outcome.images[0])
     repository.close()
 
 
 def test_passwords_are_argon2id_and_no_secret_is_stored_or_logged_in_clear(site: Site) -> None:
-    token = accounts.create_token(site.repository, ADMIN.name, "ada", Scope.READ, note="laptop")
+    token = accounts.create_token(site.repository, ADMIN, "ada", Scope.READ, note="laptop")
     with site.repository.engine.connect() as connection:
         stored = connection.execute(text("select password_hash from users where name = 'ada'")).scalar_one()
     assert stored.startswith("$argon2id$")
@@ -65,12 +65,12 @@ def test_authentication_gives_one_answer_for_a_wrong_name_or_password(site: Site
         with pytest.raises(ForbiddenError, match=r"^wrong user name or password$"):
             accounts.authenticate(site.repository, name, password)
     with pytest.raises(InvalidInputError, match="at least 12 characters"):
-        accounts.set_password(site.repository, ADMIN.name, "ada", "short")
+        accounts.set_password(site.repository, ADMIN, "ada", "short")
 
 
 def test_tokens_expire_and_are_revoked_over_http(site: Site) -> None:
-    live = accounts.create_token(site.repository, ADMIN.name, "ada", Scope.READ)
-    old = accounts.create_token(site.repository, ADMIN.name, "ada", Scope.READ, timedelta(days=1))
+    live = accounts.create_token(site.repository, ADMIN, "ada", Scope.READ)
+    old = accounts.create_token(site.repository, ADMIN, "ada", Scope.READ, timedelta(days=1))
     with site.repository.engine.begin() as connection:
         connection.execute(
             text("update api_tokens set expires_at = :past where id = :id"),
@@ -84,13 +84,13 @@ def test_tokens_expire_and_are_revoked_over_http(site: Site) -> None:
         assert studies(live.secret).status_code == 200
         expired = studies(old.secret)
         assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
-        accounts.revoke_token(site.repository, ADMIN.name, live.token.id)
+        accounts.revoke_token(site.repository, ADMIN, live.token.id)
         revoked = studies(live.secret)
         assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
 
 
 def test_a_grant_admits_at_once_and_its_revocation_takes_effect_at_once(site: Site) -> None:
-    secret = accounts.create_token(site.repository, ADMIN.name, "ada", Scope.READ).secret
+    secret = accounts.create_token(site.repository, ADMIN, "ada", Scope.READ).secret
     headers = {"Authorization": f"Bearer {secret}"}
     with LiveServer(site.repository.settings) as server:
         chunk = f"{server.url}/zarr/{site.image}.ome.zarr/zarr.json"
@@ -113,8 +113,8 @@ def test_a_grant_admits_at_once_and_its_revocation_takes_effect_at_once(site: Si
 
 
 def test_who_may_change_a_study(site: Site) -> None:
-    read_token = accounts.create_token(site.repository, ADMIN.name, "sam", Scope.READ).secret
-    write_token = accounts.create_token(site.repository, ADMIN.name, "sam", Scope.WRITE).secret
+    read_token = accounts.create_token(site.repository, ADMIN, "sam", Scope.READ).secret
+    write_token = accounts.create_token(site.repository, ADMIN, "sam", Scope.WRITE).secret
     reader = accounts.principal_for_token(site.repository, read_token)
     writer = accounts.principal_for_token(site.repository, write_token)
     with pytest.raises(NotFoundError):  # a private study sam may not see does not exist for sam
@@ -127,7 +127,7 @@ def test_who_may_change_a_study(site: Site) -> None:
     assert governance.set_policy(site.repository, owner, "Patients", "restricted").value == "restricted"
     assert reader.scope is Scope.READ
     with pytest.raises(InvalidInputError, match="only admins hold admin tokens"):
-        accounts.create_token(site.repository, ADMIN.name, "sam", Scope.ADMIN)
+        accounts.create_token(site.repository, ADMIN, "sam", Scope.ADMIN)
     with pytest.raises(InvalidInputError, match="give the date it ends"):
         governance.set_policy(site.repository, ADMIN, "Patients", "embargoed")
 

@@ -21,7 +21,7 @@ def logged(tmp_path: Path, catalog_url: str) -> Iterator[Repository]:
     """A repository whose audit log holds 6 entries (one per user added)."""
     repository = init_repository(load_settings(tmp_path / "repo", db=catalog_url))
     for index in range(6):
-        accounts.add_user(repository, operator("test").name, f"user{index}", Role.VIEWER)
+        accounts.add_user(repository, operator("test"), f"user{index}", Role.VIEWER)
     yield repository
     repository.close()
 

@@ -33,6 +33,8 @@ INFRASTRUCTURE = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "
 VOCABULARIES = {"/api/ontologies/duo/terms", "/ga4gh/drs/v1/service-info"}
 # Routes about a caller's own things (access requests), checked by tests/test_access_requests.py.
 PERSONAL = {"/api/access-requests", "/api/access-requests/{request_id}", "/access-requests"}
+# Routes about people and permissions, answered by role, checked by tests/test_admin_api.py.
+ADMINISTRATION = {"/api/users", "/api/tokens", "/api/groups", "/api/grants"}
 # Routes that show a study's record (name, description, consent terms), which restricted studies show to
 # everyone so that they can be found and requested; every other route serves images and follows may_read.
 STUDY_RECORDS = {"/", "/api/studies", "/api/studies/{study_id}", "/studies/{study_id}"}
@@ -49,7 +51,10 @@ PARAMETERS = {
     "rotation": "0",
     "quality_format": "default.png",
     "access_id": "https",
+    "number": "1",
 }
+# Required query parameters of item routes.
+QUERIES = {"/api/studies/{study_id}/diff": "?before=1&after=1"}
 
 
 @dataclass
@@ -58,6 +63,7 @@ class World:
     tokens: dict[str, str]
     studies: dict[str, str] = field(default_factory=dict)  # state -> study id
     images: dict[str, str] = field(default_factory=dict)  # state -> image id
+    files: dict[str, str] = field(default_factory=dict)  # state -> original file id
     routes: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
 
     def headers(self, caller: str) -> dict[str, str]:
@@ -94,15 +100,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     }
     tokens = {}
     for name, role in users.items():
-        accounts.add_user(repository, admin.name, name, role)
+        accounts.add_user(repository, admin, name, role)
         scope = Scope.ADMIN if role is Role.ADMIN else Scope.READ
-        tokens[name] = accounts.create_token(repository, admin.name, name, scope).secret
+        tokens[name] = accounts.create_token(repository, admin, name, scope).secret
     world = World(url="", tokens=tokens)
     for index, state in enumerate(STATES):
         picture = np.full((20, 30), 10 * index + 5, np.uint8)  # distinct content: no deduplication
         path = samples.png(root / f"{state}.png", picture)
         (outcome,) = ingest_paths(repository, [path], study=f"study {state}")
         world.images[state] = outcome.images[0]
+        world.files[state] = outcome.file_id
         study = f"study {state}"
         governance.set_owner(repository, admin, study, "owner")
         if state == "embargo-over":
@@ -124,7 +131,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             (method, path)
             for path, methods in get_routes(create_app(settings))
             for method in methods & {"GET", "HEAD"}
-            if path not in INFRASTRUCTURE | VOCABULARIES | PERSONAL
+            if path not in INFRASTRUCTURE | VOCABULARIES | PERSONAL | ADMINISTRATION
         }
     )
     with LiveServer(settings) as server:
@@ -141,7 +148,10 @@ def _may_see(caller: str, state: str, route: str) -> bool:
     return _may_read(caller, state) or (route in STUDY_RECORDS and state == "restricted")
 
 
-def _fill(route: str, world: World, state: str) -> str:
+def _fill(route: str, world: World, state: str) -> list[str]:
+    """The URLs that ask ``route`` for the study in ``state``: one, or one per kind of object a
+    parameter can name (a PID names an image, a file or a version; study PIDs show records, which
+    test_versions.py checks)."""
     image = world.images[state]
     values = {
         **PARAMETERS,
@@ -150,17 +160,21 @@ def _fill(route: str, world: World, state: str) -> str:
         "object_id": f"{image}~zarr.json",
     }
     names = re.findall(r"{(\w+)(?::\w+)?}", route)
+    if "pid" in names:
+        pids = [image, world.files[state], f"{world.studies[state]}.v1"]
+        return [route.replace("{pid}", pid) for pid in pids]
     unknown = [name for name in names if name not in values]
     assert not unknown, f"route {route} has parameters {unknown} the authorization matrix does not know"
-    return re.sub(r"{(\w+)(?::\w+)?}", lambda m: values[m.group(1)], route)
+    filled = re.sub(r"{(\w+)(?::\w+)?}", lambda m: values[m.group(1)], route)
+    return [filled + QUERIES.get(route, "")]
 
 
 def test_the_matrix_covers_every_data_route(world: World) -> None:
     """The list below is not the source of truth (the route table is); it makes an addition visible."""
     item_routes = [route for _, route in world.routes if "{" in route]
-    assert len(item_routes) >= 15, item_routes  # 14 GET routes and the zarr HEAD route, so far
+    assert len(item_routes) >= 19, item_routes  # 18 GET routes and the zarr HEAD route, so far
     for route in item_routes:
-        assert "{image_id}" in route or "{study_id}" in route or "{object_id}" in route, (
+        assert any(name in route for name in ("{image_id}", "{study_id}", "{object_id}", "{pid}")), (
             f"{route}: no study or image to check access on"
         )
 
@@ -172,14 +186,15 @@ def test_every_item_route_admits_exactly_the_readers(world: World, caller: str) 
     with httpx.Client(base_url=world.url, headers=world.headers(caller), timeout=30) as client:
         for method, route in (r for r in world.routes if "{" in r[1]):
             for state in STATES:
-                response = client.request(method, _fill(route, world, state), follow_redirects=False)
-                allowed = _may_see(caller, state, route)
-                ok = response.status_code < 400 if allowed else response.status_code == 404
-                if not ok:
-                    failures.append(f"{caller} {state} {method} {route}: {response.status_code}")
-                checked += 1
+                for url in _fill(route, world, state):
+                    response = client.request(method, url, follow_redirects=False)
+                    allowed = _may_see(caller, state, route)
+                    ok = response.status_code < 400 if allowed else response.status_code == 404
+                    if not ok:
+                        failures.append(f"{caller} {state} {method} {url}: {response.status_code}")
+                    checked += 1
     assert not failures, "\n".join(failures)
-    assert checked >= 15 * len(STATES)
+    assert checked >= 21 * len(STATES)
 
 
 @pytest.mark.parametrize("caller", CALLERS)

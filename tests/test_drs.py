@@ -49,10 +49,10 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     picture = samples.png(root / "private.png", np.full((20, 30), 7, np.uint8))
     (public,) = ingest_paths(repository, [stack], study="Open stacks")
     (private,) = ingest_paths(repository, [picture], study="Closed pictures")
-    accounts.add_user(repository, ADMIN.name, "owen", Role.SUBMITTER)
+    accounts.add_user(repository, ADMIN, "owen", Role.SUBMITTER)
     governance.set_owner(repository, ADMIN, "Closed pictures", "owen")
     governance.set_policy(repository, ADMIN, "Closed pictures", "private")
-    token = accounts.create_token(repository, ADMIN.name, "owen", Scope.READ).secret
+    token = accounts.create_token(repository, ADMIN, "owen", Scope.READ).secret
     repository.close()
     with LiveServer(settings) as server:
         study = httpx.get(f"{server.url}/api/studies").json()

@@ -46,8 +46,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     governance.set_data_use(repository, ADMIN, "Controlled pictures", DataUse(permission="HMB"))
     tokens = {}
     for name, role in (("stan", Role.STEWARD),):
-        accounts.add_user(repository, ADMIN.name, name, role)
-        tokens[name] = accounts.create_token(repository, ADMIN.name, name, Scope.WRITE).secret
+        accounts.add_user(repository, ADMIN, name, role)
+        tokens[name] = accounts.create_token(repository, ADMIN, name, Scope.WRITE).secret
     repository.close()
     with LiveServer(settings) as server:
         yield Node(server.url, tokens)

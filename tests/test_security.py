@@ -39,10 +39,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     repository = init_repository(settings)
     path = samples.png(root / "cells.png", np.arange(600, dtype=np.uint8).reshape(20, 30))
     (outcome,) = ingest_paths(repository, [path], study="Open cells")
-    accounts.add_user(repository, ADMIN.name, "olga", Role.SUBMITTER)
+    accounts.add_user(repository, ADMIN, "olga", Role.SUBMITTER)
     governance.set_owner(repository, ADMIN, "Open cells", "olga")
-    read = accounts.create_token(repository, ADMIN.name, "olga", Scope.READ).secret
-    write = accounts.create_token(repository, ADMIN.name, "olga", Scope.WRITE).secret
+    read = accounts.create_token(repository, ADMIN, "olga", Scope.READ).secret
+    write = accounts.create_token(repository, ADMIN, "olga", Scope.WRITE).secret
     (root / "repo" / "secret.txt").write_text("not for the web")
     repository.close()
     with LiveServer(settings) as server, httpx.Client(base_url=server.url) as client:

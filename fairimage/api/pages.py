@@ -19,10 +19,12 @@ from fairimage import __version__, ontology
 from fairimage.api.deps import PrincipalDep, RepositoryDep, signed_in
 from fairimage.api.schemas import ImageOut
 from fairimage.api.security import VIEWER_POLICY
+from fairimage.api.versions import VersionNumber
 from fairimage.model.policy import Principal
 from fairimage.model.render import default_plane, image_size, is_rgb
 from fairimage.model.study import Image
 from fairimage.services import images as image_service
+from fairimage.services import versions
 from fairimage.services.repository import Repository
 
 WEB = Path(__file__).parent.parent / "web"
@@ -64,19 +66,34 @@ def render_study(
 ) -> HTMLResponse:
     """A study's page: its images, or (restricted, not granted) its consent terms and the application form."""
     study = image_service.get_study(repository, principal, study_id)
-    images, next_page = [], None
+    images, next_page, history = [], None, []
     if study.may_read:
         page = image_service.list_images(repository, principal, study=study.id, limit=120, cursor=after)
         images, next_page = page.items, page.next
+        history = versions.list_versions(repository, principal, study.id)
     context = {
         "study": study,
         "images": images,
         "next": next_page,
+        "versions": history,
         "duo": ontology.duo(),
         "application_error": application_error,
     }
     status = 403 if application_error else 200
     return templates.TemplateResponse(request, "study.html", context, status_code=status)
+
+
+@router.get("/studies/{study_id}/versions/{number}", response_class=HTMLResponse)
+def version_page(
+    study_id: str, number: VersionNumber, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> HTMLResponse:
+    """A version's landing page: what it holds, its checksum, how to cite it, what changed before it."""
+    version = versions.get_version(repository, principal, study_id, number)
+    changes = versions.diff(repository, principal, study_id, number - 1, number) if number > 1 else None
+    pid = str(request.url_for("resolve_pid", pid=version.id))
+    # "release", as "version" is the template global holding fairimage's version
+    context = {"release": version, "changes": changes, "pid_url": pid, "citation": version.citation(pid)}
+    return templates.TemplateResponse(request, "version.html", context)
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -98,25 +108,79 @@ class ImageRow(Base):
     stored_bytes: Mapped[int] = mapped_column(BigInteger)
     object_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("ingest_runs.id"), nullable=True, index=True)
 
     study: Mapped[StudyRow] = relationship(back_populates="images")
     original_file: Mapped[OriginalFileRow] = relationship(back_populates="images")
 
 
 class GrantRow(Base):
-    """Access to one study for one user: given by the owner or a steward (or an approved access request),
-    until it expires or is revoked; a revoked grant stops working at the next request."""
+    """Access to one study for one user or every member of one group: given by the owner or a steward (or
+    an approved access request), until it expires or is revoked; a revoked grant stops working at the next
+    request."""
 
     __tablename__ = "grants"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id"), nullable=True, index=True)
     granted_by: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class IngestRunRow(Base):
+    """One ``fairimage ingest``: the PROV activity that generated its images (who, when, with which
+    software and parameters). Recorded with the first file it publishes."""
+
+    __tablename__ = "ingest_runs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    software: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"fairimage": "0.1.0", "zarr": ...}
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)  # chunking, codec, cluster ...
+
+
+class StudyVersionRow(Base):
+    """An immutable version of a study: its metadata and the manifest of its images with their checksums
+    (``content``, model.version.VersionContent), hashed; ``published_at`` once it is frozen for citing."""
+
+    __tablename__ = "study_versions"
+    __table_args__ = (UniqueConstraint("study_id", "number", name="uq_study_versions_number"),)
+
+    id: Mapped[str] = mapped_column(String(60), primary_key=True)  # "{study id}.v{number}", a PID
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(255))
+    note: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    published_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class GroupRow(Base):
+    """A named set of users (a lab, a consortium) that a grant can name instead of one user."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class GroupMemberRow(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
 
 
 class AuditRow(Base):

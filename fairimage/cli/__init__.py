@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from fairimage import __version__
-from fairimage.cli import access, governance
+from fairimage.cli import access, governance, versions
 from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, operator_principal, out
 from fairimage.model.errors import FairimageError
 from fairimage.services import images as image_service
@@ -36,6 +36,7 @@ app = typer.Typer(
 )
 governance.register(app)
 access.register(app)
+versions.register(app, governance.study_app)
 
 
 @app.command()

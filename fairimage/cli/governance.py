@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, operator_principal, out
+from fairimage.cli.common import (
+    JsonOption,
+    RepoOption,
+    _json,
+    _open,
+    err,
+    opened,
+    operator_principal,
+    out,
+)
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.policy import parse_role, parse_scope
 from fairimage.services import accounts, audit, fixity, governance
@@ -21,7 +30,10 @@ token_app = typer.Typer(
     help="API tokens: bearer credentials with a scope and an expiry.", no_args_is_help=True
 )
 study_app = typer.Typer(help="A study's policy and owner.", no_args_is_help=True)
-grant_app = typer.Typer(help="Access to a study for one user.", no_args_is_help=True)
+grant_app = typer.Typer(help="Access to a study for one user or one group.", no_args_is_help=True)
+group_app = typer.Typer(
+    help="Groups of users (a lab, a consortium) that grants can name.", no_args_is_help=True
+)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
 UntilOption = Annotated[
@@ -35,6 +47,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
     app.add_typer(study_app, name="study")
     app.add_typer(grant_app, name="grant")
+    app.add_typer(group_app, name="group")
     app.add_typer(audit_app, name="audit")
 
 
@@ -72,7 +85,7 @@ def user_add(
     secret = _read_password(password_stdin) if password or password_stdin else None
     repository = _open(repo)
     try:
-        user = accounts.add_user(repository, operator_principal().name, name, parse_role(role), email, secret)
+        user = accounts.add_user(repository, operator_principal(), name, parse_role(role), email, secret)
     finally:
         repository.close()
     if as_json:
@@ -86,7 +99,7 @@ def user_list(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """List the users."""
     repository = _open(repo)
     try:
-        users = accounts.list_users(repository)
+        users = accounts.list_users(repository, operator_principal())
     finally:
         repository.close()
     if as_json:
@@ -96,6 +109,18 @@ def user_list(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     for user in users:
         table.add_row(user.name, user.role, user.email, "yes" if user.has_password else "no", user.id)
     out.print(table if users else "No users yet: add one with 'fairimage user add NAME --role ROLE'.")
+
+
+@user_app.command("disable")
+def user_disable(
+    name: Annotated[str, typer.Argument(help="the user's login name")],
+    enable: Annotated[bool, typer.Option("--enable", help="enable the user again instead")] = False,
+    repo: RepoOption = None,
+) -> None:
+    """Disable a user: their tokens and web sessions stop working at the next request."""
+    with opened(repo) as repository:
+        user = accounts.set_disabled(repository, operator_principal(), name, not enable)
+    out.print(f"{user.name}: {'disabled' if user.disabled else 'enabled'}", highlight=False)
 
 
 @user_app.command("password")
@@ -108,7 +133,7 @@ def user_password(
     secret = _read_password(password_stdin)
     repository = _open(repo)
     try:
-        accounts.set_password(repository, operator_principal().name, name, secret)
+        accounts.set_password(repository, operator_principal(), name, secret)
     finally:
         repository.close()
     out.print(f"password of {name} set")
@@ -128,7 +153,7 @@ def token_create(
     try:
         made = accounts.create_token(
             repository,
-            operator_principal().name,
+            operator_principal(),
             user,
             parse_scope(scope),
             timedelta(days=expires_days) if expires_days else None,
@@ -153,7 +178,7 @@ def token_list(
     """List tokens (never their secrets)."""
     repository = _open(repo)
     try:
-        tokens = accounts.list_tokens(repository, user)
+        tokens = accounts.list_tokens(repository, operator_principal(), user)
     finally:
         repository.close()
     if as_json:
@@ -173,7 +198,7 @@ def token_revoke(
     """Revoke a token; it stops working at once."""
     repository = _open(repo)
     try:
-        accounts.revoke_token(repository, operator_principal().name, token_id)
+        accounts.revoke_token(repository, operator_principal(), token_id)
     finally:
         repository.close()
     out.print(f"revoked {token_id}")
@@ -213,22 +238,23 @@ def study_owner(
 @grant_app.command("add")
 def grant_add(
     study: Annotated[str, typer.Argument(help="study id or name")],
-    user: Annotated[str, typer.Argument(help="who may read it")],
+    user: Annotated[str | None, typer.Argument(help="who may read it (or use --group)")] = None,
+    group: Annotated[str | None, typer.Option(help="let every member of this group read it")] = None,
     until: UntilOption = None,
     reason: Annotated[str, typer.Option(help="why (kept in the audit log)")] = "",
     repo: RepoOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Let a user read a private or restricted study."""
-    repository = _open(repo)
-    try:
-        grant = governance.add_grant(repository, operator_principal(), study, user, _date(until), reason)
-    finally:
-        repository.close()
+    """Let a user, or the members of a group, read a private or restricted study."""
+    with opened(repo) as repository:
+        grant = governance.add_grant(
+            repository, operator_principal(), study, user, _date(until), reason, group=group
+        )
     if as_json:
         _json(grant.__dict__)
     else:
-        out.print(f"granted {user} access to {grant.study} ({grant.id})", highlight=False)
+        who = user if user is not None else f"group {group}"
+        out.print(f"granted {who} access to {grant.study} ({grant.id})", highlight=False)
 
 
 @grant_app.command("list")
@@ -240,18 +266,17 @@ def grant_list(
     """List grants."""
     repository = _open(repo)
     try:
-        grants = governance.list_grants(repository, study)
+        grants = governance.list_grants(repository, operator_principal(), study)
     finally:
         repository.close()
     if as_json:
         _json([grant.__dict__ for grant in grants])
         return
-    table = Table("id", "study", "user", "until", "revoked", "by", box=None)
+    table = Table("id", "study", "user or group", "until", "revoked", "by", box=None)
     for grant in grants:
         until = grant.expires_at.date().isoformat() if grant.expires_at else "-"
-        table.add_row(
-            grant.id, grant.study, grant.user, until, "yes" if grant.revoked else "", grant.granted_by
-        )
+        who = grant.user if grant.user is not None else f"group:{grant.group}"
+        table.add_row(grant.id, grant.study, who, until, "yes" if grant.revoked else "", grant.granted_by)
     out.print(table if grants else "No grants.")
 
 
@@ -266,6 +291,46 @@ def grant_revoke(
     finally:
         repository.close()
     out.print(f"revoked {grant_id}")
+
+
+@group_app.command("add")
+def group_add(
+    name: Annotated[str, typer.Argument(help="the group's name")],
+    description: Annotated[str, typer.Option(help="who is in it, what it is for")] = "",
+    repo: RepoOption = None,
+) -> None:
+    """Create a group; add users with 'fairimage group member GROUP USER'."""
+    with opened(repo) as repository:
+        group = accounts.add_group(repository, operator_principal(), name, description)
+    out.print(f"added group {group.name}, id {group.id}", highlight=False)
+
+
+@group_app.command("member")
+def group_member(
+    group: Annotated[str, typer.Argument(help="the group's name")],
+    users: Annotated[list[str], typer.Argument(help="user names")],
+    remove: Annotated[bool, typer.Option("--remove", help="take the users out of the group")] = False,
+    repo: RepoOption = None,
+) -> None:
+    """Add users to a group (or --remove them); they read what the group was granted at once."""
+    with opened(repo) as repository:
+        for user in users:
+            found = accounts.set_membership(repository, operator_principal(), group, user, not remove)
+    out.print(f"{found.name}: {', '.join(found.members) or 'no members'}", highlight=False)
+
+
+@group_app.command("list")
+def group_list(repo: RepoOption = None, as_json: JsonOption = False) -> None:
+    """List the groups and their members."""
+    with opened(repo) as repository:
+        groups = accounts.list_groups(repository, operator_principal())
+    if as_json:
+        _json([group.__dict__ for group in groups])
+        return
+    table = Table("name", "members", "description", "id", box=None)
+    for group in groups:
+        table.add_row(group.name, ", ".join(group.members), group.description, group.id)
+    out.print(table if groups else "No groups yet: add one with 'fairimage group add NAME'.")
 
 
 @audit_app.command("verify")

@@ -122,6 +122,18 @@ def require(principal: Principal, scope: Scope, roles: tuple[Role, ...] = ()) ->
         raise ForbiddenError(f"this needs the role {allowed}; you are {principal.role}")
 
 
+def governed_study(session: Session, principal: Principal, key: str) -> StudyRow:
+    """The study if ``principal`` governs it (owner, steward, admin) with a write token; a study they may
+    not even see is NotFoundError, one they may see but not govern ForbiddenError."""
+    require(principal, Scope.WRITE)
+    row = queries.study_by_id_or_name(session, key)
+    if row is None or not may_discover_study(principal, row):
+        raise NotFoundError(f"study {key!r} not found")
+    if not (principal.sees_everything or (row.owner_id is not None and row.owner_id == principal.user_id)):
+        raise ForbiddenError(f"study {row.name!r}: only its owner, a data steward or an admin may change it")
+    return row
+
+
 def cache_control(policy: StudyPolicy) -> str:
     """How long caches may keep what is derived from a study's images (rendered tiles). Only public data
     may sit in shared caches; anything else is ``private, no-store`` so a revoked grant is not served

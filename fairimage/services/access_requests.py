@@ -138,7 +138,7 @@ def approve(
     months). A purpose the consent refuses cannot be approved: deny it, or the applicant asks again."""
     with repository.transaction() as session:
         row = _decidable(session, principal, request_id)
-        study = governance.governed_study(session, principal, row.study_id)
+        study = access.governed_study(session, principal, row.study_id)
         assessment = _assess(study, ResearchPurpose.model_validate(row.purpose))
         if assessment.decision is Decision.REFUSED:
             raise ConflictError(
@@ -160,7 +160,7 @@ def deny(repository: Repository, principal: Principal, request_id: str, note: st
     _require_note(note, "a denial")
     with repository.transaction() as session:
         row = _decidable(session, principal, request_id)
-        governance.governed_study(session, principal, row.study_id)
+        access.governed_study(session, principal, row.study_id)
         _decide(session, principal, row, RequestState.DENIED, note)
         return _request(session, row)
 
@@ -183,7 +183,7 @@ def revoke(repository: Repository, principal: Principal, request_id: str, note: 
     _require_note(note, "a revocation")
     with repository.transaction() as session:
         row = _visible_request(session, principal, request_id)
-        governance.governed_study(session, principal, row.study_id)
+        access.governed_study(session, principal, row.study_id)
         if row.state != RequestState.APPROVED.value:
             raise ConflictError(f"request {row.id} is {row.state}; only an approved request can be revoked")
         grant = session.get(GrantRow, row.grant_id) if row.grant_id else None

@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session
 
 from fairimage import ontology
 from fairimage.catalog import queries
-from fairimage.catalog.tables import GrantRow, StudyRow, UserRow
+from fairimage.catalog.tables import GrantRow, GroupRow, StudyRow, UserRow
 from fairimage.model.duo import DataUse, parse_data_use
-from fairimage.model.errors import ForbiddenError, InvalidInputError, NotFoundError
+from fairimage.model.errors import InvalidInputError, NotFoundError
 from fairimage.model.policy import PolicyKind, Principal, Role, Scope, parse_policy
 from fairimage.model.study import new_id
-from fairimage.services import access, audit
+from fairimage.services import access, accounts, audit, versions
 from fairimage.services.repository import Repository
 
 
@@ -23,7 +23,8 @@ from fairimage.services.repository import Repository
 class Grant:
     id: str
     study: str
-    user: str
+    user: str | None  # the user granted, or
+    group: str | None  # the group whose members are granted
     granted_by: str
     reason: str
     created_at: datetime
@@ -41,7 +42,7 @@ def set_policy(
     """Change a study's policy; its owner, a data steward or an admin may."""
     policy = parse_policy(kind, until)
     with repository.transaction() as session:
-        row = governed_study(session, principal, study)
+        row = access.governed_study(session, principal, study)
         row.policy = policy.value
         row.embargo_until = until
         audit.record(
@@ -59,8 +60,8 @@ def set_policy(
 def set_owner(repository: Repository, principal: Principal, study: str, user: str) -> None:
     access.require(principal, Scope.ADMIN, (Role.ADMIN, Role.STEWARD))
     with repository.transaction() as session:
-        row = governed_study(session, principal, study)
-        owner = user_row(session, user)
+        row = access.governed_study(session, principal, study)
+        owner = accounts.user_row(session, user)
         row.owner_id = owner.id
         audit.record(
             session, principal.name, "study.owner", f"study:{row.id}", origin=principal.origin, owner=user
@@ -71,33 +72,44 @@ def add_grant(
     repository: Repository,
     principal: Principal,
     study: str,
-    user: str,
+    user: str | None,
     until: datetime | None = None,
     reason: str = "",
+    group: str | None = None,
 ) -> Grant:
-    """Let ``user`` read ``study`` (until ``until``); the owner, a data steward or an admin may."""
+    """Let ``user``, or every member of ``group``, read ``study`` (until ``until``); the owner, a data
+    steward or an admin may."""
+    if (user is None) == (group is None):
+        raise InvalidInputError("grant: name either a user or a group (--group NAME), not both")
     if until is not None and until <= datetime.now(UTC):
         raise InvalidInputError(f"--until {until.date()}: the date has passed; give a future one")
     with repository.transaction() as session:
-        row = governed_study(session, principal, study)
-        grant = insert_grant(session, principal, row, user_row(session, user), until, reason)
-        return _grant(grant, row.name, user)
+        row = access.governed_study(session, principal, study)
+        grantee: UserRow | GroupRow = (
+            accounts.user_row(session, user)
+            if user is not None
+            else accounts.group_by_name(session, group or "")
+        )
+        grant = insert_grant(session, principal, row, grantee, until, reason)
+        return _grant(grant, row.name, user, group)
 
 
 def insert_grant(
     session: Session,
     principal: Principal,
     study: StudyRow,
-    grantee: UserRow,
+    grantee: UserRow | GroupRow,
     until: datetime | None,
     reason: str,
 ) -> GrantRow:
     """A grant row and its audit entry, in the caller's transaction (direct grants and approved access
     requests both make them)."""
+    is_group = isinstance(grantee, GroupRow)
     grant = GrantRow(
         id=new_id("grant"),
         study_id=study.id,
-        user_id=grantee.id,
+        user_id=None if is_group else grantee.id,
+        group_id=grantee.id if is_group else None,
         granted_by=principal.name,
         reason=reason,
         created_at=datetime.now(UTC),
@@ -112,7 +124,7 @@ def insert_grant(
         f"study:{study.id}",
         origin=principal.origin,
         grant=grant.id,
-        user=grantee.name,
+        **{"group" if is_group else "user": grantee.name},
         until=until.isoformat() if until else None,
         reason=reason,
     )
@@ -125,7 +137,7 @@ def revoke_grant(repository: Repository, principal: Principal, grant_id: str) ->
         grant = session.get(GrantRow, grant_id)
         if grant is None:
             raise NotFoundError(f"grant {grant_id!r} not found; 'fairimage grant list' shows them")
-        governed_study(session, principal, grant.study_id)
+        access.governed_study(session, principal, grant.study_id)
         if grant.revoked_at is None:
             grant.revoked_at = datetime.now(UTC)
             audit.record(
@@ -145,7 +157,7 @@ def set_data_use(
     DUO release first, and access requests are assessed against them."""
     parsed = parse_data_use(ontology.duo(), data_use) if data_use is not None else None
     with repository.transaction() as session:
-        row = governed_study(session, principal, study)
+        row = access.governed_study(session, principal, study)
         row.data_use = parsed.model_dump(mode="json") if parsed is not None else None
         audit.record(
             session,
@@ -156,46 +168,45 @@ def set_data_use(
             data_use=row.data_use,
             duo=ontology.duo().version_iri,
         )
+        versions.record_version(session, principal.name, row, "consent terms changed", principal.origin)
     return parsed
 
 
-def list_grants(repository: Repository, study: str | None = None) -> list[Grant]:
+def describe_study(repository: Repository, principal: Principal, study: str, description: str) -> None:
+    """Change a study's description (a new version of the study); its owner, a steward or an admin may."""
+    if len(description) > 20_000:
+        raise InvalidInputError("description: keep it under 20,000 characters")
+    with repository.transaction() as session:
+        row = access.governed_study(session, principal, study)
+        row.description = description
+        audit.record(session, principal.name, "study.describe", f"study:{row.id}", origin=principal.origin)
+        versions.record_version(session, principal.name, row, "description changed", principal.origin)
+
+
+def list_grants(repository: Repository, principal: Principal, study: str | None = None) -> list[Grant]:
+    """Grants: admins and data stewards see every one, owners those of their studies."""
+    access.require(principal, Scope.READ)
     with repository.reading() as session:
         query = (
-            select(GrantRow, StudyRow.name, UserRow.name)
+            select(GrantRow, StudyRow.name, UserRow.name, GroupRow.name)
             .join(StudyRow, StudyRow.id == GrantRow.study_id)
-            .join(UserRow, UserRow.id == GrantRow.user_id)
+            .outerjoin(UserRow, UserRow.id == GrantRow.user_id)
+            .outerjoin(GroupRow, GroupRow.id == GrantRow.group_id)
             .order_by(GrantRow.created_at)
         )
         if study is not None:
             query = query.where((StudyRow.id == study) | (StudyRow.name == study))
-        return [_grant(row, study_name, user) for row, study_name, user in session.execute(query)]
+        if not principal.sees_everything:
+            query = query.where(StudyRow.owner_id == principal.user_id)
+        return [_grant(*found) for found in session.execute(query)]
 
 
-def governed_study(session: Session, principal: Principal, key: str) -> StudyRow:
-    """The study if ``principal`` governs it (owner, steward, admin) with a write token; a study they may
-    not even see is NotFoundError, one they may see but not govern ForbiddenError."""
-    access.require(principal, Scope.WRITE)
-    row = queries.study_by_id_or_name(session, key)
-    if row is None or not access.may_discover_study(principal, row):
-        raise NotFoundError(f"study {key!r} not found")
-    if not (principal.sees_everything or (row.owner_id is not None and row.owner_id == principal.user_id)):
-        raise ForbiddenError(f"study {row.name!r}: only its owner, a data steward or an admin may change it")
-    return row
-
-
-def user_row(session: Session, name: str) -> UserRow:
-    row = session.scalar(select(UserRow).where(UserRow.name == name))
-    if row is None:
-        raise NotFoundError(f"user {name!r} not found; 'fairimage user list' shows them")
-    return row
-
-
-def _grant(row: GrantRow, study: str, user: str) -> Grant:
+def _grant(row: GrantRow, study: str, user: str | None, group: str | None) -> Grant:
     return Grant(
         id=row.id,
         study=study,
         user=user,
+        group=group,
         granted_by=row.granted_by,
         reason=row.reason,
         created_at=queries.aware(row.created_at) or row.created_at,

@@ -122,6 +122,7 @@ def ingest_paths(
                 inputs.append(InputFile(found, False, len(inputs)))
     with ingest_run(repository, actor) as run:
         conversion = _conversion(repository, run)
+        run.parameters = _parameters(conversion.options, cluster)
         results: Iterator[tuple[InputFile, FileOutcome]]
         if cluster is None:
             results = (_ingest_here(repository, run, conversion, item, study, progress) for item in inputs)
@@ -148,6 +149,23 @@ def _conversion(repository: Repository, run: Run) -> Conversion:
         shard_chunks=settings.shard_chunks,
     )
     return Conversion(settings.storage, settings.s3_endpoint, options, run.id)
+
+
+def _parameters(options: WriteOptions, cluster: ClusterSpec | None) -> dict[str, Any]:
+    """How a run writes images, as its provenance records it."""
+    parameters: dict[str, Any] = {
+        "format": "OME-Zarr 0.5",
+        "chunk_bytes": options.chunk_bytes,
+        "compressor": f"blosc {options.cname} level {options.clevel} shuffle {options.shuffle}",
+        "shard_chunks": options.shard_chunks,
+        "pyramid": "2x mean, down to one chunk",
+    }
+    if cluster is not None:
+        parameters["cluster"] = {
+            "scheduler": cluster.scheduler or f"LocalCluster of {cluster.workers} workers",
+            "split_bytes": cluster.split_bytes,
+        }
+    return parameters
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -369,6 +387,7 @@ def publish(
                     name=study_name,
                     policy=study.policy,
                 )
+            run.record(session)
             session.add(
                 OriginalFileRow(
                     id=file_id,
@@ -390,7 +409,7 @@ def publish(
                 repository.store.move(
                     layout.staged_manifest_key(run.id, image.image_id), layout.manifest_key(image.image_id)
                 )
-                session.add(_image_row(image, index, study.id, file_id))
+                session.add(_image_row(image, index, study.id, file_id, run.id))
             audit.record(
                 session,
                 run.actor,
@@ -407,13 +426,15 @@ def publish(
             repository.store.delete(layout.image_prefix(image_id))
             repository.store.delete(layout.manifest_key(image_id))
         raise
+    run.published(study.id)
     return FileOutcome(str(path), "ingested", fmt, file_id, [image.image_id for image in staged])
 
 
-def _image_row(image: _Staged, index: int, study_id: str, file_id: str) -> ImageRow:
+def _image_row(image: _Staged, index: int, study_id: str, file_id: str, run_id: str) -> ImageRow:
     written = image.written
     return ImageRow(
         id=image.image_id,
+        run_id=run_id,
         study_id=study_id,
         file_id=file_id,
         name=image.metadata_name,

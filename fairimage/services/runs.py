@@ -13,14 +13,23 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fairimage.catalog.queries import existing_image_ids
+from fairimage.catalog.tables import ImageRow, IngestRunRow
 from fairimage.model.study import new_id
+from fairimage.services import versions
 from fairimage.services.repository import Repository
 from fairimage.storage import layout
+
+SOFTWARE = ("fairimage", "zarr", "numcodecs", "tifffile", "imagecodecs", "numpy", "pillow")
 
 
 @dataclass
@@ -28,6 +37,31 @@ class Run:
     id: str
     intents_path: Path
     actor: str = "operator"  # who ingests: recorded in the audit log with each published file
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    parameters: dict[str, Any] = field(default_factory=dict)  # how images are written, for provenance
+    studies: set[str] = field(default_factory=set)  # studies that got images: each gets a new version
+    files: int = 0  # files published
+    recorded: bool = False  # whether its catalog row (the provenance activity) exists yet
+
+    def record(self, session: Session) -> None:
+        """The run's catalog row, in the transaction of the first file it publishes."""
+        if not self.recorded:
+            session.add(
+                IngestRunRow(
+                    id=self.id,
+                    actor=self.actor,
+                    started_at=self.started_at,
+                    software=software_versions(),
+                    parameters=self.parameters,
+                )
+            )
+            session.flush()
+
+    def published(self, study_id: str) -> None:
+        """After a file's transaction committed."""
+        self.recorded = True
+        self.studies.add(study_id)
+        self.files += 1
 
     def intend(self, image_id: str) -> None:
         """Record, durably, that ``image_id`` is about to be published."""
@@ -35,6 +69,17 @@ class Run:
             f.write(image_id + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def software_versions() -> dict[str, str]:
+    """The versions of fairimage and of the libraries that read and write pixels."""
+    found = {}
+    for name in SOFTWARE:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 def _runs_dir(repository: Repository) -> Path:
@@ -56,10 +101,23 @@ def ingest_run(repository: Repository, actor: str = "operator") -> Iterator[Run]
         run = Run(id=run_id, intents_path=runs / f"{run_id}.intents", actor=actor)
         try:
             yield run
+            _finish(repository, run)
         finally:
             repository.store.delete(layout.staging_prefix(run_id))
             run.intents_path.unlink(missing_ok=True)
             lock_path.unlink(missing_ok=True)
+
+
+def _finish(repository: Repository, run: Run) -> None:
+    """A run that published files: its end time, and a new version of each study it added images to."""
+    if not run.recorded:
+        return
+    with repository.transaction() as session:
+        row = session.get(IngestRunRow, run.id)
+        if row is not None:
+            row.ended_at = datetime.now(UTC)
+    files = "1 file" if run.files == 1 else f"{run.files} files"
+    versions.record_versions(repository, run.actor, run.studies, f"ingest {run.id}: {files}")
 
 
 def clean_stale_runs(repository: Repository) -> list[str]:
@@ -79,6 +137,7 @@ def clean_stale_runs(repository: Repository) -> list[str]:
                 repository.store.delete(layout.image_prefix(image_id))
                 repository.store.delete(layout.manifest_key(image_id))
             repository.store.delete(layout.staging_prefix(run_id))
+            _version_interrupted(repository, run_id)
             intents.unlink(missing_ok=True)
             lock_path.unlink(missing_ok=True)
             cleaned.append(run_id)
@@ -89,6 +148,15 @@ def clean_stale_runs(repository: Repository) -> list[str]:
             repository.store.delete(layout.staging_prefix(run_id))
             cleaned.append(run_id)
     return cleaned
+
+
+def _version_interrupted(repository: Repository, run_id: str) -> None:
+    """What a killed run published stays (each file was committed whole); its studies get their version."""
+    with repository.reading() as session:
+        row = session.get(IngestRunRow, run_id)
+        studies = set(session.scalars(select(ImageRow.study_id).where(ImageRow.run_id == run_id)))
+    actor = row.actor if row is not None else "fairimage"
+    versions.record_versions(repository, actor, studies, f"ingest {run_id}: interrupted")
 
 
 @contextmanager

@@ -1,0 +1,172 @@
+"""A study's history over HTTP: versions, differences, publication, descriptions, the provenance of its
+images, and the resolver of persistent identifiers (``/pid/{id}``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import BaseModel, Field
+
+from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.model.version import Version, VersionContent, VersionDiff
+from fairimage.services import governance, pids, provenance, versions
+
+router = APIRouter(tags=["versions and provenance"])
+JSON_LD = "application/ld+json"
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="the version's number")]
+
+
+class VersionOut(BaseModel):
+    id: str = Field(description="the version's persistent identifier")
+    pid_url: str
+    study_id: str
+    study_name: str
+    number: int
+    created_at: datetime
+    created_by: str
+    note: str
+    content_sha256: str = Field(description="sha256 of the content as canonical JSON (sorted keys)")
+    intact: bool = Field(description="whether the stored content still matches content_sha256")
+    published_at: datetime | None
+    published_by: str | None
+    citation: str | None = Field(description="how to cite it, once published")
+    image_count: int
+    stored_bytes: int
+
+    @classmethod
+    def of(cls, version: Version, request: Request) -> VersionOut:
+        url = pid_url(request, version.id)
+        fields = version.model_dump(exclude={"content"})
+        return cls(**fields, pid_url=url, citation=version.citation(url) if version.published else None)
+
+
+class VersionDetailOut(VersionOut):
+    content: VersionContent
+
+
+class DescriptionIn(BaseModel):
+    description: str = Field(max_length=20_000)
+
+
+def pid_url(request: Request, pid: str) -> str:
+    return str(request.url_for("resolve_pid", pid=pid))
+
+
+@router.get(
+    "/api/studies/{study_id}/versions",
+    response_model=list[VersionOut],
+    summary="A study's versions, oldest first",
+    responses={404: {"description": "No such study"}},
+)
+def list_versions(
+    study_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> list[VersionOut]:
+    return [VersionOut.of(v, request) for v in versions.list_versions(repository, principal, study_id)]
+
+
+@router.get(
+    "/api/studies/{study_id}/versions/{number}",
+    response_model=VersionDetailOut,
+    summary="One version: its metadata and the manifest of its images with their checksums",
+    responses={404: {"description": "No such study or version"}},
+)
+def get_version(
+    study_id: str, number: VersionNumber, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> VersionDetailOut:
+    version = versions.get_version(repository, principal, study_id, number)
+    return VersionDetailOut(**VersionOut.of(version, request).model_dump(), content=version.content)
+
+
+@router.get(
+    "/api/studies/{study_id}/diff",
+    response_model=VersionDiff,
+    summary="What changed between two versions",
+    responses={404: {"description": "No such study or version"}},
+)
+def diff(
+    study_id: str,
+    repository: RepositoryDep,
+    principal: PrincipalDep,
+    before: Annotated[int, Query(ge=1, le=2**31 - 1, description="the earlier version's number")],
+    after: Annotated[int, Query(ge=1, le=2**31 - 1, description="the later version's number")],
+) -> VersionDiff:
+    return versions.diff(repository, principal, study_id, before, after)
+
+
+@router.post(
+    "/api/studies/{study_id}/versions/{number}/publish",
+    response_model=VersionOut,
+    summary="Publish (freeze for citing) a version; owners, data stewards and admins",
+    responses={404: {"description": "No such study or version"}, 409: {"description": "Published already"}},
+)
+def publish(
+    study_id: str, number: VersionNumber, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> VersionOut:
+    return VersionOut.of(versions.publish(repository, principal, study_id, number), request)
+
+
+@router.put(
+    "/api/studies/{study_id}/description",
+    response_model=VersionOut,
+    summary="Set a study's description (a new version); owners, data stewards and admins",
+)
+def describe(
+    study_id: str, body: DescriptionIn, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> VersionOut:
+    governance.describe_study(repository, principal, study_id, body.description)
+    return VersionOut.of(versions.get_version(repository, principal, study_id, None), request)
+
+
+@router.get(
+    "/api/images/{image_id}/provenance",
+    summary="The image's provenance as W3C PROV-O JSON-LD",
+    response_class=JSONResponse,
+    responses={
+        200: {"content": {JSON_LD: {"schema": {"type": "object"}}}},
+        404: {"description": "No such image"},
+    },
+)
+def image_provenance(
+    image_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> JSONResponse:
+    base = str(request.url_for("resolve_pid", pid="_")).removesuffix("_")
+    document = provenance.image_provenance(repository, principal, image_id, base)
+    return JSONResponse(document, media_type=JSON_LD)
+
+
+@router.get(
+    "/pid/{pid}",
+    summary="Resolve a persistent identifier: the landing page for browsers, JSON for machines",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "Where the identified thing is"}, 404: {"description": "Unknown"}},
+)
+def resolve_pid(
+    pid: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> RedirectResponse:
+    found = pids.resolve(repository, principal, pid)
+    machine = _wants_json(request.headers.get("accept", ""))
+    return RedirectResponse(_location(found, machine), status_code=303, headers={"Vary": "Accept"})
+
+
+def _location(found: pids.Resolved, machine: bool) -> str:
+    api = "/api" if machine else ""
+    if found.kind == "version":
+        return f"{api}/studies/{found.study_id}/versions/{found.version}"
+    if found.kind == "study":
+        return f"{api}/studies/{found.study_id}"
+    return f"{api}/images/{found.image_id}"
+
+
+def _wants_json(accept: str) -> bool:
+    """Content negotiation, simply: JSON or JSON-LD named before (or without) HTML."""
+    kinds: list[Any] = [part.split(";")[0].strip() for part in accept.split(",")]
+    for kind in kinds:
+        if kind in ("application/json", JSON_LD):
+            return True
+        if kind in ("text/html", "application/xhtml+xml"):
+            return False
+    return False

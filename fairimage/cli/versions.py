@@ -1,0 +1,144 @@
+"""Commands for a study's history: its description, versions, differences, publication, and the provenance
+of its images."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
+from fairimage.model.version import Version, VersionDiff
+from fairimage.services import governance, provenance, versions
+
+StudyArgument = Annotated[str, typer.Argument(help="study id or name")]
+
+
+def register(app: typer.Typer, study_app: typer.Typer) -> None:
+    app.command("versions")(versions_command)
+    app.command("diff")(diff_command)
+    app.command("publish")(publish_command)
+    app.command("provenance")(provenance_command)
+    study_app.command("describe")(describe_command)
+
+
+def describe_command(
+    study: StudyArgument,
+    description: Annotated[str, typer.Argument(help="the new description")],
+    repo: RepoOption = None,
+) -> None:
+    """Set a study's description; this makes a new version of the study."""
+    with opened(repo) as repository:
+        governance.describe_study(repository, operator_principal(), study, description)
+        latest = versions.get_version(repository, operator_principal(), study, None)
+    out.print(f"{latest.study_name}: description set (version {latest.number})", highlight=False)
+
+
+def versions_command(study: StudyArgument, repo: RepoOption = None, as_json: JsonOption = False) -> None:
+    """List a study's versions: every ingest run and metadata change made one."""
+    with opened(repo) as repository:
+        found = versions.list_versions(repository, operator_principal(), study)
+    if as_json:
+        _json([_summary(version) for version in found])
+        return
+    table = Table("version", "created", "by", "images", "published", "checksum", "note", box=None)
+    for version in found:
+        table.add_row(
+            str(version.number),
+            f"{version.created_at:%Y-%m-%d %H:%M}",
+            version.created_by,
+            str(version.image_count),
+            f"{version.published_at:%Y-%m-%d}" if version.published_at else "",
+            version.content_sha256[:12] + ("" if version.intact else " DAMAGED"),
+            version.note,
+        )
+    out.print(table if found else f"{study}: no versions yet.")
+
+
+def diff_command(
+    study: StudyArgument,
+    before: Annotated[int, typer.Argument(help="the earlier version's number")],
+    after: Annotated[int, typer.Argument(help="the later version's number")],
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What changed between two versions of a study: metadata fields and images."""
+    with opened(repo) as repository:
+        changes = versions.diff(repository, operator_principal(), study, before, after)
+    if as_json:
+        _json(changes.model_dump(mode="json"))
+        return
+    out.print(_diff_text(changes), highlight=False, markup=False)
+
+
+def _diff_text(changes: VersionDiff) -> str:
+    lines = [f"version {changes.before} -> {changes.after}"]
+    if changes.unchanged:
+        lines.append("  no changes")
+    lines += [f"  {c.field}: {c.before!r} -> {c.after!r}" for c in changes.metadata]
+    lines += [f"  + image {image.id} {image.name}" for image in changes.added]
+    lines += [f"  - image {image.id} {image.name}" for image in changes.removed]
+    lines += [f"  ! {c.field}: manifest {c.before} -> {c.after}" for c in changes.changed]
+    return "\n".join(lines)
+
+
+def publish_command(
+    study: StudyArgument,
+    version: Annotated[int | None, typer.Option(help="the version to publish (default: the latest)")] = None,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Publish a version of a study: frozen and citable by its persistent identifier."""
+    with opened(repo) as repository:
+        published = versions.publish(repository, operator_principal(), study, version)
+        url = repository.settings.pid_base + published.id
+    if as_json:
+        _json({**_summary(published), "pid_url": url, "citation": published.citation(url)})
+        return
+    out.print(f"published {published.study_name} version {published.number} as {url}", highlight=False)
+    out.print(f"cite as: {published.citation(url)}", highlight=False)
+
+
+def provenance_command(
+    image: Annotated[str, typer.Argument(help="image id")],
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Where an image came from and how it was made; --json prints it as W3C PROV JSON-LD."""
+    with opened(repo) as repository:
+        document = provenance.image_provenance(
+            repository, operator_principal(), image, repository.settings.pid_base
+        )
+    if as_json:
+        _json(document)
+        return
+    nodes = {node["@id"]: node for node in document["@graph"]}
+    stored, source = document["@graph"][0], document["@graph"][1]
+    out.print(f"{stored['schema:name']} ({image})", highlight=False, markup=False)
+    out.print(
+        f"  derived from {source['schema:name']} ({source['schema:encodingFormat']}, "
+        f"{source['schema:contentSize']} bytes, sha256 {source['schema:sha256']})",
+        highlight=False,
+        markup=False,
+    )
+    run = nodes.get(stored.get("prov:wasGeneratedBy", {}).get("@id", ""))
+    if run is None:
+        out.print("  the ingest run was not recorded (the image is older than provenance records)")
+        return
+    person = nodes[stored["prov:wasAttributedTo"]["@id"]]
+    software = next(node for node in nodes.values() if "prov:SoftwareAgent" in node["@type"])
+    plan = nodes[run["prov:qualifiedAssociation"]["prov:hadPlan"]["@id"]]
+    out.print(
+        f"  by {run['@id']}, started {run['prov:startedAtTime']['@value']} by {person['rdfs:label']}, "
+        f"with fairimage {software['schema:softwareVersion']} "
+        f"({', '.join(software['schema:softwareRequirements'])})",
+        highlight=False,
+        markup=False,
+    )
+    for item in plan["schema:additionalProperty"]:
+        out.print(f"  {item['schema:name']} = {item['schema:value']}", highlight=False, markup=False)
+
+
+def _summary(version: Version) -> dict[str, object]:
+    return version.model_dump(mode="json", exclude={"content"})
