@@ -30,7 +30,13 @@ READERS_OF_PROTECTED = {"granted", "owner", "steward", "admin"}
 INFRASTRUCTURE = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static", "/login"}
 # Routes that serve no study data: the bundled vocabularies and service descriptions (whose counts are
 # checked by tests/test_drs.py).
-VOCABULARIES = {"/api/ontologies/duo/terms", "/ga4gh/drs/v1/service-info"}
+VOCABULARIES = {
+    "/api/ontologies",
+    "/api/ontologies/duo/terms",
+    "/api/ontologies/{name}/terms",
+    "/api/ontologies/{name}/terms/{term_id:path}",
+    "/ga4gh/drs/v1/service-info",
+}
 # Routes about a caller's own things (access requests), checked by tests/test_access_requests.py.
 PERSONAL = {"/api/access-requests", "/api/access-requests/{request_id}", "/access-requests"}
 # Routes about people and permissions, answered by role, checked by tests/test_admin_api.py.

@@ -10,7 +10,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from fairimage import __version__
-from fairimage.api import access, access_pages, admin, drs, images, pages, studies, tiles, versions, zarr
+from fairimage.api import (
+    access,
+    access_pages,
+    admin,
+    drs,
+    images,
+    ontologies,
+    pages,
+    studies,
+    tiles,
+    versions,
+    zarr,
+)
 from fairimage.api.errors import register_error_handlers
 from fairimage.api.security import BodyLimit, SecurityHeaders
 from fairimage.services.fixity import FixitySchedule
@@ -53,7 +65,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit)
     register_error_handlers(app)
-    for module in (studies, images, versions, access, admin, drs, zarr, tiles, pages, access_pages):
+    for module in (
+        studies,
+        images,
+        versions,
+        access,
+        admin,
+        ontologies,
+        drs,
+        zarr,
+        tiles,
+        pages,
+        access_pages,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.WEB / "static"), name="static")
     return app

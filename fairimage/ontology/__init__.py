@@ -8,6 +8,11 @@ from functools import cache
 from importlib import resources
 
 from fairimage.model.duo import Term, TermKind, Vocabulary
+from fairimage.model.errors import NotFoundError
+from fairimage.model.ontology import Ontology, OntologyTerm
+
+# The bundled term ontologies by the names the API and the metadata use (DUO has its own model).
+NAMES = ("fbbi", "ncbitaxon")
 
 
 @cache
@@ -28,3 +33,41 @@ def duo() -> Vocabulary:
     return Vocabulary(
         version=data["version"], version_iri=data["version_iri"], license=data["license"], terms=terms
     )
+
+
+@cache
+def ontology(name: str) -> Ontology:
+    """A bundled ontology subset by name (``fbbi``, ``ncbitaxon``): see ``scripts/build_ontologies.py``."""
+    key = name.lower()
+    if key not in NAMES:
+        raise NotFoundError(f"ontology {name!r} not found; the bundled ones are {', '.join(NAMES)} and duo")
+    data = json.loads(resources.files(__package__).joinpath(f"{key}.json").read_text(encoding="utf-8"))
+    iri_prefix = data["iri_prefix"]
+    terms = tuple(
+        OntologyTerm(
+            id=term["id"],
+            label=term["label"],
+            synonyms=tuple(term["synonyms"]),
+            parents=tuple(term["parents"]),
+            iri=iri_prefix + term["id"].partition(":")[2],
+        )
+        for term in data["terms"]
+    )
+    return Ontology(
+        name=data["ontology"],
+        title=data["title"],
+        version=data["version"],
+        license=data["license"],
+        source=data["source"],
+        prefix=data["prefix"],
+        iri_prefix=iri_prefix,
+        terms=terms,
+    )
+
+
+def fbbi() -> Ontology:
+    return ontology("fbbi")
+
+
+def ncbitaxon() -> Ontology:
+    return ontology("ncbitaxon")

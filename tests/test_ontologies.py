@@ -1,0 +1,126 @@
+"""The bundled ontologies: lookups by CURIE, IRI, label and synonym, suggestions, autocomplete and the
+hierarchy, over the real bundle files and over HTTP; and the build script on an OBO file it is given."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fairimage import ontology
+from fairimage.services.repository import init_repository
+from fairimage.settings import load_settings
+from tests.conftest import LiveServer
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build_ontologies.py"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FBbi:00000251",
+        "fbbi:00000251",
+        "FBBI_00000251",
+        "obo:FBbi_00000251",
+        "http://purl.obolibrary.org/obo/FBbi_00000251",
+        "confocal microscopy",
+        "Confocal  Microscopy",
+    ],
+)
+def test_a_term_is_found_by_every_spelling_of_its_identifier_and_its_label(text: str) -> None:
+    found = ontology.fbbi().find(text)
+    assert found is not None and found.term.id == "FBbi:00000251"
+    assert found.term.iri == "http://purl.obolibrary.org/obo/FBbi_00000251"
+
+
+def test_synonyms_and_near_misses() -> None:
+    taxa = ontology.ncbitaxon()
+    mouse = taxa.find("mouse")
+    assert mouse is not None and (mouse.term.id, mouse.how) == ("NCBITaxon:10090", "synonym")
+    assert [term.id for term in taxa.suggest("Mus muscuuls")] == ["NCBITaxon:10090"]
+    assert taxa.find("NCBITaxon:999999999") is None and taxa.find("FBbi:00000251") is None
+    dapi = ontology.fbbi().find("DAPI")
+    assert dapi is not None and dapi.term.label == "4',6-diamidino-2-phenylindole (DAPI)"
+
+
+def test_the_hierarchy_runs_through_multiple_parents() -> None:
+    fbbi = ontology.fbbi()
+    fluorescence = fbbi.descendants("FBbi:00000246")
+    assert {"FBbi:00000251", "FBbi:00000253", "FBbi:00000254", "FBbi:00000366"} <= fluorescence
+    assert "FBbi:00000243" not in fluorescence  # bright-field is light microscopy, not fluorescence
+    ct = [term.label for term in fbbi.ancestors("FBbi:00001002")]
+    assert {"X-ray tomography", "computed tomography", "tomography", "imaging method"} <= set(ct)
+    lineage = [term.label for term in ontology.ncbitaxon().ancestors("NCBITaxon:10090")]
+    assert lineage[:4] == ["Mus", "Muridae", "Rodentia", "Mammalia"]
+
+
+def test_autocomplete_ranks_label_prefixes_first() -> None:
+    labels = [term.label for term in ontology.fbbi().complete("conf", limit=5)]
+    assert labels[0] == "confocal microscopy" and all("confocal" in label for label in labels)
+    assert [term.label for term in ontology.fbbi().complete("FBbi:00000369")] == ["SPIM"]
+    assert ontology.ncbitaxon().complete("zebra")[0].label == "Danio rerio"
+
+
+def test_bundles_record_their_release_and_licence() -> None:
+    for name in ontology.NAMES:
+        bundle = ontology.ontology(name)
+        assert bundle.version and bundle.license and bundle.source.startswith("https://github.com/")
+        ids = {term.id for term in bundle.terms}
+        dangling = {parent for term in bundle.terms for parent in term.parents} - ids
+        assert not dangling, f"{name}: parents outside the bundle {sorted(dangling)}"
+    assert ontology.fbbi().version == "2020-11-06"
+
+
+def test_terms_over_http(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "repo")
+    init_repository(settings).close()
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        listed = {entry["name"]: entry for entry in client.get("/api/ontologies").json()}
+        assert set(listed) == {"fbbi", "ncbitaxon", "duo"} and listed["fbbi"]["version"] == "2020-11-06"
+        found = client.get("/api/ontologies/fbbi/terms", params={"q": "spinning"}).json()
+        assert found[0]["id"] == "FBbi:00000253" and found[0]["iri"].endswith("FBbi_00000253")
+        term = client.get("/api/ontologies/ncbitaxon/terms/http://purl.obolibrary.org/obo/NCBITaxon_9606")
+        assert term.status_code == 200 and term.json()["label"] == "Homo sapiens"
+        assert term.json()["ancestors"][0]["label"] == "Hominidae"
+        confocal = client.get("/api/ontologies/fbbi/terms/FBbi:00000251").json()
+        assert {child["label"] for child in confocal["children"]} >= {"spinning disk confocal microscopy"}
+        missing = client.get("/api/ontologies/fbbi/terms/FBbi:99999999")
+        assert (
+            missing.status_code == 404
+            and "not a term of the bundled FBbi" in missing.json()["error"]["message"]
+        )
+        unknown = client.get("/api/ontologies/mesh/terms", params={"q": "x"})
+        assert unknown.status_code == 404 and "fbbi, ncbitaxon" in unknown.json()["error"]["message"]
+
+
+def test_the_build_script_keeps_the_subtrees_and_drops_obsolete_terms(tmp_path: Path) -> None:
+    obo = tmp_path / "fbbi.obo"
+    obo.write_text(
+        "format-version: 1.2\ndata-version: releases/2030-01-01\nontology: fbbi\n\n"
+        "[Term]\nid: FBbi:00000222\nname: imaging method\nis_a: FBbi_root:00000000 ! root\n\n"
+        '[Term]\nid: FBbi:00000265\nname: recorded image\nsynonym: "photograph" RELATED []\n'
+        "is_a: FBbi:00000222 ! imaging method\n\n"
+        "[Term]\nid: FBbi:00000242\nname: wide field light micrograph\nis_obsolete: true\n\n"
+        "[Term]\nid: FBbi:00000031\nname: visualization method\nis_a: FBbi_root:00000000\n\n"
+        "[Typedef]\nid: FBbi:00000346\nname: makes_use_of\n"
+    )
+    out = tmp_path / "fbbi.json"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "fbbi", str(obo), "--out", str(out)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    bundle = json.loads(out.read_text())
+    assert bundle["version"] == "2030-01-01" and bundle["license"].startswith("CC BY 4.0")
+    assert bundle["terms"] == [
+        {"id": "FBbi:00000222", "label": "imaging method", "synonyms": [], "parents": []},
+        {
+            "id": "FBbi:00000265",
+            "label": "recorded image",
+            "synonyms": ["photograph"],
+            "parents": ["FBbi:00000222"],
+        },
+    ]
