@@ -23,8 +23,8 @@ from fairimage.api.versions import VersionNumber
 from fairimage.model.policy import Principal
 from fairimage.model.render import default_plane, image_size, is_rgb
 from fairimage.model.study import Image
+from fairimage.services import curation, linked_data, versions
 from fairimage.services import images as image_service
-from fairimage.services import versions
 from fairimage.services.repository import Repository
 
 WEB = Path(__file__).parent.parent / "web"
@@ -76,6 +76,8 @@ def render_study(
         "images": images,
         "next": next_page,
         "versions": history,
+        "metadata": curation.get_metadata(repository, principal, study.id),
+        "jsonld": linked_data.study_dataset(repository, principal, study.id, str(request.base_url)),
         "duo": ontology.duo(),
         "application_error": application_error,
     }
@@ -109,6 +111,7 @@ def image_page(
     base = str(request.base_url).rstrip("/")
     context = {
         "image": out,
+        "jsonld": linked_data.image_object(repository, principal, image.id, str(request.base_url)),
         "viewer": viewer,
         "settings": settings,
         "render_url": f"/api/images/{image.id}/render?{settings.render_query()}&size=1024",

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.model.version import Version, VersionContent, VersionDiff
-from fairimage.services import governance, pids, provenance, versions
+from fairimage.services import governance, linked_data, pids, provenance, versions
 
 router = APIRouter(tags=["versions and provenance"])
 JSON_LD = "application/ld+json"
@@ -148,25 +148,61 @@ def resolve_pid(
     pid: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> RedirectResponse:
     found = pids.resolve(repository, principal, pid)
-    machine = _wants_json(request.headers.get("accept", ""))
-    return RedirectResponse(_location(found, machine), status_code=303, headers={"Vary": "Accept"})
+    wanted = _negotiate(request.headers.get("accept", ""))
+    return RedirectResponse(_location(found, wanted), status_code=303, headers={"Vary": "Accept"})
 
 
-def _location(found: pids.Resolved, machine: bool) -> str:
-    api = "/api" if machine else ""
+def _location(found: pids.Resolved, wanted: str) -> str:
+    """The page (html), the API's JSON (json) or schema.org JSON-LD (jsonld) of what a PID names."""
     if found.kind == "version":
+        api = "/api" if wanted != "html" else ""
         return f"{api}/studies/{found.study_id}/versions/{found.version}"
-    if found.kind == "study":
-        return f"{api}/studies/{found.study_id}"
-    return f"{api}/images/{found.image_id}"
+    path = f"/studies/{found.study_id}" if found.kind == "study" else f"/images/{found.image_id}"
+    if wanted == "jsonld":
+        return f"/api{path}/jsonld"
+    return f"/api{path}" if wanted == "json" else path
 
 
-def _wants_json(accept: str) -> bool:
-    """Content negotiation, simply: JSON or JSON-LD named before (or without) HTML."""
+def _negotiate(accept: str) -> str:
+    """Content negotiation, simply: the first of HTML, JSON-LD or JSON the Accept header names."""
     kinds: list[Any] = [part.split(";")[0].strip() for part in accept.split(",")]
     for kind in kinds:
-        if kind in ("application/json", JSON_LD):
-            return True
+        if kind == JSON_LD:
+            return "jsonld"
+        if kind == "application/json":
+            return "json"
         if kind in ("text/html", "application/xhtml+xml"):
-            return False
-    return False
+            return "html"
+    return "html"
+
+
+@router.get(
+    "/api/studies/{study_id}/jsonld",
+    summary="The study as schema.org JSON-LD (a Dataset)",
+    response_class=JSONResponse,
+    responses={
+        200: {"content": {JSON_LD: {"schema": {"type": "object"}}}},
+        404: {"description": "No such study"},
+    },
+)
+def study_jsonld(
+    study_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> JSONResponse:
+    document = linked_data.study_dataset(repository, principal, study_id, str(request.base_url))
+    return JSONResponse(document, media_type=JSON_LD)
+
+
+@router.get(
+    "/api/images/{image_id}/jsonld",
+    summary="The image as schema.org JSON-LD (an ImageObject)",
+    response_class=JSONResponse,
+    responses={
+        200: {"content": {JSON_LD: {"schema": {"type": "object"}}}},
+        404: {"description": "No such image"},
+    },
+)
+def image_jsonld(
+    image_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> JSONResponse:
+    document = linked_data.image_object(repository, principal, image_id, str(request.base_url))
+    return JSONResponse(document, media_type=JSON_LD)

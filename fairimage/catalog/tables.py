@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -64,6 +65,7 @@ class StudyRow(Base):
     policy: Mapped[str] = mapped_column(String(20), default="public")
     embargo_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     data_use: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # model.duo.DataUse
+    rembi: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # model.rembi.Rembi
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="study")
 
@@ -181,6 +183,29 @@ class GroupMemberRow(Base):
 
     group_id: Mapped[str] = mapped_column(ForeignKey("groups.id"), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+
+
+class SearchDocumentRow(Base):
+    """An image's text in the search index (its full-text twin is FTS5 on SQLite, a tsvector column on
+    PostgreSQL, both made by migration 0006)."""
+
+    __tablename__ = "search_documents"
+
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class SearchFacetRow(Base):
+    """One facet value of an image; ``direct`` is False for the ancestors of the term its metadata names
+    (they admit the image to a filter but are not counted)."""
+
+    __tablename__ = "search_facets"
+
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    facet: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    direct: Mapped[bool] = mapped_column(Boolean)
 
 
 class AuditRow(Base):

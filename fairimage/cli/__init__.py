@@ -19,9 +19,12 @@ from rich.progress import (
 from rich.table import Table
 
 from fairimage import __version__
-from fairimage.cli import access, governance, versions
+from fairimage.cli import access, governance, metadata, versions
+from fairimage.cli import search as search_cli
 from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, operator_principal, out
+from fairimage.cli.metadata import print_report
 from fairimage.model.errors import FairimageError
+from fairimage.services import curation
 from fairimage.services import images as image_service
 from fairimage.services import ingest as ingest_service
 from fairimage.services.cluster import ClusterSpec
@@ -37,6 +40,8 @@ app = typer.Typer(
 governance.register(app)
 access.register(app)
 versions.register(app, governance.study_app)
+metadata.register(app)
+search_cli.register(app)
 
 
 @app.command()
@@ -116,9 +121,22 @@ def ingest(
             "see the input files and the repository's storage",
         ),
     ] = None,
+    metadata: Annotated[
+        Path | None,
+        typer.Option(
+            help="the study's REMBI metadata (YAML, JSON, XLSX or CSV sheets), checked before anything is "
+            "ingested and saved with the images; see 'fairimage template rembi'"
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Convert image files to OME-Zarr 0.5 and add them to the repository."""
+    study_file = curation.read_study_file(metadata) if metadata is not None else None
+    if study_file is not None:
+        report = curation.validate(study_file)
+        if report.errors:
+            print_report(report, str(metadata))
+            raise typer.Exit(2)
     repository = _open(repo, scheduler=scheduler)
     settings = repository.settings
     cluster = (
@@ -141,6 +159,8 @@ def ingest(
             outcomes = ingest_service.ingest_paths(
                 repository, paths, study, _Bar(progress), cluster, actor=operator_principal().name
             )
+        if study_file is not None and any(o.status in ("ingested", "already_present") for o in outcomes):
+            curation.set_metadata(repository, operator_principal(), study, study_file)
     finally:
         repository.close()
     if as_json:
@@ -248,6 +268,9 @@ def _serve(settings: Any, host: str, port: int) -> None:
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
+DEMO_STUDY = "Demo: generated samples"
+
+
 @app.command()
 def demo(
     repo: Annotated[Path, typer.Option("--repo", "-r", help="where to build the demo repository")] = Path(
@@ -258,13 +281,14 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="build the repository only")] = False,
 ) -> None:
     """Build a demo repository from generated sample images and serve it."""
-    from fairimage.services.samples import write_samples
+    from fairimage.services.samples import demo_metadata, write_samples
 
     settings = load_settings(repo)
     repository = open_repository(settings) if settings.config_path.exists() else init_repository(settings)
     try:
         inputs = write_samples(settings.repo / "sample-inputs")
-        outcomes = ingest_service.ingest_paths(repository, inputs, "Demo: generated samples")
+        outcomes = ingest_service.ingest_paths(repository, inputs, DEMO_STUDY)
+        curation.set_metadata(repository, operator_principal(), DEMO_STUDY, demo_metadata())
     finally:
         repository.close()
     _print_outcomes(outcomes)

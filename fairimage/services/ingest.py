@@ -37,7 +37,7 @@ from fairimage.ngff.writer import (
     plan_image,
     write_planes,
 )
-from fairimage.services import audit
+from fairimage.services import audit, search
 from fairimage.services.repository import Repository
 from fairimage.services.runs import Run, ingest_run
 from fairimage.storage import ImagePrefix, Store, layout
@@ -400,6 +400,7 @@ def publish(
                 )
             )
             session.flush()
+            rows = []
             for index, image in enumerate(staged):
                 run.intend(image.image_id)
                 repository.store.move(
@@ -409,7 +410,10 @@ def publish(
                 repository.store.move(
                     layout.staged_manifest_key(run.id, image.image_id), layout.manifest_key(image.image_id)
                 )
-                session.add(_image_row(image, index, study.id, file_id, run.id))
+                rows.append(_image_row(image, index, study.id, file_id, run.id))
+                session.add(rows[-1])
+            session.flush()
+            search.index_images(session, study, rows)
             audit.record(
                 session,
                 run.actor,

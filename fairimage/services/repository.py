@@ -76,9 +76,11 @@ def open_repository(settings: Settings) -> Repository:
             f"{settings.repo} is not a fairimage repository; create it with 'fairimage init {settings.repo}'"
         )
     from fairimage.services.runs import clean_stale_runs
+    from fairimage.services.search import index_missing
     from fairimage.services.versions import record_unversioned
 
     repository = _connect(settings)
     clean_stale_runs(repository)
     record_unversioned(repository)
+    index_missing(repository)
     return repository

@@ -45,7 +45,12 @@ def snapshot(session: Session, study: StudyRow) -> VersionContent:
         )
         for image in queries.study_images(session, study.id)
     )
-    metadata = {"name": study.name, "description": study.description, "data_use": study.data_use}
+    metadata = {
+        "name": study.name,
+        "description": study.description,
+        "data_use": study.data_use,
+        "rembi": study.rembi,
+    }
     return VersionContent(metadata=metadata, images=images)
 
 

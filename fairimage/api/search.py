@@ -1,0 +1,113 @@
+"""Search over HTTP and the search page: the same service as ``fairimage search``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+
+from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.api.schemas import ImageOut
+from fairimage.model.errors import InvalidInputError
+from fairimage.model.search import FACETS
+from fairimage.services import search as search_service
+
+router = APIRouter(tags=["search"])
+FacetQuery = Annotated[list[str] | None, Query(max_length=255)]
+
+
+class FacetCountOut(BaseModel):
+    value: str
+    label: str
+    count: int
+
+
+class HitOut(ImageOut):
+    rank: float
+
+
+class SearchOut(BaseModel):
+    query: str
+    filters: dict[str, list[str]]
+    total: int
+    hits: list[HitOut]
+    facets: dict[str, list[FacetCountOut]]
+
+
+def run_search(
+    request: Request,
+    repository: Any,
+    principal: Any,
+    q: str,
+    filters: dict[str, list[str] | None],
+    limit: int,
+    offset: int,
+) -> SearchOut:
+    chosen = {facet: values for facet, values in filters.items() if values}
+    results = search_service.search(repository, principal, q, chosen, limit, offset)
+    base = str(request.base_url)
+    return SearchOut(
+        query=results.query,
+        filters=results.filters,
+        total=results.total,
+        hits=[HitOut(**ImageOut.of(hit.image, base).model_dump(), rank=hit.rank) for hit in results.hits],
+        facets={
+            name: [FacetCountOut(**count.__dict__) for count in counts]
+            for name, counts in results.facets.items()
+        },
+    )
+
+
+@router.get(
+    "/api/search",
+    response_model=SearchOut,
+    summary="Images matching every word of q and every facet value given, best first, with facet counts",
+    responses={400: {"description": "An unknown facet or term"}},
+)
+def search_images(
+    request: Request,
+    repository: RepositoryDep,
+    principal: PrincipalDep,
+    q: Annotated[str, Query(max_length=500, description="words, e.g. 'confocal HeLa'")] = "",
+    organism: FacetQuery = None,
+    imaging_method: FacetQuery = None,
+    fluorophore: FacetQuery = None,
+    study: FacetQuery = None,
+    dimensionality: FacetQuery = None,
+    dtype: FacetQuery = None,
+    license: FacetQuery = None,
+    channel: FacetQuery = None,
+    limit: Annotated[int, Query(ge=1, le=search_service.MAX_LIMIT)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> SearchOut:
+    filters = {
+        "organism": organism,
+        "imaging_method": imaging_method,
+        "fluorophore": fluorophore,
+        "study": study,
+        "dimensionality": dimensionality,
+        "dtype": dtype,
+        "license": license,
+        "channel": channel,
+    }
+    assert set(filters) == set(FACETS)
+    return run_search(request, repository, principal, q, filters, limit, offset)
+
+
+@router.get("/search", response_class=HTMLResponse, include_in_schema=False)
+def search_page(
+    request: Request, repository: RepositoryDep, principal: PrincipalDep, q: str = ""
+) -> HTMLResponse:
+    from fairimage.api.pages import templates
+
+    filters = {facet: values for facet in FACETS if (values := request.query_params.getlist(facet))}
+    try:
+        found = search_service.search(repository, principal, q[:500], filters, 60, 0)
+        error = ""
+    except InvalidInputError as exc:
+        found, error = None, exc.message
+    images = [hit.image for hit in found.hits] if found is not None else []
+    context = {"q": q, "found": found, "images": images, "error": error, "filters": filters}
+    return templates.TemplateResponse(request, "search.html", context, status_code=400 if error else 200)

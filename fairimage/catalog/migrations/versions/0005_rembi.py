@@ -1,0 +1,23 @@
+"""A study's REMBI metadata (model.rembi.Rembi as JSON).
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("studies") as batch:
+        batch.add_column(sa.Column("rembi", sa.JSON, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("studies") as batch:
+        batch.drop_column("rembi")

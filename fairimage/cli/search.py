@@ -1,0 +1,55 @@
+"""The search command: the same search service the API and the web page use."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
+from fairimage.model.search import FACETS
+from fairimage.services import search as search_service
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search_command)
+
+
+def search_command(
+    query: Annotated[str, typer.Argument(help="words to find, e.g. 'confocal HeLa'")] = "",
+    facet: Annotated[
+        list[str] | None,
+        typer.Option(help=f"FACET=VALUE filters, repeatable; facets: {', '.join(FACETS)}"),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=search_service.MAX_LIMIT)] = 20,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find images by what they show and how they were made, with facet counts."""
+    filters = search_service.parse_filters(facet or [])
+    with opened(repo) as repository:
+        results = search_service.search(repository, operator_principal(), query, filters, limit, offset)
+    if as_json:
+        _json(results.to_dict())
+        return
+    table = Table("image", "name", "study", "axes", "shape", "dtype", box=None)
+    for hit in results.hits:
+        image = hit.image
+        table.add_row(
+            image.id,
+            image.name,
+            image.study_name,
+            image.axis_names,
+            "x".join(map(str, image.shape)),
+            image.dtype,
+        )
+    shown = f"{offset + 1}-{offset + len(results.hits)} of " if results.hits else ""
+    out.print(f"{shown}{results.total} images match", highlight=False)
+    if results.hits:
+        out.print(table)
+    for name, counts in results.facets.items():
+        if counts:
+            values = ", ".join(f"{count.label} ({count.count})" for count in counts[:8])
+            out.print(f"  {name}: {values}", highlight=False, markup=False)

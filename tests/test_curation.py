@@ -1,0 +1,278 @@
+"""REMBI curation as submitters meet it: the template, one-line problems with fixes, ontology terms resolved,
+spreadsheets round-tripped, metadata saved as a new version, refused before ingest when wrong, over the CLI
+and HTTP; and the FAIR score before and after curation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from fairimage import ontology
+from fairimage.model.curation import StudyFacts, check, fair_score, normalise_license, normalise_orcid
+from fairimage.model.policy import Role, Scope, operator
+from fairimage.services import accounts, audit, curation, governance, versions
+from fairimage.services.ingest import ingest_paths
+from fairimage.services.repository import init_repository
+from fairimage.services.spreadsheets import read_sheets, write_sheets
+from fairimage.settings import load_settings
+from tests import samples
+from tests.conftest import LiveServer, run_cli
+
+ADMIN = operator("test")
+VOCABULARIES = {"fbbi": ontology.fbbi(), "ncbitaxon": ontology.ncbitaxon()}
+
+
+def hela() -> dict[str, Any]:
+    """A complete study file, as a microscopist would write it."""
+    return {
+        "study": {
+            "title": "HeLa cells in mitosis",
+            "description": "Live HeLa cells imaged through mitosis by spinning-disk confocal microscopy.",
+            "license": "CC BY 4.0",
+            "keywords": ["mitosis", "HeLa"],
+            "authors": [
+                {
+                    "name": "Ada Lovelace",
+                    "orcid": "https://orcid.org/0000-0002-1825-0097",
+                    "affiliation": "Lab",
+                }
+            ],
+        },
+        "study_components": [
+            {
+                "name": "time lapse",
+                "description": "Dividing cells, DNA and tubulin",
+                "imaging_methods": ["spinning disk confocal microscopy"],
+                "biosample": "hela",
+                "specimen": "live",
+                "acquisition": "sd1",
+            }
+        ],
+        "biosamples": [{"id": "hela", "organism": "NCBITaxon:9606", "biological_entity": "HeLa cell"}],
+        "specimens": [
+            {
+                "id": "live",
+                "preparation_method": "grown on glass, imaged live at 37 C",
+                "channels": [{"name": "DNA", "content": "FBbi:00000056", "biological_entity": "chromosomes"}],
+            }
+        ],
+        "image_acquisitions": [
+            {"id": "sd1", "instrument": "Yokogawa CSU-W1 on a Nikon Ti2", "parameters": "100 ms"}
+        ],
+    }
+
+
+def lines(data: Any) -> list[str]:
+    return [str(problem) for problem in check(data, VOCABULARIES).errors]
+
+
+def test_a_complete_study_file_has_no_errors_and_its_terms_are_resolved() -> None:
+    report = check(hela(), VOCABULARIES)
+    assert report.complete, [str(p) for p in report.problems]
+    rembi = report.rembi
+    assert rembi is not None
+    method = rembi.study_components[0].imaging_methods[0]
+    assert (method.id, method.label) == ("FBbi:00000253", "spinning disk confocal microscopy")
+    assert rembi.biosamples[0].organism is not None and rembi.biosamples[0].organism.label == "Homo sapiens"
+    assert rembi.study.license == "CC-BY-4.0" and rembi.study.authors[0].orcid == "0000-0002-1825-0097"
+
+
+def test_every_problem_is_one_line_with_the_field_and_the_fix() -> None:
+    data = hela()
+    data["biosamples"][0]["organism"] = "mouse"
+    data["study_components"][0]["imaging_methods"] = ["FBbi:00000056", "FBbi:99999999", "spinning disk"]
+    data["study"]["license"] = "free for all"
+    data["study"]["authors"][0]["orcid"] = "0000-0002-1825-0098"
+    data["study_components"][0]["specimen"] = "fixed"
+    data["specimens"][0]["prep"] = "x"
+    assert lines(data) == [
+        "specimens[0].prep: is not a REMBI field; known fields here: channels, experimental_status, id, "
+        "location_within_biosample, preparation_method, preparation_terms, signal_contrast_mechanism"
+    ]
+    del data["specimens"][0]["prep"]
+    assert lines(data) == [
+        "study.license: 'free for all' is not an SPDX licence id; use e.g. CC-BY-4.0 or CC0-1.0",
+        "study.authors[0].orcid: '0000-0002-1825-0098' is not a valid ORCID iD (16 digits in four groups, "
+        "the last a check digit); copy it from orcid.org",
+        "study_components[0].imaging_methods[0]: FBbi:00000056 (4',6-diamidino-2-phenylindole (DAPI)) is not "
+        "a kind of imaging method (FBbi:00000222) or resolution-enhancing method (FBbi:00000321)",
+        "study_components[0].imaging_methods[1]: 'FBbi:99999999' is not in the bundled FBbi (2020-11-06); "
+        "look one up with 'fairimage ontology search fbbi WORDS'",
+        "study_components[0].imaging_methods[2]: 'spinning disk' is not an FBbi term; did you mean "
+        "FBbi:00000253 (spinning disk confocal microscopy)?",
+        "biosamples[0].organism: 'mouse' is not an NCBITaxon term; "
+        "did you mean NCBITaxon:10090 (Mus musculus)?",
+        "study_components[0].specimen: 'fixed' is not a specimen id; the specimen ids are live",
+    ]
+
+
+def test_missing_attributes_are_listed_by_level() -> None:
+    report = check({"study": {"title": "Only a title"}}, VOCABULARIES)
+    assert not report.errors
+    missing = [problem.path for problem in report.missing]
+    assert missing[:3] == ["study.description", "study.authors", "study.license"]
+    assert "biosamples" in missing and "image_acquisitions" in missing
+    assert "study.keywords" in [problem.path for problem in report.hints]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("CC BY 4.0", "CC-BY-4.0"),
+        ("cc0-1.0", "CC0-1.0"),
+        ("https://creativecommons.org/licenses/by-sa/4.0/", "CC-BY-SA-4.0"),
+        ("http://creativecommons.org/licenses/by/4.0", "CC-BY-4.0"),
+        ("all rights reserved", None),
+    ],
+)
+def test_licences(text: str, expected: str | None) -> None:
+    assert normalise_license(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0000-0002-1825-0097", "0000-0002-1825-0097"),
+        ("https://orcid.org/0000-0001-5109-3700", "0000-0001-5109-3700"),
+        ("0000-0002-1694-233X", "0000-0002-1694-233X"),
+        ("0000-0002-1825-0098", None),
+        ("0000-0002-1825", None),
+    ],
+)
+def test_orcid_check_digits(text: str, expected: str | None) -> None:
+    assert normalise_orcid(text) == expected
+
+
+def test_the_score_rises_with_curation_and_says_what_is_left() -> None:
+    facts = StudyFacts(image_count=2, images_with_physical_sizes=2, images_with_provenance=2)
+    before = fair_score(None, facts)
+    after = fair_score(check(hela(), VOCABULARIES).rembi, facts)
+    assert before.score < 40 < 80 < after.score <= 100
+    assert {check.id for check in before.to_raise} >= {"license", "methods", "organisms", "required"}
+    assert "license" not in {check.id for check in after.to_raise}
+    assert after.by_principle["I"] == (25.0, 25.0)
+    assert (
+        before.to_raise[0].points - before.to_raise[0].earned
+        >= before.to_raise[-1].points - before.to_raise[-1].earned
+    )
+
+
+@pytest.mark.parametrize("target", ["sheets", "study.xlsx"])
+def test_spreadsheets_round_trip(tmp_path: Path, target: str) -> None:
+    document = check(hela(), VOCABULARIES).rembi
+    assert document is not None
+    path = write_sheets(document.dump(), tmp_path / target)
+    again = check(read_sheets(path), VOCABULARIES)
+    assert again.rembi is not None and again.rembi.dump() == document.dump()
+
+
+def test_template_validate_set_show_and_export_on_the_command_line(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    template = run_cli("template", "rembi", check=True).stdout
+    assert "# required: the study's title" in template
+    (tmp_path / "study.yaml").write_text(template)
+    empty = run_cli("metadata", "validate", tmp_path / "study.yaml")
+    assert empty.returncode == 2
+    assert (
+        "missing: study.title: required but missing: the study's title, as it would be cited" in empty.stderr
+    )
+    assert empty.stderr.strip().endswith(
+        "0 errors, 10 required attributes missing, 9 recommended attributes missing"
+    )
+
+    wrong = hela()
+    wrong["biosamples"][0]["organism"] = "mouse"
+    (tmp_path / "wrong.yaml").write_text(yaml.safe_dump(wrong))
+    picture = samples.png(tmp_path / "cells.png", np.full((16, 16), 7, np.uint8))
+    refused = run_cli(
+        "ingest", picture, "--study", "HeLa", "--metadata", tmp_path / "wrong.yaml", "--repo", repo
+    )
+    assert refused.returncode == 2
+    assert (
+        "error: biosamples[0].organism: 'mouse' is not an NCBITaxon term; did you mean NCBITaxon:10090"
+        in refused.stderr
+    )
+    assert (
+        json.loads(run_cli("images", "--repo", repo, "--json", check=True).stdout) == []
+    )  # nothing ingested
+
+    (tmp_path / "hela.yaml").write_text(yaml.safe_dump(hela()))
+    run_cli(
+        "ingest", picture, "--study", "HeLa", "--metadata", tmp_path / "hela.yaml", "--repo", repo, check=True
+    )
+    shown = json.loads(run_cli("metadata", "show", "HeLa", "--repo", repo, "--json", check=True).stdout)
+    assert shown["complete"] and shown["rembi"]["biosamples"][0]["organism"]["label"] == "Homo sapiens"
+    assert shown["image_data"]["extracted"] and shown["image_data"]["images"][0]["dimensions"] == {
+        "y": 16,
+        "x": 16,
+    }
+    score = json.loads(run_cli("metadata", "score", "HeLa", "--repo", repo, "--json", check=True).stdout)
+    assert score["score"] == shown["fair_score"]["score"] >= 80
+    notes = [
+        v["note"]
+        for v in json.loads(run_cli("versions", "HeLa", "--repo", repo, "--json", check=True).stdout)
+    ]
+    assert notes[-1] == "REMBI metadata changed"
+
+    run_cli("metadata", "export", "HeLa", "--to", tmp_path / "out.json", "--repo", repo, check=True)
+    exported = json.loads((tmp_path / "out.json").read_text())
+    assert exported["study"]["license"] == "CC-BY-4.0"
+    run_cli("metadata", "export", "HeLa", "--to", tmp_path / "sheets", "--repo", repo, check=True)
+    assert run_cli("metadata", "validate", tmp_path / "sheets").returncode == 0
+
+    search = run_cli("ontology", "search", "ncbitaxon", "zebrafish", check=True).stdout
+    assert search.splitlines()[0] == "NCBITaxon:7955  Danio rerio  (zebrafish)"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("study:\n  title: [unclosed\n")
+    bad = run_cli("metadata", "validate", broken)
+    assert bad.returncode == 2 and bad.stderr.startswith(f"error: {broken}: line 3: not valid YAML")
+
+
+def test_metadata_over_http(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "repo")
+    repository = init_repository(settings)
+    ingest_paths(repository, [samples.png(tmp_path / "a.png", np.ones((8, 8), np.uint8))], study="Tumours")
+    governance.set_policy(repository, ADMIN, "Tumours", "restricted")
+    accounts.add_user(repository, ADMIN, "stu", Role.STEWARD)
+    accounts.add_user(repository, ADMIN, "ada", Role.VIEWER)
+    steward = {
+        "Authorization": f"Bearer {accounts.create_token(repository, ADMIN, 'stu', Scope.WRITE).secret}"
+    }
+    viewer = {
+        "Authorization": f"Bearer {accounts.create_token(repository, ADMIN, 'ada', Scope.WRITE).secret}"
+    }
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        wrong = hela()
+        wrong["biosamples"][0]["organism"] = "mouse"
+        refused = client.put("/api/studies/Tumours/metadata", headers=steward, json=wrong)
+        assert refused.status_code == 422
+        assert refused.json()["problems"][0]["line"].startswith("biosamples[0].organism: 'mouse' is not")
+        assert client.put("/api/studies/Tumours/metadata", headers=viewer, json=hela()).status_code == 403
+        saved = client.put("/api/studies/Tumours/metadata", headers=steward, json=hela())
+        assert saved.status_code == 200 and saved.json()["complete"]
+        # A restricted study's record, metadata included, is public; its images' data are not.
+        public = client.get("/api/studies/Tumours/metadata").json()
+        assert public["rembi"]["study"]["title"] == "HeLa cells in mitosis"
+        assert public["image_data"]["images"] == []
+        assert (
+            len(client.get("/api/studies/Tumours/metadata", headers=steward).json()["image_data"]["images"])
+            == 1
+        )
+        checked = client.post("/api/metadata/validate", json={"study": {"license": "nope"}}).json()
+        assert not checked["complete"] and checked["problems"][0]["severity"] == "error"
+        score = client.get("/api/studies/Tumours/fair-score").json()
+        assert "consent" in {item["id"] for item in score["to_raise"]}  # restricted without DUO terms
+        page = client.get("/studies/Tumours").text
+        assert f"FAIR score {score['score']}/100" in page and "Homo sapiens" in page
+    (edit,) = audit.entries(repository, action="study.metadata")  # the refused attempts left no entry
+    assert edit.actor == "stu" and edit.details["complete"] is True
+    assert versions.get_version(repository, ADMIN, "Tumours", None).note == "REMBI metadata changed"
+    assert curation.get_metadata(repository, ADMIN, "Tumours").report.complete
+    repository.close()

@@ -1,0 +1,172 @@
+"""Search as users meet it: the same results from the service, the CLI, the API and the web page; ranking,
+ontology-aware matching (a broad term finds narrower ones), facets with counts, and never a private image
+in results or counts. On SQLite (FTS5) and PostgreSQL (tsvector) alike."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from fairimage.model.policy import ANONYMOUS, Role, Scope, operator
+from fairimage.services import accounts, curation, governance, search
+from fairimage.services.ingest import ingest_paths
+from fairimage.services.repository import Repository, init_repository
+from fairimage.settings import Settings, load_settings
+from tests import samples
+from tests.conftest import LiveServer, run_cli
+
+ADMIN = operator("test")
+
+
+def study_file(title: str, method: str, organism: str | None, fluorophore: str | None) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "study": {"title": title, "description": f"{title} images", "license": "CC0-1.0"},
+        "study_components": [
+            {"name": "main", "description": "all", "imaging_methods": [method], "biosample": "b"}
+        ],
+        "biosamples": [
+            {"id": "b", "biological_entity": "cells", **({"organism": organism} if organism else {})}
+        ],
+    }
+    if fluorophore:
+        document["study_components"][0]["specimen"] = "s"
+        document["specimens"] = [
+            {"id": "s", "preparation_method": "fixed", "channels": [{"content": fluorophore}]}
+        ]
+    return document
+
+
+@dataclass
+class Node:
+    settings: Settings
+    repository: Repository
+    images: dict[str, list[str]]  # study -> image ids
+
+
+@pytest.fixture
+def node(tmp_path: Path, catalog_url: str) -> Iterator[Node]:
+    settings = load_settings(tmp_path / "repo", db=catalog_url)
+    repository = init_repository(settings)
+    studies = {
+        "HeLa mitosis": study_file("HeLa mitosis", "FBbi:00000251", "NCBITaxon:9606", "FBbi:00000056"),
+        "Mouse brain": study_file(
+            "Mouse brain light sheet", "FBbi:00000369", "NCBITaxon:10090", "FBbi:00000082"
+        ),
+        "Yeast EM": study_file("Yeast ultrastructure", "FBbi:00000258", "NCBITaxon:4932", None),
+        "Patients": study_file("Patient biopsies", "FBbi:00000251", "NCBITaxon:9606", None),
+    }
+    images: dict[str, list[str]] = {}
+    for index, (name, document) in enumerate(studies.items()):
+        paths = [
+            samples.png(tmp_path / f"{index}-{n}.png", np.full((12 + n, 10), 10 * index + n, np.uint8))
+            for n in range(index + 1)
+        ]
+        outcomes = ingest_paths(repository, paths, study=name)
+        images[name] = [outcome.images[0] for outcome in outcomes]
+        curation.set_metadata(repository, ADMIN, name, document)
+    governance.set_policy(repository, ADMIN, "Patients", "private")
+    yield Node(settings, repository, images)
+    repository.close()
+
+
+def ids(results: search.SearchResults) -> set[str]:
+    return {hit.image.id for hit in results.hits}
+
+
+def test_words_and_their_prefixes_find_images_and_rank_them(node: Node) -> None:
+    hela = set(node.images["HeLa mitosis"])
+    assert ids(search.search(node.repository, ANONYMOUS, "confocal HeLa")) == hela
+    assert ids(search.search(node.repository, ANONYMOUS, "mitos")) == hela  # the last word is a prefix
+    assert search.search(node.repository, ANONYMOUS, "confocal nonexistentword").total == 0
+    both = search.search(node.repository, ANONYMOUS, "cells")
+    assert both.total == 6  # every public image's biosample is "cells"
+
+
+def test_a_broad_term_finds_the_narrower_ones(node: Node) -> None:
+    fluorescence = search.search(node.repository, ANONYMOUS, "fluorescence microscopy")
+    assert ids(fluorescence) == set(node.images["HeLa mitosis"]) | set(node.images["Mouse brain"])
+    mammals = search.search(node.repository, ANONYMOUS, "Mammalia")
+    assert ids(mammals) == set(node.images["HeLa mitosis"]) | set(node.images["Mouse brain"])
+    by_filter = search.search(node.repository, ANONYMOUS, "", {"imaging_method": ["fluorescence microscopy"]})
+    assert ids(by_filter) == ids(fluorescence)
+    fungi = search.search(node.repository, ANONYMOUS, "", {"organism": ["Fungi"]})
+    assert ids(fungi) == set(node.images["Yeast EM"])
+    gfp = search.search(node.repository, ANONYMOUS, "GFP")  # EGFP's synonym
+    assert ids(gfp) == set(node.images["Mouse brain"])
+
+
+def test_facets_count_what_the_caller_may_read(node: Node) -> None:
+    results = search.search(node.repository, ANONYMOUS, "")
+    organisms = {count.label: count.count for count in results.facets["organism"]}
+    assert organisms == {"Homo sapiens": 1, "Mus musculus": 2, "Saccharomyces cerevisiae": 3}
+    assert results.total == 6  # the private study's 4 images are neither listed nor counted
+    methods = {count.value: count.count for count in results.facets["imaging_method"]}
+    assert methods == {"FBbi:00000251": 1, "FBbi:00000369": 2, "FBbi:00000258": 3}  # only what was named
+    studies = {count.label for count in results.facets["study"]}
+    assert studies == {"HeLa mitosis", "Mouse brain", "Yeast EM"}
+    steward = search.search(node.repository, ADMIN, "Patient biopsies")
+    assert ids(steward) == set(node.images["Patients"])
+    assert search.search(node.repository, ANONYMOUS, "Patient biopsies").total == 0
+    everyone = search.search(node.repository, ADMIN, "", {"organism": ["human"]})
+    assert everyone.total == 5 and {c.label for c in everyone.facets["study"]} == {"HeLa mitosis", "Patients"}
+
+
+def test_metadata_changes_are_searchable_at_once(node: Node) -> None:
+    changed = study_file("Yeast ultrastructure", "FBbi:00000257", "NCBITaxon:4896", None)
+    curation.set_metadata(node.repository, ADMIN, "Yeast EM", changed)
+    assert search.search(node.repository, ANONYMOUS, "", {"organism": ["fission yeast"]}).total == 3
+    assert search.search(node.repository, ANONYMOUS, "", {"organism": ["NCBITaxon:4932"]}).total == 0
+    assert search.search(node.repository, ANONYMOUS, "scanning electron").total == 3
+
+
+def test_paging_and_bad_input(node: Node) -> None:
+    first = search.search(node.repository, ANONYMOUS, "", limit=4)
+    second = search.search(node.repository, ANONYMOUS, "", limit=4, offset=4)
+    assert len(first.hits) == 4 and len(second.hits) == 2 and not ids(first) & ids(second)
+    with pytest.raises(search.InvalidInputError, match="facet 'organsm': use one of organism"):
+        search.search(node.repository, ANONYMOUS, "", {"organsm": ["x"]})
+    with pytest.raises(
+        search.InvalidInputError, match="organism='dragon': not a term of the bundled NCBITaxon"
+    ):
+        search.search(node.repository, ANONYMOUS, "", {"organism": ["dragon"]})
+    assert search.search(node.repository, ANONYMOUS, '"); DROP TABLE images; --').total == 0
+
+
+def test_the_cli_the_api_and_the_page_give_the_same_answer(node: Node) -> None:
+    accounts.add_user(node.repository, ADMIN, "stu", Role.STEWARD)
+    token = accounts.create_token(node.repository, ADMIN, "stu", Scope.READ).secret
+    cli = run_cli(
+        "search", "fluorescence", "--facet", "organism=mouse", "--repo", node.settings.repo, "--json"
+    )
+    assert cli.returncode == 0, cli.stderr
+    from_cli = json.loads(cli.stdout)
+    with LiveServer(node.settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        api = client.get("/api/search", params={"q": "fluorescence", "organism": "mouse"}).json()
+        page = client.get("/search", params={"q": "fluorescence", "organism": "mouse"})
+        bad = client.get("/api/search", params={"organism": "dragon"})
+        private_api = client.get("/api/search", params={"q": "biopsies"}).json()
+        steward = client.get(
+            "/api/search", params={"q": "biopsies"}, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert from_cli["total"] == api["total"] == 2
+    assert (
+        {hit["id"] for hit in from_cli["hits"]}
+        == {hit["id"] for hit in api["hits"]}
+        == set(node.images["Mouse brain"])
+    )
+    assert api["hits"][0]["ome_zarr_url"].endswith(".ome.zarr") and api["filters"] == {
+        "organism": ["NCBITaxon:10090"]
+    }
+    assert page.status_code == 200 and "2 images match" in page.text
+    assert all(f"/images/{image}" in page.text for image in node.images["Mouse brain"])
+    assert "organism=NCBITaxon%3A10090" in page.text or "organism=NCBITaxon:10090" in page.text
+    assert bad.status_code == 400 and "not a term of the bundled NCBITaxon" in bad.json()["error"]["message"]
+    assert private_api["total"] == 0 and private_api["facets"]["study"] == []
+    assert steward.json()["total"] == 4
