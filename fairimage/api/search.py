@@ -79,6 +79,7 @@ def search_images(
     dtype: FacetQuery = None,
     license: FacetQuery = None,
     channel: FacetQuery = None,
+    tag: FacetQuery = None,
     limit: Annotated[int, Query(ge=1, le=search_service.MAX_LIMIT)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> SearchOut:
@@ -91,6 +92,7 @@ def search_images(
         "dtype": dtype,
         "license": license,
         "channel": channel,
+        "tag": tag,
     }
     assert set(filters) == set(FACETS)
     return run_search(request, repository, principal, q, filters, limit, offset)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
-from fairimage.catalog.tables import ImageRow, OriginalFileRow, StudyRow
+from fairimage.catalog.tables import AnnotationRow, ImageRow, OriginalFileRow, StudyRow
 from fairimage.model.policy import PolicyKind, Principal, StudyPolicy
 
 
@@ -145,3 +145,14 @@ def existing_image_ids(session: Session, ids: Iterable[str]) -> set[str]:
 def image_study_id(session: Session, image_id: str) -> str | None:
     """The study of an image, or None: the cheap lookup the chunk-serving path needs."""
     return session.scalar(select(ImageRow.study_id).where(ImageRow.id == image_id))
+
+
+def annotations_by_image(session: Session, study_id: str) -> dict[str | None, list[tuple[str, str, str]]]:
+    """A study's annotations as (kind, key, value) by image id (None: the study's own), in id order."""
+    found: dict[str | None, list[tuple[str, str, str]]] = {}
+    rows = session.scalars(
+        select(AnnotationRow).where(AnnotationRow.study_id == study_id).order_by(AnnotationRow.id)
+    )
+    for row in rows:
+        found.setdefault(row.image_id, []).append((row.kind, row.key, row.value))
+    return found

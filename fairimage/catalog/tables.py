@@ -185,6 +185,22 @@ class GroupMemberRow(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
 
 
+class AnnotationRow(Base):
+    """A key=value annotation (``kind`` "map") or a tag (``kind`` "tag", its text in ``value``) on a study
+    (``image_id`` null) or one of its images."""
+
+    __tablename__ = "annotations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class SearchDocumentRow(Base):
     """An image's text in the search index (its full-text twin is FTS5 on SQLite, a tsvector column on
     PostgreSQL, both made by migration 0006)."""

@@ -24,6 +24,7 @@ FACETS = (
     "dtype",
     "license",
     "channel",
+    "tag",
 )
 
 
@@ -79,7 +80,9 @@ def build_document(
     rembi: Rembi,
     image: ImageFacts,
     vocabularies: dict[str, Ontology],
+    annotations: Iterable[tuple[str, str, str]] = (),
 ) -> SearchDocument:
+    """The index entry of one image; ``annotations`` are its study's and its own, as (kind, key, value)."""
     words: list[str] = [study_name, image.name, image.file_name, image.format, *image.channels]
     facets: list[FacetValue] = [
         FacetValue("study", study_id),
@@ -87,6 +90,10 @@ def build_document(
         FacetValue("dtype", image.dtype),
         *(FacetValue("channel", name.lower()) for name in image.channels if name),
     ]
+    for kind, key, value in annotations:
+        words += [value] if kind == "tag" else [key, value]
+        if kind == "tag":
+            facets.append(FacetValue("tag", value.lower()))
     study = rembi.study
     words += [study.title or "", study.description or "", study.study_type or "", *study.keywords]
     words += [person.name or "" for person in study.authors]

@@ -34,7 +34,18 @@ def index_images(session: Session, study: StudyRow, images: Sequence[ImageRow]) 
     """(Re)index ``images`` of ``study`` in the caller's transaction."""
     rembi = Rembi.model_validate(study.rembi) if study.rembi else Rembi()
     vocabularies = {"fbbi": ontology.fbbi(), "ncbitaxon": ontology.ncbitaxon()}
-    documents = [build_document(study.id, study.name, rembi, _facts(image), vocabularies) for image in images]
+    annotations = queries.annotations_by_image(session, study.id)
+    documents = [
+        build_document(
+            study.id,
+            study.name,
+            rembi,
+            _facts(image),
+            vocabularies,
+            [*annotations.get(None, []), *annotations.get(image.id, [])],
+        )
+        for image in images
+    ]
     index.replace_documents(session, [image.id for image in images], documents)
 
 
@@ -187,7 +198,7 @@ def _resolve_value(session: Session, facet: str, value: str) -> str:
     if facet == "study":
         study = queries.study_by_id_or_name(session, value)
         return study.id if study is not None else value
-    return value.lower() if facet == "channel" else value
+    return value.lower() if facet in ("channel", "tag") else value
 
 
 def _label(facet: str, value: str, study_names: dict[str, str]) -> str:

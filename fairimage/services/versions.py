@@ -9,6 +9,7 @@ found twice over: its content no longer matches its hash, and its hash no longer
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -45,12 +46,19 @@ def snapshot(session: Session, study: StudyRow) -> VersionContent:
         )
         for image in queries.study_images(session, study.id)
     )
-    metadata = {
+    metadata: dict[str, Any] = {
         "name": study.name,
         "description": study.description,
         "data_use": study.data_use,
         "rembi": study.rembi,
     }
+    annotations = queries.annotations_by_image(session, study.id)
+    if annotations:  # absent when there are none, so a study without any snapshots as it did before
+        metadata["annotations"] = sorted(
+            [target or study.id, kind, key, value]
+            for target, rows in annotations.items()
+            for kind, key, value in rows
+        )
     return VersionContent(metadata=metadata, images=images)
 
 
