@@ -61,10 +61,11 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy fairimage
 
-bench: install  ## conversion against ome-zarr-py and ngff-zarr and the machine's ceiling; tile latency (benchmarks/README.md)
+bench: install  ## conversion against ome-zarr-py and ngff-zarr and the machine's ceiling; tile and search latency (benchmarks/README.md)
 	$(BIN)/pip install -q -e '.[test,bench]' 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/python benchmarks/convert.py
 	$(BIN)/python benchmarks/tiles.py
+	$(BIN)/python benchmarks/search.py --images 200000 --queries 100
 
 clean:
 	rm -rf demo-repo .venv-drs .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules fairimage/web/static/build

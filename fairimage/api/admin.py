@@ -14,19 +14,11 @@ from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.policy import PolicyKind, Role, Scope
 from fairimage.services import accounts, governance
+from fairimage.services.accounts import Group, Token, User
+from fairimage.services.governance import Grant
 
 router = APIRouter(tags=["administration"])
 NAME = Field(min_length=1, max_length=255)
-
-
-class UserOut(BaseModel):
-    id: str
-    name: str
-    email: str
-    role: Role
-    created_at: datetime
-    has_password: bool
-    disabled: bool
 
 
 class UserIn(BaseModel):
@@ -41,7 +33,9 @@ class UserChange(BaseModel):
     password: str | None = Field(default=None, min_length=12, max_length=1024)
 
 
-class TokenOut(BaseModel):
+class NewTokenOut(BaseModel):
+    """A token just made: its record and, this once, its secret (only its sha256 is kept)."""
+
     id: str
     user: str
     scope: Scope
@@ -49,9 +43,6 @@ class TokenOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked: bool
-
-
-class NewTokenOut(TokenOut):
     secret: str = Field(description="shown once: only its sha256 is kept")
 
 
@@ -62,28 +53,9 @@ class TokenIn(BaseModel):
     note: str = Field(default="", max_length=255)
 
 
-class GroupOut(BaseModel):
-    id: str
-    name: str
-    description: str
-    members: list[str]
-
-
 class GroupIn(BaseModel):
     name: str = NAME
     description: str = Field(default="", max_length=2000)
-
-
-class GrantOut(BaseModel):
-    id: str
-    study: str
-    user: str | None
-    group: str | None
-    granted_by: str
-    reason: str
-    created_at: datetime
-    expires_at: datetime | None
-    revoked: bool
 
 
 class GrantIn(BaseModel):
@@ -103,41 +75,39 @@ class OwnerIn(BaseModel):
     owner: str = NAME
 
 
-@router.get("/api/users", response_model=list[UserOut], summary="Users (admins and data stewards)")
-def list_users(repository: RepositoryDep, principal: PrincipalDep) -> list[UserOut]:
-    return [UserOut(**user.__dict__) for user in accounts.list_users(repository, principal)]
+@router.get("/api/users", response_model=list[User], summary="Users (admins and data stewards)")
+def list_users(repository: RepositoryDep, principal: PrincipalDep) -> list[User]:
+    return [user for user in accounts.list_users(repository, principal)]
 
 
-@router.post("/api/users", response_model=UserOut, status_code=201, summary="Add a user (admins)")
-def add_user(body: UserIn, repository: RepositoryDep, principal: PrincipalDep) -> UserOut:
+@router.post("/api/users", response_model=User, status_code=201, summary="Add a user (admins)")
+def add_user(body: UserIn, repository: RepositoryDep, principal: PrincipalDep) -> User:
     user = accounts.add_user(repository, principal, body.name, body.role, body.email, body.password)
-    return UserOut(**user.__dict__)
+    return user
 
 
 @router.patch(
     "/api/users/{user_name}",
-    response_model=UserOut,
+    response_model=User,
     summary="Disable or enable a user (admins), or set a password (admins; anyone their own)",
 )
-def change_user(
-    user_name: str, body: UserChange, repository: RepositoryDep, principal: PrincipalDep
-) -> UserOut:
+def change_user(user_name: str, body: UserChange, repository: RepositoryDep, principal: PrincipalDep) -> User:
     if body.password is None and body.disabled is None:
         raise InvalidInputError("give 'disabled' or 'password' (or both)")
     if body.password is not None:
         user = accounts.set_password(repository, principal, user_name, body.password)
     if body.disabled is not None:
         user = accounts.set_disabled(repository, principal, user_name, body.disabled)
-    return UserOut(**user.__dict__)
+    return user
 
 
-@router.get("/api/tokens", response_model=list[TokenOut], summary="Tokens (an admin's: all; yours)")
+@router.get("/api/tokens", response_model=list[Token], summary="Tokens (an admin's: all; yours)")
 def list_tokens(
     repository: RepositoryDep,
     principal: PrincipalDep,
     user: Annotated[str | None, Query(description="only this user's (admins)")] = None,
-) -> list[TokenOut]:
-    return [TokenOut(**token.__dict__) for token in accounts.list_tokens(repository, principal, user)]
+) -> list[Token]:
+    return accounts.list_tokens(repository, principal, user)
 
 
 @router.post("/api/tokens", response_model=NewTokenOut, status_code=201, summary="Create a token")
@@ -153,49 +123,47 @@ def revoke_token(token_id: str, repository: RepositoryDep, principal: PrincipalD
     return Response(status_code=204)
 
 
-@router.get("/api/groups", response_model=list[GroupOut], summary="Groups and their members")
-def list_groups(repository: RepositoryDep, principal: PrincipalDep) -> list[GroupOut]:
-    return [GroupOut(**group.__dict__) for group in accounts.list_groups(repository, principal)]
+@router.get("/api/groups", response_model=list[Group], summary="Groups and their members")
+def list_groups(repository: RepositoryDep, principal: PrincipalDep) -> list[Group]:
+    return accounts.list_groups(repository, principal)
 
 
-@router.post("/api/groups", response_model=GroupOut, status_code=201, summary="Add a group")
-def add_group(body: GroupIn, repository: RepositoryDep, principal: PrincipalDep) -> GroupOut:
-    return GroupOut(**accounts.add_group(repository, principal, body.name, body.description).__dict__)
+@router.post("/api/groups", response_model=Group, status_code=201, summary="Add a group")
+def add_group(body: GroupIn, repository: RepositoryDep, principal: PrincipalDep) -> Group:
+    return accounts.add_group(repository, principal, body.name, body.description)
 
 
-@router.put("/api/groups/{group_name}/members/{user_name}", response_model=GroupOut, summary="Add a member")
-def add_member(
-    group_name: str, user_name: str, repository: RepositoryDep, principal: PrincipalDep
-) -> GroupOut:
+@router.put("/api/groups/{group_name}/members/{user_name}", response_model=Group, summary="Add a member")
+def add_member(group_name: str, user_name: str, repository: RepositoryDep, principal: PrincipalDep) -> Group:
     found = accounts.set_membership(repository, principal, group_name, user_name, True)
-    return GroupOut(**found.__dict__)
+    return found
 
 
 @router.delete(
-    "/api/groups/{group_name}/members/{user_name}", response_model=GroupOut, summary="Remove a member"
+    "/api/groups/{group_name}/members/{user_name}", response_model=Group, summary="Remove a member"
 )
 def remove_member(
     group_name: str, user_name: str, repository: RepositoryDep, principal: PrincipalDep
-) -> GroupOut:
+) -> Group:
     found = accounts.set_membership(repository, principal, group_name, user_name, False)
-    return GroupOut(**found.__dict__)
+    return found
 
 
-@router.get("/api/grants", response_model=list[GrantOut], summary="Grants (admins and data stewards)")
+@router.get("/api/grants", response_model=list[Grant], summary="Grants (admins and data stewards)")
 def list_grants(
     repository: RepositoryDep,
     principal: PrincipalDep,
     study: Annotated[str | None, Query(description="only this study (id or name)")] = None,
-) -> list[GrantOut]:
-    return [GrantOut(**grant.__dict__) for grant in governance.list_grants(repository, principal, study)]
+) -> list[Grant]:
+    return governance.list_grants(repository, principal, study)
 
 
-@router.post("/api/grants", response_model=GrantOut, status_code=201, summary="Grant a user or a group")
-def add_grant(body: GrantIn, repository: RepositoryDep, principal: PrincipalDep) -> GrantOut:
+@router.post("/api/grants", response_model=Grant, status_code=201, summary="Grant a user or a group")
+def add_grant(body: GrantIn, repository: RepositoryDep, principal: PrincipalDep) -> Grant:
     grant = governance.add_grant(
         repository, principal, body.study, body.user, body.until, body.reason, group=body.group
     )
-    return GrantOut(**grant.__dict__)
+    return grant
 
 
 @router.delete("/api/grants/{grant_id}", status_code=204, response_class=Response, summary="Revoke a grant")

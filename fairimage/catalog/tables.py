@@ -209,16 +209,17 @@ class SearchDocumentRow(Base):
 
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), primary_key=True)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    signature: Mapped[str] = mapped_column(String(32), index=True)  # its facet values' signature
     body: Mapped[str] = mapped_column(Text)
 
 
-class SearchFacetRow(Base):
-    """One facet value of an image; ``direct`` is False for the ancestors of the term its metadata names
-    (they admit the image to a filter but are not counted)."""
+class SearchSignatureRow(Base):
+    """One facet value of a signature (the set of facet values images share); ``direct`` is False for the
+    ancestors of the term the metadata names (they admit an image to a filter but are not counted)."""
 
-    __tablename__ = "search_facets"
+    __tablename__ = "search_signatures"
 
-    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    signature: Mapped[str] = mapped_column(String(32), primary_key=True)
     facet: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[str] = mapped_column(String(255), primary_key=True)
     direct: Mapped[bool] = mapped_column(Boolean)

@@ -1,5 +1,7 @@
 """The search index: one document per image (its text, ranked by full-text search: FTS5 on SQLite, a
-generated tsvector with a GIN index on PostgreSQL) and its facet values.
+generated tsvector with a GIN index on PostgreSQL) and its facet signature: images with the same facet
+values share one signature, whose values are stored once, so facet counts group a few signatures rather
+than millions of rows.
 
 Revision ID: 0006
 Revises: 0005
@@ -19,16 +21,17 @@ def upgrade() -> None:
         "search_documents",
         sa.Column("image_id", sa.String(40), sa.ForeignKey("images.id"), primary_key=True),
         sa.Column("study_id", sa.String(40), sa.ForeignKey("studies.id"), nullable=False, index=True),
+        sa.Column("signature", sa.String(32), nullable=False, index=True),
         sa.Column("body", sa.Text, nullable=False),
     )
     op.create_table(
-        "search_facets",
-        sa.Column("image_id", sa.String(40), sa.ForeignKey("images.id"), primary_key=True),
+        "search_signatures",
+        sa.Column("signature", sa.String(32), primary_key=True),
         sa.Column("facet", sa.String(40), primary_key=True),
         sa.Column("value", sa.String(255), primary_key=True),
         sa.Column("direct", sa.Boolean, nullable=False),
     )
-    op.create_index("ix_search_facets_value", "search_facets", ["facet", "value", "image_id"])
+    op.create_index("ix_search_signatures_value", "search_signatures", ["facet", "value", "signature"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             "ALTER TABLE search_documents ADD COLUMN tsv tsvector "
@@ -60,5 +63,5 @@ def downgrade() -> None:
         for trigger in ("search_documents_ai", "search_documents_ad", "search_documents_au"):
             op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         op.execute("DROP TABLE IF EXISTS search_fts")
-    op.drop_table("search_facets")
+    op.drop_table("search_signatures")
     op.drop_table("search_documents")
