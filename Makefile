@@ -34,6 +34,13 @@ $(DRS_SUITE):
 	$(PYTHON) -m venv .venv-drs
 	.venv-drs/bin/pip install -q drs-compliance-suite==1.0.3 jsonschema "werkzeug<2.3" 2>&1 | grep -v "^WARNING: Location" || true
 
+# roc-validator checks the RO-Crate exports, offline (tests/rocrate_check.py fills its HTTP cache with the
+# RO-Crate context that ro-crate-py ships); it lives in its own environment for its own pins.
+ROC_VALIDATOR = .venv-rocrate/bin/rocrate-validator
+$(ROC_VALIDATOR):
+	$(PYTHON) -m venv .venv-rocrate
+	.venv-rocrate/bin/pip install -q roc-validator==0.13.0 rocrate==0.16.0 2>&1 | grep -v "^WARNING: Location" || true
+
 # Browser tests drive Debian's Chromium through Playwright (never `playwright install`).
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null \
@@ -47,13 +54,13 @@ install: $(VENV)/.installed $(VIEWER)
 run: install  ## build the demo repository and serve it on http://127.0.0.1:$(PORT)/
 	$(BIN)/fairimage demo --repo demo-repo --port $(PORT)
 
-test: install $(CHROMIUM) $(DRS_SUITE)  ## the default suite (slow cases excluded), layer contract, lint and types
+test: install $(CHROMIUM) $(DRS_SUITE) $(ROC_VALIDATOR)  ## the default suite (slow cases excluded), layer contract, lint and types
 	$(BIN)/lint-imports
 	$(BIN)/ruff check fairimage tests benchmarks
 	$(BIN)/mypy fairimage
 	$(BIN)/pytest -m "not slow"
 
-test-all: install $(CHROMIUM) $(DRS_SUITE)  ## every test, slow ones included
+test-all: install $(CHROMIUM) $(DRS_SUITE) $(ROC_VALIDATOR)  ## every test, slow ones included
 	$(BIN)/pytest
 
 lint: install
@@ -68,4 +75,4 @@ bench: install  ## conversion against ome-zarr-py and ngff-zarr and the machine'
 	$(BIN)/python benchmarks/search.py --images 200000 --queries 100
 
 clean:
-	rm -rf demo-repo .venv-drs .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules fairimage/web/static/build
+	rm -rf demo-repo .venv-drs .venv-rocrate .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules fairimage/web/static/build

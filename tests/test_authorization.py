@@ -51,6 +51,7 @@ STUDY_RECORDS = {
     "/api/studies/{study_id}/metadata",
     "/api/studies/{study_id}/fair-score",
     "/api/studies/{study_id}/jsonld",
+    "/api/studies/{study_id}/export/{kind}",
 }
 # How to fill each path parameter for one study's image; a route with a parameter not listed here fails
 # the test until the matrix learns it.
@@ -65,6 +66,7 @@ PARAMETERS = {
     "rotation": "0",
     "quality_format": "default.png",
     "access_id": "https",
+    "kind": "datacite",
     "number": "1",
 }
 # Required query parameters of item routes.
@@ -186,7 +188,7 @@ def _fill(route: str, world: World, state: str) -> list[str]:
 def test_the_matrix_covers_every_data_route(world: World) -> None:
     """The list below is not the source of truth (the route table is); it makes an addition visible."""
     item_routes = [route for _, route in world.routes if "{" in route]
-    assert len(item_routes) >= 25, item_routes  # 24 GET routes and the zarr HEAD route, so far
+    assert len(item_routes) >= 26, item_routes  # 25 GET routes and the zarr HEAD route, so far
     for route in item_routes:
         assert any(name in route for name in ("{image_id}", "{study_id}", "{object_id}", "{pid}")), (
             f"{route}: no study or image to check access on"

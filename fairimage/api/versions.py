@@ -3,16 +3,18 @@ images, and the resolver of persistent identifiers (``/pid/{id}``)."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.model.version import Version, VersionContent, VersionDiff
-from fairimage.services import governance, linked_data, pids, provenance, versions
+from fairimage.services import exports, governance, linked_data, pids, provenance, versions
 
 router = APIRouter(tags=["versions and provenance"])
 JSON_LD = "application/ld+json"
@@ -206,3 +208,25 @@ def image_jsonld(
 ) -> JSONResponse:
     document = linked_data.image_object(repository, principal, image_id, str(request.base_url))
     return JSONResponse(document, media_type=JSON_LD)
+
+
+@router.get(
+    "/api/studies/{study_id}/export/{kind}",
+    summary="Export a study: ro-crate (a zip, images linked), datacite (DataCite 4.5 JSON) or rembi-json",
+    responses={
+        200: {"content": {"application/zip": {}, "application/json": {"schema": {"type": "object"}}}},
+        400: {"description": "Not an export kind"},
+        404: {"description": "No such study"},
+    },
+)
+def export_study(
+    study_id: str, kind: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> Response:
+    with tempfile.TemporaryDirectory(prefix="fairimage-export-") as folder:
+        target = FilePath(folder) / ("crate.zip" if kind == "ro-crate" else "export.json")
+        exports.export(repository, principal, study_id, kind, target, str(request.base_url))
+        body = target.read_bytes()
+    if kind == "ro-crate":
+        disposition = f'attachment; filename="{study_id}-ro-crate.zip"'
+        return Response(body, media_type="application/zip", headers={"Content-Disposition": disposition})
+    return Response(body, media_type="application/json")

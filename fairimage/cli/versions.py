@@ -3,6 +3,7 @@ of its images."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +11,7 @@ from rich.table import Table
 
 from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
 from fairimage.model.version import Version, VersionDiff
-from fairimage.services import governance, provenance, versions
+from fairimage.services import exports, governance, provenance, versions
 
 StudyArgument = Annotated[str, typer.Argument(help="study id or name")]
 
@@ -20,6 +21,7 @@ def register(app: typer.Typer, study_app: typer.Typer) -> None:
     app.command("diff")(diff_command)
     app.command("publish")(publish_command)
     app.command("provenance")(provenance_command)
+    app.command("export")(export_command)
     study_app.command("describe")(describe_command)
 
 
@@ -142,3 +144,27 @@ def provenance_command(
 
 def _summary(version: Version) -> dict[str, object]:
     return version.model_dump(mode="json", exclude={"content"})
+
+
+def export_command(
+    study: StudyArgument,
+    kind: Annotated[str, typer.Option("--as", help="ro-crate, datacite or rembi-json")] = "ro-crate",
+    to: Annotated[
+        Path | None, typer.Option(help="where to write: a folder or a .zip (RO-Crate), a .json")
+    ] = None,
+    copy_images: Annotated[
+        bool,
+        typer.Option("--copy-images", help="copy the OME-Zarr images into the RO-Crate (default: link them)"),
+    ] = False,
+    repo: RepoOption = None,
+) -> None:
+    """Export a study as an RO-Crate 1.3, DataCite 4.5 JSON (for DOI registration) or REMBI JSON."""
+    default = {"ro-crate": "-ro-crate", "datacite": "-datacite.json", "rembi-json": "-rembi.json"}.get(
+        kind, ""
+    )
+    with opened(repo) as repository:
+        name = to or Path(f"{study.replace(' ', '_')}{default}")
+        written = exports.export(
+            repository, operator_principal(), study, kind, name, repository.settings.public_url, copy_images
+        )
+    out.print(f"wrote {written}", highlight=False)

@@ -1,0 +1,118 @@
+"""Exports a user can hand to others: RO-Crate 1.3 (checked by roc-validator, offline), DataCite 4.5 JSON
+and REMBI JSON, from the CLI and over HTTP, following the access rules."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+import zarr
+
+from fairimage.model.policy import operator
+from fairimage.services import curation, governance
+from fairimage.services.ingest import ingest_paths
+from fairimage.services.repository import init_repository
+from fairimage.settings import load_settings
+from tests import samples
+from tests.conftest import LiveServer, run_cli
+from tests.test_curation import hela
+
+ADMIN = operator("test")
+ROOT = Path(__file__).resolve().parent.parent
+VALIDATOR = ROOT / ".venv-rocrate" / "bin" / "python"
+
+
+def validate(crate: Path) -> tuple[bool, list[dict[str, str]]]:
+    if not VALIDATOR.exists():
+        pytest.fail("roc-validator is not installed: 'make test' makes .venv-rocrate")
+    result = subprocess.run(
+        [str(VALIDATOR), str(ROOT / "tests" / "rocrate_check.py"), str(crate), "ro-crate-1.3"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines, result.stderr
+    return lines[-1]["passed"], lines[:-1]
+
+
+def test_ro_crates_validate_and_datacite_names_the_terms(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    picture = samples.png(tmp_path / "cells.png", np.arange(600, dtype=np.uint8).reshape(20, 30))
+    (tmp_path / "hela.yaml").write_text(yaml.safe_dump(hela()))
+    run_cli(
+        "ingest", picture, "--study", "HeLa", "--metadata", tmp_path / "hela.yaml", "--repo", repo, check=True
+    )
+
+    run_cli("export", "HeLa", "--to", tmp_path / "linked", "--repo", repo, check=True)
+    passed, issues = validate(tmp_path / "linked")
+    assert passed, issues
+    metadata = json.loads((tmp_path / "linked" / "ro-crate-metadata.json").read_text())
+    root = next(entity for entity in metadata["@graph"] if entity["@id"] == "./")
+    assert root["license"] == {"@id": "https://creativecommons.org/licenses/by/4.0/"}
+    assert root["measurementTechnique"] == [{"@id": "http://purl.obolibrary.org/obo/FBbi_00000253"}]
+    assert any(part["@id"].endswith(".ome.zarr") for part in root["hasPart"])
+    assert json.loads((tmp_path / "linked" / "rembi.json").read_text())["study"]["license"] == "CC-BY-4.0"
+
+    run_cli("export", "HeLa", "--to", tmp_path / "crate.zip", "--copy-images", "--repo", repo, check=True)
+    passed, issues = validate(tmp_path / "crate.zip")
+    assert passed, issues
+    with zipfile.ZipFile(tmp_path / "crate.zip") as archive:
+        archive.extractall(tmp_path / "unzipped")
+    (folder,) = (tmp_path / "unzipped" / "images").iterdir()
+    pixels = zarr.open_group(str(folder), mode="r")["0"][...]
+    assert np.array_equal(pixels, np.arange(600, dtype=np.uint8).reshape(20, 30))  # the copy is pixel-exact
+
+    broken = json.loads((tmp_path / "linked" / "ro-crate-metadata.json").read_text())
+    for entity in broken["@graph"]:
+        if entity["@id"] == "./":
+            del entity["datePublished"]
+    (tmp_path / "linked" / "ro-crate-metadata.json").write_text(json.dumps(broken))
+    passed, issues = validate(tmp_path / "linked")
+    assert not passed and issues  # the validator does check
+
+    run_cli("export", "HeLa", "--as", "datacite", "--to", tmp_path / "dc.json", "--repo", repo, check=True)
+    datacite = json.loads((tmp_path / "dc.json").read_text())
+    assert datacite["types"]["resourceTypeGeneral"] == "Dataset" and datacite["publicationYear"] >= 2026
+    assert (
+        datacite["creators"][0]["nameIdentifiers"][0]["nameIdentifier"]
+        == "https://orcid.org/0000-0002-1825-0097"
+    )
+    schemes = {subject.get("subjectScheme"): subject.get("valueUri") for subject in datacite["subjects"]}
+    assert schemes["FBbi"] == "http://purl.obolibrary.org/obo/FBbi_00000253"
+    assert schemes["NCBITaxon"] == "http://purl.obolibrary.org/obo/NCBITaxon_9606"
+    assert datacite["rightsList"][0]["rightsIdentifier"] == "cc-by-4.0"
+    existing = run_cli("export", "HeLa", "--as", "datacite", "--to", tmp_path / "dc.json", "--repo", repo)
+    assert existing.returncode == 1 and "exists already" in existing.stderr
+
+
+def test_exports_over_http_follow_the_access_rules(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "repo")
+    repository = init_repository(settings)
+    ingest_paths(repository, [samples.png(tmp_path / "a.png", np.ones((8, 8), np.uint8))], study="Tumours")
+    curation.set_metadata(repository, ADMIN, "Tumours", hela())
+    governance.set_policy(repository, ADMIN, "Tumours", "restricted")
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        study_id = client.get("/api/studies/Tumours").json()["id"]
+        crate = client.get(f"/api/studies/{study_id}/export/ro-crate")
+        datacite = client.get(f"/api/studies/{study_id}/export/datacite")
+        wrong = client.get(f"/api/studies/{study_id}/export/excel")
+    repository.close()
+    assert crate.status_code == 200 and crate.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(crate.content)) as archive:
+        metadata = json.loads(archive.read("ro-crate-metadata.json"))
+    root = next(entity for entity in metadata["@graph"] if entity["@id"] == "./")
+    assert root["hasPart"] == [{"@id": "rembi.json"}]  # a restricted study's images are not exported
+    assert datacite.json()["titles"] == [{"title": "HeLa cells in mitosis"}]
+    assert (
+        wrong.status_code == 400
+        and "use one of ro-crate, datacite, rembi-json" in wrong.json()["error"]["message"]
+    )
