@@ -36,6 +36,8 @@ class _Environment(BaseSettings):
     fixity_hours: float | None = None
     fixity_sample: float | None = None
     public_url: str | None = None
+    oai_admin_email: str | None = None
+    oai_page_size: int | None = None
 
 
 class Settings(BaseModel):
@@ -64,6 +66,10 @@ class Settings(BaseModel):
     # The node's address as its users reach it (https://images.example.org): the base of the persistent
     # identifiers in what the command line exports. The server uses the address a request came to.
     public_url: str = "http://127.0.0.1:8000"
+    # OAI-PMH: the contact harvesters see (Identify), and how many records a page holds before a
+    # resumption token.
+    oai_admin_email: str = "admin@localhost"
+    oai_page_size: Annotated[int, Field(ge=1, le=10_000)] = 100
 
     @property
     def pid_base(self) -> str:

@@ -19,7 +19,7 @@ MAX_PAGE = 1000
 def list_studies(repository: Repository, principal: Principal) -> list[Study]:
     with repository.reading() as session:
         rows = queries.studies_with_counts(session, access.discoverable(principal))
-        return [_study(row, count, principal) for row, count in rows]
+        return [to_study(row, count, principal) for row, count in rows]
 
 
 def get_study(repository: Repository, principal: Principal, key: str) -> Study:
@@ -30,7 +30,7 @@ def get_study(repository: Repository, principal: Principal, key: str) -> Study:
         row = session.get(StudyRow, study_id)
         if row is None:
             raise NotFoundError(f"study {key!r} not found")
-        return _study(row, queries.image_count(session, row.id), principal)
+        return to_study(row, queries.image_count(session, row.id), principal)
 
 
 def list_images(
@@ -66,7 +66,7 @@ def get_image(repository: Repository, principal: Principal, image_id: str) -> Im
         return to_image(row)
 
 
-def _study(row: StudyRow, count: int, principal: Principal) -> Study:
+def to_study(row: StudyRow, count: int, principal: Principal) -> Study:
     return Study(
         id=row.id,
         name=row.name,
