@@ -131,11 +131,8 @@ def search_page(
     """A page of (image_id, rank) best first, the total, and per facet its values with counts, over the
     readable documents that match."""
     matched = _base(session, query, visible, filters, ranked=False).subquery()
-    groups: dict[str, int] = dict(
-        session.execute(select(matched.c.signature, func.count()).group_by(matched.c.signature))
-        .tuples()
-        .all()
-    )
+    grouped = session.execute(select(matched.c.signature, func.count()).group_by(matched.c.signature))
+    groups: dict[str, int] = {key: int(count) for key, count in grouped}
     total = sum(groups.values())
     counts: dict[str, dict[str, int]] = {}
     keys = list(groups)
