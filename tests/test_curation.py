@@ -276,3 +276,43 @@ def test_metadata_over_http(tmp_path: Path) -> None:
     assert versions.get_version(repository, ADMIN, "Tumours", None).note == "REMBI metadata changed"
     assert curation.get_metadata(repository, ADMIN, "Tumours").report.complete
     repository.close()
+
+
+def test_what_the_files_say_of_their_acquisition_is_extracted(tmp_path: Path) -> None:
+    """An OME-TIFF's instrument, objective, date and wavelengths, and a plain TIFF's tags, are read at
+    ingest and shown as extracted image data, never asked for."""
+    import tifffile
+
+    data = samples.ramp((2, 16, 20))
+    path = samples.ome_tiff(tmp_path / "scope.ome.tif", data, axes="CYX")
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.ome_metadata
+    ns = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+    instrument = (
+        '<Instrument ID="Instrument:0"><Microscope Manufacturer="Nikon" Model="Ti2" Type="Inverted"/>'
+        '<Detector ID="Detector:0" Manufacturer="Hamamatsu" Model="ORCA-Fusion" Type="CMOS"/>'
+        '<Objective ID="Objective:0" Manufacturer="Nikon" Model="Plan Apo" NominalMagnification="60" '
+        'LensNA="1.4" Immersion="Oil"/></Instrument>'
+    )
+    xml = xml.replace(f'<OME xmlns="{ns}"', f'<OME xmlns="{ns}"', 1)
+    xml = xml.replace("<Image ", instrument + "<Image ", 1)
+    xml = xml.replace("<Pixels ", "<AcquisitionDate>2026-03-04T10:11:12</AcquisitionDate><Pixels ", 1)
+    xml = xml.replace("<Channel ", '<Channel ExcitationWavelength="405" EmissionWavelength="460" ', 1)
+    tifffile.imwrite(path, data, description=xml, metadata=None, photometric="minisblack")
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, data[0], software="MetaMorph 7.10", datetime="2026:01:02 03:04:05")
+    settings = load_settings(tmp_path / "repo")
+    repository = init_repository(settings)
+    ingest_paths(repository, [path, plain], study="Scope")
+    images = {image.file: image for image in curation.get_metadata(repository, ADMIN, "Scope").images}
+    repository.close()
+    scope = images["scope.ome.tif"].acquisition
+    assert scope["instrument"] == "Nikon Ti2 Inverted"
+    assert scope["objective"] == "Nikon Plan Apo 60x NA 1.4 Oil"
+    assert scope["detector"] == "Hamamatsu ORCA-Fusion CMOS"
+    assert scope["acquired_at"] == "2026-03-04T10:11:12"
+    assert scope["wavelengths"].endswith("excitation 405 nm, emission 460 nm")
+    assert images["plain.tif"].acquisition == {
+        "acquired_at": "2026:01:02 03:04:05",
+        "software": "MetaMorph 7.10",
+    }

@@ -40,6 +40,7 @@ class ImageOut(BaseModel):
     created_at: datetime
     ome_zarr_url: str | None
     drs_uri: str | None = None  # the image as a GA4GH DRS bundle
+    acquisition: dict[str, str] = {}  # what the file says of its acquisition (extracted, not curated)
 
     @classmethod
     def of(cls, image: Image, base_url: str | None) -> ImageOut:
@@ -61,6 +62,7 @@ class ImageOut(BaseModel):
             created_at=image.created_at,
             ome_zarr_url=f"{base_url.rstrip('/')}/zarr/{image.id}.ome.zarr" if base_url else None,
             drs_uri=drs_uri(urlsplit(base_url).netloc, image.id) if base_url else None,
+            acquisition=image.acquisition,
         )
 
 

@@ -109,6 +109,8 @@ def show_command(
         )
         dims = " x ".join(f"{axis}={size}" for axis, size in image.dimensions.items())
         out.print(f"  - {image.name} ({image.format}): {dims}; {sizes or 'no physical sizes'}", markup=False)
+        for key, value in image.acquisition.items():
+            out.print(f"      {key}: {value}", highlight=False, markup=False)
     _print_score(found.score)
 
 

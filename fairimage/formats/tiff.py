@@ -8,7 +8,7 @@ import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ class _OmeImage:
     sizes: dict[str, float]
     units: dict[str, str | None]
     channels: list[tuple[str | None, str | None]]  # (name, RRGGBB colour)
+    acquisition: dict[str, str] = field(default_factory=dict)
 
 
 def _parse_ome(xml: str | None) -> list[_OmeImage]:
@@ -113,8 +114,83 @@ def _parse_ome(xml: str | None) -> list[_OmeImage]:
             sizes["t"] = float(pixels.get("TimeIncrement", 1))
             units["t"] = time_unit(pixels.get("TimeIncrementUnit", "s"))
         channels = [(c.get("Name"), _ome_colour(c.get("Color"))) for c in pixels.findall(f"{ns}Channel")]
-        images.append(_OmeImage(image.get("Name") or "", sizes, units, channels))
+        acquisition = _ome_acquisition(root, image, pixels, ns)
+        images.append(_OmeImage(image.get("Name") or "", sizes, units, channels, acquisition))
     return images
+
+
+def _ome_acquisition(root: ET.Element, image: ET.Element, pixels: ET.Element, ns: str) -> dict[str, str]:
+    """When and with what an OME Image was acquired: AcquisitionDate, the Instrument's microscope,
+    the objective (by ObjectiveSettings, else the instrument's only one), detectors, and each channel's
+    excitation and emission wavelengths."""
+    found: dict[str, str] = {}
+    date = image.findtext(f"{ns}AcquisitionDate")
+    if date:
+        found["acquired_at"] = date.strip()
+    ref = image.find(f"{ns}InstrumentRef")
+    instruments = root.findall(f"{ns}Instrument")
+    instrument = next((i for i in instruments if ref is not None and i.get("ID") == ref.get("ID")), None)
+    instrument = instrument if instrument is not None else (instruments[0] if len(instruments) == 1 else None)
+    if instrument is not None:
+        microscope = instrument.find(f"{ns}Microscope")
+        if microscope is not None:
+            found["instrument"] = _join(
+                microscope.get("Manufacturer"), microscope.get("Model"), microscope.get("Type")
+            )
+        settings = image.find(f"{ns}ObjectiveSettings")
+        objectives = instrument.findall(f"{ns}Objective")
+        objective = next(
+            (o for o in objectives if settings is not None and o.get("ID") == settings.get("ID")), None
+        )
+        objective = objective if objective is not None else (objectives[0] if len(objectives) == 1 else None)
+        if objective is not None:
+            magnification = objective.get("NominalMagnification")
+            aperture = objective.get("LensNA")
+            found["objective"] = _join(
+                objective.get("Manufacturer"),
+                objective.get("Model"),
+                f"{float(magnification):g}x" if magnification else None,
+                f"NA {aperture}" if aperture else None,
+                objective.get("Immersion"),
+            )
+        detectors = [
+            _join(d.get("Manufacturer"), d.get("Model"), d.get("Type"))
+            for d in instrument.findall(f"{ns}Detector")
+        ]
+        if any(detectors):
+            found["detector"] = "; ".join(d for d in detectors if d)
+    wavelengths = []
+    for index, channel in enumerate(pixels.findall(f"{ns}Channel")):
+        parts = [
+            f"{label} {channel.get(attr)} {channel.get(attr + 'Unit', 'nm')}"
+            for label, attr in (("excitation", "ExcitationWavelength"), ("emission", "EmissionWavelength"))
+            if channel.get(attr)
+        ]
+        if parts:
+            wavelengths.append(f"{channel.get('Name') or f'channel {index}'}: {', '.join(parts)}")
+    if wavelengths:
+        found["wavelengths"] = "; ".join(wavelengths)
+    return {key: value for key, value in found.items() if value}
+
+
+def _join(*parts: str | None) -> str:
+    return " ".join(part for part in parts if part)
+
+
+def _tiff_acquisition(tif: tifffile.TiffFile) -> dict[str, str]:
+    """What plain TIFF tags say: DateTime (306), Make and Model (271, 272), Software (305)."""
+    tags = tif.pages.first.tags
+    found: dict[str, str] = {}
+    value = tags.valueof(306)
+    if value:
+        found["acquired_at"] = str(value).strip()
+    instrument = _join(*(str(tags.valueof(code) or "").strip() or None for code in (271, 272)))
+    if instrument:
+        found["instrument"] = instrument
+    software = tags.valueof(305)
+    if software:
+        found["software"] = str(software).strip()
+    return found
 
 
 def _ome_colour(value: str | None) -> str | None:
@@ -153,6 +229,7 @@ class TiffSeriesSource:
             dtype=dtype.name,
             scale=tuple(sizes.get(a, 1.0) if a != "c" else 1.0 for a in axes),
             channels=_channels(axes, shape, series, ome),
+            acquisition={**_tiff_acquisition(tif), **(ome.acquisition if ome else {})},
         )
 
     @property

@@ -56,6 +56,9 @@ class ImageMetadata(BaseModel):
     dtype: str
     scale: tuple[float, ...] = Field(description="physical size of one pixel along each axis (1 if unknown)")
     channels: tuple[Channel, ...] = ()
+    # What the file says of how it was acquired (REMBI's Image Acquisition, never asked again): e.g.
+    # acquired_at, instrument, objective, detector, software, and wavelengths per channel.
+    acquisition: dict[str, str] = Field(default_factory=dict)
 
     @property
     def axis_names(self) -> str:

@@ -71,6 +71,7 @@ class Image(BaseModel):
     stored_bytes: int
     object_count: int
     created_at: datetime
+    acquisition: dict[str, str] = {}  # what the file says of its acquisition (extracted)
 
     @property
     def axis_names(self) -> str:

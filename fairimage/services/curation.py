@@ -196,6 +196,7 @@ class ExtractedImage:
     physical_sizes: dict[str, dict[str, Any]]
     channels: list[str]
     dtype: str
+    acquisition: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -288,4 +289,5 @@ def _extracted(image: ImageRow) -> ExtractedImage:
         },
         channels=[channel.get("label") or f"channel {index}" for index, channel in enumerate(image.channels)],
         dtype=image.dtype,
+        acquisition=image.acquisition or {},
     )

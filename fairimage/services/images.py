@@ -101,4 +101,5 @@ def to_image(row: ImageRow) -> Image:
         stored_bytes=row.stored_bytes,
         object_count=row.object_count,
         created_at=queries.aware(row.created_at) or row.created_at,
+        acquisition=row.acquisition or {},
     )

@@ -249,6 +249,7 @@ class _Staged:
     manifest_sha256: str
     stored_bytes: int
     object_count: int
+    acquisition: dict[str, str] = field(default_factory=dict)
 
 
 def _stage_image(store: Store, conversion: Conversion, source: ImageSource, progress: Progress) -> _Staged:
@@ -301,6 +302,7 @@ def finish_staging(
         manifest_sha256=hashlib.sha256(body).hexdigest(),
         stored_bytes=sum(entry["size"] for entry in manifest["objects"].values()),
         object_count=len(manifest["objects"]),
+        acquisition=dict(meta.acquisition),
     )
 
 
@@ -439,6 +441,7 @@ def _image_row(image: _Staged, index: int, study_id: str, file_id: str, run_id: 
     return ImageRow(
         id=image.image_id,
         run_id=run_id,
+        acquisition=image.acquisition or None,
         study_id=study_id,
         file_id=file_id,
         name=image.metadata_name,
