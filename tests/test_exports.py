@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
@@ -90,6 +91,11 @@ def test_ro_crates_validate_and_datacite_names_the_terms(tmp_path: Path) -> None
     assert schemes["FBbi"] == "http://purl.obolibrary.org/obo/FBbi_00000253"
     assert schemes["NCBITaxon"] == "http://purl.obolibrary.org/obo/NCBITaxon_9606"
     assert datacite["rightsList"][0]["rightsIdentifier"] == "cc-by-4.0"
+    run_cli("export", "HeLa", "--as", "datacite-xml", "--to", tmp_path / "dc.xml", "--repo", repo, check=True)
+    xml = ET.fromstring((tmp_path / "dc.xml").read_bytes())
+    kernel = "{http://datacite.org/schema/kernel-4}"
+    assert xml.tag == f"{kernel}resource" and xml.findtext(f"{kernel}publisher") == "fairimage"
+    assert xml.find(f".//{kernel}subject[@subjectScheme='FBbi']").get("valueURI").endswith("FBbi_00000253")
     existing = run_cli("export", "HeLa", "--as", "datacite", "--to", tmp_path / "dc.json", "--repo", repo)
     assert existing.returncode == 1 and "exists already" in existing.stderr
 
@@ -114,5 +120,5 @@ def test_exports_over_http_follow_the_access_rules(tmp_path: Path) -> None:
     assert datacite.json()["titles"] == [{"title": "HeLa cells in mitosis"}]
     assert (
         wrong.status_code == 400
-        and "use one of ro-crate, datacite, rembi-json" in wrong.json()["error"]["message"]
+        and "use one of ro-crate, datacite, datacite-xml, rembi-json" in wrong.json()["error"]["message"]
     )

@@ -223,10 +223,12 @@ def export_study(
     study_id: str, kind: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> Response:
     with tempfile.TemporaryDirectory(prefix="fairimage-export-") as folder:
-        target = FilePath(folder) / ("crate.zip" if kind == "ro-crate" else "export.json")
+        target = FilePath(folder) / {"ro-crate": "crate.zip", "datacite-xml": "export.xml"}.get(
+            kind, "export.json"
+        )
         exports.export(repository, principal, study_id, kind, target, str(request.base_url))
         body = target.read_bytes()
     if kind == "ro-crate":
         disposition = f'attachment; filename="{study_id}-ro-crate.zip"'
         return Response(body, media_type="application/zip", headers={"Content-Disposition": disposition})
-    return Response(body, media_type="application/json")
+    return Response(body, media_type="application/xml" if kind == "datacite-xml" else "application/json")

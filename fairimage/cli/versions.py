@@ -148,7 +148,9 @@ def _summary(version: Version) -> dict[str, object]:
 
 def export_command(
     study: StudyArgument,
-    kind: Annotated[str, typer.Option("--as", help="ro-crate, datacite or rembi-json")] = "ro-crate",
+    kind: Annotated[
+        str, typer.Option("--as", help="ro-crate, datacite, datacite-xml or rembi-json")
+    ] = "ro-crate",
     to: Annotated[
         Path | None, typer.Option(help="where to write: a folder or a .zip (RO-Crate), a .json")
     ] = None,
@@ -158,7 +160,8 @@ def export_command(
     ] = False,
     repo: RepoOption = None,
 ) -> None:
-    """Export a study as an RO-Crate 1.3, DataCite 4.5 JSON (for DOI registration) or REMBI JSON."""
+    """Export a study as an RO-Crate 1.3, DataCite 4.5 (JSON or kernel-4 XML, to register a DOI) or REMBI
+    JSON."""
     default = {"ro-crate": "-ro-crate", "datacite": "-datacite.json", "rembi-json": "-rembi.json"}.get(
         kind, ""
     )

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from fairimage.model import exports
+from fairimage.model import exports, oai
 from fairimage.model.errors import ConflictError, InvalidInputError
 from fairimage.model.jsonld import Links
 from fairimage.model.policy import Principal
@@ -21,8 +21,8 @@ from fairimage.services import linked_data, versions
 from fairimage.services.repository import Repository
 from fairimage.storage import layout
 
-Kind = Literal["ro-crate", "datacite", "rembi-json"]
-KINDS = ("ro-crate", "datacite", "rembi-json")
+Kind = Literal["ro-crate", "datacite", "datacite-xml", "rembi-json"]
+KINDS = ("ro-crate", "datacite", "datacite-xml", "rembi-json")
 
 
 def export(
@@ -45,11 +45,13 @@ def export(
     if kind == "rembi-json":
         return _write_json(target, rembi.dump())
     latest = versions.get_version(repository, principal, record.id, None) if record.may_read else None
-    if kind == "datacite":
+    if kind in ("datacite", "datacite-xml"):
         year = (latest.published_at or latest.created_at).year if latest else record.created_at.year
-        return _write_json(
-            target, exports.datacite(record, rembi, links, year, latest.number if latest else None)
-        )
+        attributes = exports.datacite(record, rembi, links, year, latest.number if latest else None)
+        if kind == "datacite":
+            return _write_json(target, attributes)
+        target.write_bytes(oai.to_bytes(oai.datacite_xml(attributes)))
+        return target
     images = (
         image_service.list_images(repository, principal, study=record.id, limit=image_service.MAX_PAGE).items
         if record.may_read
