@@ -306,6 +306,14 @@ def test_what_the_files_say_of_their_acquisition_is_extracted(tmp_path: Path) ->
     ingest_paths(repository, [path, plain], study="Scope")
     images = {image.file: image for image in curation.get_metadata(repository, ADMIN, "Scope").images}
     repository.close()
+    # A study file pre-filled with what the files said, marked as extracted.
+    prefilled = run_cli("template", "rembi", "--from", "Scope", "--repo", settings.repo, check=True).stdout
+    assert "#   image_acquisitions[0].objective: extracted from scope.ome.tif" in prefilled
+    document = yaml.safe_load(prefilled)
+    assert document["image_acquisitions"][0]["instrument"] == "Nikon Ti2 Inverted"
+    report = curation.validate(document)
+    missing = {problem.path for problem in report.missing}
+    assert "image_acquisitions[0].instrument" not in missing and "image_acquisitions[0].parameters" in missing
     scope = images["scope.ome.tif"].acquisition
     assert scope["instrument"] == "Nikon Ti2 Inverted"
     assert scope["objective"] == "Nikon Plan Apo 60x NA 1.4 Oil"

@@ -33,11 +33,23 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ontology_app, name="ontology")
 
 
-def template_command(kind: Annotated[str, typer.Argument(help="the template: rembi")] = "rembi") -> None:
+def template_command(
+    kind: Annotated[str, typer.Argument(help="the template: rembi")] = "rembi",
+    from_study: Annotated[
+        str | None,
+        typer.Option("--from", help="a study: its metadata so far, pre-filled with what its files say"),
+    ] = None,
+    repo: RepoOption = None,
+) -> None:
     """Print a commented study file to fill in: fairimage template rembi > study.yaml"""
     if kind != "rembi":
         raise InvalidInputError(f"template {kind!r}: the templates are: rembi")
-    out.print(curation.template(), end="", highlight=False, markup=False, soft_wrap=True)
+    if from_study is None:
+        out.print(curation.template(), end="", highlight=False, markup=False, soft_wrap=True)
+        return
+    with opened(repo) as repository:
+        text = curation.prefilled(repository, operator_principal(), from_study)
+    out.print(text, end="", highlight=False, markup=False, soft_wrap=True)
 
 
 def print_report(report: Report, source: str) -> None:

@@ -291,3 +291,40 @@ def _extracted(image: ImageRow) -> ExtractedImage:
         dtype=image.dtype,
         acquisition=image.acquisition or {},
     )
+
+
+def prefilled(repository: Repository, principal: Principal, study: str) -> str:
+    """A study file for ``study``: its REMBI metadata so far, with what its files said of their
+    acquisition pre-filled where the metadata has no acquisition yet, each such value marked as extracted
+    (in a comment naming the file it came from). Edit it, then 'metadata set'."""
+    found = get_metadata(repository, principal, study)
+    document = found.rembi.dump()
+    notes: list[str] = []
+    if not document.get("image_acquisitions"):
+        acquisitions: dict[str, dict[str, str]] = {}  # by what they say, so images that agree share one
+        sources: dict[str, list[str]] = {}
+        for image in found.images:
+            extracted = {
+                k: v for k, v in image.acquisition.items() if k in ("instrument", "objective", "detector")
+            }
+            if extracted:
+                key = json.dumps(extracted, sort_keys=True)
+                acquisitions.setdefault(key, extracted)
+                sources.setdefault(key, []).append(image.file)
+        entries: list[dict[str, Any]] = []
+        for index, (key, extracted) in enumerate(acquisitions.items()):
+            entries.append({"id": f"acquisition{index + 1}", **extracted, "parameters": None})
+            files = ", ".join(sorted(set(sources[key]))[:3])
+            notes += [
+                f"#   image_acquisitions[{index}].{field}: extracted from {files}" for field in extracted
+            ]
+        if entries:
+            document["image_acquisitions"] = entries
+    lines = [
+        f"# REMBI metadata of the study {study!r}, as fairimage holds it. Edit it, then",
+        f"# 'fairimage metadata set {study!r} FILE'; 'fairimage template rembi' shows each level.",
+    ]
+    if notes:
+        lines += ["# Pre-filled from what the image files say (extracted, check them):", *notes]
+    body = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    return "\n".join(lines) + "\n" + body
