@@ -76,7 +76,7 @@ def render_study(
         "images": images,
         "next": next_page,
         "versions": history,
-        "metadata": curation.get_metadata(repository, principal, study.id),
+        "metadata": curation.get_metadata(repository, principal, study.id, with_images=False),
         "jsonld": linked_data.study_dataset(repository, principal, study.id, str(request.base_url)),
         "duo": ontology.duo(),
         "application_error": application_error,

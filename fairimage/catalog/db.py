@@ -37,14 +37,18 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def migrate(engine: Engine) -> None:
-    """Create or upgrade the catalog tables to the newest revision."""
+def migrate(engine: Engine) -> bool:
+    """Create or upgrade the catalog tables to the newest revision; whether any revision was applied."""
+    from alembic.runtime.migration import MigrationContext
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
         with engine.begin() as connection:
+            before = MigrationContext.configure(connection).get_current_revision()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            return MigrationContext.configure(connection).get_current_revision() != before
     except SQLAlchemyError as exc:
         cause = getattr(exc, "orig", None) or exc  # the driver's own error, where SQLAlchemy wraps one
         raise StorageError(

@@ -219,11 +219,13 @@ class StudyMetadata:
         }
 
 
-def get_metadata(repository: Repository, principal: Principal, study: str) -> StudyMetadata:
+def get_metadata(
+    repository: Repository, principal: Principal, study: str, with_images: bool = True
+) -> StudyMetadata:
     """A study's REMBI metadata with its problems, the Image Data its images give, and its FAIR score. The
     record is what restricted studies show everyone; the per-image part needs read access."""
     study_id = access.find_study(repository, principal, study)
-    may_read = _may_read(repository, principal, study_id)
+    may_read = with_images and _may_read(repository, principal, study_id)
     with repository.reading() as session:
         row = session.get(StudyRow, study_id)
         if row is None:

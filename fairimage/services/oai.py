@@ -7,13 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import func, select
 
 from fairimage.catalog import queries
-from fairimage.catalog.tables import StudyRow, StudyVersionRow
+from fairimage.catalog.tables import ImageRow, StudyRow, StudyVersionRow
 from fairimage.model import exports, oai
 from fairimage.model.curation import LICENSES
 from fairimage.model.jsonld import Links
@@ -78,15 +79,15 @@ def _answer(
         oai.identify(root, base_url, f"fairimage at {host}", _earliest(repository), settings.oai_admin_email)
     elif verb == "ListMetadataFormats":
         if "identifier" in args:
-            _records(repository, principal, base_url, host, only=_study_of(args["identifier"], host))
+            _entries(repository, principal, host, only=_study_of(args["identifier"], host))
         oai.metadata_formats(root)
     elif verb == "ListSets":
         raise OaiError("noSetHierarchy", "this repository has no sets")
     elif verb == "GetRecord":
         prefix = _prefix(args["metadataPrefix"])
-        found = _records(repository, principal, base_url, host, only=_study_of(args["identifier"], host))
+        (entry,) = _entries(repository, principal, host, only=_study_of(args["identifier"], host))
         node = ET.SubElement(root, f"{{{oai.OAI}}}GetRecord")
-        oai.record_element(node, found[0], prefix)
+        oai.record_element(node, _record(entry, Links(base_url), host), prefix)
     else:
         _list(repository, principal, root, verb, args, base_url, host)
 
@@ -114,16 +115,18 @@ def _list(
         }
     start, end = _bound(state.get("f"), False), _bound(state.get("u"), True)
     found = [
-        r
-        for r in _records(repository, principal, base_url, host)
-        if (start is None or r.datestamp >= start) and (end is None or r.datestamp <= end)
+        entry
+        for entry in _entries(repository, principal, host)
+        if (start is None or entry.stamp >= start) and (end is None or entry.stamp <= end)
     ]
     if not found:
         raise OaiError("noRecordsMatch", "no records match these arguments")
     page = repository.settings.oai_page_size
     offset = int(state["o"])
     node = ET.SubElement(root, f"{{{oai.OAI}}}{verb}")
-    for record in found[offset : offset + page]:
+    links = Links(base_url)
+    for entry in found[offset : offset + page]:  # only the page's records are built
+        record = _record(entry, links, host)
         if verb == "ListRecords":
             oai.record_element(node, record, str(state["p"]))
         else:
@@ -185,38 +188,51 @@ def _earliest(repository: Repository) -> datetime:
     return queries.aware(earliest) or datetime.now(UTC)
 
 
-def _records(
-    repository: Repository, principal: Principal, base_url: str, host: str, only: str | None = None
-) -> list[Record]:
-    """The records of discoverable studies (or of study ``only``), oldest datestamp first."""
-    links = Links(base_url)
+@dataclass(frozen=True)
+class _Entry:
+    """A study as the list verbs see it before its record is built: its record, metadata and datestamp."""
+
+    study: Study
+    rembi: dict[str, Any] | None
+    stamp: datetime
+
+
+def _entries(
+    repository: Repository, principal: Principal, host: str, only: str | None = None
+) -> list[_Entry]:
+    """The discoverable studies (or study ``only``) with their datestamps (their latest version's),
+    oldest first; one query for all."""
     with repository.reading() as session:
         latest = (
             select(StudyVersionRow.study_id, func.max(StudyVersionRow.created_at).label("at"))
             .group_by(StudyVersionRow.study_id)
             .subquery()
         )
+        counts = select(ImageRow.study_id, func.count().label("n")).group_by(ImageRow.study_id).subquery()
         query = (
-            select(StudyRow, latest.c.at)
+            select(StudyRow, latest.c.at, func.coalesce(counts.c.n, 0))
             .outerjoin(latest, latest.c.study_id == StudyRow.id)
+            .outerjoin(counts, counts.c.study_id == StudyRow.id)
             .where(access.discoverable(principal))
-            .order_by(StudyRow.id)
         )
         if only is not None:
             query = query.where(StudyRow.id == only)
-        rows = session.execute(query).all()
-        records = []
-        for row, at in rows:
-            stamp = queries.aware(at) or queries.aware(row.created_at) or datetime.now(UTC)
-            record = to_study(row, queries.image_count(session, row.id), principal)
-            rembi = Rembi.model_validate(row.rembi) if row.rembi else Rembi()
-            records.append(_record(record, rembi, stamp, links, host))
-    if only is not None and not records:
+        entries = [
+            _Entry(
+                to_study(row, int(count), principal),
+                row.rembi,
+                queries.aware(at) or queries.aware(row.created_at) or datetime.now(UTC),
+            )
+            for row, at, count in session.execute(query)
+        ]
+    if only is not None and not entries:
         raise OaiError("idDoesNotExist", f"oai:{host}:{only} is not a record of this repository")
-    return sorted(records, key=lambda record: (record.datestamp, record.identifier))
+    return sorted(entries, key=lambda entry: (entry.stamp, entry.study.id))
 
 
-def _record(study: Study, rembi: Rembi, stamp: datetime, links: Links, host: str) -> Record:
+def _record(entry: _Entry, links: Links, host: str) -> Record:
+    study, stamp = entry.study, entry.stamp
+    rembi = Rembi.model_validate(entry.rembi) if entry.rembi else Rembi()
     info = rembi.study
     subjects = [*info.keywords]
     subjects += [m.label or m.id or "" for c in rembi.study_components for m in c.imaging_methods]

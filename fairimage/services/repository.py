@@ -24,6 +24,7 @@ class Repository:
     store: Store
     sessions: sessionmaker[Session]
     read_log: ReadLog = field(default_factory=ReadLog)  # reads of protected data recorded lately
+    upgraded: bool = False  # whether opening it applied catalog migrations
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -43,12 +44,13 @@ class Repository:
 def _connect(settings: Settings) -> Repository:
     store = open_store(settings.storage, settings.s3_endpoint)  # first: it names a bad storage URL clearly
     engine = open_engine(settings.db)
-    migrate(engine)
+    upgraded = migrate(engine)
     return Repository(
         settings=settings,
         engine=engine,
         store=store,
         sessions=sessionmaker(engine, expire_on_commit=False),
+        upgraded=upgraded,
     )
 
 
@@ -82,5 +84,6 @@ def open_repository(settings: Settings) -> Repository:
     repository = _connect(settings)
     clean_stale_runs(repository)
     record_unversioned(repository)
-    index_missing(repository)
+    if repository.upgraded:  # images are indexed as they are published; only older catalogs lack entries
+        index_missing(repository)
     return repository

@@ -151,7 +151,9 @@ def search(
         )
         rows = {row.id: row for row in _image_rows(session, [image_id for image_id, _ in page])}
         hits = [Hit(to_image(rows[image_id]), rank) for image_id, rank in page if image_id in rows]
-        names = dict(session.execute(select(StudyRow.id, StudyRow.name)).all()) if "study" in counts else {}
+        counted = [value for value, _ in counts.get("study", [])]
+        named = session.execute(select(StudyRow.id, StudyRow.name).where(StudyRow.id.in_(counted)))
+        names = {study_id: name for study_id, name in named}
     facets = {
         facet: [
             FacetCount(value, _label(facet, value, names), count) for value, count in counts.get(facet, [])
