@@ -200,7 +200,7 @@ def populate(url: str, images: int, per_study: int, folder: Path) -> tuple[objec
     settings = load_settings(folder / "repo", db=url)
     repository = init_repository(settings)
     rng = random.Random(7)
-    vocabularies = {"fbbi": ontology.fbbi(), "ncbitaxon": ontology.ncbitaxon()}
+    vocabularies = {name: ontology.ontology(name) for name in ontology.NAMES}
     now = datetime.now(UTC)
     started = time.perf_counter()
     seen: set[str] = set()

@@ -25,7 +25,7 @@ from tests import samples
 from tests.conftest import LiveServer, run_cli
 
 ADMIN = operator("test")
-VOCABULARIES = {"fbbi": ontology.fbbi(), "ncbitaxon": ontology.ncbitaxon()}
+VOCABULARIES = {name: ontology.ontology(name) for name in ontology.NAMES}
 
 
 def hela() -> dict[str, Any]:
@@ -109,6 +109,35 @@ def test_every_problem_is_one_line_with_the_field_and_the_fix() -> None:
         "biosamples[0].organism: 'mouse' is not an NCBITaxon term; "
         "did you mean NCBITaxon:10090 (Mus musculus)?",
         "study_components[0].specimen: 'fixed' is not a specimen id; the specimen ids are live",
+    ]
+
+
+def test_topics_and_analysis_operations_are_edam_bioimaging_terms() -> None:
+    data = hela()
+    data["study"]["topics"] = ["Spinning disk confocal microscopy (SDCM)", "EDAM:topic_3385"]
+    data["analysed_data"] = [{"type": "cell tracks", "operations": ["cell tracking", "watershed"]}]
+    assert lines(data) == [
+        "study.topics[0]: 'Spinning disk confocal microscopy (SDCM)' is not an EDAM-bioimaging term; did you "
+        "mean EDAM:topic__Rn8MnorStmqIkNlAVZWBc0 (Confocal fluorescence microscopy)?",
+        "analysed_data[0].operations[1]: 'watershed' is not an EDAM-bioimaging term; did you mean "
+        "EDAM:operation_Watershed (Watershed segmentation)?",
+    ]
+    data["study"]["topics"][0] = "Confocal fluorescence microscopy"
+    data["analysed_data"][0]["operations"][1] = "EDAM:topic_3385"
+    assert lines(data) == [
+        "analysed_data[0].operations[1]: EDAM:topic_3385 (Light microscopy) is not a kind of Operation "
+        "(EDAM:operation_0004)"
+    ]
+    data["analysed_data"][0]["operations"][1] = "http://edamontology.org/operation_Watershed"
+    report = check(data, VOCABULARIES)
+    assert report.complete and report.rembi is not None
+    assert [(t.id, t.label) for t in report.rembi.analysed_data[0].operations] == [
+        ("EDAM:operation_Cell_tracking", "Cell tracking"),
+        ("EDAM:operation_Watershed", "Watershed segmentation"),
+    ]
+    assert [t.id for t in report.rembi.study.topics] == [
+        "EDAM:topic__Rn8MnorStmqIkNlAVZWBc0",
+        "EDAM:topic_3385",
     ]
 
 

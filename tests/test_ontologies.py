@@ -37,6 +37,32 @@ def test_a_term_is_found_by_every_spelling_of_its_identifier_and_its_label(text:
     assert found.term.iri == "http://purl.obolibrary.org/obo/FBbi_00000251"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "EDAM:operation_Image_segmentation",
+        "edam:operation_Image_segmentation",
+        "EDAM_operation_Image_segmentation",
+        "http://edamontology.org/operation_Image_segmentation",
+        "image segmentation",
+    ],
+)
+def test_edam_identifiers_keep_their_own_underscores(text: str) -> None:
+    found = ontology.edam().find(text)
+    assert found is not None and found.term.id == "EDAM:operation_Image_segmentation"
+    assert found.term.iri == "http://edamontology.org/operation_Image_segmentation"
+
+
+def test_edam_bioimaging_operations_and_topics_have_their_hierarchy() -> None:
+    edam = ontology.edam()
+    watershed = [term.label for term in edam.ancestors("EDAM:operation_Watershed")]
+    assert watershed[:3] == ["Region growing", "Image segmentation", "Image analysis"]
+    assert "EDAM:topic_Light-sheet_microscopy" in edam.descendants("EDAM:topic_Fluorescent_microscopy")
+    spim = edam.find("Selective plane illumination microscopy (SPIM)")
+    assert spim is not None and spim.term.label == "Light-sheet microscopy"
+    assert edam.suggest("cell segmentaton")[0].label == "Cell segmentation"
+
+
 def test_synonyms_and_near_misses() -> None:
     taxa = ontology.ncbitaxon()
     mouse = taxa.find("mouse")
@@ -73,6 +99,7 @@ def test_bundles_record_their_release_and_licence() -> None:
         dangling = {parent for term in bundle.terms for parent in term.parents} - ids
         assert not dangling, f"{name}: parents outside the bundle {sorted(dangling)}"
     assert ontology.fbbi().version == "2020-11-06"
+    assert (ontology.edam().version, len(ontology.edam().terms)) == ("alpha06", 341)
 
 
 def test_terms_over_http(tmp_path: Path) -> None:
@@ -80,7 +107,8 @@ def test_terms_over_http(tmp_path: Path) -> None:
     init_repository(settings).close()
     with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         listed = {entry["name"]: entry for entry in client.get("/api/ontologies").json()}
-        assert set(listed) == {"fbbi", "ncbitaxon", "duo"} and listed["fbbi"]["version"] == "2020-11-06"
+        assert set(listed) == {"fbbi", "ncbitaxon", "edam", "duo"}
+        assert listed["fbbi"]["version"] == "2020-11-06" and listed["edam"]["version"] == "alpha06"
         found = client.get("/api/ontologies/fbbi/terms", params={"q": "spinning"}).json()
         assert found[0]["id"] == "FBbi:00000253" and found[0]["iri"].endswith("FBbi_00000253")
         term = client.get("/api/ontologies/ncbitaxon/terms/http://purl.obolibrary.org/obo/NCBITaxon_9606")
@@ -93,6 +121,9 @@ def test_terms_over_http(tmp_path: Path) -> None:
             missing.status_code == 404
             and "not a term of the bundled FBbi" in missing.json()["error"]["message"]
         )
+        tracking = client.get("/api/ontologies/edam/terms", params={"q": "cell track"}).json()
+        assert tracking[0]["id"] == "EDAM:operation_Cell_tracking"
+        assert tracking[0]["iri"] == "http://edamontology.org/operation_Cell_tracking"
         unknown = client.get("/api/ontologies/mesh/terms", params={"q": "x"})
         assert unknown.status_code == 404 and "fbbi, ncbitaxon" in unknown.json()["error"]["message"]
 
@@ -122,5 +153,52 @@ def test_the_build_script_keeps_the_subtrees_and_drops_obsolete_terms(tmp_path: 
             "label": "recorded image",
             "synonyms": ["photograph"],
             "parents": ["FBbi:00000222"],
+        },
+    ]
+
+
+def test_the_build_script_reads_edam_bioimagings_bioportal_table(tmp_path: Path) -> None:
+    edam = "http://edamontology.org/"
+    header = "Class ID\tPreferred Label\tSynonyms\tDefinitions\tObsolete\tCUI\tSemantic Types\tParents\n"
+    rows = [
+        (f"{edam}operation_0004", "Operation", "Function", "FALSE", "http://www.w3.org/2002/07/owl#Thing"),
+        (f"{edam}operation_Image_segmentation", "Image segmentation", "", "FALSE", f"{edam}operation_0004"),
+        (
+            f"{edam}operation_Watershed",
+            "Watershed segmentation",
+            "Watershed transformation|Watershed-based segmentation",
+            "FALSE",
+            f"{edam}operation_Image_segmentation",
+        ),
+        (f"{edam}operation_Old", "Old operation", "", "TRUE", f"{edam}operation_0004"),
+        ("http://example.org/elsewhere", "Not EDAM", "", "FALSE", f"{edam}operation_0004"),
+    ]
+    table = tmp_path / "EDAM-bioimaging_alpha99.tsv"
+    table.write_text(
+        header
+        + "".join(f"{i}\t{label}\t{syn}\t\t{obs}\t\t\t{parents}\n" for i, label, syn, obs, parents in rows),
+        encoding="utf-8",
+    )
+    out = tmp_path / "edam.json"
+    command = [sys.executable, str(SCRIPT), "edam", str(table), "--out", str(out)]
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode != 0 and "give the release with --version" in refused.stderr
+    result = subprocess.run([*command, "--version", "alpha99"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    bundle = json.loads(out.read_text())
+    assert bundle["version"] == "alpha99" and bundle["source"].endswith("EDAM-bioimaging_alpha99.tsv)")
+    assert bundle["terms"] == [
+        {"id": "EDAM:operation_0004", "label": "Operation", "synonyms": ["Function"], "parents": []},
+        {
+            "id": "EDAM:operation_Image_segmentation",
+            "label": "Image segmentation",
+            "synonyms": [],
+            "parents": ["EDAM:operation_0004"],
+        },
+        {
+            "id": "EDAM:operation_Watershed",
+            "label": "Watershed segmentation",
+            "synonyms": ["Watershed transformation", "Watershed-based segmentation"],
+            "parents": ["EDAM:operation_Image_segmentation"],
         },
     ]

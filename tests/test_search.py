@@ -102,6 +102,18 @@ def test_a_broad_term_finds_the_narrower_ones(node: Node) -> None:
     assert ids(gfp) == set(node.images["Mouse brain"])
 
 
+def test_edam_topics_and_analysis_operations_are_searched_with_their_broader_terms(node: Node) -> None:
+    document = study_file("Mouse brain light sheet", "FBbi:00000369", "NCBITaxon:10090", "FBbi:00000082")
+    document["study"]["topics"] = ["Light-sheet microscopy"]
+    document["analysed_data"] = [{"type": "nuclei masks", "operations": ["Watershed segmentation"]}]
+    curation.set_metadata(node.repository, ADMIN, "Mouse brain", document)
+    brain = set(node.images["Mouse brain"])
+    assert ids(search.search(node.repository, ANONYMOUS, "image segmentation")) == brain
+    assert ids(search.search(node.repository, ANONYMOUS, "SPIM")) == brain  # a synonym of the topic
+    assert ids(search.search(node.repository, ANONYMOUS, "nuclei masks")) == brain
+    assert search.search(node.repository, ANONYMOUS, "cell tracking").total == 0
+
+
 def test_facets_count_what_the_caller_may_read(node: Node) -> None:
     results = search.search(node.repository, ANONYMOUS, "")
     organisms = {count.label: count.count for count in results.facets["organism"]}

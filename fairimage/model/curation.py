@@ -28,6 +28,8 @@ TERM_ROOTS = {
     "study_components[].imaging_methods": ("FBbi:00000222", "FBbi:00000321"),
     "specimens[].preparation_terms": ("FBbi:00000001",),
     "specimens[].channels[].content": ("FBbi:00000455", "FBbi:00000405", "FBbi:00000406"),
+    "study.topics": ("EDAM:topic_0003",),
+    "analysed_data[].operations": ("EDAM:operation_0004",),
 }
 LICENSES = {
     "CC0-1.0": "https://creativecommons.org/publicdomain/zero/1.0/",
@@ -204,6 +206,8 @@ def _normalise(rembi: Rembi, vocabularies: Mapping[str, Ontology], problems: lis
 
 def _term_refs(rembi: Rembi) -> Iterator[tuple[TermRef, str, Attribute]]:
     by_path = {attribute.path: attribute for attribute in ATTRIBUTES}
+    for j, ref in enumerate(rembi.study.topics):
+        yield ref, f"study.topics[{j}]", by_path["study.topics"]
     for i, component in enumerate(rembi.study_components):
         for j, ref in enumerate(component.imaging_methods):
             yield (
@@ -221,6 +225,9 @@ def _term_refs(rembi: Rembi) -> Iterator[tuple[TermRef, str, Attribute]]:
             if channel.content is not None:
                 path = f"specimens[{i}].channels[{j}].content"
                 yield channel.content, path, by_path["specimens[].channels[].content"]
+    for i, analysis in enumerate(rembi.analysed_data):
+        for j, ref in enumerate(analysis.operations):
+            yield ref, f"analysed_data[{i}].operations[{j}]", by_path["analysed_data[].operations"]
 
 
 def _resolve(

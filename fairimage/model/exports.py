@@ -146,6 +146,17 @@ def datacite(study: Study, rembi: Rembi, links: Links, year: int, version: int |
                         "classificationCode": method.id,
                     }
                 )
+    for topic in info.topics:
+        if topic.id:
+            subjects.append(
+                {
+                    "subject": topic.label,
+                    "subjectScheme": "EDAM-bioimaging",
+                    "schemeUri": TERM_SETS["EDAM"],
+                    "valueUri": term_iri(topic.id),
+                    "classificationCode": topic.id,
+                }
+            )
     for biosample in rembi.biosamples:
         if biosample.organism is not None and biosample.organism.id:
             subjects.append(

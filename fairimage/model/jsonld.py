@@ -17,7 +17,12 @@ from fairimage.model.study import Image, Study
 
 CONTEXT = {"@vocab": "https://schema.org/", "xsd": "http://www.w3.org/2001/XMLSchema#"}
 OBO = "http://purl.obolibrary.org/obo/"
-TERM_SETS = {"FBbi": OBO + "fbbi.owl", "NCBITaxon": OBO + "ncbitaxon.owl"}
+EDAM = "http://edamontology.org/"
+TERM_SETS = {
+    "FBbi": OBO + "fbbi.owl",
+    "NCBITaxon": OBO + "ncbitaxon.owl",
+    "EDAM": EDAM + "EDAM-bioimaging.owl",
+}
 
 
 @dataclass(frozen=True)
@@ -37,8 +42,9 @@ class Links:
 
 
 def term_iri(curie: str) -> str:
+    """The IRI of a CURIE: OBO's ``{prefix}_{local}`` form, EDAM's own namespace."""
     prefix, _, local = curie.partition(":")
-    return f"{OBO}{prefix}_{local}"
+    return f"{EDAM}{local}" if prefix == "EDAM" else f"{OBO}{prefix}_{local}"
 
 
 def defined_term(ref: TermRef) -> dict[str, Any]:
@@ -90,10 +96,10 @@ def dataset(
         document["creator"] = creators
     if methods:
         document["measurementTechnique"] = _unique([defined_term(method) for method in methods])
-    if organisms:
-        document["about"] = _unique(
-            [{"@type": "Taxon", "@id": term_iri(o.id or ""), "name": o.label} for o in organisms]
-        )
+    about = [{"@type": "Taxon", "@id": term_iri(o.id or ""), "name": o.label} for o in organisms]
+    about += [defined_term(topic) for topic in info.topics]
+    if about:
+        document["about"] = _unique(about)
     if channels:
         document["variableMeasured"] = [_channel(channel) for channel in channels]
     if info.publications:

@@ -72,8 +72,11 @@ class Ontology:
         if text.startswith(self.iri_prefix):
             local = text[len(self.iri_prefix) :]
         else:
-            head, sep, local = text.removeprefix("obo:").replace("_", ":", 1).partition(":")
-            if not sep or head.lower() != self.prefix.lower():
+            # The prefix ends at the first ':' or '_' (EDAM's local names hold '_' of their own).
+            text = text.removeprefix("obo:")
+            size = len(self.prefix)
+            head, separator, local = text[:size], text[size : size + 1], text[size + 1 :]
+            if head.lower() != self.prefix.lower() or separator not in (":", "_"):
                 return None
         return f"{self.prefix}:{local}" if local else None
 

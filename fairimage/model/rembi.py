@@ -73,6 +73,7 @@ class Study(_Section):
     funding: list[str] = Field(default_factory=list)
     publications: list[Publication] = Field(default_factory=list)
     acknowledgements: str | None = None
+    topics: list[TermRef] = Field(default_factory=list)  # EDAM-bioimaging topics, e.g. light-sheet microscopy
 
 
 class StudyComponent(_Section):
@@ -133,6 +134,7 @@ class AnalysedData(_Section):
     type: str | None = None
     data_used: str | None = None
     method: str | None = None
+    operations: list[TermRef] = Field(default_factory=list)  # EDAM-bioimaging operations, e.g. segmentation
     description: str | None = None
 
 
@@ -178,6 +180,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     ),
     Attribute("study.funding", "optional", "grants, e.g. 'Wellcome 212345/Z/18/Z'"),
     Attribute("study.publications", "optional", "papers about the data: title, DOI"),
+    Attribute("study.topics", "optional", "EDAM-bioimaging topics, e.g. 'Light-sheet microscopy'", "edam"),
     Attribute("study_components", "required", "at least one component: an experiment and its images"),
     Attribute("study_components[].name", "required", "a short name for the experiment"),
     Attribute("study_components[].description", "required", "what the images of this component show"),
@@ -215,6 +218,12 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("image_acquisitions[].detector", "optional", "e.g. sCMOS camera"),
     Attribute("image_correlation", "optional", "how images of several modalities relate"),
     Attribute("analysed_data", "optional", "results derived from the images: type, method"),
+    Attribute(
+        "analysed_data[].operations",
+        "optional",
+        "EDAM-bioimaging operations, e.g. 'Cell segmentation'",
+        "edam",
+    ),
 )
 SECTIONS = (
     "study",

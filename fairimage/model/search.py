@@ -99,7 +99,13 @@ def build_document(
     words += [person.name or "" for person in study.authors]
     if study.license:
         facets.append(FacetValue("license", study.license))
-    fbbi, taxa = vocabularies["fbbi"], vocabularies["ncbitaxon"]
+    fbbi, taxa, edam = vocabularies["fbbi"], vocabularies["ncbitaxon"], vocabularies["edam"]
+    # EDAM-bioimaging topics and analysis operations, with their broader terms ("image segmentation"
+    # finds a study whose analysis was a watershed segmentation).
+    for ref in [*study.topics, *(op for analysis in rembi.analysed_data for op in analysis.operations)]:
+        words += _term_words(edam, ref, [], "edam")
+    words += [analysis.type or "" for analysis in rembi.analysed_data]
+    words += [analysis.method or "" for analysis in rembi.analysed_data]
     for component in components_of(rembi, image.file_name):
         words += [component.name or "", component.description or "", component.image_type or ""]
         for method in component.imaging_methods:

@@ -12,7 +12,7 @@ from fairimage.model.errors import NotFoundError
 from fairimage.model.ontology import Ontology, OntologyTerm
 
 # The bundled term ontologies by the names the API and the metadata use (DUO has its own model).
-NAMES = ("fbbi", "ncbitaxon")
+NAMES = ("fbbi", "ncbitaxon", "edam")
 
 
 @cache
@@ -37,7 +37,8 @@ def duo() -> Vocabulary:
 
 @cache
 def ontology(name: str) -> Ontology:
-    """A bundled ontology subset by name (``fbbi``, ``ncbitaxon``): see ``scripts/build_ontologies.py``."""
+    """A bundled ontology subset by name (``fbbi``, ``ncbitaxon``, ``edam``): see
+    ``scripts/build_ontologies.py``."""
     key = name.lower()
     if key not in NAMES:
         raise NotFoundError(f"ontology {name!r} not found; the bundled ones are {', '.join(NAMES)} and duo")
@@ -71,3 +72,8 @@ def fbbi() -> Ontology:
 
 def ncbitaxon() -> Ontology:
     return ontology("ncbitaxon")
+
+
+def edam() -> Ontology:
+    """EDAM-bioimaging: bioimage analysis operations, imaging topics, image data types and formats."""
+    return ontology("edam")

@@ -38,7 +38,7 @@ class MetadataError(InvalidInputError):
 
 
 def vocabularies() -> dict[str, Ontology]:
-    return {"fbbi": ontology.fbbi(), "ncbitaxon": ontology.ncbitaxon()}
+    return {name: ontology.ontology(name) for name in ontology.NAMES}
 
 
 def read_study_file(path: Path) -> Any:
@@ -84,6 +84,7 @@ study:
       email:
   funding: []
   publications: []
+  topics: []
 study_components:
   - name:
     description:
@@ -115,6 +116,7 @@ image_acquisitions:
     instrument:
     parameters:
     objective:
+analysed_data: []
 """
 
 
@@ -125,7 +127,8 @@ def template() -> str:
         "# REMBI metadata for one study (Recommended Metadata for Biological Images).",
         "# Fill in what you know; 'fairimage metadata validate study.yaml' says what is wrong or missing.",
         "# Ontology terms: a CURIE (FBbi:00000251), an IRI, or the term's exact label; find them with",
-        "# 'fairimage ontology search fbbi confocal' or 'fairimage ontology search ncbitaxon mouse'.",
+        "# 'fairimage ontology search fbbi confocal' or 'fairimage ontology search ncbitaxon mouse';",
+        "# topics and analysis operations are EDAM-bioimaging's ('fairimage ontology search edam tracking').",
         "# What the image files say (sizes, pixel sizes, channels) is read from them: do not repeat it here.",
         "schema: fairimage-rembi/1",
     ]

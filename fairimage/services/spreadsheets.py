@@ -64,14 +64,27 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("id", "instrument", "parameters", "objective", "detector"),
         (),
     ),
-    "analysed_data": ("analysed_data", ("type", "data_used", "method", "description"), ()),
+    "analysed_data": (
+        "analysed_data",
+        ("type", "data_used", "method", "description", "operations"),
+        ("operations",),
+    ),
 }
 # sheets of one record, as field/value rows
 RECORDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "study": (
         "study",
-        ("title", "description", "license", "study_type", "keywords", "funding", "acknowledgements"),
-        ("keywords", "funding"),
+        (
+            "title",
+            "description",
+            "license",
+            "study_type",
+            "keywords",
+            "funding",
+            "acknowledgements",
+            "topics",
+        ),
+        ("keywords", "funding", "topics"),
     ),
     "image_correlation": (
         "image_correlation",
