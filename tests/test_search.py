@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fairimage.model.policy import ANONYMOUS, Role, Scope, operator
-from fairimage.services import accounts, curation, governance, search
+from fairimage.services import accounts, annotations, curation, governance, search
 from fairimage.services.ingest import ingest_paths
 from fairimage.services.repository import Repository, init_repository
 from fairimage.settings import Settings, load_settings
@@ -114,6 +114,32 @@ def test_edam_topics_and_analysis_operations_are_searched_with_their_broader_ter
     assert search.search(node.repository, ANONYMOUS, "cell tracking").total == 0
 
 
+def test_an_images_own_words_match_with_its_studys_and_pages_cover_every_match(node: Node) -> None:
+    """Images share their study's text through their group; an image's own annotation makes it match alone,
+    also together with a word of its study, and counts, facets and pages add up across both kinds."""
+    yeast = node.images["Yeast EM"]
+    annotations.annotate(
+        node.repository, ADMIN, yeast[1], annotations.Change(pairs=(("note", "spindle pole"),), tags=("odd",))
+    )
+    annotations.annotate(
+        node.repository, ADMIN, node.images["HeLa mitosis"][0], annotations.Change(tags=("odd",))
+    )
+    assert ids(search.search(node.repository, ANONYMOUS, "spindle")) == {yeast[1]}
+    assert ids(search.search(node.repository, ANONYMOUS, "ultrastructure spindle pole")) == {yeast[1]}
+    assert search.search(node.repository, ANONYMOUS, "mitosis spindle").total == 0  # words of two images
+    odd = search.search(node.repository, ANONYMOUS, "odd")
+    assert ids(odd) == {yeast[1], node.images["HeLa mitosis"][0]}
+    assert {c.value: c.count for c in odd.facets["tag"]} == {"odd": 2}
+    both = search.search(node.repository, ANONYMOUS, "cells")  # five whole-group images and one moved out
+    assert both.total == 6 and {c.value: c.count for c in both.facets["tag"]} == {"odd": 2}
+    paged = [search.search(node.repository, ANONYMOUS, "cells", limit=1, offset=n).hits for n in range(7)]
+    assert [len(hits) for hits in paged] == [1, 1, 1, 1, 1, 1, 0]
+    assert {hits[0].image.id for hits in paged[:6]} == ids(both)
+    partly = search.search(node.repository, ANONYMOUS, "yeast odd")  # the group's word, the image's tag
+    assert ids(partly) == {yeast[1]} and partly.total == 1
+    assert search.search(node.repository, ANONYMOUS, "", {"tag": ["odd"]}).total == 2
+
+
 def test_facets_count_what_the_caller_may_read(node: Node) -> None:
     results = search.search(node.repository, ANONYMOUS, "")
     organisms = {count.label: count.count for count in results.facets["organism"]}
@@ -182,3 +208,37 @@ def test_the_cli_the_api_and_the_page_give_the_same_answer(node: Node) -> None:
     assert bad.status_code == 400 and "not a term of the bundled NCBITaxon" in bad.json()["error"]["message"]
     assert private_api["total"] == 0 and private_api["facets"]["study"] == []
     assert steward.json()["total"] == 4
+
+
+def test_a_catalog_from_before_search_groups_is_reindexed_when_it_opens(
+    tmp_path: Path, catalog_url: str
+) -> None:
+    """Revision 0009 replaces the index: a catalog made at 0008 is upgraded and every image reindexed at the
+    next command, so nothing ingested is missing from search."""
+    from alembic import command
+    from alembic.config import Config
+
+    from fairimage.catalog.db import MIGRATIONS
+    from fairimage.services.repository import open_repository
+
+    settings = load_settings(tmp_path / "repo", db=catalog_url)
+    repository = init_repository(settings)
+    paths = [samples.png(tmp_path / f"{n}.png", np.full((8, 8), n, np.uint8)) for n in range(3)]
+    ingest_paths(repository, paths, study="Old study")
+    curation.set_metadata(
+        repository, ADMIN, "Old study", study_file("Old study", "FBbi:00000251", None, None)
+    )
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with repository.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0008")
+    repository.close()
+    reopened = open_repository(settings)
+    try:
+        found = search.search(reopened, ANONYMOUS, "confocal old")
+        assert found.total == 3 and {c.label: c.count for c in found.facets["imaging_method"]} == {
+            "confocal microscopy": 3
+        }
+    finally:
+        reopened.close()

@@ -202,15 +202,29 @@ class AnnotationRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SearchGroupRow(Base):
+    """Images of one study that share their study's and component's text and their facet signature: the
+    text kept once, with how many images share it (full-text twins as for documents, migration 0009)."""
+
+    __tablename__ = "search_groups"
+
+    group_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    signature: Mapped[str] = mapped_column(String(32), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    images: Mapped[int] = mapped_column(Integer)
+
+
 class SearchDocumentRow(Base):
-    """An image's text in the search index (its full-text twin is FTS5 on SQLite, a tsvector column on
-    PostgreSQL, both made by migration 0006)."""
+    """An image in the search index: its group and its own words (its full-text twin is FTS5 on SQLite, a
+    tsvector column on PostgreSQL, made by migration 0009)."""
 
     __tablename__ = "search_documents"
 
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), primary_key=True)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
     signature: Mapped[str] = mapped_column(String(32), index=True)  # its facet values' signature
+    group_key: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
 
 

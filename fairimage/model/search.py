@@ -51,10 +51,16 @@ class ImageFacts:
 
 @dataclass(frozen=True)
 class SearchDocument:
+    """One image in the index. ``shared`` is the text its study and component give it (with its channels
+    and format), the same for many images, so the index keeps it once per group of images; ``text`` is
+    what only this image says (its names, its own annotations). An image matches a query when every word
+    is in one or the other."""
+
     image_id: str
     study_id: str
     text: str
     facets: tuple[FacetValue, ...] = field(default_factory=tuple)
+    shared: str = ""
 
 
 def dimensionality(axes: str, shape: Iterable[int]) -> str:
@@ -80,20 +86,23 @@ def build_document(
     rembi: Rembi,
     image: ImageFacts,
     vocabularies: dict[str, Ontology],
-    annotations: Iterable[tuple[str, str, str]] = (),
+    study_annotations: Iterable[tuple[str, str, str]] = (),
+    image_annotations: Iterable[tuple[str, str, str]] = (),
 ) -> SearchDocument:
-    """The index entry of one image; ``annotations`` are its study's and its own, as (kind, key, value)."""
-    words: list[str] = [study_name, image.name, image.file_name, image.format, *image.channels]
+    """The index entry of one image; annotations (of its study and its own) are (kind, key, value)."""
+    own: list[str] = [image.name, image.file_name]
+    words: list[str] = [study_name, image.format, *image.channels]
     facets: list[FacetValue] = [
         FacetValue("study", study_id),
         FacetValue("dimensionality", dimensionality(image.axes, image.shape)),
         FacetValue("dtype", image.dtype),
         *(FacetValue("channel", name.lower()) for name in image.channels if name),
     ]
-    for kind, key, value in annotations:
-        words += [value] if kind == "tag" else [key, value]
-        if kind == "tag":
-            facets.append(FacetValue("tag", value.lower()))
+    for target, notes in ((words, study_annotations), (own, image_annotations)):
+        for kind, key, value in notes:
+            target += [value] if kind == "tag" else [key, value]
+            if kind == "tag":
+                facets.append(FacetValue("tag", value.lower()))
     study = rembi.study
     words += [study.title or "", study.description or "", study.study_type or "", *study.keywords]
     words += [person.name or "" for person in study.authors]
@@ -134,8 +143,13 @@ def build_document(
         )
         if acquisition is not None:
             words += [acquisition.instrument or "", acquisition.objective or "", acquisition.detector or ""]
-    text = " ".join(_unique(word.strip() for word in words if word and word.strip()))
-    return SearchDocument(image.id, study_id, text, tuple(_unique_facets(facets)))
+    return SearchDocument(
+        image.id, study_id, _joined(own), tuple(_unique_facets(facets)), shared=_joined(words)
+    )
+
+
+def _joined(words: Iterable[str]) -> str:
+    return " ".join(_unique(word.strip() for word in words if word and word.strip()))
 
 
 def _term_words(bundle: Ontology, ref: TermRef, facets: list[FacetValue], facet: str) -> list[str]:

@@ -42,7 +42,8 @@ def index_images(session: Session, study: StudyRow, images: Sequence[ImageRow]) 
             rembi,
             _facts(image),
             vocabularies,
-            [*annotations.get(None, []), *annotations.get(image.id, [])],
+            annotations.get(None, []),
+            annotations.get(image.id, []),
         )
         for image in images
     ]
