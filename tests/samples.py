@@ -119,3 +119,18 @@ def bioformats2raw(path: Path, series: list[np.ndarray]) -> Path:
     ome = root.create_group("OME")
     ome.attrs["series"] = [str(i) for i in range(len(series))]
     return path
+
+
+def dicom_ct(path: Path, offset: int = 0) -> Path:
+    """A CT instance made from pydicom's CT_small with its own UIDs and pixels shifted by ``offset``."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    instance = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    instance.StudyInstanceUID, instance.SeriesInstanceUID = generate_uid(), generate_uid()
+    instance.SOPInstanceUID = generate_uid()
+    instance.file_meta.MediaStorageSOPInstanceUID = instance.SOPInstanceUID
+    instance.PixelData = (instance.pixel_array + offset).astype(instance.pixel_array.dtype).tobytes()
+    instance.save_as(path, enforce_file_format=True)
+    return path

@@ -83,6 +83,7 @@ class World:
     tokens: dict[str, str]
     studies: dict[str, str] = field(default_factory=dict)  # state -> study id
     images: dict[str, str] = field(default_factory=dict)  # state -> image id
+    dicom_images: dict[str, str] = field(default_factory=dict)  # state -> a DICOM image's id
     files: dict[str, str] = field(default_factory=dict)  # state -> original file id
     routes: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
 
@@ -130,6 +131,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         (outcome,) = ingest_paths(repository, [path], study=f"study {state}")
         world.images[state] = outcome.images[0]
         world.files[state] = outcome.file_id
+        (dicom,) = ingest_paths(
+            repository, [samples.dicom_ct(root / f"{state}.dcm", index)], study=f"study {state}"
+        )
+        world.dicom_images[state] = dicom.images[0]
         study = f"study {state}"
         governance.set_owner(repository, admin, study, "owner")
         if state == "embargo-over":
@@ -172,7 +177,7 @@ def _fill(route: str, world: World, state: str) -> list[str]:
     """The URLs that ask ``route`` for the study in ``state``: one, or one per kind of object a
     parameter can name (a PID names an image, a file or a version; study PIDs show records, which
     test_versions.py checks)."""
-    image = world.images[state]
+    image = world.dicom_images[state] if route.endswith("/dicom") else world.images[state]
     values = {
         **PARAMETERS,
         "image_id": image,
@@ -229,8 +234,9 @@ def test_listings_show_exactly_what_the_caller_may_read(world: World, caller: st
                 assert shown == allowed, f"{caller} {route}: the {state} study must be {expected}"
                 if not _may_read(caller, state):
                     assert world.images[state] not in text, f"{caller} {route}: a {state} image shows"
+                    assert world.dicom_images[state] not in text, f"{caller} {route}: a {state} image shows"
         total = client.get("/api/images").json()["total"]
-        assert total == sum(_may_read(caller, state) for state in STATES)
+        assert total == 2 * sum(_may_read(caller, state) for state in STATES)  # a picture and a DICOM image
 
 
 def test_bad_tokens_are_401_not_anonymous(world: World) -> None:

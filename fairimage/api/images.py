@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.api.schemas import ImageOut, ImagePageOut
@@ -37,3 +38,13 @@ def get_image(
     image_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> ImageOut:
     return ImageOut.of(image_service.get_image(repository, principal, image_id), str(request.base_url))
+
+
+@router.get(
+    "/{image_id}/dicom",
+    summary="A DICOM image's header, de-identified, as the DICOM JSON model (PS3.18 F.2)",
+    responses={404: {"description": "No such image, or not a DICOM image"}},
+)
+def get_dicom_header(image_id: str, repository: RepositoryDep, principal: PrincipalDep) -> JSONResponse:
+    header = image_service.dicom_header(repository, principal, image_id)
+    return JSONResponse(header, media_type="application/dicom+json")

@@ -112,6 +112,7 @@ class ImageRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     run_id: Mapped[str | None] = mapped_column(ForeignKey("ingest_runs.id"), nullable=True, index=True)
     acquisition: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # from the file
+    dicom: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # de-identified DICOM header
 
     study: Mapped[StudyRow] = relationship(back_populates="images")
     original_file: Mapped[OriginalFileRow] = relationship(back_populates="images")

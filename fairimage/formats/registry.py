@@ -6,19 +6,20 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from fairimage.formats.base import OpenedFile, Reader
+from fairimage.formats.dicom import DICM_OFFSET, DicomReader
 from fairimage.formats.omezarr import OmeZarrReader, is_zarr_dir
 from fairimage.formats.raster import RasterReader
 from fairimage.formats.tiff import TiffReader
 from fairimage.model.errors import CorruptFileError, UnsupportedError
 
-READERS: tuple[Reader, ...] = (TiffReader(), RasterReader())
-SUPPORTED = "TIFF, OME-TIFF, PNG, JPEG or OME-Zarr"
+READERS: tuple[Reader, ...] = (TiffReader(), RasterReader(), DicomReader())
+SUPPORTED = "TIFF, OME-TIFF, PNG, JPEG, DICOM or OME-Zarr"
 
 
 def sniff_format(path: Path) -> Reader | None:
     """The reader whose magic bytes start the file, if any."""
     with path.open("rb") as f:
-        head = f.read(16)
+        head = f.read(DICM_OFFSET + 4)  # DICOM's magic follows a 128-byte preamble
     return next((reader for reader in READERS if reader.sniff(head)), None)
 
 

@@ -4,7 +4,7 @@ and the pure arithmetic of its stored layout (chunks and pyramid levels)."""
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,6 +43,7 @@ class Channel(BaseModel):
     label: str
     color: str = "FFFFFF"  # RRGGBB
     window: Window | None = None
+    inverted: bool = False  # shown with high values dark (DICOM MONOCHROME1); the pixels are as stored
 
 
 class ImageMetadata(BaseModel):
@@ -59,6 +60,8 @@ class ImageMetadata(BaseModel):
     # What the file says of how it was acquired (REMBI's Image Acquisition, never asked again): e.g.
     # acquired_at, instrument, objective, detector, software, and wavelengths per channel.
     acquisition: dict[str, str] = Field(default_factory=dict)
+    # A DICOM image's header as the DICOM JSON model (PS3.18 F.2), de-identified, without its pixels.
+    dicom: dict[str, Any] | None = None
 
     @property
     def axis_names(self) -> str:

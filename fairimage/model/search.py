@@ -47,6 +47,7 @@ class ImageFacts:
     shape: tuple[int, ...]
     dtype: str
     channels: tuple[str, ...]
+    acquisition: tuple[str, ...] = ()  # what its file says of its acquisition (modality, instrument, ...)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def build_document(
 ) -> SearchDocument:
     """The index entry of one image; annotations (of its study and its own) are (kind, key, value)."""
     own: list[str] = [image.name, image.file_name]
-    words: list[str] = [study_name, image.format, *image.channels]
+    words: list[str] = [study_name, image.format, *image.channels, *image.acquisition]
     facets: list[FacetValue] = [
         FacetValue("study", study_id),
         FacetValue("dimensionality", dimensionality(image.axes, image.shape)),

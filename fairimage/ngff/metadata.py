@@ -164,6 +164,7 @@ def _parse_omero(omero: dict[str, Any] | None) -> tuple[Channel, ...]:
                 label=str(channel.get("label") or f"Channel {i}"),
                 color=str(channel.get("color") or "FFFFFF").upper(),
                 window=parsed_window,
+                inverted=channel.get("inverted") is True,
             )
         )
     return tuple(channels)
@@ -185,7 +186,7 @@ def _omero_json(channels: tuple[Channel, ...], axes: tuple[Axis, ...]) -> dict[s
             "active": True,
             "coefficient": 1.0,
             "family": "linear",
-            "inverted": False,
+            "inverted": channel.inverted,
         }
         if channel.window is not None:
             entry["window"] = channel.window.model_dump()

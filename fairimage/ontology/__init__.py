@@ -7,6 +7,7 @@ import json
 from functools import cache
 from importlib import resources
 
+from fairimage.model.deid import Profile, ProfileAttribute
 from fairimage.model.duo import Term, TermKind, Vocabulary
 from fairimage.model.errors import NotFoundError
 from fairimage.model.ontology import Ontology, OntologyTerm
@@ -77,3 +78,17 @@ def ncbitaxon() -> Ontology:
 def edam() -> Ontology:
     """EDAM-bioimaging: bioimage analysis operations, imaging topics, image data types and formats."""
     return ontology("edam")
+
+
+@cache
+def dicom_profile() -> Profile:
+    """DICOM PS3.15 Table E.1-1 (Basic Application Level Confidentiality Profile attributes and option
+    actions) of the edition ``dicom_deid.json`` records; ``scripts/build_deid_profile.py`` rebuilds it."""
+    data = json.loads(resources.files(__package__).joinpath("dicom_deid.json").read_text(encoding="utf-8"))
+    return Profile(
+        data["edition"],
+        tuple(
+            ProfileAttribute(row["tag"], row["name"], row["action"], dict(row["options"]))
+            for row in data["attributes"]
+        ),
+    )

@@ -3,6 +3,8 @@ access service decides which)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow, StudyRow
 from fairimage.model.duo import DataUse
@@ -64,6 +66,17 @@ def get_image(repository: Repository, principal: Principal, image_id: str) -> Im
         if row is None:
             raise NotFoundError(f"image {image_id!r} not found")
         return to_image(row)
+
+
+def dicom_header(repository: Repository, principal: Principal, image_id: str) -> dict[str, Any]:
+    """A DICOM image's de-identified header (DICOM JSON model), for whoever may read the image; other
+    images have none (NotFoundError)."""
+    access.check_image(repository, principal, image_id)
+    with repository.reading() as session:
+        row = queries.image_by_id(session, image_id)
+        if row is None or row.dicom is None:
+            raise NotFoundError(f"image {image_id!r} has no DICOM header")
+        return dict(row.dicom)
 
 
 def to_study(row: StudyRow, count: int, principal: Principal) -> Study:

@@ -8,6 +8,7 @@ A failing input is reported and never stops the others.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ import zarr
 from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow, OriginalFileRow, StudyRow
 from fairimage.formats import ImageSource, is_zarr_dir, open_file
+from fairimage.formats.base import OpenedFile
+from fairimage.formats.dicom import DICM_OFFSET, Instance, is_dicom, open_series, read_header
 from fairimage.model.errors import CorruptFileError, FairimageError, NotFoundError
 from fairimage.model.image import ImageMetadata
 from fairimage.model.study import new_id
@@ -37,7 +40,7 @@ from fairimage.ngff.writer import (
     plan_image,
     write_planes,
 )
-from fairimage.services import audit, search
+from fairimage.services import audit, deid, search
 from fairimage.services.repository import Repository
 from fairimage.services.runs import Run, ingest_run
 from fairimage.storage import ImagePrefix, Store, layout
@@ -92,11 +95,19 @@ class ConvertedFile:
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input: a file, or an OME-Zarr folder."""
+    """One input: a file, an OME-Zarr folder, or the files of one DICOM series (``members``)."""
 
     path: Path
     named: bool  # given by the user (an unsupported file is then an error) rather than found in a folder
     order: int  # its place among the inputs: outcomes are reported in this order, a path given twice twice
+    members: tuple[Path, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """How the input is named in the catalog and in messages."""
+        if len(self.members) > 1:
+            return f"{self.path.name} (+{len(self.members) - 1} files of its DICOM series)"
+        return self.path.name
 
 
 def ingest_paths(
@@ -120,16 +131,20 @@ def ingest_paths(
         else:
             for found in _walk(path):
                 inputs.append(InputFile(found, False, len(inputs)))
+    inputs = _series_inputs(inputs, outcomes)
     with ingest_run(repository, actor) as run:
         conversion = _conversion(repository, run)
         run.parameters = _parameters(conversion.options, cluster)
         results: Iterator[tuple[InputFile, FileOutcome]]
-        if cluster is None:
-            results = (_ingest_here(repository, run, conversion, item, study, progress) for item in inputs)
-        else:
+        here = inputs if cluster is None else [item for item in inputs if item.members]
+        results = (_ingest_here(repository, run, conversion, item, study, progress) for item in here)
+        if cluster is not None:  # DICOM series are converted here: their de-identification key stays here
             from fairimage.services.cluster import ingest_on_cluster
 
-            results = ingest_on_cluster(repository, run, conversion, inputs, study, progress, cluster)
+            elsewhere = [item for item in inputs if not item.members]
+            results = itertools.chain(
+                results, ingest_on_cluster(repository, run, conversion, elsewhere, study, progress, cluster)
+            )
         done: dict[InputFile, FileOutcome] = {}
         for item, outcome in results:
             if outcome.status == "skipped" and item.named:
@@ -179,9 +194,53 @@ def _walk(folder: Path) -> Iterator[Path]:
             yield from _walk(child)
 
 
+def _series_inputs(inputs: list[InputFile], outcomes: list[FileOutcome]) -> list[InputFile]:
+    """DICOM files become one input per series (by Study and Series Instance UID), wherever their files
+    were found; files without an image (DICOMDIR, reports) are left out, and are errors only if named."""
+    others: list[InputFile] = []
+    headers: list[tuple[InputFile, Instance]] = []
+    for item in inputs:
+        if item.path.is_file() and _is_dicom_file(item.path):
+            try:
+                headers.append((item, read_header(item.path)))
+            except FairimageError as exc:
+                outcomes.append(failure(item.path, exc))
+        else:
+            others.append(item)
+    by_series: dict[tuple[str, str], list[tuple[InputFile, Instance]]] = {}
+    for item, header in headers:
+        if not header.has_pixels:
+            if item.named:
+                outcomes.append(
+                    FileOutcome(str(item.path), "failed", "dicom", error=f"{item.path.name}: no image in it")
+                )
+            continue
+        by_series.setdefault((header.study_uid, header.series_uid), []).append((item, header))
+    series = [
+        InputFile(
+            members[0][0].path,
+            any(item.named for item, _ in members),
+            members[0][0].order,
+            tuple(sorted(item.path for item, _ in members)),
+        )
+        for members in by_series.values()
+    ]
+    return sorted([*others, *series], key=lambda item: item.order)
+
+
+def _is_dicom_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return is_dicom(f.read(DICM_OFFSET + 4))
+    except OSError:
+        return False
+
+
 def _ingest_here(
     repository: Repository, run: Run, conversion: Conversion, item: InputFile, study: str, progress: Progress
 ) -> tuple[InputFile, FileOutcome]:
+    if item.members:
+        return item, _ingest_series(repository, run, conversion, item, study, progress)
     path = item.path
     try:
         size = content_size(path)
@@ -201,6 +260,25 @@ def _ingest_here(
         return item, publish(repository, run, path, study, sha256, size, converted)
     except Exception as exc:  # noqa: BLE001 - every failure is reported per file, never stops the others
         return item, failure(path, exc)
+
+
+def _ingest_series(
+    repository: Repository, run: Run, conversion: Conversion, item: InputFile, study: str, progress: Progress
+) -> FileOutcome:
+    """A DICOM series: its files' checksum, then conversion of its de-identified image."""
+    try:
+        hashes = [_file_sha256(member) for member in item.members]
+        # The series' checksum: of its files' checksums, in order, so the same files give the same series.
+        sha256 = hashlib.sha256("\n".join(sorted(h for h, _ in hashes)).encode()).hexdigest()
+        size = sum(n for _, n in hashes)
+        present = already_present(repository, item.path, sha256)
+        if present is not None:
+            return present
+        with open_series(item.members, prepare=deid.header_step(repository.settings)) as opened:
+            converted = _convert(repository.store, conversion, item.path, opened, progress)
+        return publish(repository, run, item.path, study, sha256, size, converted, name=item.name)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported per input, never stops the others
+        return failure(item.path, exc)
 
 
 def already_present(repository: Repository, path: Path, sha256: str) -> FileOutcome | None:
@@ -233,9 +311,15 @@ def convert_file(store: Store, conversion: Conversion, path: Path, progress: Pro
     """Convert every image in one file into the run's staging area. Touches no catalog, so it runs here or
     on a cluster worker alike."""
     with open_file(path) as opened:
-        progress.start_file(path, sum(source.metadata.nbytes for source in opened.images))
-        staged = [_stage_image(store, conversion, source, progress) for source in opened.images]
-        return ConvertedFile(opened.format, staged)
+        return _convert(store, conversion, path, opened, progress)
+
+
+def _convert(
+    store: Store, conversion: Conversion, path: Path, opened: OpenedFile, progress: Progress
+) -> ConvertedFile:
+    progress.start_file(path, sum(source.metadata.nbytes for source in opened.images))
+    staged = [_stage_image(store, conversion, source, progress) for source in opened.images]
+    return ConvertedFile(opened.format, staged)
 
 
 @dataclass
@@ -250,6 +334,7 @@ class _Staged:
     stored_bytes: int
     object_count: int
     acquisition: dict[str, str] = field(default_factory=dict)
+    dicom: dict[str, Any] | None = None
 
 
 def _stage_image(store: Store, conversion: Conversion, source: ImageSource, progress: Progress) -> _Staged:
@@ -303,6 +388,7 @@ def finish_staging(
         stored_bytes=sum(entry["size"] for entry in manifest["objects"].values()),
         object_count=len(manifest["objects"]),
         acquisition=dict(meta.acquisition),
+        dicom=meta.dicom,
     )
 
 
@@ -363,6 +449,7 @@ def publish(
     sha256: str,
     size: int,
     converted: ConvertedFile,
+    name: str | None = None,
 ) -> FileOutcome:
     """Move a file's staged images into place and record them in one transaction; undo the moves if it
     fails. Only the process holding the run does this."""
@@ -394,7 +481,7 @@ def publish(
                 OriginalFileRow(
                     id=file_id,
                     study_id=study.id,
-                    name=path.name,
+                    name=name or path.name,
                     source_path=str(path),
                     format=fmt,
                     size=size,
@@ -422,7 +509,7 @@ def publish(
                 "ingest.file",
                 f"study:{study.id}",
                 file=file_id,
-                name=path.name,
+                name=name or path.name,
                 sha256=sha256,
                 size=size,
                 images=[image.image_id for image in staged],
@@ -442,6 +529,7 @@ def _image_row(image: _Staged, index: int, study_id: str, file_id: str, run_id: 
         id=image.image_id,
         run_id=run_id,
         acquisition=image.acquisition or None,
+        dicom=image.dicom,
         study_id=study_id,
         file_id=file_id,
         name=image.metadata_name,

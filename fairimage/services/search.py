@@ -87,6 +87,7 @@ def _facts(image: ImageRow) -> ImageFacts:
         shape=tuple(image.shape),
         dtype=image.dtype,
         channels=tuple(channel.get("label", "") for channel in image.channels),
+        acquisition=tuple(str(value) for value in (image.acquisition or {}).values()),
     )
 
 

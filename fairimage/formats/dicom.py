@@ -1,0 +1,472 @@
+"""DICOM through pydicom: instances grouped into series by Study and Series Instance UID, slices ordered
+along the slice normal by Image Position (Patient), one image per series with physical sizes in millimetres
+from Pixel Spacing and the slices' spacing. Multi-frame instances (Enhanced CT/MR, cine) are one image: their
+frames are slices where the frames have positions, else time points. Rescale Slope/Intercept are applied into
+a dtype that holds every possible value (integers where the rescale is integral, else float32); MONOCHROME1
+is kept as stored and marked to be shown inverted; colour (RGB, YBR) becomes three channels in RGB.
+
+Compressed transfer syntaxes are decoded by pydicom's plugins (pylibjpeg: JPEG baseline, extended and
+lossless, JPEG-LS, JPEG 2000, RLE). A series that cannot be stacked faithfully (different sizes or
+orientations, two slices at one position, missing slices) is refused with what is wrong, never stacked.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from fairimage.formats.base import OpenedFile, Region
+from fairimage.model.errors import CorruptFileError, UnsupportedError
+from fairimage.model.image import Channel, ImageMetadata, make_axes, rgb_channels
+
+DICM_OFFSET = 128
+MM = "millimeter"
+# Tolerances, in millimetres: positions closer than this are the same slice; a step this much larger than
+# the usual spacing means slices are missing.
+SAME_POSITION = 1e-3
+GAP_FACTOR = 1.5
+_NO_PIXELS = "no Pixel Data"
+
+
+def is_dicom(head: bytes) -> bool:
+    """A DICOM Part 10 file: 128 bytes of preamble, then 'DICM'."""
+    return head[DICM_OFFSET : DICM_OFFSET + 4] == b"DICM"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """What one file's header says, enough to group and order it (its pixels are read later)."""
+
+    path: Path
+    study_uid: str
+    series_uid: str
+    rows: int
+    columns: int
+    samples: int
+    frames: int
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    spacing: tuple[float, float] | None  # between rows (y) and between columns (x), mm
+    slope: float
+    intercept: float
+    instance_number: int
+    has_pixels: bool
+
+
+def read_header(path: Path) -> Instance:
+    """One file's header; a file that is not DICOM or cannot be parsed is a one-line error naming it."""
+    dataset = _read(path, pixels=False)
+    return _instance(path, dataset)
+
+
+def _read(path: Path, pixels: bool) -> Dataset:
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=not pixels)
+    except InvalidDicomError as exc:
+        raise CorruptFileError(f"{path.name}: not a DICOM file ({exc})") from None
+    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptFileError(f"{path.name}: the DICOM file cannot be read ({exc})") from None
+
+
+def _instance(path: Path, dataset: Dataset) -> Instance:
+    shared = _functional(dataset, "SharedFunctionalGroupsSequence")
+    measures = _first(shared, "PixelMeasuresSequence") or dataset
+    transform = _first(shared, "PixelValueTransformationSequence") or dataset
+    spacing = measures.get("PixelSpacing") or dataset.get("ImagerPixelSpacing")
+    position = dataset.get("ImagePositionPatient")
+    orientation = dataset.get("ImageOrientationPatient") or _first(
+        shared, "PlaneOrientationSequence", "ImageOrientationPatient"
+    )
+    return Instance(
+        path=path,
+        study_uid=str(dataset.get("StudyInstanceUID", "")),
+        series_uid=str(dataset.get("SeriesInstanceUID", "")),
+        rows=int(dataset.get("Rows", 0) or 0),
+        columns=int(dataset.get("Columns", 0) or 0),
+        samples=int(dataset.get("SamplesPerPixel", 1) or 1),
+        frames=int(dataset.get("NumberOfFrames", 1) or 1),
+        position=tuple(float(v) for v in position) if position else None,  # type: ignore[arg-type]
+        orientation=tuple(float(v) for v in orientation) if orientation else None,
+        spacing=(float(spacing[0]), float(spacing[1])) if spacing else None,
+        slope=float(transform.get("RescaleSlope", 1) or 1),
+        intercept=float(transform.get("RescaleIntercept", 0) or 0),
+        instance_number=int(dataset.get("InstanceNumber", 0) or 0),
+        has_pixels="PixelData" in dataset or "FloatPixelData" in dataset or _pixels_follow(path, dataset),
+    )
+
+
+def _pixels_follow(path: Path, dataset: Dataset) -> bool:
+    """A header read without pixels still tells whether the image has them: Rows and Columns are set."""
+    return bool(dataset.get("Rows")) and bool(dataset.get("Columns"))
+
+
+def _functional(dataset: Dataset, keyword: str) -> Dataset | None:
+    items = dataset.get(keyword)
+    return items[0] if items else None
+
+
+def _first(dataset: Dataset | None, sequence: str, keyword: str | None = None) -> Any:
+    if dataset is None:
+        return None
+    items = dataset.get(sequence)
+    if not items:
+        return None
+    return items[0] if keyword is None else items[0].get(keyword)
+
+
+def group_series(instances: Iterable[Instance]) -> list[list[Instance]]:
+    """Instances with pixels, grouped by study and series, in order of their first file."""
+    groups: dict[tuple[str, str], list[Instance]] = {}
+    for instance in instances:
+        if instance.has_pixels:
+            groups.setdefault((instance.study_uid, instance.series_uid), []).append(instance)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A series' instances in slice order, with the distance between slices (mm, None if unknown)."""
+
+    instances: tuple[Instance, ...]
+    slice_spacing: float | None
+
+
+def order_slices(series: Sequence[Instance]) -> Stack:
+    """Single-frame instances ordered along the slice normal; refuses a series that is not one volume."""
+    first = series[0]
+    name = first.path.name
+    sizes = {(i.rows, i.columns, i.samples) for i in series}
+    if len(sizes) > 1:
+        shown = ", ".join(f"{r}x{c}" + (f"x{s}" if s > 1 else "") for r, c, s in sorted(sizes))
+        raise CorruptFileError(
+            f"{name}: its series has slices of different sizes ({shown}); it is not one volume"
+        )
+    if len(series) == 1:
+        return Stack(tuple(series), None)
+    if any(i.frames > 1 for i in series):
+        raise UnsupportedError(
+            f"{name}: its series mixes multi-frame instances with others; ingest each multi-frame file alone"
+        )
+    if any(i.position is None or i.orientation is None for i in series):
+        ordered = sorted(series, key=lambda i: (i.instance_number, i.path.name))
+        return Stack(tuple(ordered), None)
+    orientations = {tuple(round(v, 4) for v in i.orientation or ()) for i in series}
+    if len(orientations) > 1:
+        raise CorruptFileError(f"{name}: its series has slices in {len(orientations)} orientations")
+    normal = _normal(first.orientation or ())
+    placed = sorted(series, key=lambda i: _distance(normal, i.position or (0, 0, 0)))
+    distances = [_distance(normal, i.position or (0, 0, 0)) for i in placed]
+    steps = [b - a for a, b in itertools.pairwise(distances)]
+    for step, (before, after) in zip(steps, itertools.pairwise(placed), strict=True):
+        if step < SAME_POSITION:
+            raise CorruptFileError(
+                f"{name}: two slices at the same position ({before.path.name} and {after.path.name}); "
+                "the series holds duplicates or more than one volume"
+            )
+    usual = float(np.median(steps))
+    for step, before in zip(steps, placed, strict=False):
+        if step > GAP_FACTOR * usual:
+            missing = round(step / usual) - 1
+            raise CorruptFileError(
+                f"{name}: about {missing} slice(s) missing after {before.path.name} "
+                f"({step:.3g} mm to the next instead of {usual:.3g} mm); find the missing files"
+            )
+    return Stack(tuple(placed), usual)
+
+
+def _normal(orientation: Sequence[float]) -> np.ndarray:
+    row, column = np.asarray(orientation[:3], float), np.asarray(orientation[3:6], float)
+    return np.cross(row, column)
+
+
+def _distance(normal: np.ndarray, position: Sequence[float]) -> float:
+    return float(np.dot(normal, np.asarray(position, float)))
+
+
+def output_dtype(
+    raw: np.dtype[Any], slope: float, intercept: float, bits: int, signed: bool
+) -> np.dtype[Any]:
+    """The dtype that holds rescaled values: the stored one without a rescale; the smallest integer type
+    for an integral rescale of the stored range; float32 otherwise."""
+    if slope == 1 and intercept == 0:
+        return raw
+    if slope.is_integer() and intercept.is_integer():
+        low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        ends = [low * slope + intercept, high * slope + intercept]
+        for candidate in (np.int16, np.int32):
+            info = np.iinfo(candidate)
+            if info.min <= min(ends) and max(ends) <= info.max:
+                return np.dtype(candidate)
+    return np.dtype(np.float32)
+
+
+class DicomSeriesSource:
+    """A series (or one multi-frame instance) as one image; pixels are decoded a slice range at a time."""
+
+    def __init__(self, stack: Stack, header: Dataset, name: str) -> None:
+        self.stack = stack
+        self.header = header
+        first = stack.instances[0]
+        frames = first.frames
+        photometric = str(header.get("PhotometricInterpretation", "MONOCHROME2"))
+        bits = int(header.get("BitsStored", header.get("BitsAllocated", 16)) or 16)
+        signed = int(header.get("PixelRepresentation", 0) or 0) == 1
+        raw = _raw_dtype(header)
+        slopes = {(i.slope, i.intercept) for i in stack.instances}
+        self._rescale = len(slopes) > 1 or slopes != {(1.0, 0.0)}
+        slope, intercept = next(iter(slopes))
+        self._dtype = (
+            np.dtype(np.float32) if len(slopes) > 1 else output_dtype(raw, slope, intercept, bits, signed)
+        )
+        self._positions = _frame_positions(header) if frames > 1 else None
+        depth = len(stack.instances) if frames == 1 else frames
+        stack_axis = "z" if frames == 1 or self._positions is not None else "t"
+        colour = first.samples > 1
+        # Planes are decoded as (stack, c, y, x); the image's axes are those in OME-NGFF order (c before z).
+        self._natural = (stack_axis if depth > 1 else "") + ("c" if colour else "") + "yx"
+        axes = "".join(name for name in "tczyx" if name in self._natural)
+        row, column = first.spacing or (1.0, 1.0)
+        scales = {"y": row, "x": column, "c": 1.0, "z": self._z_spacing(header), "t": _frame_time(header)}
+        units: dict[str, str | None] = {"y": MM, "x": MM, "z": MM}
+        if first.spacing is None:
+            units = {}
+        if stack_axis == "t":
+            units["t"] = "millisecond" if header.get("FrameTime") else None
+        shape = {"t": depth, "z": depth, "c": first.samples, "y": first.rows, "x": first.columns}
+        channels = (
+            rgb_channels(first.samples)
+            if colour
+            else (Channel(label=_label(header), inverted=photometric == "MONOCHROME1"),)
+        )
+        self._stack_axis = stack_axis if depth > 1 else None
+        self._metadata = ImageMetadata(
+            name=name,
+            axes=make_axes(axes, units),
+            shape=tuple(shape[a] for a in axes),
+            dtype=self._dtype.name,
+            scale=tuple(float(scales[a]) for a in axes),
+            channels=channels,
+            acquisition=acquisition(header),
+            dicom=header_json(header),
+        )
+
+    def _z_spacing(self, header: Dataset) -> float:
+        if self.stack.slice_spacing:
+            return self.stack.slice_spacing
+        if self._positions:
+            steps = np.diff(sorted(self._positions))
+            if len(steps) and float(np.median(steps)) > 0:
+                return float(np.median(steps))
+        shared = _functional(header, "SharedFunctionalGroupsSequence")
+        measures = _first(shared, "PixelMeasuresSequence") or header
+        between = measures.get("SpacingBetweenSlices") or measures.get("SliceThickness")
+        return float(between) if between else 1.0
+
+    @property
+    def metadata(self) -> ImageMetadata:
+        return self._metadata
+
+    def read(self, region: Region) -> np.ndarray:
+        axes = self._metadata.axis_names
+        wanted = dict(zip(axes, region, strict=True))
+        natural = [wanted[name] for name in self._natural]
+        if self._stack_axis is None:
+            block = self._plane(0)[tuple(natural)]
+        else:
+            depth = self._metadata.shape[axes.index(self._stack_axis)]
+            indices = range(*natural[0].indices(depth))
+            block = np.stack([self._plane(index)[tuple(natural[1:])] for index in indices])
+        order = [self._natural.index(name) for name in axes]
+        return np.ascontiguousarray(block.transpose(order))
+
+    def _plane(self, index: int) -> np.ndarray:
+        """Slice or frame ``index`` in stack order: (c, y, x) for colour, else (y, x), rescaled."""
+        if self.stack.instances[0].frames > 1:
+            instance = self.stack.instances[0]
+            frame = self._frame_order()[index]
+        else:
+            instance, frame = self.stack.instances[index], None
+        pixels = _pixels(instance.path, frame)
+        if instance.samples > 1:
+            pixels = np.moveaxis(pixels, -1, 0)
+        if self._rescale:
+            pixels = pixels.astype(np.float64) * instance.slope + instance.intercept
+        return pixels.astype(self._dtype, copy=False)
+
+    def _frame_order(self) -> list[int]:
+        if self._positions is None:
+            return list(range(self.stack.instances[0].frames))
+        return sorted(range(len(self._positions)), key=lambda k: self._positions[k])  # type: ignore[index]
+
+
+def _raw_dtype(header: Dataset) -> np.dtype[Any]:
+    allocated = int(header.get("BitsAllocated", 16) or 16)
+    signed = int(header.get("PixelRepresentation", 0) or 0) == 1
+    if allocated == 8:
+        return np.dtype(np.int8 if signed else np.uint8)
+    if allocated == 32:
+        return np.dtype(np.int32 if signed else np.uint32)
+    return np.dtype(np.int16 if signed else np.uint16)
+
+
+def _frame_positions(header: Dataset) -> list[float] | None:
+    """Each frame's distance along the slice normal (Enhanced CT/MR per-frame plane positions)."""
+    frames = header.get("PerFrameFunctionalGroupsSequence")
+    orientation = _first(_functional(header, "SharedFunctionalGroupsSequence"), "PlaneOrientationSequence")
+    offsets = header.get("GridFrameOffsetVector")  # RT Dose: each frame's offset along the normal, mm
+    if not frames and offsets and len(offsets) == int(header.get("NumberOfFrames", 1) or 1):
+        return [float(offset) for offset in offsets]
+    if not frames:
+        return None
+    positions = []
+    for item in frames:
+        plane = _first(item, "PlanePositionSequence")
+        if plane is None or plane.get("ImagePositionPatient") is None:
+            return None
+        frame_orientation = orientation or _first(item, "PlaneOrientationSequence")
+        if frame_orientation is None or frame_orientation.get("ImageOrientationPatient") is None:
+            return None
+        normal = _normal([float(v) for v in frame_orientation.ImageOrientationPatient])
+        positions.append(_distance(normal, [float(v) for v in plane.ImagePositionPatient]))
+    if len(set(round(p, 3) for p in positions)) != len(positions):
+        return None  # frames share positions (a time series at each slice): kept in file order as time
+    return positions
+
+
+def _frame_time(header: Dataset) -> float:
+    frame_time = header.get("FrameTime")
+    return float(frame_time) if frame_time else 1.0
+
+
+def _label(header: Dataset) -> str:
+    return str(header.get("Modality") or "DICOM")
+
+
+def _pixels(path: Path, frame: int | None) -> np.ndarray:
+    """The pixels of one instance (or one of its frames), decoded; RGB for colour."""
+    dataset = _read(path, pixels=True)
+    meta = getattr(dataset, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    try:
+        pixels = dataset.pixel_array
+    except (NotImplementedError, RuntimeError) as exc:
+        decoded = _decode_with_imagecodecs(dataset, str(syntax or ""))
+        if decoded is None:
+            named = getattr(syntax, "name", None) or str(syntax or "unknown")
+            raise UnsupportedError(
+                f"{path.name}: its transfer syntax ({named}) cannot be decoded here ({_first_line(exc)})"
+            ) from None
+        pixels = decoded
+    except (ValueError, AttributeError, KeyError, OSError) as exc:
+        raise CorruptFileError(f"{path.name}: its pixel data cannot be read ({_first_line(exc)})") from None
+    if frame is not None:
+        pixels = pixels[frame]
+    return np.asarray(pixels)
+
+
+# Encapsulated syntaxes imagecodecs decodes where pydicom's plugins give up (12-bit JPEG Extended, say).
+_IMAGECODECS = {
+    "1.2.840.10008.1.2.4.50": "jpeg8_decode",
+    "1.2.840.10008.1.2.4.51": "jpeg8_decode",
+    "1.2.840.10008.1.2.4.57": "ljpeg_decode",
+    "1.2.840.10008.1.2.4.70": "ljpeg_decode",
+    "1.2.840.10008.1.2.4.80": "jpegls_decode",
+    "1.2.840.10008.1.2.4.81": "jpegls_decode",
+    "1.2.840.10008.1.2.4.90": "jpeg2k_decode",
+    "1.2.840.10008.1.2.4.91": "jpeg2k_decode",
+}
+
+
+def _decode_with_imagecodecs(dataset: Dataset, syntax: str) -> np.ndarray | None:
+    """The frames decoded by imagecodecs, or None if it cannot either."""
+    import imagecodecs
+    from pydicom.encaps import generate_frames
+
+    decoder = getattr(imagecodecs, _IMAGECODECS.get(syntax, ""), None)
+    if decoder is None:
+        return None
+    count = int(dataset.get("NumberOfFrames", 1) or 1)
+    try:
+        frames = [
+            np.asarray(decoder(frame)) for frame in generate_frames(dataset.PixelData, number_of_frames=count)
+        ]
+    except Exception:  # noqa: BLE001 - any decoder failure means this fallback cannot help either
+        return None
+    pixels = np.stack(frames) if count > 1 else frames[0]
+    if int(dataset.get("PixelRepresentation", 0) or 0) == 1 and pixels.dtype.kind == "u":
+        pixels = pixels.view(pixels.dtype.name.replace("uint", "int"))
+    return pixels
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def acquisition(header: Dataset) -> dict[str, str]:
+    """What the (de-identified) header says of the acquisition, as search and REMBI use it."""
+    fields = {
+        "modality": "Modality",
+        "body_part": "BodyPartExamined",
+        "manufacturer": "Manufacturer",
+        "instrument": "ManufacturerModelName",
+        "series_description": "SeriesDescription",
+        "study_description": "StudyDescription",
+        "protocol": "ProtocolName",
+        "sop_class": "SOPClassUID",
+    }
+    found = {}
+    for name, keyword in fields.items():
+        value = header.get(keyword)
+        if value not in (None, "", "ANONYMIZED"):  # not the dummy value de-identification left
+            found[name] = (
+                str(getattr(value, "name", None) or value) if keyword == "SOPClassUID" else str(value)
+            )
+    return found
+
+
+def header_json(header: Dataset) -> dict[str, Any]:
+    """The header as the DICOM JSON model (PS3.18 F.2), without pixel data."""
+    copy = Dataset(header)
+    for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+        if keyword in copy:
+            del copy[keyword]
+    return copy.to_json_dict(bulk_data_threshold=4096, bulk_data_element_handler=lambda _: "")
+
+
+class DicomReader:
+    """One DICOM file on its own; ingest groups files of one series before reading them (``open_series``)."""
+
+    name = "dicom"
+
+    def sniff(self, head: bytes) -> bool:
+        return is_dicom(head)
+
+    @contextmanager
+    def open(self, path: Path) -> Iterator[OpenedFile]:
+        with open_series([path]) as opened:
+            yield opened
+
+
+@contextmanager
+def open_series(paths: Sequence[Path], prepare: Any = None) -> Iterator[OpenedFile]:
+    """The image of one series (its files in any order). ``prepare`` may change the header the image's
+    metadata is made from (de-identification) before anything is read from it."""
+    instances = [read_header(path) for path in paths]
+    with_pixels = [instance for instance in instances if instance.has_pixels]
+    if not with_pixels:
+        raise UnsupportedError(f"{paths[0].name}: a DICOM file without an image ({_NO_PIXELS})")
+    stack = order_slices(with_pixels)
+    header = _read(stack.instances[0].path, pixels=False)
+    if prepare is not None:
+        prepare(header)
+    name = str(header.get("SeriesDescription") or "") or stack.instances[0].path.name
+    yield OpenedFile(format="dicom", images=[DicomSeriesSource(stack, header, name)])

@@ -1,0 +1,324 @@
+"""DICOM as hospitals hand it over: series of files stacked in slice order with their physical sizes,
+compressed transfer syntaxes decoded, inconsistent series refused with what is wrong; and every header
+de-identified by PS3.15 Table E.1-1 before anything is kept, checked attribute by attribute on the DICOM
+files pydicom ships."""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pydicom
+import pytest
+import zarr
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from fairimage import ontology
+from fairimage.formats.deid import Choice, deidentify
+from fairimage.model import deid
+from fairimage.model.deid import Option
+from fairimage.model.policy import ANONYMOUS
+from fairimage.services import images, search
+from fairimage.services.ingest import ingest_paths
+from fairimage.services.repository import Repository, init_repository
+from fairimage.settings import load_settings
+from tests.conftest import LiveServer
+
+PROFILE = ontology.dicom_profile()
+KEY = bytes(range(32))
+# pydicom's test files with identifying attributes, sequences, private tags, several modalities and syntaxes.
+DEID_FILES = [
+    "CT_small.dcm",
+    "MR_small.dcm",
+    "rtplan.dcm",
+    "rtstruct.dcm",
+    "test-SR.dcm",
+    "priv_SQ.dcm",
+    "nested_priv_SQ.dcm",
+    "US1_UNCR.dcm",
+    "emri_small.dcm",
+    "JPEG2000.dcm",
+    "waveform_ecg.dcm",
+    "MR-SIEMENS-DICOM-WithOverlays.dcm",
+]
+
+
+def read(name: str) -> Dataset:
+    return pydicom.dcmread(get_testdata_file(name), force=True)
+
+
+def walk(dataset: Dataset, path: str = "") -> Iterator[tuple[str, Any, Dataset]]:
+    """Every element with its path (sequence items by index), recursively."""
+    for element in dataset:
+        here = f"{path}/{element.tag}"
+        yield here, element, dataset
+        if element.VR == "SQ":
+            for index, item in enumerate(element.value or []):
+                yield from walk(item, f"{here}[{index}]")
+
+
+def find(dataset: Dataset, path: str) -> Any:
+    """The element at ``path`` (as ``walk`` writes it), or None if it (or a sequence on its way) is gone."""
+    node: Any = dataset
+    parts = path.strip("/").split("/")
+    for part in parts:
+        tag_text, _, index = part.partition("[")
+        tag = pydicom.tag.Tag(*(int(x, 16) for x in tag_text.strip("()").split(",")))
+        if not isinstance(node, Dataset) or tag not in node:
+            return None
+        node = node[tag]
+        if index:
+            items = node.value or []
+            position = int(index.rstrip("]"))
+            if position >= len(items):
+                return None
+            node = items[position]
+    return node
+
+
+@pytest.mark.parametrize("name", DEID_FILES)
+def test_no_attribute_the_profile_names_keeps_its_value_and_pixels_do_not_change(name: str) -> None:
+    original = read(name)
+    cleaned = copy.deepcopy(original)
+    report = deidentify(cleaned, PROFILE, KEY)
+    checked = 0
+    for path, element, parent in walk(original):
+        tag = int(element.tag)
+        if element.tag.is_private:
+            assert find(cleaned, path) is None, f"{name}: private {path} remains"
+            continue
+        row = PROFILE.attribute(tag)
+        if row is None or element.value in (None, "", b"") or element.VR == "SQ":
+            continue
+        checked += 1
+        after = find(cleaned, path)
+        action = deid.action_for(row, frozenset())
+        if action == "X":
+            assert after is None, f"{name}: {path} {row.name} should be removed"
+        elif action == "Z":
+            assert after is None or after.value in (None, "", b"", []), (
+                f"{name}: {path} {row.name} not emptied"
+            )
+        else:  # D, U: replaced, never the original value
+            assert after is None or after.value != element.value, f"{name}: {path} {row.name} kept its value"
+    only_private = name in ("priv_SQ.dcm", "nested_priv_SQ.dcm")  # these test private sequences alone
+    assert (checked > 0 or only_private) and sum(report.actions.values()) >= checked
+    assert cleaned.PatientIdentityRemoved == "YES"
+    assert [item.CodeValue for item in cleaned.DeidentificationMethodCodeSequence] == ["113100"]
+    if "PixelData" in original:
+        assert cleaned.PixelData == original.PixelData
+    assert not any(element.tag.is_private for _, element, _ in walk(cleaned))
+
+
+def test_uids_and_pseudonyms_are_consistent_under_one_key_and_unlinkable_without_it() -> None:
+    first, second, other_key = read("MR_small.dcm"), read("MR_small.dcm"), read("MR_small.dcm")
+    original_study = first.StudyInstanceUID
+    deidentify(first, PROFILE, KEY)
+    deidentify(second, PROFILE, KEY)
+    deidentify(other_key, PROFILE, bytes(32))
+    assert first.StudyInstanceUID == second.StudyInstanceUID != original_study
+    assert first.StudyInstanceUID.startswith("2.25.") and len(first.StudyInstanceUID) <= 64
+    assert first.PatientID == second.PatientID != other_key.PatientID
+    assert other_key.StudyInstanceUID != first.StudyInstanceUID
+    assert first.file_meta.MediaStorageSOPInstanceUID == first.SOPInstanceUID
+
+
+def test_options_retain_what_they_name_and_shift_dates_per_patient() -> None:
+    original = read("CT_small.dcm")
+    shifted = copy.deepcopy(original)
+    report = deidentify(shifted, PROFILE, KEY, Choice(frozenset({Option.RETAIN_MODIFIED_DATES})))
+    days = deid.date_shift(KEY, str(original.PatientID))
+    assert report.date_shift_days == days and 1 <= days <= 3650
+    assert shifted.StudyDate == deid.shift_da(original.StudyDate, days) != original.StudyDate
+    assert shifted.LongitudinalTemporalInformationModified == "MODIFIED"
+    codes = [item.CodeValue for item in shifted.DeidentificationMethodCodeSequence]
+    assert codes == ["113100", "113107"]
+    full = copy.deepcopy(original)
+    deidentify(
+        full, PROFILE, KEY, Choice(frozenset({Option.RETAIN_FULL_DATES, Option.RETAIN_MODIFIED_DATES}))
+    )
+    assert (
+        full.StudyDate == original.StudyDate and full.LongitudinalTemporalInformationModified == "UNMODIFIED"
+    )
+    device = copy.deepcopy(original)
+    deidentify(device, PROFILE, KEY, Choice(frozenset({Option.RETAIN_DEVICE_IDENTITY})))
+    plain = copy.deepcopy(original)
+    deidentify(plain, PROFILE, KEY)
+    assert "StationName" in original and device.StationName == original.StationName != plain.get(
+        "StationName"
+    )
+
+
+def test_safe_private_attributes_stay_only_when_listed() -> None:
+    original = read("CT_small.dcm")
+    creators = {
+        (element.tag.group, element.tag.element): str(element.value)
+        for element in original
+        if element.tag.is_private and 0x10 <= element.tag.element <= 0xFF
+    }
+    data = next(
+        element.tag
+        for element in original
+        if element.tag.is_private and element.tag.element > 0xFF and element.VR != "SQ"
+    )
+    group, block = data.group, data.element >> 8
+    creator = creators[(group, block)]
+    safe = Choice(frozenset({Option.RETAIN_SAFE_PRIVATE}), frozenset({(creator, data.element & 0xFF)}))
+    kept = copy.deepcopy(original)
+    report = deidentify(kept, PROFILE, KEY, safe)
+    private = [element.tag for element in kept if element.tag.is_private]
+    assert report.private_kept == 1 and data in private
+    assert private == [pydicom.tag.Tag(group, block), data]  # with its private creator, nothing else
+    assert [item.CodeValue for item in kept.DeidentificationMethodCodeSequence] == ["113100", "113111"]
+
+
+def test_the_table_is_the_2024b_edition_from_machine_readable_sources() -> None:
+    assert PROFILE.edition == "2024b" and len(PROFILE.attributes) == 621
+    assert PROFILE.attribute(0x00100010).action == "Z"  # Patient's Name
+    assert PROFILE.attribute(0x0020000D).action == "U"  # Study Instance UID
+    assert PROFILE.attribute(0x60023000).name == "Overlay Data"  # a repeating group
+    assert deid.resolve("X/Z/D") == "D" and deid.resolve("X/Z") == "Z" and deid.resolve("X") == "X"
+
+
+def slices(folder: Path, count: int = 6, spacing: float = 2.5, drop: int | None = None) -> list[Path]:
+    """A CT series of ``count`` slices made from pydicom's CT_small, each slice's pixels different, written
+    in shuffled file order; ``drop`` leaves one slice out."""
+    folder.mkdir(parents=True, exist_ok=True)
+    template = read("CT_small.dcm")
+    series, study = generate_uid(), generate_uid()
+    base = template.pixel_array
+    paths = []
+    order = list(range(count))
+    random.Random(3).shuffle(order)
+    for position, index in enumerate(order):
+        if index == drop:
+            continue
+        item = copy.deepcopy(template)
+        item.StudyInstanceUID, item.SeriesInstanceUID = study, series
+        item.SOPInstanceUID = generate_uid()
+        item.file_meta.MediaStorageSOPInstanceUID = item.SOPInstanceUID
+        x, y, _ = (float(v) for v in template.ImagePositionPatient)
+        item.ImagePositionPatient = [x, y, -100.0 + index * spacing]
+        item.InstanceNumber = count - index
+        item.PixelData = (base + index * 7).astype(base.dtype).tobytes()
+        path = folder / f"file{position:03d}.dcm"
+        item.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Iterator[Repository]:
+    repository = init_repository(load_settings(tmp_path / "repo"))
+    yield repository
+    repository.close()
+
+
+def stored(repository: Repository, image_id: str) -> np.ndarray:
+    root = repository.settings.storage
+    return np.asarray(zarr.open_group(f"{root}/images/{image_id}.ome.zarr", mode="r")["0"][:])
+
+
+def test_a_series_becomes_one_volume_in_slice_order_with_millimetres(
+    repository: Repository, tmp_path: Path
+) -> None:
+    paths = slices(tmp_path / "ct", count=6, spacing=2.5)
+    outcomes = ingest_paths(repository, [tmp_path / "ct"], study="CT study")
+    assert [o.status for o in outcomes] == ["ingested"], outcomes
+    image = images.get_image(repository, ANONYMOUS, outcomes[0].images[0])
+    assert image.axes[0].name == "z" and tuple(image.shape) == (6, 128, 128)
+    assert image.scale[0] == pytest.approx(2.5) and image.axes[0].unit == "millimeter"
+    template = read("CT_small.dcm")
+    expected = np.stack(
+        [
+            (template.pixel_array + k * 7).astype(np.float64) * float(template.RescaleSlope)
+            + float(template.RescaleIntercept)
+            for k in range(6)
+        ]
+    )
+    assert np.array_equal(stored(repository, image.id), expected.astype(image.dtype))
+    header = images.dicom_header(repository, ANONYMOUS, image.id)
+    assert header["00120062"]["Value"] == ["YES"] and header["00100020"]["Value"][0].startswith("FI")
+    assert str(template.PatientName) not in str(header) and str(template.PatientID) not in str(header)
+    again = ingest_paths(repository, list(reversed(paths)), study="CT study")
+    assert [o.status for o in again] == ["already_present"]  # the same files in any order: the same series
+    found = search.search(repository, ANONYMOUS, "CT")
+    assert {hit.image.id for hit in found.hits} == {image.id}
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ("drop", "slice(s) missing"),
+        ("duplicate", "two slices at the same position"),
+        ("size", "slices of different sizes"),
+    ],
+)
+def test_an_inconsistent_series_is_refused_with_what_is_wrong(
+    repository: Repository, tmp_path: Path, change: str, words: str
+) -> None:
+    paths = slices(tmp_path / "ct", count=6, drop=3 if change == "drop" else None)
+    if change == "duplicate":
+        first = pydicom.dcmread(paths[0])
+        first.SOPInstanceUID = generate_uid()
+        first.save_as(tmp_path / "ct" / "copy.dcm", enforce_file_format=True)
+    if change == "size":
+        small = pydicom.dcmread(paths[1])
+        small.Rows, small.Columns = 64, 64
+        small.PixelData = (
+            small.pixel_array[:64, :64].tobytes() if False else np.zeros((64, 64), np.int16).tobytes()
+        )
+        small.save_as(paths[1], enforce_file_format=True)
+    outcomes = ingest_paths(repository, [tmp_path / "ct"], study="CT study")
+    assert [o.status for o in outcomes] == ["failed"] and words in (outcomes[0].error or "")
+    assert "\n" not in (outcomes[0].error or "")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MR_small_RLE.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "MR_small_jp2klossless.dcm",
+        "JPEG-LL.dcm",
+        "JPEG2000.dcm",
+        "JPEG-lossy.dcm",
+        "SC_rgb_jpeg_dcmtk.dcm",
+        "SC_ybr_full_422_uncompressed.dcm",
+    ],
+)
+def test_compressed_transfer_syntaxes_are_decoded_pixel_for_pixel(
+    repository: Repository, tmp_path: Path, name: str
+) -> None:
+    outcomes = ingest_paths(repository, [Path(get_testdata_file(name))], study="syntaxes")
+    assert [o.status for o in outcomes] == ["ingested"], outcomes[0].error
+    pixels = stored(repository, outcomes[0].images[0])
+    reference = read(name.replace("_RLE", "").replace("_jpeg_ls_lossless", "").replace("_jp2klossless", ""))
+    if name.startswith("MR_small"):
+        assert np.array_equal(pixels, reference.pixel_array)  # lossless: the same pixels as uncompressed
+    elif name == "JPEG-lossy.dcm":
+        assert pixels.shape == (1024, 256) and pixels.dtype == np.uint16 and pixels.max() > 0
+    else:
+        decoded = read(name).pixel_array
+        expected = np.moveaxis(decoded, -1, 0) if decoded.ndim == 3 else decoded
+        assert np.array_equal(pixels, expected)
+
+
+def test_the_header_over_http_follows_the_images_access(repository: Repository, tmp_path: Path) -> None:
+    slices(tmp_path / "ct", count=3)
+    image_id = ingest_paths(repository, [tmp_path / "ct"], study="CT study")[0].images[0]
+    with LiveServer(repository.settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        header = client.get(f"/api/images/{image_id}/dicom")
+        assert header.status_code == 200 and header.headers["content-type"].startswith(
+            "application/dicom+json"
+        )
+        assert header.json()["00120062"]["Value"] == ["YES"]
+        assert client.get(f"/api/images/{image_id}").json()["acquisition"]["modality"] == "CT"
+        assert client.get("/api/images/img-nope/dicom").status_code == 404
