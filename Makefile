@@ -9,6 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 FRONTEND = fairimage/web/frontend
 VIEWER = fairimage/web/static/build/viewer.js
 CHROMIUM = /usr/bin/chromium
+DCIODVFY = /usr/bin/dciodvfy
 
 .PHONY: install web run test test-all lint bench clean
 
@@ -47,6 +48,12 @@ $(CHROMIUM):
 		|| (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
 	else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi
 
+# dciodvfy (Debian's dicom3tools) checks that de-identified DICOM is as conformant as it was.
+$(DCIODVFY):
+	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q dicom3tools >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q dicom3tools >/dev/null); \
+	else echo "DICOM conformance tests need Debian's dicom3tools: sudo apt-get install dicom3tools"; fi
+
 web: $(VIEWER)
 
 install: $(VENV)/.installed $(VIEWER)
@@ -54,13 +61,13 @@ install: $(VENV)/.installed $(VIEWER)
 run: install  ## build the demo repository and serve it on http://127.0.0.1:$(PORT)/
 	$(BIN)/fairimage demo --repo demo-repo --port $(PORT)
 
-test: install $(CHROMIUM) $(DRS_SUITE) $(ROC_VALIDATOR)  ## the default suite (slow cases excluded), layer contract, lint and types
+test: install $(CHROMIUM) $(DCIODVFY) $(DRS_SUITE) $(ROC_VALIDATOR)  ## the default suite (slow cases excluded), layer contract, lint and types
 	$(BIN)/lint-imports
 	$(BIN)/ruff check fairimage tests benchmarks
 	$(BIN)/mypy fairimage
 	$(BIN)/pytest -m "not slow"
 
-test-all: install $(CHROMIUM) $(DRS_SUITE) $(ROC_VALIDATOR)  ## every test, slow ones included
+test-all: install $(CHROMIUM) $(DCIODVFY) $(DRS_SUITE) $(ROC_VALIDATOR)  ## every test, slow ones included
 	$(BIN)/pytest
 
 lint: install

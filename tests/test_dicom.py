@@ -89,7 +89,7 @@ def test_no_attribute_the_profile_names_keeps_its_value_and_pixels_do_not_change
     cleaned = copy.deepcopy(original)
     report = deidentify(cleaned, PROFILE, KEY)
     checked = 0
-    for path, element, parent in walk(original):
+    for path, element, _parent in walk(original):
         tag = int(element.tag)
         if element.tag.is_private:
             assert find(cleaned, path) is None, f"{name}: private {path} remains"
@@ -322,3 +322,28 @@ def test_the_header_over_http_follows_the_images_access(repository: Repository, 
         assert header.json()["00120062"]["Value"] == ["YES"]
         assert client.get(f"/api/images/{image_id}").json()["acquisition"]["modality"] == "CT"
         assert client.get("/api/images/img-nope/dicom").status_code == 404
+
+
+def _dciodvfy_errors(path: Path) -> set[str]:
+    """dciodvfy's errors, with values left out (replaced UIDs and dates are not new errors)."""
+    import re
+    import subprocess
+
+    result = subprocess.run(["dciodvfy", "-new", str(path)], capture_output=True, text=True, check=False)
+    lines = (result.stdout + result.stderr).splitlines()
+    return {re.sub(r"<[^>]*>", "<>", line) for line in lines if line.startswith("Error")}
+
+
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "MR_small.dcm", "US1_UNCR.dcm", "rtplan.dcm", "emri_small.dcm", "test-SR.dcm"]
+)
+def test_de_identified_instances_raise_no_new_dciodvfy_errors(tmp_path: Path, name: str) -> None:
+    import shutil
+
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (Debian dicom3tools) is not installed: 'make test' installs it")
+    original = read(name)
+    original.save_as(tmp_path / "before.dcm")
+    deidentify(original, PROFILE, KEY)
+    original.save_as(tmp_path / "after.dcm")
+    assert _dciodvfy_errors(tmp_path / "after.dcm") - _dciodvfy_errors(tmp_path / "before.dcm") == set()
