@@ -121,8 +121,9 @@ def bioformats2raw(path: Path, series: list[np.ndarray]) -> Path:
     return path
 
 
-def dicom_ct(path: Path, offset: int = 0) -> Path:
-    """A CT instance made from pydicom's CT_small with its own UIDs and pixels shifted by ``offset``."""
+def dicom_ct(path: Path, offset: int = 0, modality: str = "CT") -> Path:
+    """A CT instance made from pydicom's CT_small with its own UIDs and pixels shifted by ``offset`` (with
+    ``modality`` US, one that quarantine holds back for burned-in text)."""
     import pydicom
     from pydicom.data import get_testdata_file
     from pydicom.uid import generate_uid
@@ -131,6 +132,7 @@ def dicom_ct(path: Path, offset: int = 0) -> Path:
     instance.StudyInstanceUID, instance.SeriesInstanceUID = generate_uid(), generate_uid()
     instance.SOPInstanceUID = generate_uid()
     instance.file_meta.MediaStorageSOPInstanceUID = instance.SOPInstanceUID
+    instance.Modality = modality
     instance.PixelData = (instance.pixel_array + offset).astype(instance.pixel_array.dtype).tobytes()
     instance.save_as(path, enforce_file_format=True)
     return path

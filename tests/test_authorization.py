@@ -23,7 +23,8 @@ from fairimage.settings import load_settings
 from tests import samples
 from tests.conftest import LiveServer
 
-STATES = ("public", "embargo-over", "embargoed", "restricted", "private")
+# "quarantined": a public study holding a DICOM image that may show burned-in text, not yet cleared.
+STATES = ("public", "embargo-over", "embargoed", "restricted", "private", "quarantined")
 CALLERS = ("anonymous", "stranger", "granted", "owner", "steward", "admin")
 READERS_OF_PROTECTED = {"granted", "owner", "steward", "admin"}
 # Routes that serve no study data: the API description and its viewers, and the static files.
@@ -131,9 +132,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         (outcome,) = ingest_paths(repository, [path], study=f"study {state}")
         world.images[state] = outcome.images[0]
         world.files[state] = outcome.file_id
-        (dicom,) = ingest_paths(
-            repository, [samples.dicom_ct(root / f"{state}.dcm", index)], study=f"study {state}"
+        dicom_file = samples.dicom_ct(
+            root / f"{state}.dcm", index, modality="US" if state == "quarantined" else "CT"
         )
+        (dicom,) = ingest_paths(repository, [dicom_file], study=f"study {state}")
         world.dicom_images[state] = dicom.images[0]
         study = f"study {state}"
         governance.set_owner(repository, admin, study, "owner")
@@ -148,7 +150,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         elif state in ("restricted", "private"):
             governance.set_policy(repository, admin, study, state)
         if state not in ("public", "embargo-over"):
-            governance.add_grant(repository, admin, study, "granted")
+            governance.add_grant(repository, admin, study, "granted")  # a grant does not open a quarantine
         world.studies[state] = images.get_study(repository, admin, study).id
     repository.close()
     world.routes = sorted(
@@ -165,6 +167,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def _may_read(caller: str, state: str) -> bool:
+    if state == "quarantined":
+        return caller in {"owner", "steward", "admin"}
     return state in ("public", "embargo-over") or caller in READERS_OF_PROTECTED
 
 

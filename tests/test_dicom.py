@@ -347,3 +347,39 @@ def test_de_identified_instances_raise_no_new_dciodvfy_errors(tmp_path: Path, na
     deidentify(original, PROFILE, KEY)
     original.save_as(tmp_path / "after.dcm")
     assert _dciodvfy_errors(tmp_path / "after.dcm") - _dciodvfy_errors(tmp_path / "before.dcm") == set()
+
+
+def test_images_that_may_show_burned_in_text_hold_their_study_back_until_a_steward_clears_them(
+    repository: Repository, tmp_path: Path
+) -> None:
+    import json
+
+    from fairimage.model.errors import ConflictError, NotFoundError
+    from fairimage.model.policy import operator
+    from fairimage.services import versions
+    from tests.conftest import run_cli
+
+    ultrasound = Path(get_testdata_file("US1_UNCR.dcm"))
+    (outcome,) = ingest_paths(repository, [ultrasound], study="Echo")
+    image_id = outcome.images[0]
+    with pytest.raises(NotFoundError):
+        images.get_image(repository, ANONYMOUS, image_id)
+    assert search.search(repository, ANONYMOUS, "").total == 0
+    assert images.get_image(repository, operator("steward"), image_id).id == image_id
+    with pytest.raises(ConflictError, match="burned into their pixels"):
+        versions.publish(repository, operator("steward"), "Echo")
+    repo = repository.settings.repo
+    listed = run_cli("dicom", "quarantine", "--repo", repo, "--json")
+    assert listed.returncode == 0, listed.stderr
+    (entry,) = json.loads(listed.stdout)
+    assert (
+        entry["image_id"] == image_id and "modality US often burns text into the pixels" in entry["reasons"]
+    )
+    refused = run_cli("dicom", "clear", image_id, "--repo", repo)
+    assert refused.returncode != 0 and "--note: say what you checked" in refused.stderr
+    cleared = run_cli("dicom", "clear", image_id, "--note", "all frames viewed, no text", "--repo", repo)
+    assert cleared.returncode == 0, cleared.stderr
+    assert images.get_image(repository, ANONYMOUS, image_id).id == image_id
+    assert search.search(repository, ANONYMOUS, "").total == 1
+    assert versions.publish(repository, operator("steward"), "Echo").published_at is not None
+    assert run_cli("dicom", "quarantine", "--repo", repo, "--json").stdout.strip() == "[]"

@@ -17,14 +17,18 @@ def readable_studies(principal: Principal, now: datetime) -> ColumnElement[bool]
     read would refuse (tests check that both agree for every role and policy)."""
     if principal.sees_everything:
         return true()
-    public = or_(
-        StudyRow.policy == PolicyKind.PUBLIC.value,
-        and_(StudyRow.policy == PolicyKind.EMBARGOED.value, StudyRow.embargo_until <= now),
+    cleared = StudyRow.quarantined == 0
+    public = and_(
+        cleared,
+        or_(
+            StudyRow.policy == PolicyKind.PUBLIC.value,
+            and_(StudyRow.policy == PolicyKind.EMBARGOED.value, StudyRow.embargo_until <= now),
+        ),
     )
     if principal.user_id is None:
         return public
     granted = StudyRow.id.in_(sorted(principal.granted_studies)) if principal.granted_studies else false()
-    return or_(public, StudyRow.owner_id == principal.user_id, granted)
+    return or_(public, StudyRow.owner_id == principal.user_id, and_(cleared, granted))
 
 
 def discoverable_studies(principal: Principal, now: datetime) -> ColumnElement[bool]:
@@ -33,7 +37,9 @@ def discoverable_studies(principal: Principal, now: datetime) -> ColumnElement[b
 
 
 def study_policy(row: StudyRow) -> StudyPolicy:
-    return StudyPolicy(PolicyKind(row.policy), row.owner_id, aware(row.embargo_until))
+    return StudyPolicy(
+        PolicyKind(row.policy), row.owner_id, aware(row.embargo_until), quarantined=bool(row.quarantined)
+    )
 
 
 def image_study(session: Session, image_id: str) -> StudyRow | None:
@@ -156,3 +162,14 @@ def annotations_by_image(session: Session, study_id: str) -> dict[str | None, li
     for row in rows:
         found.setdefault(row.image_id, []).append((row.kind, row.key, row.value))
     return found
+
+
+def quarantined_images(session: Session) -> list[tuple[ImageRow, str]]:
+    """Images ever quarantined (DICOM that may show burned-in text), with their study's name."""
+    rows = session.execute(
+        select(ImageRow, StudyRow.name)
+        .join(StudyRow, StudyRow.id == ImageRow.study_id)
+        .where(ImageRow.quarantine.is_not(None))
+        .order_by(ImageRow.id)
+    )
+    return [(image, name) for image, name in rows]

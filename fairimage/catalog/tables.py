@@ -66,6 +66,7 @@ class StudyRow(Base):
     embargo_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     data_use: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # model.duo.DataUse
     rembi: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # model.rembi.Rembi
+    quarantined: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # uncleared images
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="study")
 
@@ -113,6 +114,8 @@ class ImageRow(Base):
     run_id: Mapped[str | None] = mapped_column(ForeignKey("ingest_runs.id"), nullable=True, index=True)
     acquisition: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # from the file
     dicom: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # de-identified DICOM header
+    # Why its pixels may show identifying text, and who cleared it ({"reasons": [...], "cleared_by": ...}).
+    quarantine: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     study: Mapped[StudyRow] = relationship(back_populates="images")
     original_file: Mapped[OriginalFileRow] = relationship(back_populates="images")

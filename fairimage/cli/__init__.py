@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from fairimage import __version__
-from fairimage.cli import access, annotating, governance, metadata, versions
+from fairimage.cli import access, annotating, dicom, governance, metadata, versions
 from fairimage.cli import search as search_cli
 from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, operator_principal, out
 from fairimage.cli.metadata import print_report
@@ -43,6 +43,7 @@ versions.register(app, governance.study_app)
 metadata.register(app)
 search_cli.register(app)
 annotating.register(app)
+dicom.register(app)
 
 
 @app.command()

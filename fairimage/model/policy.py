@@ -48,8 +48,13 @@ class StudyPolicy:
     kind: PolicyKind
     owner_id: str | None = None
     embargo_until: datetime | None = None
+    # The study holds images that may show identifying text burned into their pixels (DICOM), not yet
+    # cleared by a steward: until then only its owner and stewards read it, whatever its policy says.
+    quarantined: bool = False
 
     def is_public(self, now: datetime) -> bool:
+        if self.quarantined:
+            return False
         if self.kind is PolicyKind.PUBLIC:
             return True
         return (
@@ -93,6 +98,8 @@ def may_read(principal: Principal, study_id: str, policy: StudyPolicy, now: date
         return True
     if principal.user_id is None:
         return False
+    if policy.quarantined:
+        return policy.owner_id == principal.user_id
     return policy.owner_id == principal.user_id or study_id in principal.granted_studies
 
 

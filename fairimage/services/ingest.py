@@ -274,8 +274,13 @@ def _ingest_series(
         present = already_present(repository, item.path, sha256)
         if present is not None:
             return present
-        with open_series(item.members, prepare=deid.header_step(repository.settings)) as opened:
+        reports: list[deid.Report] = []
+        with open_series(item.members, prepare=deid.header_step(repository.settings, reports)) as opened:
             converted = _convert(repository.store, conversion, item.path, opened, progress)
+        reasons = sorted({reason for report in reports for reason in report.burned_in})
+        if reasons:  # the pixels may show what de-identification of the header cannot remove
+            for image in converted.staged:
+                image.quarantine = {"reasons": reasons}
         return publish(repository, run, item.path, study, sha256, size, converted, name=item.name)
     except Exception as exc:  # noqa: BLE001 - every failure is reported per input, never stops the others
         return failure(item.path, exc)
@@ -335,6 +340,7 @@ class _Staged:
     object_count: int
     acquisition: dict[str, str] = field(default_factory=dict)
     dicom: dict[str, Any] | None = None
+    quarantine: dict[str, Any] | None = None
 
 
 def _stage_image(store: Store, conversion: Conversion, source: ImageSource, progress: Progress) -> _Staged:
@@ -502,6 +508,7 @@ def publish(
                 rows.append(_image_row(image, index, study.id, file_id, run.id))
                 session.add(rows[-1])
             session.flush()
+            study.quarantined = (study.quarantined or 0) + sum(1 for image in staged if image.quarantine)
             search.index_images(session, study, rows)
             audit.record(
                 session,
@@ -530,6 +537,7 @@ def _image_row(image: _Staged, index: int, study_id: str, file_id: str, run_id: 
         run_id=run_id,
         acquisition=image.acquisition or None,
         dicom=image.dicom,
+        quarantine=image.quarantine,
         study_id=study_id,
         file_id=file_id,
         name=image.metadata_name,

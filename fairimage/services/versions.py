@@ -153,6 +153,11 @@ def publish(repository: Repository, principal: Principal, study: str, number: in
         version = _row(session, row.id, number)
         if version.published_at is not None:
             raise ConflictError(f"study {row.name!r}: version {version.number} is published already")
+        if row.quarantined:
+            raise ConflictError(
+                f"study {row.name!r}: {row.quarantined} image(s) may show identifying text burned into their "
+                "pixels; a steward checks and clears each with 'fairimage dicom clear IMAGE' first"
+            )
         if content_sha256(version.content) != version.content_sha256:
             raise ConflictError(
                 f"study {row.name!r}: version {version.number} no longer matches its checksum; "

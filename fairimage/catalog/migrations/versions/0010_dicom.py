@@ -1,4 +1,6 @@
-"""A DICOM image's de-identified header, as the DICOM JSON model, kept with the image.
+"""A DICOM image's de-identified header, as the DICOM JSON model, kept with the image; images that may
+show burned-in identifying text are quarantined (why, and who cleared them), and a study counts its
+uncleared ones: while any is left, only its owner and stewards read it.
 
 Revision ID: 0010
 Revises: 0009
@@ -16,8 +18,14 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("images") as batch:
         batch.add_column(sa.Column("dicom", sa.JSON, nullable=True))
+        batch.add_column(sa.Column("quarantine", sa.JSON, nullable=True))
+    with op.batch_alter_table("studies") as batch:
+        batch.add_column(sa.Column("quarantined", sa.Integer, nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("studies") as batch:
+        batch.drop_column("quarantined")
     with op.batch_alter_table("images") as batch:
+        batch.drop_column("quarantine")
         batch.drop_column("dicom")

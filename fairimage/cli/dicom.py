@@ -1,0 +1,59 @@
+"""Commands for DICOM: the quarantine of images whose pixels may show identifying text."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
+from fairimage.services import deid
+
+dicom_app = typer.Typer(
+    help="DICOM: the quarantine of images that may show burned-in identifying text.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dicom_app, name="dicom")
+
+
+@dicom_app.command("quarantine")
+def quarantine_command(
+    repo: RepoOption = None,
+    include_cleared: Annotated[bool, typer.Option("--all", help="also the images cleared already")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """List the images held back because their pixels may show identifying text (Burned In Annotation,
+    ultrasound, secondary captures): their studies are readable by their owners and stewards only."""
+    with opened(repo) as repository:
+        found = deid.quarantined(repository, operator_principal(), include_cleared)
+    if as_json:
+        _json([entry.to_dict() for entry in found])
+        return
+    if not found:
+        out.print("No image is in quarantine.")
+        return
+    table = Table("image", "study", "name", "why", "cleared by", box=None)
+    for entry in found:
+        table.add_row(
+            entry.image_id, entry.study, entry.name, "; ".join(entry.reasons), entry.cleared_by or ""
+        )
+    out.print(table)
+
+
+@dicom_app.command("clear")
+def clear_command(
+    image: Annotated[str, typer.Argument(help="the image's id")],
+    note: Annotated[str, typer.Option("--note", help="what you checked, e.g. 'no text in any frame'")] = "",
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Release an image from quarantine after looking at every frame for burned-in text (audited)."""
+    with opened(repo) as repository:
+        cleared = deid.clear(repository, operator_principal(), image, note)
+    if as_json:
+        _json(cleared.to_dict())
+        return
+    out.print(f"{cleared.image_id} ({cleared.study}): cleared by {cleared.cleared_by}", highlight=False)
