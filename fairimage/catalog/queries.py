@@ -173,3 +173,14 @@ def quarantined_images(session: Session) -> list[tuple[ImageRow, str]]:
         .order_by(ImageRow.id)
     )
     return [(image, name) for image, name in rows]
+
+
+def study_file_names(session: Session, study_id: str) -> list[str]:
+    """The names of the files a study's images came from."""
+    return list(
+        session.scalars(
+            select(OriginalFileRow.name)
+            .where(OriginalFileRow.study_id == study_id)
+            .order_by(OriginalFileRow.name)
+        )
+    )

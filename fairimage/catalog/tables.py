@@ -67,6 +67,8 @@ class StudyRow(Base):
     data_use: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # model.duo.DataUse
     rembi: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # model.rembi.Rembi
     quarantined: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # uncleared images
+    # What the PHI scanner found in the study's text ({"findings": [...], "acknowledged": {...} | None}).
+    phi: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="study")
 

@@ -44,6 +44,7 @@ metadata.register(app)
 search_cli.register(app)
 annotating.register(app)
 dicom.register(app)
+dicom.register_study(governance.study_app)
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""Commands for DICOM: the quarantine of images whose pixels may show identifying text."""
+"""Commands that protect patients: the DICOM quarantine of images whose pixels may show identifying text,
+and what the PHI scanner found in a study's text."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import typer
 from rich.table import Table
 
 from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
-from fairimage.services import deid
+from fairimage.services import deid, phi
 
 dicom_app = typer.Typer(
     help="DICOM: the quarantine of images that may show burned-in identifying text.", no_args_is_help=True
@@ -57,3 +58,46 @@ def clear_command(
         _json(cleared.to_dict())
         return
     out.print(f"{cleared.image_id} ({cleared.study}): cleared by {cleared.cleared_by}", highlight=False)
+
+
+def register_study(study_app: typer.Typer) -> None:
+    study_app.command("phi")(phi_command)
+    study_app.command("acknowledge-phi")(acknowledge_phi_command)
+
+
+def phi_command(
+    study: Annotated[str, typer.Argument(help="study id or name")],
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What the PHI scanner found in a study's metadata, annotations and file names (names, dates of
+    birth, record numbers, phone numbers, e-mail and postal addresses), and who acknowledged it."""
+    with opened(repo) as repository:
+        found = phi.study_phi(repository, operator_principal(), study)
+    if as_json:
+        _json(found.to_dict())
+        return
+    if not found.findings:
+        out.print(f"{found.study}: the PHI scanner found nothing.", highlight=False)
+        return
+    for finding in found.findings:
+        out.print(f"{finding['field']}: {finding['finding']}", highlight=False, markup=False)
+    state = (
+        f"acknowledged by {found.acknowledged['by']}: {found.acknowledged['note']}"
+        if found.acknowledged
+        else "not acknowledged: the study cannot be published yet"
+    )
+    out.print(f"{found.study}: {len(found.findings)} finding(s), {state}", highlight=False, markup=False)
+
+
+def acknowledge_phi_command(
+    study: Annotated[str, typer.Argument(help="study id or name")],
+    note: Annotated[
+        str, typer.Option("--note", help="what you judged, e.g. 'the names are the authors'")
+    ] = "",
+    repo: RepoOption = None,
+) -> None:
+    """As a steward, acknowledge what the PHI scanner found so that the study may be published (audited)."""
+    with opened(repo) as repository:
+        found = phi.acknowledge(repository, operator_principal(), study, note)
+    out.print(f"{found.study}: {len(found.findings)} finding(s) acknowledged", highlight=False)

@@ -55,11 +55,14 @@ def template_command(
 def print_report(report: Report, source: str) -> None:
     """Every problem on its own line, then a summary."""
     for problem in report.problems:
-        label = {"error": "error", "missing": "missing", "hint": "hint"}[problem.severity]
+        label = {"error": "error", "missing": "missing", "hint": "hint", "phi": "phi warning"}[
+            problem.severity
+        ]
         err.print(f"{label}: {problem}", highlight=False, markup=False)
     summary = (
         f"{source}: {len(report.errors)} errors, {len(report.missing)} required attributes missing, "
         f"{len(report.hints)} recommended attributes missing"
+        + (f", {len(report.phi)} possible personal identifiers" if report.phi else "")
     )
     err.print(summary, highlight=False, markup=False)
 

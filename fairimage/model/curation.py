@@ -19,9 +19,12 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from fairimage.model.ontology import Ontology
+from fairimage.model.phi import scan_fields
 from fairimage.model.rembi import ATTRIBUTES, Attribute, Level, Rembi, TermRef
 
-Severity = Literal["error", "missing", "hint"]
+Severity = Literal["error", "missing", "hint", "phi"]
+# Fields that name people on purpose (contributors, funders) and are not scanned for PHI.
+PUBLIC_PEOPLE = ("study.authors", "study.publications", "study.funding", "study.acknowledgements")
 # Where the terms of an attribute must sit in its ontology (FBbi roots), so that a stain is not taken for
 # an imaging method.
 TERM_ROOTS = {
@@ -77,6 +80,11 @@ class Report:
         return [problem for problem in self.problems if problem.severity == "hint"]
 
     @property
+    def phi(self) -> list[Problem]:
+        """Text that may identify a person (a warning: publication waits for a steward's acknowledgement)."""
+        return [problem for problem in self.problems if problem.severity == "phi"]
+
+    @property
     def complete(self) -> bool:
         return not self.errors and not self.missing
 
@@ -104,7 +112,36 @@ def check(data: Any, vocabularies: Mapping[str, Ontology]) -> Report:
     normalised = _normalise(rembi, vocabularies, problems)
     problems += _links(normalised)
     problems += missing_attributes(normalised)
+    problems += phi_problems(normalised)
     return Report(normalised, tuple(problems))
+
+
+def phi_problems(rembi: Rembi) -> list[Problem]:
+    """Free text of the metadata that may identify a person, one warning per finding."""
+    fields = {
+        path: value
+        for path, value in _texts(rembi.dump(), "")
+        if not path.startswith(PUBLIC_PEOPLE) and not path.endswith((".id", ".label"))
+    }
+    return [
+        Problem(
+            path,
+            f"may identify a person ({finding}); remove it, or a steward acknowledges it before publication",
+            "phi",
+        )
+        for path, finding in scan_fields(fields)
+    ]
+
+
+def _texts(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _texts(value, f"{path}.{key}" if path else key)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _texts(value, f"{path}[{index}]")
 
 
 def _pydantic_problems(exc: ValidationError) -> Iterator[Problem]:

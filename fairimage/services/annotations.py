@@ -15,7 +15,7 @@ from fairimage.catalog.tables import AnnotationRow, ImageRow, StudyRow
 from fairimage.model.errors import InvalidInputError, NotFoundError
 from fairimage.model.policy import Principal
 from fairimage.model.study import new_id
-from fairimage.services import access, audit, search, versions
+from fairimage.services import access, audit, phi, search, versions
 from fairimage.services.repository import Repository
 
 MAX_KEY = 255
@@ -140,6 +140,7 @@ def _changed(
         search.index_images(session, study, [image])
     else:
         search.index_study(session, study)
+    phi.rescan(session, study)
 
 
 def _check(key: str, value: str) -> None:

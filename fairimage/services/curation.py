@@ -22,7 +22,7 @@ from fairimage.model.errors import InvalidInputError, NotFoundError
 from fairimage.model.ontology import Ontology
 from fairimage.model.policy import PolicyKind, Principal
 from fairimage.model.rembi import ATTRIBUTES, Rembi
-from fairimage.services import access, audit, search, versions
+from fairimage.services import access, audit, phi, search, versions
 from fairimage.services.repository import Repository
 from fairimage.services.spreadsheets import read_sheets
 
@@ -184,6 +184,7 @@ def set_metadata(repository: Repository, principal: Principal, study: str, data:
         )
         versions.record_version(session, principal.name, row, "REMBI metadata changed", principal.origin)
         search.index_study(session, row)
+        phi.rescan(session, row)
     return report
 
 

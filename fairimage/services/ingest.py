@@ -40,7 +40,7 @@ from fairimage.ngff.writer import (
     plan_image,
     write_planes,
 )
-from fairimage.services import audit, deid, search
+from fairimage.services import audit, deid, phi, search
 from fairimage.services.repository import Repository
 from fairimage.services.runs import Run, ingest_run
 from fairimage.storage import ImagePrefix, Store, layout
@@ -510,6 +510,7 @@ def publish(
             session.flush()
             study.quarantined = (study.quarantined or 0) + sum(1 for image in staged if image.quarantine)
             search.index_images(session, study, rows)
+            phi.rescan(session, study)
             audit.record(
                 session,
                 run.actor,

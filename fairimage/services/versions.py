@@ -27,7 +27,7 @@ from fairimage.model.version import (
     diff_versions,
     version_id,
 )
-from fairimage.services import access, audit
+from fairimage.services import access, audit, phi
 from fairimage.services.repository import Repository
 
 MAX_NUMBER = 2**31 - 1  # what a catalog integer column holds
@@ -153,6 +153,7 @@ def publish(repository: Repository, principal: Principal, study: str, number: in
         version = _row(session, row.id, number)
         if version.published_at is not None:
             raise ConflictError(f"study {row.name!r}: version {version.number} is published already")
+        phi.check_publishable(row)
         if row.quarantined:
             raise ConflictError(
                 f"study {row.name!r}: {row.quarantined} image(s) may show identifying text burned into their "

@@ -1,6 +1,7 @@
 """A DICOM image's de-identified header, as the DICOM JSON model, kept with the image; images that may
 show burned-in identifying text are quarantined (why, and who cleared them), and a study counts its
-uncleared ones: while any is left, only its owner and stewards read it.
+uncleared ones: while any is left, only its owner and stewards read it. What the PHI scanner found in a
+study's text, and who acknowledged it, is kept with the study.
 
 Revision ID: 0010
 Revises: 0009
@@ -21,10 +22,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("quarantine", sa.JSON, nullable=True))
     with op.batch_alter_table("studies") as batch:
         batch.add_column(sa.Column("quarantined", sa.Integer, nullable=False, server_default="0"))
+        batch.add_column(sa.Column("phi", sa.JSON, nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("studies") as batch:
+        batch.drop_column("phi")
         batch.drop_column("quarantined")
     with op.batch_alter_table("images") as batch:
         batch.drop_column("quarantine")
