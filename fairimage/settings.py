@@ -39,6 +39,9 @@ class _Environment(BaseSettings):
     oai_admin_email: str | None = None
     oai_page_size: int | None = None
     deid_key_file: Path | None = None
+    keep_dicom_originals: bool | None = None
+    crypt4gh_key_dir: Path | None = None
+    crypt4gh_passphrase: str | None = None
 
 
 class Settings(BaseModel):
@@ -78,6 +81,18 @@ class Settings(BaseModel):
     deid_options: tuple[str, ...] = ()
     deid_safe_private: tuple[str, ...] = ()
     deid_key_file: Path | None = None
+
+    # Keep each DICOM original as it came (identified) but encrypted with Crypt4GH for the repository's key
+    # pair (REPO/keys/repository.c4gh.sec|pub by default; the passphrase of the secret key, if any, from
+    # FAIRIMAGE_CRYPT4GH_PASSPHRASE only). Stored originals never leave unencrypted.
+    keep_dicom_originals: bool = False
+    crypt4gh_key_dir: Path | None = None
+    crypt4gh_passphrase: str | None = Field(default=None, exclude=True, repr=False)
+
+    @property
+    def crypt4gh_keys(self) -> tuple[Path, Path]:
+        folder = self.crypt4gh_key_dir or self.repo / "keys"
+        return folder / "repository.c4gh.sec", folder / "repository.c4gh.pub"
 
     @property
     def deid_key_path(self) -> Path:

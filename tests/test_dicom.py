@@ -383,3 +383,66 @@ def test_images_that_may_show_burned_in_text_hold_their_study_back_until_a_stewa
     assert search.search(repository, ANONYMOUS, "").total == 1
     assert versions.publish(repository, operator("steward"), "Echo").published_at is not None
     assert run_cli("dicom", "quarantine", "--repo", repo, "--json").stdout.strip() == "[]"
+
+
+def test_identified_originals_are_kept_encrypted_and_leave_only_re_encrypted(tmp_path: Path) -> None:
+    import io
+    import json
+
+    from crypt4gh import lib
+    from crypt4gh.keys import c4gh, get_private_key
+
+    from fairimage.services import originals
+    from tests.conftest import run_cli
+
+    settings = load_settings(tmp_path / "repo", keep_dicom_originals=True)
+    repository = init_repository(settings)
+    try:
+        paths = slices(tmp_path / "ct", count=3)
+        (outcome,) = ingest_paths(repository, [tmp_path / "ct"], study="CT study")
+        secret_path, _ = settings.crypt4gh_keys
+        assert secret_path.stat().st_mode & 0o077 == 0  # the secret key: its owner's only
+        catalog = (tmp_path / "repo" / "catalog.sqlite").read_bytes()
+        assert secret_path.read_bytes() not in catalog
+        with repository.reading() as session:
+            from fairimage.catalog.tables import OriginalFileRow
+
+            kept = session.get(OriginalFileRow, outcome.file_id).kept
+        assert kept is not None and len(kept) == 3
+        patient = str(read("CT_small.dcm").PatientName).encode()
+        plain = {path.read_bytes() for path in paths}
+        stored = [repository.store.read(key) for key in kept]
+        assert all(
+            blob.startswith(b"crypt4gh") and patient not in blob and blob not in plain for blob in stored
+        )
+        keys = originals.repository_keys(settings)
+        opened = set()
+        for blob in stored:
+            out = io.BytesIO()
+            lib.decrypt([(0, keys.secret, None)], io.BytesIO(blob), out)
+            opened.add(out.getvalue())
+        assert opened == plain  # nothing lost: the originals as they came
+        c4gh.generate(str(tmp_path / "alice.sec"), str(tmp_path / "alice.pub"), None, b"alice")
+        exported = run_cli(
+            "originals",
+            "export",
+            outcome.file_id,
+            "--recipient",
+            tmp_path / "alice.pub",
+            "--to",
+            tmp_path / "out",
+            "--repo",
+            settings.repo,
+            "--json",
+        )
+        assert exported.returncode == 0, exported.stderr
+        alice = get_private_key(str(tmp_path / "alice.sec"), lambda: "")
+        received = set()
+        for name in json.loads(exported.stdout):
+            out = io.BytesIO()
+            with open(name, "rb") as sealed:
+                lib.decrypt([(0, alice, None)], sealed, out)
+            received.add(out.getvalue())
+        assert received == plain
+    finally:
+        repository.close()

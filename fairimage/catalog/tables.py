@@ -86,6 +86,7 @@ class OriginalFileRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    kept: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # its encrypted originals' keys
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="original_file")
 

@@ -3,13 +3,14 @@ and what the PHI scanner found in a study's text."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
-from fairimage.services import deid, phi
+from fairimage.services import deid, originals, phi
 
 dicom_app = typer.Typer(
     help="DICOM: the quarantine of images that may show burned-in identifying text.", no_args_is_help=True
@@ -18,6 +19,7 @@ dicom_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(dicom_app, name="dicom")
+    app.add_typer(originals_app, name="originals")
 
 
 @dicom_app.command("quarantine")
@@ -101,3 +103,28 @@ def acknowledge_phi_command(
     with opened(repo) as repository:
         found = phi.acknowledge(repository, operator_principal(), study, note)
     out.print(f"{found.study}: {len(found.findings)} finding(s) acknowledged", highlight=False)
+
+
+originals_app = typer.Typer(
+    help="Originals kept encrypted (Crypt4GH), never shared in the clear.", no_args_is_help=True
+)
+
+
+@originals_app.command("export")
+def export_originals_command(
+    file_id: Annotated[
+        str, typer.Argument(help="the ingested file's id (file-...), as 'ingest --json' gives it")
+    ],
+    recipient: Annotated[Path, typer.Option("--recipient", help="the recipient's Crypt4GH public key")],
+    to: Annotated[Path, typer.Option("--to", help="the folder to write the re-encrypted files into")],
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-encrypt a file's kept originals for an approved recipient's public key (audited); only they can
+    open them, with 'crypt4gh decrypt --sk THEIR.sec'."""
+    with opened(repo) as repository:
+        written = originals.export(repository, operator_principal(), file_id, recipient, to)
+    if as_json:
+        _json([str(path) for path in written])
+        return
+    out.print(f"{len(written)} original(s) re-encrypted for {recipient.name} in {to}", highlight=False)

@@ -40,7 +40,7 @@ from fairimage.ngff.writer import (
     plan_image,
     write_planes,
 )
-from fairimage.services import audit, deid, phi, search
+from fairimage.services import audit, deid, originals, phi, search
 from fairimage.services.repository import Repository
 from fairimage.services.runs import Run, ingest_run
 from fairimage.storage import ImagePrefix, Store, layout
@@ -281,7 +281,19 @@ def _ingest_series(
         if reasons:  # the pixels may show what de-identification of the header cannot remove
             for image in converted.staged:
                 image.quarantine = {"reasons": reasons}
-        return publish(repository, run, item.path, study, sha256, size, converted, name=item.name)
+        kept = (
+            originals.keep(repository, sha256, item.members)
+            if repository.settings.keep_dicom_originals
+            else []
+        )
+        try:
+            return publish(
+                repository, run, item.path, study, sha256, size, converted, name=item.name, kept=kept
+            )
+        except BaseException:
+            for key in kept:
+                repository.store.delete(key)
+            raise
     except Exception as exc:  # noqa: BLE001 - every failure is reported per input, never stops the others
         return failure(item.path, exc)
 
@@ -456,6 +468,7 @@ def publish(
     size: int,
     converted: ConvertedFile,
     name: str | None = None,
+    kept: list[str] | None = None,
 ) -> FileOutcome:
     """Move a file's staged images into place and record them in one transaction; undo the moves if it
     fails. Only the process holding the run does this."""
@@ -492,6 +505,7 @@ def publish(
                     format=fmt,
                     size=size,
                     sha256=sha256,
+                    kept=kept or None,
                 )
             )
             session.flush()

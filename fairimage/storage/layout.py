@@ -5,6 +5,7 @@ from __future__ import annotations
 IMAGES = "images"
 MANIFESTS = "manifests"
 STAGING = "staging"
+ORIGINALS = "originals"
 
 
 def image_prefix(image_id: str) -> str:
@@ -21,6 +22,12 @@ def staging_prefix(run_id: str) -> str:
 
 def staged_image_prefix(run_id: str, image_id: str) -> str:
     return f"{STAGING}/{run_id}/{image_id}.ome.zarr"
+
+
+def original_key(series_sha256: str, index: int) -> str:
+    """A kept original, encrypted (Crypt4GH); named by its content and place, never by its file name,
+    which may name the patient."""
+    return f"{ORIGINALS}/{series_sha256}/{index:05d}.c4gh"
 
 
 def staged_manifest_key(run_id: str, image_id: str) -> str:

@@ -1,7 +1,8 @@
 """A DICOM image's de-identified header, as the DICOM JSON model, kept with the image; images that may
 show burned-in identifying text are quarantined (why, and who cleared them), and a study counts its
 uncleared ones: while any is left, only its owner and stewards read it. What the PHI scanner found in a
-study's text, and who acknowledged it, is kept with the study.
+study's text, and who acknowledged it, is kept with the study; an original file kept encrypted
+(Crypt4GH) names its store keys.
 
 Revision ID: 0010
 Revises: 0009
@@ -20,6 +21,8 @@ def upgrade() -> None:
     with op.batch_alter_table("images") as batch:
         batch.add_column(sa.Column("dicom", sa.JSON, nullable=True))
         batch.add_column(sa.Column("quarantine", sa.JSON, nullable=True))
+    with op.batch_alter_table("original_files") as batch:
+        batch.add_column(sa.Column("kept", sa.JSON, nullable=True))
     with op.batch_alter_table("studies") as batch:
         batch.add_column(sa.Column("quarantined", sa.Integer, nullable=False, server_default="0"))
         batch.add_column(sa.Column("phi", sa.JSON, nullable=True))
@@ -29,6 +32,8 @@ def downgrade() -> None:
     with op.batch_alter_table("studies") as batch:
         batch.drop_column("phi")
         batch.drop_column("quarantined")
+    with op.batch_alter_table("original_files") as batch:
+        batch.drop_column("kept")
     with op.batch_alter_table("images") as batch:
         batch.drop_column("quarantine")
         batch.drop_column("dicom")
