@@ -10,6 +10,7 @@ FRONTEND = fairimage/web/frontend
 VIEWER = fairimage/web/static/build/viewer.js
 CHROMIUM = /usr/bin/chromium
 DCIODVFY = /usr/bin/dciodvfy
+ORTHANC = /usr/share/orthanc/plugins/libOrthancDicomWeb.so
 
 .PHONY: install web run test test-all lint bench clean
 
@@ -54,6 +55,12 @@ $(DCIODVFY):
 		|| (apt-get update -q >/dev/null && apt-get install -y -q dicom3tools >/dev/null); \
 	else echo "DICOM conformance tests need Debian's dicom3tools: sudo apt-get install dicom3tools"; fi
 
+# A real PACS for the DICOMweb pull tests: Debian's Orthanc and its DICOMweb plugin, started by the tests.
+$(ORTHANC):
+	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q orthanc orthanc-dicomweb >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q orthanc orthanc-dicomweb >/dev/null); \
+	else echo "DICOMweb tests need Debian's Orthanc: sudo apt-get install orthanc orthanc-dicomweb"; fi
+
 web: $(VIEWER)
 
 install: $(VENV)/.installed $(VIEWER)
@@ -61,13 +68,13 @@ install: $(VENV)/.installed $(VIEWER)
 run: install  ## build the demo repository and serve it on http://127.0.0.1:$(PORT)/
 	$(BIN)/fairimage demo --repo demo-repo --port $(PORT)
 
-test: install $(CHROMIUM) $(DCIODVFY) $(DRS_SUITE) $(ROC_VALIDATOR)  ## the default suite (slow cases excluded), layer contract, lint and types
+test: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR)  ## the default suite (slow cases excluded), layer contract, lint and types
 	$(BIN)/lint-imports
 	$(BIN)/ruff check fairimage tests benchmarks
 	$(BIN)/mypy fairimage
 	$(BIN)/pytest -m "not slow"
 
-test-all: install $(CHROMIUM) $(DCIODVFY) $(DRS_SUITE) $(ROC_VALIDATOR)  ## every test, slow ones included
+test-all: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR)  ## every test, slow ones included
 	$(BIN)/pytest
 
 lint: install

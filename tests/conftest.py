@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 
@@ -176,3 +178,53 @@ class LiveServer:
 @pytest.fixture
 def live_server() -> Iterator[type[LiveServer]]:
     yield LiveServer
+
+
+ORTHANC = Path("/usr/sbin/Orthanc")
+ORTHANC_DICOMWEB = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Orthanc PACS with its DICOMweb plugin (Debian's orthanc, orthanc-dicomweb) on 127.0.0.1 at a
+    random port, its REST API's base URL; tests load it with DICOM files."""
+    if not ORTHANC.exists() or not ORTHANC_DICOMWEB.exists():
+        pytest.skip(
+            "Orthanc is not installed (Debian packages orthanc and orthanc-dicomweb; 'make test' adds them)"
+        )
+    folder = tmp_path_factory.mktemp("orthanc")
+    port = _free_port()
+    config = {
+        "Name": "fairimage-test",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "storage"),
+        "HttpBindAddress": "127.0.0.1",
+        "HttpPort": port,
+        "DicomServerEnabled": False,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": [str(ORTHANC_DICOMWEB)],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+    }
+    (folder / "orthanc.json").write_text(json.dumps(config))
+    server = subprocess.Popen(
+        [str(ORTHANC), str(folder / "orthanc.json")],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/system", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            raise RuntimeError("Orthanc did not start")
+        time.sleep(0.2)
+    yield url
+    server.terminate()
+    server.wait(timeout=20)

@@ -446,3 +446,46 @@ def test_identified_originals_are_kept_encrypted_and_leave_only_re_encrypted(tmp
         assert received == plain
     finally:
         repository.close()
+
+
+def test_a_study_pulled_from_orthanc_over_dicomweb_is_ingested_de_identified(
+    orthanc: str, tmp_path: Path
+) -> None:
+    import json
+
+    from tests.conftest import run_cli
+
+    paths = slices(tmp_path / "ct", count=4, spacing=3.0)
+    for path in paths:
+        assert httpx.post(f"{orthanc}/instances", content=path.read_bytes(), timeout=30).status_code == 200
+    study_uid = str(pydicom.dcmread(paths[0]).StudyInstanceUID)
+    repo = tmp_path / "repo"
+    init_repository(load_settings(repo)).close()
+    pulled = run_cli(
+        "dicomweb",
+        "pull",
+        f"{orthanc}/dicom-web",
+        "--study",
+        study_uid,
+        "--into",
+        "From PACS",
+        "--repo",
+        repo,
+        "--json",
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    (outcome,) = json.loads(pulled.stdout)
+    assert outcome["status"] == "ingested" and outcome["format"] == "dicom"
+    from fairimage.services.repository import open_repository
+
+    opened = open_repository(load_settings(repo))
+    try:
+        image = images.get_image(opened, ANONYMOUS, outcome["images"][0])
+        assert tuple(image.shape) == (4, 128, 128) and image.scale[0] == pytest.approx(3.0)
+        header = images.dicom_header(opened, ANONYMOUS, image.id)
+        assert header["0020000D"]["Value"][0] != study_uid  # the Study Instance UID was replaced
+        assert not any((repo / "scratch").iterdir())  # the retrieved files are gone
+    finally:
+        opened.close()
+    missing = run_cli("dicomweb", "pull", f"{orthanc}/dicom-web", "--study", "1.2.3.4", "--repo", repo)
+    assert missing.returncode != 0 and "not found on the DICOMweb service" in missing.stderr

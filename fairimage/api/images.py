@@ -43,7 +43,11 @@ def get_image(
 @router.get(
     "/{image_id}/dicom",
     summary="A DICOM image's header, de-identified, as the DICOM JSON model (PS3.18 F.2)",
-    responses={404: {"description": "No such image, or not a DICOM image"}},
+    response_class=JSONResponse,
+    responses={
+        200: {"content": {"application/dicom+json": {"schema": {"type": "object"}}}},
+        404: {"description": "No such image, or not a DICOM image"},
+    },
 )
 def get_dicom_header(image_id: str, repository: RepositoryDep, principal: PrincipalDep) -> JSONResponse:
     header = image_service.dicom_header(repository, principal, image_id)

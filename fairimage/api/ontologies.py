@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi import Path as FastApiPath
 from pydantic import BaseModel
 
 from fairimage import ontology
@@ -58,6 +59,13 @@ def _out(key: str, bundle: Ontology) -> OntologyOut:
     )
 
 
+# DUO's terms have their own route and shape (/api/ontologies/duo/terms): the names here are the term
+# ontologies' (documented as such; any other name is a 404 that lists them).
+OntologyName = Annotated[
+    str, FastApiPath(description="fbbi, ncbitaxon or edam", json_schema_extra={"enum": list(ontology.NAMES)})
+]
+
+
 @router.get(
     "", response_model=list[OntologyOut], summary="The bundled ontologies, their releases and licences"
 )
@@ -84,7 +92,7 @@ def list_ontologies() -> list[OntologyOut]:
     responses={404: {"description": "No such ontology"}},
 )
 def search_terms(
-    name: str,
+    name: OntologyName,
     q: Annotated[str, Query(max_length=200, description="words typed so far, a CURIE or an IRI")] = "",
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> list[TermOut]:
@@ -97,7 +105,7 @@ def search_terms(
     summary="One term by CURIE or IRI, with its ancestors and children",
     responses={404: {"description": "No such ontology or term"}},
 )
-def get_term(name: str, term_id: str) -> TermDetailOut:
+def get_term(name: OntologyName, term_id: str) -> TermDetailOut:
     bundle = ontology.ontology(name)
     term = bundle.term(term_id)
     if term is None:

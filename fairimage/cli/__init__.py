@@ -174,6 +174,59 @@ def ingest(
         raise typer.Exit(1)
 
 
+dicomweb_app = typer.Typer(
+    help="Pull studies from a PACS over DICOMweb (QIDO-RS, WADO-RS).", no_args_is_help=True
+)
+app.add_typer(dicomweb_app, name="dicomweb")
+
+
+@dicomweb_app.command("pull")
+def dicomweb_pull(
+    url: Annotated[str, typer.Argument(help="the DICOMweb service, e.g. http://pacs:8042/dicom-web")],
+    study_uid: Annotated[str, typer.Option("--study", help="the Study Instance UID to retrieve")],
+    series: Annotated[
+        list[str] | None, typer.Option("--series", help="only these Series Instance UIDs (repeat it)")
+    ] = None,
+    into: Annotated[
+        str, typer.Option("--into", help="the fairimage study to add the images to")
+    ] = ingest_service.DEFAULT_STUDY,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Retrieve a study from a PACS and ingest it: each series becomes one de-identified image."""
+    from fairimage.services import dicomweb
+
+    repository = _open(repo)
+    try:
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} instances"),
+            console=err,
+            disable=as_json or not err.is_terminal,
+            transient=True,
+        )
+        with progress:
+            task = progress.add_task("retrieving", total=None)
+            outcomes = dicomweb.pull_study(
+                repository,
+                url,
+                study_uid,
+                series or None,
+                into,
+                actor=operator_principal().name,
+                on_instance=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    finally:
+        repository.close()
+    if as_json:
+        _json([outcome.__dict__ for outcome in outcomes])
+    else:
+        _print_outcomes(outcomes)
+    if not outcomes or any(outcome.status == "failed" for outcome in outcomes):
+        raise typer.Exit(1)
+
+
 def _print_outcomes(outcomes: list[ingest_service.FileOutcome]) -> None:
     for outcome in outcomes:
         if outcome.status == "ingested":

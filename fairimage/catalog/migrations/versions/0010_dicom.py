@@ -29,11 +29,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("studies") as batch:
-        batch.drop_column("phi")
-        batch.drop_column("quarantined")
-    with op.batch_alter_table("original_files") as batch:
-        batch.drop_column("kept")
-    with op.batch_alter_table("images") as batch:
-        batch.drop_column("quarantine")
-        batch.drop_column("dicom")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+, PostgreSQL): a batch copy of the tables would trip
+    # over the foreign keys that point at them.
+    for table, column in (
+        ("studies", "phi"),
+        ("studies", "quarantined"),
+        ("original_files", "kept"),
+        ("images", "quarantine"),
+        ("images", "dicom"),
+    ):
+        op.drop_column(table, column)
