@@ -246,10 +246,15 @@ def _partial_matches(
     is in the image's group text or its own words, at least one in its own, and not all in its group's
     (those images are counted with their group)."""
     match = _Match(session)
+    # Most queries name no image's own words: one look at the image index settles that, before any join.
+    own = select(Documents.image_id).where(match.documents(terms, "own_any", any_term=True))
+    candidates = list(session.scalars(own.limit(_CHUNK + 1)))
+    if not candidates:
+        return []
     conditions = [
         visible,
         *_filtered(Documents.signature, filters),
-        match.documents(terms, "own_any", any_term=True),
+        Documents.image_id.in_(candidates) if len(candidates) <= _CHUNK else Documents.image_id.in_(own),
         Documents.group_key.not_in(match.group_keys(terms, "group_all")),
     ]
     for index, term in enumerate(terms):
