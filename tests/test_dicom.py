@@ -489,3 +489,47 @@ def test_a_study_pulled_from_orthanc_over_dicomweb_is_ingested_de_identified(
         opened.close()
     missing = run_cli("dicomweb", "pull", f"{orthanc}/dicom-web", "--study", "1.2.3.4", "--repo", repo)
     assert missing.returncode != 0 and "not found on the DICOMweb service" in missing.stderr
+
+
+def test_time_points_of_the_same_slices_make_a_4d_image(repository: Repository, tmp_path: Path) -> None:
+    template = read("CT_small.dcm")
+    series, study = generate_uid(), generate_uid()
+    folder = tmp_path / "4d"
+    folder.mkdir()
+    for time_point in (2, 1):  # written out of order
+        for index in range(4):
+            item = copy.deepcopy(template)
+            item.StudyInstanceUID, item.SeriesInstanceUID = study, series
+            item.SOPInstanceUID = generate_uid()
+            item.file_meta.MediaStorageSOPInstanceUID = item.SOPInstanceUID
+            item.ImagePositionPatient = [0.0, 0.0, index * 2.0]
+            item.TemporalPositionIdentifier = time_point
+            item.PixelData = (template.pixel_array + 100 * time_point + index).astype(np.int16).tobytes()
+            item.save_as(folder / f"t{time_point}z{index}.dcm", enforce_file_format=True)
+    (outcome,) = ingest_paths(repository, [folder], study="4D")
+    assert outcome.status == "ingested", outcome.error
+    image = images.get_image(repository, ANONYMOUS, outcome.images[0])
+    assert [axis.name for axis in image.axes] == ["t", "z", "y", "x"] and tuple(image.shape) == (
+        2,
+        4,
+        128,
+        128,
+    )
+    pixels = stored(repository, image.id)
+    slope, intercept = float(template.RescaleSlope), float(template.RescaleIntercept)
+    for t in range(2):
+        for z in range(4):
+            expected = (template.pixel_array + 100 * (t + 1) + z) * slope + intercept
+            assert np.array_equal(pixels[t, z], expected.astype(pixels.dtype))
+
+
+def test_a_dicomdir_folder_is_ingested_series_by_series(repository: Repository) -> None:
+    folder = Path(get_testdata_file("CT_small.dcm")).parent / "dicomdirtests"
+    outcomes = ingest_paths(repository, [folder], study="DICOMDIR")
+    by_status: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        by_status.setdefault(outcome.status, []).append(outcome.error or outcome.path)
+    assert len(by_status["ingested"]) == 23  # CR, CT and MR series; a 3-plane localizer as three images
+    # pydicom's set holds 4 slices of a 165-slice CT series: refused, never stacked with gaps
+    assert by_status["failed"] == [next(e for e in by_status["failed"] if "slice(s) missing" in e)]
+    assert sum("without an image" in text for text in by_status["skipped"]) >= 50  # DICOMDIRs, stripped files

@@ -60,6 +60,12 @@ class Instance:
     intercept: float
     instance_number: int
     has_pixels: bool
+    temporal: str = ""  # which time point of a 4D series: Temporal Position Identifier, else Trigger Time
+
+    @property
+    def plane(self) -> tuple[float, ...]:
+        """The orientation, rounded: slices in other orientations (a localizer's) are other images."""
+        return tuple(round(v, 3) for v in self.orientation or ())
 
 
 def read_header(path: Path) -> Instance:
@@ -101,6 +107,7 @@ def _instance(path: Path, dataset: Dataset) -> Instance:
         intercept=float(transform.get("RescaleIntercept", 0) or 0),
         instance_number=int(dataset.get("InstanceNumber", 0) or 0),
         has_pixels="PixelData" in dataset or "FloatPixelData" in dataset or _pixels_follow(path, dataset),
+        temporal=str(dataset.get("TemporalPositionIdentifier", "") or dataset.get("TriggerTime", "") or ""),
     )
 
 
@@ -136,8 +143,13 @@ def group_series(instances: Iterable[Instance]) -> list[list[Instance]]:
 class Stack:
     """A series' instances in slice order, with the distance between slices (mm, None if unknown)."""
 
-    instances: tuple[Instance, ...]
+    instances: tuple[Instance, ...]  # time point by time point, each in slice order
     slice_spacing: float | None
+    times: int = 1
+
+    @property
+    def depth(self) -> int:
+        return len(self.instances) // self.times
 
 
 def order_slices(series: Sequence[Instance]) -> Stack:
@@ -157,12 +169,16 @@ def order_slices(series: Sequence[Instance]) -> Stack:
             f"{name}: its series mixes multi-frame instances with others; ingest each multi-frame file alone"
         )
     if any(i.position is None or i.orientation is None for i in series):
-        ordered = sorted(series, key=lambda i: (i.instance_number, i.path.name))
-        return Stack(tuple(ordered), None)
+        return Stack(tuple(sorted(series, key=lambda i: (i.instance_number, i.path.name))), None)
     orientations = {tuple(round(v, 4) for v in i.orientation or ()) for i in series}
     if len(orientations) > 1:
         raise CorruptFileError(f"{name}: its series has slices in {len(orientations)} orientations")
     normal = _normal(first.orientation or ())
+    time_points = _time_points(series, normal)
+    if time_points is not None:
+        volumes = [order_slices(point) for point in time_points]
+        in_order = tuple(instance for volume in volumes for instance in volume.instances)
+        return Stack(in_order, volumes[0].slice_spacing, times=len(volumes))
     placed = sorted(series, key=lambda i: _distance(normal, i.position or (0, 0, 0)))
     distances = [_distance(normal, i.position or (0, 0, 0)) for i in placed]
     steps = [b - a for a, b in itertools.pairwise(distances)]
@@ -181,6 +197,30 @@ def order_slices(series: Sequence[Instance]) -> Stack:
                 f"({step:.3g} mm to the next instead of {usual:.3g} mm); find the missing files"
             )
     return Stack(tuple(placed), usual)
+
+
+def _time_points(series: Sequence[Instance], normal: np.ndarray) -> list[list[Instance]] | None:
+    """A 4D series: the same slice positions at several time points (Temporal Position Identifier or Trigger
+    Time), as one list of instances per time point in time order; None for one volume."""
+    by_time: dict[str, list[Instance]] = {}
+    for instance in series:
+        by_time.setdefault(instance.temporal, []).append(instance)
+    if len(by_time) < 2 or "" in by_time:
+        return None
+    positions = [
+        sorted(round(_distance(normal, i.position or (0, 0, 0)), 2) for i in point)
+        for point in by_time.values()
+    ]
+    if any(p != positions[0] for p in positions):
+        return None  # not the same slices at every time point: checked (and refused) as one volume
+    return [by_time[key] for key in sorted(by_time, key=_number)]
+
+
+def _number(text: str) -> tuple[float, str]:
+    try:
+        return float(text), text
+    except ValueError:
+        return float("inf"), text
 
 
 def _normal(orientation: Sequence[float]) -> np.ndarray:
@@ -228,26 +268,30 @@ class DicomSeriesSource:
             np.dtype(np.float32) if len(slopes) > 1 else output_dtype(raw, slope, intercept, bits, signed)
         )
         self._positions = _frame_positions(header) if frames > 1 else None
-        depth = len(stack.instances) if frames == 1 else frames
-        stack_axis = "z" if frames == 1 or self._positions is not None else "t"
+        if frames == 1:  # single-frame instances: time points (4D) of slices
+            sizes = {"t": stack.times, "z": stack.depth}
+        elif self._positions is not None:  # a multi-frame instance whose frames are slices
+            sizes = {"t": 1, "z": frames}
+        else:  # a multi-frame instance whose frames are time points (cine)
+            sizes = {"t": frames, "z": 1}
+        self._stacked = "".join(name for name in "tz" if sizes[name] > 1)
         colour = first.samples > 1
-        # Planes are decoded as (stack, c, y, x); the image's axes are those in OME-NGFF order (c before z).
-        self._natural = (stack_axis if depth > 1 else "") + ("c" if colour else "") + "yx"
+        # Planes are decoded as (t, z, c, y, x) without the axes of size 1; the image's axes are in OME-NGFF
+        # order (c before z).
+        self._natural = self._stacked + ("c" if colour else "") + "yx"
         axes = "".join(name for name in "tczyx" if name in self._natural)
+        self._sizes = sizes
         row, column = first.spacing or (1.0, 1.0)
         scales = {"y": row, "x": column, "c": 1.0, "z": self._z_spacing(header), "t": _frame_time(header)}
-        units: dict[str, str | None] = {"y": MM, "x": MM, "z": MM}
-        if first.spacing is None:
-            units = {}
-        if stack_axis == "t":
+        units: dict[str, str | None] = {"y": MM, "x": MM, "z": MM} if first.spacing is not None else {}
+        if "t" in self._stacked:
             units["t"] = "millisecond" if header.get("FrameTime") else None
-        shape = {"t": depth, "z": depth, "c": first.samples, "y": first.rows, "x": first.columns}
+        shape = {"t": sizes["t"], "z": sizes["z"], "c": first.samples, "y": first.rows, "x": first.columns}
         channels = (
             rgb_channels(first.samples)
             if colour
             else (Channel(label=_label(header), inverted=photometric == "MONOCHROME1"),)
         )
-        self._stack_axis = stack_axis if depth > 1 else None
         self._metadata = ImageMetadata(
             name=name,
             axes=make_axes(axes, units),
@@ -279,23 +323,31 @@ class DicomSeriesSource:
         axes = self._metadata.axis_names
         wanted = dict(zip(axes, region, strict=True))
         natural = [wanted[name] for name in self._natural]
-        if self._stack_axis is None:
-            block = self._plane(0)[tuple(natural)]
+        stacked = len(self._stacked)
+        ranges = [range(*natural[k].indices(self._sizes[name])) for k, name in enumerate(self._stacked)]
+        inner = tuple(natural[stacked:])
+        if not ranges:
+            block = self._plane(*self._index({}))[inner]
         else:
-            depth = self._metadata.shape[axes.index(self._stack_axis)]
-            indices = range(*natural[0].indices(depth))
-            block = np.stack([self._plane(index)[tuple(natural[1:])] for index in indices])
+            planes = [
+                self._plane(*(self._index(dict(zip(self._stacked, point, strict=True)))))[inner]
+                for point in itertools.product(*ranges)
+            ]
+            block = np.stack(planes).reshape(*(len(r) for r in ranges), *planes[0].shape)
         order = [self._natural.index(name) for name in axes]
         return np.ascontiguousarray(block.transpose(order))
 
-    def _plane(self, index: int) -> np.ndarray:
-        """Slice or frame ``index`` in stack order: (c, y, x) for colour, else (y, x), rescaled."""
+    def _index(self, point: dict[str, int]) -> tuple[int, int]:
+        """(instance, frame) of a plane at time ``t`` and slice ``z``."""
+        t, z = point.get("t", 0), point.get("z", 0)
         if self.stack.instances[0].frames > 1:
-            instance = self.stack.instances[0]
-            frame = self._frame_order()[index]
-        else:
-            instance, frame = self.stack.instances[index], None
-        pixels = _pixels(instance.path, frame)
+            return 0, self._frame_order()[z if self._positions is not None else t]
+        return t * self._sizes["z"] + z, -1
+
+    def _plane(self, instance_index: int, frame: int) -> np.ndarray:
+        """One slice or frame: (c, y, x) for colour, else (y, x), rescaled."""
+        instance = self.stack.instances[instance_index]
+        pixels = _pixels(instance.path, frame if frame >= 0 else None)
         if instance.samples > 1:
             pixels = np.moveaxis(pixels, -1, 0)
         if self._rescale:

@@ -195,8 +195,9 @@ def _walk(folder: Path) -> Iterator[Path]:
 
 
 def _series_inputs(inputs: list[InputFile], outcomes: list[FileOutcome]) -> list[InputFile]:
-    """DICOM files become one input per series (by Study and Series Instance UID), wherever their files
-    were found; files without an image (DICOMDIR, reports) are left out, and are errors only if named."""
+    """DICOM files become one input per series (by Study and Series Instance UID, and orientation: a
+    localizer's three planes are three images), wherever their files were found; files without an image
+    (DICOMDIR, reports, structure sets) are skipped, and are errors only if named."""
     others: list[InputFile] = []
     headers: list[tuple[InputFile, Instance]] = []
     for item in inputs:
@@ -207,15 +208,14 @@ def _series_inputs(inputs: list[InputFile], outcomes: list[FileOutcome]) -> list
                 outcomes.append(failure(item.path, exc))
         else:
             others.append(item)
-    by_series: dict[tuple[str, str], list[tuple[InputFile, Instance]]] = {}
+    by_series: dict[tuple[Any, ...], list[tuple[InputFile, Instance]]] = {}
     for item, header in headers:
         if not header.has_pixels:
-            if item.named:
-                outcomes.append(
-                    FileOutcome(str(item.path), "failed", "dicom", error=f"{item.path.name}: no image in it")
-                )
+            status: Status = "failed" if item.named else "skipped"
+            message = f"{item.path.name}: a DICOM file without an image (DICOMDIR, report, structure set)"
+            outcomes.append(FileOutcome(str(item.path), status, "dicom", error=message))
             continue
-        by_series.setdefault((header.study_uid, header.series_uid), []).append((item, header))
+        by_series.setdefault((header.study_uid, header.series_uid, header.plane), []).append((item, header))
     series = [
         InputFile(
             members[0][0].path,
