@@ -533,3 +533,62 @@ def test_a_dicomdir_folder_is_ingested_series_by_series(repository: Repository) 
     # pydicom's set holds 4 slices of a 165-slice CT series: refused, never stacked with gaps
     assert by_status["failed"] == [next(e for e in by_status["failed"] if "slice(s) missing" in e)]
     assert sum("without an image" in text for text in by_status["skipped"]) >= 50  # DICOMDIRs, stripped files
+
+
+def whole_slide(path: Path, pixels: np.ndarray, tile: int, image_type: str, series: str, study: str) -> Path:
+    """A VL Whole Slide Microscopy instance (TILED_FULL, uncompressed RGB) of ``pixels`` (rows, columns,
+    samples)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    rows, columns = pixels.shape[:2]
+    across, down = -(-columns // tile), -(-rows // tile)
+    padded = np.zeros((down * tile, across * tile, 3), np.uint8)
+    padded[:rows, :columns] = pixels
+    frames = [
+        padded[y * tile : (y + 1) * tile, x * tile : (x + 1) * tile]
+        for y in range(down)
+        for x in range(across)
+    ]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.6"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    item = Dataset()
+    item.file_meta = meta
+    item.SOPClassUID, item.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    item.StudyInstanceUID, item.SeriesInstanceUID = study, series
+    item.PatientName, item.PatientID, item.Modality = "SLIDE^PATIENT", "P-SLIDE-1", "SM"
+    item.ImageType = ["ORIGINAL", "PRIMARY", image_type, "NONE"]
+    item.DimensionOrganizationType = "TILED_FULL"
+    item.TotalPixelMatrixRows, item.TotalPixelMatrixColumns = rows, columns
+    item.Rows = item.Columns = tile
+    item.NumberOfFrames = len(frames)
+    item.SamplesPerPixel, item.PhotometricInterpretation, item.PlanarConfiguration = 3, "RGB", 0
+    item.BitsAllocated, item.BitsStored, item.HighBit, item.PixelRepresentation = 8, 8, 7, 0
+    measures = Dataset()
+    measures.PixelSpacing = [0.00025, 0.00025]
+    shared = Dataset()
+    shared.PixelMeasuresSequence = [measures]
+    item.SharedFunctionalGroupsSequence = [shared]
+    item.PixelData = np.stack(frames).tobytes()
+    item.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_a_whole_slide_series_is_its_tissue_image_without_label_or_overview(
+    repository: Repository, tmp_path: Path
+) -> None:
+    folder = tmp_path / "slide"
+    folder.mkdir()
+    series, study = generate_uid(), generate_uid()
+    tissue = np.random.default_rng(5).integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    whole_slide(folder / "level0.dcm", tissue, 128, "VOLUME", series, study)
+    whole_slide(folder / "level1.dcm", tissue[::2, ::2], 128, "VOLUME", series, study)
+    whole_slide(folder / "label.dcm", np.full((60, 80, 3), 200, np.uint8), 64, "LABEL", series, study)
+    (outcome,) = ingest_paths(repository, [folder], study="Slides")
+    assert outcome.status == "ingested", outcome.error
+    image = images.get_image(repository, ANONYMOUS, outcome.images[0])
+    assert tuple(image.shape) == (3, 300, 500) and image.scale[-1] == pytest.approx(0.00025)
+    assert np.array_equal(stored(repository, image.id), np.moveaxis(tissue, -1, 0))
+    assert "SLIDE^PATIENT" not in str(images.dicom_header(repository, ANONYMOUS, image.id))

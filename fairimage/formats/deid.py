@@ -62,7 +62,8 @@ def burned_in_reasons(dataset: Dataset) -> list[str]:
     modality = str(dataset.get("Modality", "")).upper()
     if modality in BURNING_MODALITIES:
         reasons.append(f"modality {modality} often burns text into the pixels")
-    if str(dataset.get("SOPClassUID", "")).startswith(_SECONDARY_CAPTURE):
+    sop_class = str(dataset.get("SOPClassUID", ""))
+    if sop_class == _SECONDARY_CAPTURE or sop_class.startswith(_SECONDARY_CAPTURE + "."):
         reasons.append("a secondary capture (screen or document capture)")
     return reasons
 

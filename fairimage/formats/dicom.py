@@ -13,6 +13,7 @@ orientations, two slices at one position, missing slices) is refused with what i
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ from fairimage.model.errors import CorruptFileError, UnsupportedError
 from fairimage.model.image import Channel, ImageMetadata, make_axes, rgb_channels
 
 DICM_OFFSET = 128
+WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy Image Storage
+# Whole slide images that are not the tissue: a slide's label and overview photographs carry handwriting
+# and barcodes (identifying text), a thumbnail is a copy.
+_NOT_TISSUE = {"LABEL", "OVERVIEW", "THUMBNAIL"}
 MM = "millimeter"
 # Tolerances, in millimetres: positions closer than this are the same slice; a step this much larger than
 # the usual spacing means slices are missing.
@@ -61,6 +66,9 @@ class Instance:
     instance_number: int
     has_pixels: bool
     temporal: str = ""  # which time point of a 4D series: Temporal Position Identifier, else Trigger Time
+    sop_class: str = ""
+    image_type: tuple[str, ...] = ()
+    matrix: tuple[int, int] | None = None  # a whole slide image's Total Pixel Matrix Rows, Columns
 
     @property
     def plane(self) -> tuple[float, ...]:
@@ -108,6 +116,11 @@ def _instance(path: Path, dataset: Dataset) -> Instance:
         instance_number=int(dataset.get("InstanceNumber", 0) or 0),
         has_pixels="PixelData" in dataset or "FloatPixelData" in dataset or _pixels_follow(path, dataset),
         temporal=str(dataset.get("TemporalPositionIdentifier", "") or dataset.get("TriggerTime", "") or ""),
+        sop_class=str(dataset.get("SOPClassUID", "")),
+        image_type=tuple(str(v).upper() for v in (dataset.get("ImageType") or [])),
+        matrix=(int(dataset.TotalPixelMatrixRows), int(dataset.TotalPixelMatrixColumns))
+        if dataset.get("TotalPixelMatrixRows") and dataset.get("TotalPixelMatrixColumns")
+        else None,
     )
 
 
@@ -516,9 +529,96 @@ def open_series(paths: Sequence[Path], prepare: Any = None) -> Iterator[OpenedFi
     with_pixels = [instance for instance in instances if instance.has_pixels]
     if not with_pixels:
         raise UnsupportedError(f"{paths[0].name}: a DICOM file without an image ({_NO_PIXELS})")
+    if any(instance.sop_class == WSI for instance in with_pixels):
+        base = whole_slide_base(with_pixels)
+        header = _read(base.path, pixels=False)
+        if prepare is not None:
+            prepare(header)
+        name = str(header.get("SeriesDescription") or "") or base.path.name
+        yield OpenedFile(format="dicom", images=[DicomSlideSource(base, header, name)])
+        return
     stack = order_slices(with_pixels)
     header = _read(stack.instances[0].path, pixels=False)
     if prepare is not None:
         prepare(header)
     name = str(header.get("SeriesDescription") or "") or stack.instances[0].path.name
     yield OpenedFile(format="dicom", images=[DicomSeriesSource(stack, header, name)])
+
+
+def whole_slide_base(instances: Sequence[Instance]) -> Instance:
+    """The full-resolution tissue image of a whole slide series: the largest VOLUME level (fairimage makes
+    its own pyramid from it; the series' label and overview photographs are left out)."""
+    tissue = [i for i in instances if i.sop_class == WSI and i.matrix and not _NOT_TISSUE & set(i.image_type)]
+    if not tissue:
+        raise UnsupportedError(f"{instances[0].path.name}: a whole slide series without a tissue image")
+    return max(tissue, key=lambda i: (i.matrix or (0, 0))[0] * (i.matrix or (0, 0))[1])
+
+
+class DicomSlideSource:
+    """A whole slide image (VL WSI, TILED_FULL): the total pixel matrix, read tile by tile (frames)."""
+
+    def __init__(self, base: Instance, header: Dataset, name: str) -> None:
+        self.base = base
+        organisation = str(header.get("DimensionOrganizationType", "TILED_FULL") or "TILED_FULL")
+        if organisation != "TILED_FULL" or int(header.get("TotalPixelMatrixFocalPlanes", 1) or 1) > 1:
+            raise UnsupportedError(
+                f"{base.path.name}: a whole slide image organised as {organisation} or with several focal "
+                "planes; fairimage reads TILED_FULL single-plane slides"
+            )
+        rows, columns = base.matrix or (base.rows, base.columns)
+        self._tiles_across = math.ceil(columns / base.columns)
+        self._dtype = _raw_dtype(header) if base.samples == 1 else np.dtype(np.uint8)
+        colour = base.samples > 1
+        axes = "cyx" if colour else "yx"
+        shared = _functional(header, "SharedFunctionalGroupsSequence")
+        spacing = (_first(shared, "PixelMeasuresSequence") or header).get("PixelSpacing")
+        y_mm, x_mm = (float(spacing[0]), float(spacing[1])) if spacing else (1.0, 1.0)
+        shape = {"c": base.samples, "y": rows, "x": columns}
+        scale = {"c": 1.0, "y": y_mm, "x": x_mm}
+        self._metadata = ImageMetadata(
+            name=name,
+            axes=make_axes(axes, {"y": MM, "x": MM} if spacing else {}),
+            shape=tuple(shape[a] for a in axes),
+            dtype=self._dtype.name,
+            scale=tuple(scale[a] for a in axes),
+            channels=rgb_channels(base.samples) if colour else (Channel(label="DICOM"),),
+            acquisition=acquisition(header),
+            dicom=header_json(header),
+        )
+
+    @property
+    def metadata(self) -> ImageMetadata:
+        return self._metadata
+
+    def read(self, region: Region) -> np.ndarray:
+        axes = self._metadata.axis_names
+        wanted = dict(zip(axes, region, strict=True))
+        rows, columns = self._metadata.shape[-2:]
+        y0, y1, _ = wanted["y"].indices(rows)
+        x0, x1, _ = wanted["x"].indices(columns)
+        tile_rows, tile_columns = self.base.rows, self.base.columns
+        samples = self.base.samples
+        out = np.zeros((y1 - y0, x1 - x0, samples), dtype=self._dtype)
+        for tile_y in range(y0 // tile_rows, (y1 - 1) // tile_rows + 1):
+            for tile_x in range(x0 // tile_columns, (x1 - 1) // tile_columns + 1):
+                tile = self._tile(tile_y * self._tiles_across + tile_x).reshape(
+                    tile_rows, tile_columns, samples
+                )
+                top, left = tile_y * tile_rows, tile_x * tile_columns
+                ys, xs = max(y0, top), max(x0, left)
+                ye, xe = min(y1, top + tile_rows), min(x1, left + tile_columns)
+                out[ys - y0 : ye - y0, xs - x0 : xe - x0] = tile[ys - top : ye - top, xs - left : xe - left]
+        block = np.moveaxis(out, -1, 0) if samples > 1 else out[..., 0]
+        if samples > 1:
+            block = block[wanted["c"]]
+        return np.ascontiguousarray(block)
+
+    def _tile(self, frame: int) -> np.ndarray:
+        from pydicom.pixels import pixel_array
+
+        try:
+            return np.asarray(pixel_array(str(self.base.path), index=frame))
+        except (NotImplementedError, RuntimeError, ValueError) as exc:
+            raise UnsupportedError(
+                f"{self.base.path.name}: tile {frame} cannot be decoded ({_first_line(exc)})"
+            ) from None
