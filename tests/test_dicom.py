@@ -592,3 +592,75 @@ def test_a_whole_slide_series_is_its_tissue_image_without_label_or_overview(
     assert tuple(image.shape) == (3, 300, 500) and image.scale[-1] == pytest.approx(0.00025)
     assert np.array_equal(stored(repository, image.id), np.moveaxis(tissue, -1, 0))
     assert "SLIDE^PATIENT" not in str(images.dicom_header(repository, ANONYMOUS, image.id))
+
+
+def _sample(vr: str) -> Any:
+    """An identifying-looking value of a VR (what a table row could hold)."""
+    samples: dict[str, Any] = {
+        "DA": "19610304",
+        "DT": "19610304101500",
+        "TM": "101500",
+        "UI": "1.2.826.0.1.3680043.8.498.12345",
+        "PN": "SMITH^JOHN",
+        "AS": "061Y",
+        "IS": "7",
+        "DS": "7.5",
+        "CS": "SECRET",
+        "AE": "HOSPITALPACS",
+        "UR": "http://hospital.example/patient/7",
+        "AT": 0x00100010,
+    }
+    if vr in samples:
+        return samples[vr]
+    if vr in ("US", "SS", "UL", "SL", "UV", "SV"):
+        return 7
+    if vr in ("FL", "FD"):
+        return 7.5
+    if vr in ("OB", "OW", "OD", "OF", "OL", "OV", "UN"):
+        return b"SECRET\x00\x00"
+    return "John Smith, 221B Baker Street"
+
+
+def test_every_attribute_of_the_table_gets_its_action() -> None:
+    """A data set holding every attribute of Table E.1-1 that pydicom's dictionary knows, each with an
+    identifying value: after de-identification each is removed, emptied or replaced as the table says."""
+    from pydicom.datadict import dictionary_VR
+
+    dataset = Dataset()
+    placed = {}
+    for row in PROFILE.attributes:
+        if "x" in row.tag or row.tag == deid.PRIVATE_ROW:
+            continue
+        tag = int(row.tag, 16)
+        try:
+            vr = dictionary_VR(tag).split(" or ")[0]
+        except KeyError:
+            continue
+        if vr == "SQ":
+            item = Dataset()
+            item.PatientName = "SMITH^JOHN"
+            dataset.add_new(tag, vr, [item])
+        else:
+            dataset.add_new(tag, vr, _sample(vr))
+        placed[tag] = (row, vr)
+    original = copy.deepcopy(dataset)
+    deidentify(dataset, PROFILE, KEY)
+    wrong = []
+    for tag, (row, vr) in placed.items():
+        action = deid.action_for(row, frozenset())
+        after = dataset.get(tag)
+        before = original[tag].value
+        if action == "X":
+            ok = after is None
+        elif action == "Z":
+            ok = after is not None and after.value in (None, "", b"", [])
+        elif vr == "SQ":  # kept or replaced: its items de-identified (the Patient's Name inside emptied)
+            ok = after is not None and all(not item.get("PatientName") for item in after.value)
+        else:
+            ok = after is not None and after.value not in (None, "", b"") and after.value != before
+        if not ok:
+            wrong.append(
+                f"{row.name} {row.tag} {action} {vr}: {after.value if after is not None else 'gone'!r}"
+            )
+    print(f"Table E.1-1 attributes placed: {len(placed)} of {len(PROFILE.attributes)}")
+    assert len(placed) >= 600 and not wrong, wrong[:20]
