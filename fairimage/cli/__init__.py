@@ -325,6 +325,7 @@ def _serve(settings: Any, host: str, port: int) -> None:
 
 
 DEMO_STUDY = "Demo: generated samples"
+DEMO_CT_STUDY = "Demo CT (DICOM, de-identified)"
 
 
 @app.command()
@@ -337,7 +338,7 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="build the repository only")] = False,
 ) -> None:
     """Build a demo repository from generated sample images and serve it."""
-    from fairimage.services.samples import demo_metadata, write_samples
+    from fairimage.services.samples import demo_metadata, write_dicom_samples, write_samples
 
     settings = load_settings(repo)
     repository = open_repository(settings) if settings.config_path.exists() else init_repository(settings)
@@ -345,6 +346,8 @@ def demo(
         inputs = write_samples(settings.repo / "sample-inputs")
         outcomes = ingest_service.ingest_paths(repository, inputs, DEMO_STUDY)
         curation.set_metadata(repository, operator_principal(), DEMO_STUDY, demo_metadata())
+        series = write_dicom_samples(settings.repo / "sample-inputs" / "dicom")
+        outcomes += ingest_service.ingest_paths(repository, [series[0].parent], DEMO_CT_STUDY)
     finally:
         repository.close()
     _print_outcomes(outcomes)

@@ -152,3 +152,34 @@ def demo_metadata() -> dict[str, object]:
             {"id": "widefield", "instrument": "simulated widefield microscope", "parameters": "RGB camera"},
         ],
     }
+
+
+def write_dicom_samples(folder: Path, slices: int = 12) -> list[Path]:
+    """A small CT series for the demo, made from the CT slice pydicom ships (its pixels varied per slice,
+    its positions 2 mm apart): files with a patient's name and IDs, which ingest de-identifies."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    template = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
+    base = template.pixel_array.astype(np.int32)
+    study, series = (
+        generate_uid(entropy_srcs=["fairimage demo study"]),
+        generate_uid(entropy_srcs=["demo series"]),
+    )
+    paths = []
+    for index in range(slices):
+        item = template.copy()
+        item.StudyInstanceUID, item.SeriesInstanceUID = study, series
+        item.SOPInstanceUID = generate_uid(entropy_srcs=["demo", str(index)])
+        item.file_meta.MediaStorageSOPInstanceUID = item.SOPInstanceUID
+        x, y, _ = (float(v) for v in template.ImagePositionPatient)
+        item.ImagePositionPatient = [x, y, index * 2.0]
+        item.InstanceNumber = index + 1
+        fade = 1.0 - abs(index - slices / 2) / slices
+        item.PixelData = (base * fade).astype(template.pixel_array.dtype).tobytes()
+        path = folder / f"ct-{index:02d}.dcm"
+        item.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
