@@ -360,11 +360,13 @@ def test_images_that_may_show_burned_in_text_hold_their_study_back_until_a_stewa
     from tests.conftest import run_cli
 
     ultrasound = Path(get_testdata_file("US1_UNCR.dcm"))
+    slices(tmp_path / "ct", count=3)
+    ingest_paths(repository, [tmp_path / "ct"], study="CT")  # not quarantined: not listed below
     (outcome,) = ingest_paths(repository, [ultrasound], study="Echo")
     image_id = outcome.images[0]
     with pytest.raises(NotFoundError):
         images.get_image(repository, ANONYMOUS, image_id)
-    assert search.search(repository, ANONYMOUS, "").total == 0
+    assert search.search(repository, ANONYMOUS, "").total == 1  # the CT study's image only
     assert images.get_image(repository, operator("steward"), image_id).id == image_id
     with pytest.raises(ConflictError, match="burned into their pixels"):
         versions.publish(repository, operator("steward"), "Echo")
@@ -380,7 +382,7 @@ def test_images_that_may_show_burned_in_text_hold_their_study_back_until_a_stewa
     cleared = run_cli("dicom", "clear", image_id, "--note", "all frames viewed, no text", "--repo", repo)
     assert cleared.returncode == 0, cleared.stderr
     assert images.get_image(repository, ANONYMOUS, image_id).id == image_id
-    assert search.search(repository, ANONYMOUS, "").total == 1
+    assert search.search(repository, ANONYMOUS, "").total == 2
     assert versions.publish(repository, operator("steward"), "Echo").published_at is not None
     assert run_cli("dicom", "quarantine", "--repo", repo, "--json").stdout.strip() == "[]"
 
@@ -664,3 +666,15 @@ def test_every_attribute_of_the_table_gets_its_action() -> None:
             )
     print(f"Table E.1-1 attributes placed: {len(placed)} of {len(PROFILE.attributes)}")
     assert len(placed) >= 600 and not wrong, wrong[:20]
+
+
+def test_a_transfer_syntax_that_cannot_be_decoded_is_one_line_naming_file_and_syntax(
+    repository: Repository, tmp_path: Path
+) -> None:
+    item = read("JPEG2000.dcm")
+    item.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2 Main Profile: no decoder here
+    item.save_as(tmp_path / "video.dcm", enforce_file_format=True)
+    (outcome,) = ingest_paths(repository, [tmp_path / "video.dcm"], study="videos")
+    assert outcome.status == "failed"
+    assert outcome.error is not None and outcome.error.startswith("video.dcm: its transfer syntax (MPEG2")
+    assert "cannot be decoded here" in outcome.error and "\n" not in outcome.error

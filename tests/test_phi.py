@@ -181,3 +181,25 @@ def test_a_study_with_findings_waits_for_a_stewards_acknowledgement(tmp_path: Pa
         assert phi.study_phi(repository, operator("steward"), "Biopsies").blocks_publication  # a new finding
     finally:
         repository.close()
+
+
+def test_file_names_that_may_identify_a_person_are_reported_at_ingest(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "repo")
+    init_repository(settings).close()
+    picture = samples.png(tmp_path / "Mr_John_Smith_DOB_1961-03-04.png", np.zeros((8, 8), np.uint8))
+    result = run_cli("ingest", picture, "--study", "Scans", "--repo", settings.repo)
+    assert result.returncode == 0, result.stderr
+    assert "Mr_John_Smith_DOB_1961-03-04.png: its name may identify a person" in result.stderr
+    from fairimage.services.repository import open_repository
+
+    opened = open_repository(settings)
+    try:
+        found = phi.study_phi(opened, operator("steward"), "Scans")
+        assert found.blocks_publication and {
+            f["finding"].split("(")[1].split()[0] for f in found.findings
+        } >= {
+            "name",
+            "date_of_birth",
+        }
+    finally:
+        opened.close()

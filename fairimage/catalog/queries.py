@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
@@ -172,7 +173,7 @@ def quarantined_images(session: Session) -> list[tuple[ImageRow, str]]:
         .where(ImageRow.quarantine.is_not(None))
         .order_by(ImageRow.id)
     )
-    return [(image, name) for image, name in rows]
+    return [(image, name) for image, name in rows if image.quarantine]  # JSON null is not SQL NULL
 
 
 def study_file_names(session: Session, study_id: str) -> list[str]:
@@ -184,3 +185,11 @@ def study_file_names(session: Session, study_id: str) -> list[str]:
             .order_by(OriginalFileRow.name)
         )
     )
+
+
+def study_dicom_headers(session: Session, study_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The de-identified DICOM headers of a study's images, by image id."""
+    rows = session.execute(
+        select(ImageRow.id, ImageRow.dicom).where(ImageRow.study_id == study_id, ImageRow.dicom.is_not(None))
+    )
+    return [(image_id, dict(header)) for image_id, header in rows if header]  # JSON null is not SQL NULL

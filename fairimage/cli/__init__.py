@@ -235,6 +235,8 @@ def _print_outcomes(outcomes: list[ingest_service.FileOutcome]) -> None:
                 + (f", written by {outcome.parts} cluster tasks)" if outcome.parts > 1 else ")"),
                 highlight=False,
             )
+            for warning in outcome.warnings:
+                err.print(f"[yellow]warning[/] {warning}", highlight=False)
         elif outcome.status == "already_present":
             out.print(
                 f"[cyan]already present[/] {outcome.path} as {', '.join(outcome.images)}", highlight=False

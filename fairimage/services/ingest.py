@@ -27,6 +27,7 @@ from fairimage.formats.base import OpenedFile
 from fairimage.formats.dicom import DICM_OFFSET, Instance, is_dicom, open_series, read_header
 from fairimage.model.errors import CorruptFileError, FairimageError, NotFoundError
 from fairimage.model.image import ImageMetadata
+from fairimage.model.phi import scan
 from fairimage.model.study import new_id
 from fairimage.ngff.chunks import StoredObject
 from fairimage.ngff.metadata import parse_multiscale
@@ -64,6 +65,7 @@ class FileOutcome:
     images: list[str] = field(default_factory=list)
     error: str | None = None
     parts: int = 1  # conversion tasks; more than one when a cluster split a large image between workers
+    warnings: list[str] = field(default_factory=list)  # e.g. a file name that may identify a person
 
 
 class Progress:
@@ -542,7 +544,13 @@ def publish(
             repository.store.delete(layout.manifest_key(image_id))
         raise
     run.published(study.id)
-    return FileOutcome(str(path), "ingested", fmt, file_id, [image.image_id for image in staged])
+    warnings = [
+        f"{path.name}: its name may identify a person ({finding}); publication waits for a steward"
+        for finding in scan(path.name.replace("_", " "))
+    ]
+    return FileOutcome(
+        str(path), "ingested", fmt, file_id, [image.image_id for image in staged], warnings=warnings
+    )
 
 
 def _image_row(image: _Staged, index: int, study_id: str, file_id: str, run_id: str) -> ImageRow:

@@ -20,6 +20,9 @@ from fairimage.model.rembi import Rembi
 from fairimage.services import access, audit
 from fairimage.services.repository import Repository
 
+# DICOM value representations of free text and names (PS3.5 6.2).
+_TEXT_VRS = {"LO", "LT", "SH", "ST", "UT", "UC", "PN"}
+
 
 @dataclass(frozen=True)
 class StudyPhi:
@@ -49,6 +52,16 @@ def rescan(session: Session, study: StudyRow) -> list[dict[str, str]]:
             texts[f"{where} annotation {index + 1}"] = value if kind == "tag" else f"{key}: {value}"
     for name in queries.study_file_names(session, study.id):
         texts[f"file name {name}"] = name.replace("_", " ")
+    for image_id, header in queries.study_dicom_headers(session, study.id):
+        for tag, element in header.items():  # the text de-identification kept (its options may keep some)
+            if element.get("vr") in _TEXT_VRS:
+                values = [
+                    v.get("Alphabetic", "") if isinstance(v, dict) else str(v)
+                    for v in element.get("Value", [])
+                ]
+                text = " ".join(value for value in values if value)
+                if text:
+                    texts[f"image {image_id} DICOM ({tag[:4]},{tag[4:]})"] = text
     findings += [
         {"field": field, "finding": f"may identify a person ({finding})"}
         for field, finding in scan_fields(texts)
