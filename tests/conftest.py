@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -83,27 +84,35 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _start(
+    command: list[str], ready: Any, seconds: float, name: str, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server process and wait until ``ready()`` stops raising (or fail the tests, naming it)."""
+    server = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            ready()
+            return server
+        except (OSError, httpx.HTTPError):
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError(f"{name} did not start") from None
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A real S3 API server (moto in server mode) on 127.0.0.1 at a random port, with test credentials in
     the environment, where fairimage (and the CLI it starts) finds them as it would find real ones."""
     port = _free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.1)
+    server = _start(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close(),
+        30,
+        "moto_server",
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_ACCESS_KEY_ID", "fairimage-test")
         patch.setenv("AWS_SECRET_ACCESS_KEY", "fairimage-test-secret")
@@ -207,24 +216,12 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }
     (folder / "orthanc.json").write_text(json.dumps(config))
-    server = subprocess.Popen(
-        [str(ORTHANC), str(folder / "orthanc.json")],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/system", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            raise RuntimeError("Orthanc did not start")
-        time.sleep(0.2)
+
+    def answers() -> None:
+        httpx.get(f"{url}/system", timeout=1).raise_for_status()
+
+    server = _start([str(ORTHANC), str(folder / "orthanc.json")], answers, 60, "Orthanc", cwd=folder)
     yield url
     server.terminate()
     server.wait(timeout=20)

@@ -166,12 +166,7 @@ def ingest(
             curation.set_metadata(repository, operator_principal(), study, study_file)
     finally:
         repository.close()
-    if as_json:
-        _json([outcome.__dict__ for outcome in outcomes])
-    else:
-        _print_outcomes(outcomes)
-    if any(outcome.status == "failed" for outcome in outcomes):
-        raise typer.Exit(1)
+    _report(outcomes, as_json)
 
 
 dicomweb_app = typer.Typer(
@@ -219,11 +214,16 @@ def dicomweb_pull(
             )
     finally:
         repository.close()
+    _report(outcomes, as_json)
+
+
+def _report(outcomes: list[ingest_service.FileOutcome], as_json: bool) -> None:
+    """What happened to each input, as JSON or lines; exit 1 if any failed."""
     if as_json:
         _json([outcome.__dict__ for outcome in outcomes])
     else:
         _print_outcomes(outcomes)
-    if not outcomes or any(outcome.status == "failed" for outcome in outcomes):
+    if any(outcome.status == "failed" for outcome in outcomes):
         raise typer.Exit(1)
 
 

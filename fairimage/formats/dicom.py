@@ -262,7 +262,20 @@ def output_dtype(
     return np.dtype(np.float32)
 
 
-class DicomSeriesSource:
+class _Source:
+    """What the DICOM image sources share: their metadata, and a region by axis name."""
+
+    _metadata: ImageMetadata
+
+    @property
+    def metadata(self) -> ImageMetadata:
+        return self._metadata
+
+    def _wanted(self, region: Region) -> dict[str, slice]:
+        return dict(zip(self._metadata.axis_names, region, strict=True))
+
+
+class DicomSeriesSource(_Source):
     """A series (or one multi-frame instance) as one image; pixels are decoded a slice range at a time."""
 
     def __init__(self, stack: Stack, header: Dataset, name: str) -> None:
@@ -328,13 +341,9 @@ class DicomSeriesSource:
         between = measures.get("SpacingBetweenSlices") or measures.get("SliceThickness")
         return float(between) if between else 1.0
 
-    @property
-    def metadata(self) -> ImageMetadata:
-        return self._metadata
-
     def read(self, region: Region) -> np.ndarray:
         axes = self._metadata.axis_names
-        wanted = dict(zip(axes, region, strict=True))
+        wanted = self._wanted(region)
         natural = [wanted[name] for name in self._natural]
         stacked = len(self._stacked)
         ranges = [range(*natural[k].indices(self._sizes[name])) for k, name in enumerate(self._stacked)]
@@ -554,7 +563,7 @@ def whole_slide_base(instances: Sequence[Instance]) -> Instance:
     return max(tissue, key=lambda i: (i.matrix or (0, 0))[0] * (i.matrix or (0, 0))[1])
 
 
-class DicomSlideSource:
+class DicomSlideSource(_Source):
     """A whole slide image (VL WSI, TILED_FULL): the total pixel matrix, read tile by tile (frames)."""
 
     def __init__(self, base: Instance, header: Dataset, name: str) -> None:
@@ -586,13 +595,8 @@ class DicomSlideSource:
             dicom=header_json(header),
         )
 
-    @property
-    def metadata(self) -> ImageMetadata:
-        return self._metadata
-
     def read(self, region: Region) -> np.ndarray:
-        axes = self._metadata.axis_names
-        wanted = dict(zip(axes, region, strict=True))
+        wanted = self._wanted(region)
         rows, columns = self._metadata.shape[-2:]
         y0, y1, _ = wanted["y"].indices(rows)
         x0, x1, _ = wanted["x"].indices(columns)

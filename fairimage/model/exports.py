@@ -8,7 +8,7 @@ from typing import Any
 
 from fairimage.model.curation import LICENSES
 from fairimage.model.jsonld import TERM_SETS, Links, term_iri
-from fairimage.model.rembi import Rembi
+from fairimage.model.rembi import Rembi, TermRef
 from fairimage.model.study import Image, Study
 
 ROCRATE = "https://w3id.org/ro/crate/1.3"
@@ -134,40 +134,12 @@ def datacite(study: Study, rembi: Rembi, links: Links, year: int, version: int |
             creator["affiliation"] = [{"name": person.affiliation}]
         creators.append(creator)
     subjects: list[dict[str, Any]] = [{"subject": keyword} for keyword in info.keywords]
-    for component in rembi.study_components:
-        for method in component.imaging_methods:
-            if method.id:
-                subjects.append(
-                    {
-                        "subject": method.label,
-                        "subjectScheme": "FBbi",
-                        "schemeUri": TERM_SETS["FBbi"],
-                        "valueUri": term_iri(method.id),
-                        "classificationCode": method.id,
-                    }
-                )
-    for topic in info.topics:
-        if topic.id:
-            subjects.append(
-                {
-                    "subject": topic.label,
-                    "subjectScheme": "EDAM-bioimaging",
-                    "schemeUri": TERM_SETS["EDAM"],
-                    "valueUri": term_iri(topic.id),
-                    "classificationCode": topic.id,
-                }
-            )
-    for biosample in rembi.biosamples:
-        if biosample.organism is not None and biosample.organism.id:
-            subjects.append(
-                {
-                    "subject": biosample.organism.label,
-                    "subjectScheme": "NCBITaxon",
-                    "schemeUri": TERM_SETS["NCBITaxon"],
-                    "valueUri": term_iri(biosample.organism.id),
-                    "classificationCode": biosample.organism.id,
-                }
-            )
+    terms = [
+        *(("FBbi", "FBbi", m) for c in rembi.study_components for m in c.imaging_methods),
+        *(("EDAM-bioimaging", "EDAM", topic) for topic in info.topics),
+        *(("NCBITaxon", "NCBITaxon", b.organism) for b in rembi.biosamples if b.organism is not None),
+    ]
+    subjects += [_subject(scheme, term_set, ref) for scheme, term_set, ref in terms if ref.id]
     attributes: dict[str, Any] = {
         "types": {"resourceTypeGeneral": "Dataset", "resourceType": "Bioimaging data (OME-Zarr)"},
         "creators": creators or [{"name": "unknown", "nameType": "Organizational"}],
@@ -211,3 +183,14 @@ def datacite(study: Study, rembi: Rembi, links: Links, year: int, version: int |
                 }
             )
     return attributes
+
+
+def _subject(scheme: str, term_set: str, ref: TermRef) -> dict[str, Any]:
+    """A DataCite subject for an ontology term: its label, scheme and IRI."""
+    return {
+        "subject": ref.label,
+        "subjectScheme": scheme,
+        "schemeUri": TERM_SETS[term_set],
+        "valueUri": term_iri(ref.id or ""),
+        "classificationCode": ref.id,
+    }
