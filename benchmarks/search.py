@@ -196,7 +196,7 @@ def resolve(document: Rembi) -> Rembi:
     return document
 
 
-def populate(url: str, images: int, per_study: int, folder: Path) -> tuple[object, float]:
+def populate(url: str, images: int, per_study: int, folder: Path, groups: int = 1) -> tuple[object, float]:
     """A repository with ``images`` indexed image records; returns it and the indexing rate (images/s)."""
     settings = load_settings(folder / "repo", db=url)
     repository = init_repository(settings)
@@ -268,7 +268,7 @@ def populate(url: str, images: int, per_study: int, folder: Path) -> tuple[objec
                     "zyx",
                     (8, 512, 512),
                     "uint16",
-                    ("DAPI",),
+                    ("DAPI",) if groups == 1 else (f"DAPI-{n % groups}",),  # another channel: another group
                 )
                 document = build_document(study_id, f"Study {number}", metadata, facts, vocabularies)
                 key = index.signature(document.facets)
@@ -375,12 +375,19 @@ def main() -> None:
     )
     parser.add_argument("--images", type=int, default=1_000_000)
     parser.add_argument("--per-study", type=int, default=100)
+    parser.add_argument(
+        "--groups-per-study",
+        type=int,
+        default=1,
+        help="search groups per study (images with different channel names); 1: a study's images alike",
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--catalogs", default="sqlite,postgresql")
     args = parser.parse_args()
     results: dict[str, object] = {
         "images": args.images,
         "studies": args.images // args.per_study,
+        "groups_per_study": args.groups_per_study,
         "machine": platform.platform(),
     }
     for catalog in args.catalogs.split(","):
@@ -395,7 +402,7 @@ def main() -> None:
                 url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
             else:
                 url = f"sqlite:///{folder}/catalog.sqlite"
-            repository, rate = populate(url, args.images, args.per_study, Path(folder))
+            repository, rate = populate(url, args.images, args.per_study, Path(folder), args.groups_per_study)
             print(f"  indexing: {rate:,.0f} images/s", flush=True)
             results[catalog] = {
                 "index_images_per_s": round(rate),
