@@ -364,6 +364,10 @@ def test_images_that_may_show_burned_in_text_hold_their_study_back_until_a_stewa
     ingest_paths(repository, [tmp_path / "ct"], study="CT")  # not quarantined: not listed below
     (outcome,) = ingest_paths(repository, [ultrasound], study="Echo")
     image_id = outcome.images[0]
+    assert outcome.warnings == [
+        f"US1_UNCR.dcm: quarantined (modality US often burns text into the pixels): its study is held back "
+        f"until a steward clears it with 'fairimage dicom clear {image_id} --note ...'"
+    ]
     with pytest.raises(NotFoundError):
         images.get_image(repository, ANONYMOUS, image_id)
     assert search.search(repository, ANONYMOUS, "").total == 1  # the CT study's image only

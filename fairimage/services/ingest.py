@@ -289,13 +289,19 @@ def _ingest_series(
             else []
         )
         try:
-            return publish(
+            outcome = publish(
                 repository, run, item.path, study, sha256, size, converted, name=item.name, kept=kept
             )
         except BaseException:
             for key in kept:
                 repository.store.delete(key)
             raise
+        if reasons:
+            outcome.warnings.append(
+                f"{item.path.name}: quarantined ({'; '.join(reasons)}): its study is held back until a "
+                f"steward clears it with 'fairimage dicom clear {outcome.images[0]} --note ...'"
+            )
+        return outcome
     except Exception as exc:  # noqa: BLE001 - every failure is reported per input, never stops the others
         return failure(item.path, exc)
 
