@@ -217,10 +217,10 @@ class _GroupHit:
     rank: float
 
 
-def _matching_groups(
+def _group_query(
     session: Session, terms: list[str], visible: ColumnElement[bool], filters: dict[str, list[str]]
-) -> list[_GroupHit]:
-    """Readable groups whose text has every term (all of them with no terms), best first."""
+) -> Select[Any]:
+    """Readable groups whose text has every term (all of them with no terms): key, signature, size, rank."""
     source: Any = Groups.__table__.join(StudyRow.__table__, StudyRow.id == Groups.study_id)
     conditions = [visible, *_filtered(Groups.signature, filters)]
     rank: ColumnElement[Any] = literal_column("0.0")
@@ -230,13 +230,31 @@ def _matching_groups(
             conditions.append(condition)
         else:
             source = source.join(matches, condition)
-    rows = session.execute(
+    return (
         select(Groups.group_key, Groups.signature, Groups.images, rank.label("rank"))
         .select_from(source)
         .where(*conditions)
     )
+
+
+def _matching_groups(session: Session, query: Select[Any]) -> list[_GroupHit]:
+    """The groups of ``query``, best first."""
+    rows = session.execute(query)
     hits = [_GroupHit(key, facets_key, int(size), float(score)) for key, facets_key, size, score in rows]
     return sorted(hits, key=lambda hit: (hit.rank, hit.key))
+
+
+def _group_facet_counts(session: Session, query: Select[Any]) -> dict[tuple[str, str], int]:
+    """Per (facet, value), how many images of the groups of ``query`` have it: summed in the database, so
+    that many groups cost one aggregate rather than their signatures' rows."""
+    matched = query.subquery("matched")
+    rows = session.execute(
+        select(SearchSignatureRow.facet, SearchSignatureRow.value, func.sum(matched.c.images))
+        .select_from(matched.join(SearchSignatureRow, SearchSignatureRow.signature == matched.c.signature))
+        .where(SearchSignatureRow.direct.is_(True))
+        .group_by(SearchSignatureRow.facet, SearchSignatureRow.value)
+    )
+    return {(facet, value): int(count) for facet, value, count in rows}
 
 
 def _partial_matches(
@@ -287,15 +305,19 @@ def search_page(
     readable images that match. Whole groups come first, best ranked first, each in image id order; then
     the images that match through their own words."""
     terms = words(query)
-    groups = _matching_groups(session, terms, visible, filters)
+    group_query = _group_query(session, terms, visible, filters)
+    groups = _matching_groups(session, group_query)
     partial = _partial_matches(session, terms, visible, filters) if terms else []
     sizes: dict[str, int] = {}
-    for group in groups:
-        sizes[group.signature] = sizes.get(group.signature, 0) + group.images
     for _, facets_key in partial:
         sizes[facets_key] = sizes.get(facets_key, 0) + 1
-    total = sum(sizes.values())
-    counts = _facet_counts(session, sizes)
+    total = sum(group.images for group in groups) + len(partial)
+    found = _group_facet_counts(session, group_query) if groups else {}
+    for key, count in _facet_counts(session, sizes).items():
+        found[key] = found.get(key, 0) + count
+    counts: dict[str, list[tuple[str, int]]] = {}
+    for (facet, value), count in sorted(found.items(), key=lambda item: (-item[1], item[0][1])):
+        counts.setdefault(facet, []).append((value, count))
     page: list[tuple[str, float]] = []
     position = 0
     for group in groups:
@@ -319,9 +341,9 @@ def search_page(
     return page, total, counts
 
 
-def _facet_counts(session: Session, sizes: dict[str, int]) -> dict[str, list[tuple[str, int]]]:
-    """Per facet, its values with how many of the matches have them, most first."""
-    counts: dict[str, dict[str, int]] = {}
+def _facet_counts(session: Session, sizes: dict[str, int]) -> dict[tuple[str, str], int]:
+    """Per (facet, value), how many images have it, given how many images have each signature."""
+    counts: dict[tuple[str, str], int] = {}
     keys = list(sizes)
     for start in range(0, len(keys), _CHUNK):
         rows = session.execute(
@@ -331,9 +353,5 @@ def _facet_counts(session: Session, sizes: dict[str, int]) -> dict[str, list[tup
             )
         )
         for key, facet, value in rows:
-            values = counts.setdefault(facet, {})
-            values[value] = values.get(value, 0) + sizes[key]
-    return {
-        facet: sorted(values.items(), key=lambda item: (-item[1], item[0]))
-        for facet, values in counts.items()
-    }
+            counts[(facet, value)] = counts.get((facet, value), 0) + sizes[key]
+    return counts
