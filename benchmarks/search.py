@@ -201,7 +201,7 @@ def populate(url: str, images: int, per_study: int, folder: Path, groups: int = 
     settings = load_settings(folder / "repo", db=url)
     repository = init_repository(settings)
     rng = random.Random(7)
-    vocabularies = {name: ontology.ontology(name) for name in ontology.NAMES}
+    vocabularies = ontology.vocabularies()
     now = datetime.now(UTC)
     started = time.perf_counter()
     seen: set[str] = set()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +39,6 @@ MM = "millimeter"
 # the usual spacing means slices are missing.
 SAME_POSITION = 1e-3
 GAP_FACTOR = 1.5
-_NO_PIXELS = "no Pixel Data"
 
 
 def is_dicom(head: bytes) -> bool:
@@ -92,7 +91,7 @@ def _read(path: Path, pixels: bool) -> Dataset:
 
 
 def _instance(path: Path, dataset: Dataset) -> Instance:
-    shared = _functional(dataset, "SharedFunctionalGroupsSequence")
+    shared = _first(dataset, "SharedFunctionalGroupsSequence")
     measures = _first(shared, "PixelMeasuresSequence") or dataset
     transform = _first(shared, "PixelValueTransformationSequence") or dataset
     spacing = measures.get("PixelSpacing") or dataset.get("ImagerPixelSpacing")
@@ -114,7 +113,8 @@ def _instance(path: Path, dataset: Dataset) -> Instance:
         slope=float(transform.get("RescaleSlope", 1) or 1),
         intercept=float(transform.get("RescaleIntercept", 0) or 0),
         instance_number=int(dataset.get("InstanceNumber", 0) or 0),
-        has_pixels="PixelData" in dataset or "FloatPixelData" in dataset or _pixels_follow(path, dataset),
+        # read without its pixels, a header still tells whether it has an image: Rows and Columns are set
+        has_pixels=bool(dataset.get("Rows")) and bool(dataset.get("Columns")),
         temporal=str(dataset.get("TemporalPositionIdentifier", "") or dataset.get("TriggerTime", "") or ""),
         sop_class=str(dataset.get("SOPClassUID", "")),
         image_type=tuple(str(v).upper() for v in (dataset.get("ImageType") or [])),
@@ -124,16 +124,6 @@ def _instance(path: Path, dataset: Dataset) -> Instance:
     )
 
 
-def _pixels_follow(path: Path, dataset: Dataset) -> bool:
-    """A header read without pixels still tells whether the image has them: Rows and Columns are set."""
-    return bool(dataset.get("Rows")) and bool(dataset.get("Columns"))
-
-
-def _functional(dataset: Dataset, keyword: str) -> Dataset | None:
-    items = dataset.get(keyword)
-    return items[0] if items else None
-
-
 def _first(dataset: Dataset | None, sequence: str, keyword: str | None = None) -> Any:
     if dataset is None:
         return None
@@ -141,15 +131,6 @@ def _first(dataset: Dataset | None, sequence: str, keyword: str | None = None) -
     if not items:
         return None
     return items[0] if keyword is None else items[0].get(keyword)
-
-
-def group_series(instances: Iterable[Instance]) -> list[list[Instance]]:
-    """Instances with pixels, grouped by study and series, in order of their first file."""
-    groups: dict[tuple[str, str], list[Instance]] = {}
-    for instance in instances:
-        if instance.has_pixels:
-            groups.setdefault((instance.study_uid, instance.series_uid), []).append(instance)
-    return list(groups.values())
 
 
 @dataclass(frozen=True)
@@ -280,7 +261,6 @@ class DicomSeriesSource(_Source):
 
     def __init__(self, stack: Stack, header: Dataset, name: str) -> None:
         self.stack = stack
-        self.header = header
         first = stack.instances[0]
         frames = first.frames
         photometric = str(header.get("PhotometricInterpretation", "MONOCHROME2"))
@@ -336,7 +316,7 @@ class DicomSeriesSource(_Source):
             steps = np.diff(sorted(self._positions))
             if len(steps) and float(np.median(steps)) > 0:
                 return float(np.median(steps))
-        shared = _functional(header, "SharedFunctionalGroupsSequence")
+        shared = _first(header, "SharedFunctionalGroupsSequence")
         measures = _first(shared, "PixelMeasuresSequence") or header
         between = measures.get("SpacingBetweenSlices") or measures.get("SliceThickness")
         return float(between) if between else 1.0
@@ -395,7 +375,7 @@ def _raw_dtype(header: Dataset) -> np.dtype[Any]:
 def _frame_positions(header: Dataset) -> list[float] | None:
     """Each frame's distance along the slice normal (Enhanced CT/MR per-frame plane positions)."""
     frames = header.get("PerFrameFunctionalGroupsSequence")
-    orientation = _first(_functional(header, "SharedFunctionalGroupsSequence"), "PlaneOrientationSequence")
+    orientation = _first(_first(header, "SharedFunctionalGroupsSequence"), "PlaneOrientationSequence")
     offsets = header.get("GridFrameOffsetVector")  # RT Dose: each frame's offset along the normal, mm
     if not frames and offsets and len(offsets) == int(header.get("NumberOfFrames", 1) or 1):
         return [float(offset) for offset in offsets]
@@ -426,25 +406,24 @@ def _label(header: Dataset) -> str:
 
 
 def _pixels(path: Path, frame: int | None) -> np.ndarray:
-    """The pixels of one instance (or one of its frames), decoded; RGB for colour."""
+    """The pixels of one instance, or of one of its frames (only that frame is decoded); RGB for colour."""
+    from pydicom.pixels import pixel_array
+
     dataset = _read(path, pixels=True)
     meta = getattr(dataset, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
     try:
-        pixels = dataset.pixel_array
+        return np.asarray(pixel_array(dataset, index=frame))
     except (NotImplementedError, RuntimeError) as exc:
-        decoded = _decode_with_imagecodecs(dataset, str(syntax or ""))
+        decoded = _decode_with_imagecodecs(dataset, str(syntax or ""), frame)
         if decoded is None:
             named = getattr(syntax, "name", None) or str(syntax or "unknown")
             raise UnsupportedError(
                 f"{path.name}: its transfer syntax ({named}) cannot be decoded here ({_first_line(exc)})"
             ) from None
-        pixels = decoded
+        return decoded
     except (ValueError, AttributeError, KeyError, OSError) as exc:
         raise CorruptFileError(f"{path.name}: its pixel data cannot be read ({_first_line(exc)})") from None
-    if frame is not None:
-        pixels = pixels[frame]
-    return np.asarray(pixels)
 
 
 # Encapsulated syntaxes imagecodecs decodes where pydicom's plugins give up (12-bit JPEG Extended, say).
@@ -460,8 +439,8 @@ _IMAGECODECS = {
 }
 
 
-def _decode_with_imagecodecs(dataset: Dataset, syntax: str) -> np.ndarray | None:
-    """The frames decoded by imagecodecs, or None if it cannot either."""
+def _decode_with_imagecodecs(dataset: Dataset, syntax: str, frame: int | None) -> np.ndarray | None:
+    """The frame (or every frame) decoded by imagecodecs, or None if it cannot either."""
     import imagecodecs
     from pydicom.encaps import generate_frames
 
@@ -469,13 +448,12 @@ def _decode_with_imagecodecs(dataset: Dataset, syntax: str) -> np.ndarray | None
     if decoder is None:
         return None
     count = int(dataset.get("NumberOfFrames", 1) or 1)
+    encoded = list(generate_frames(dataset.PixelData, number_of_frames=count))
     try:
-        frames = [
-            np.asarray(decoder(frame)) for frame in generate_frames(dataset.PixelData, number_of_frames=count)
-        ]
+        frames = [np.asarray(decoder(data)) for data in (encoded if frame is None else [encoded[frame]])]
     except Exception:  # noqa: BLE001 - any decoder failure means this fallback cannot help either
         return None
-    pixels = np.stack(frames) if count > 1 else frames[0]
+    pixels = np.stack(frames) if len(frames) > 1 else frames[0]
     if int(dataset.get("PixelRepresentation", 0) or 0) == 1 and pixels.dtype.kind == "u":
         pixels = pixels.view(pixels.dtype.name.replace("uint", "int"))
     return pixels
@@ -526,18 +504,17 @@ class DicomReader:
 
     @contextmanager
     def open(self, path: Path) -> Iterator[OpenedFile]:
-        with open_series([path]) as opened:
+        with open_series([read_header(path)]) as opened:
             yield opened
 
 
 @contextmanager
-def open_series(paths: Sequence[Path], prepare: Any = None) -> Iterator[OpenedFile]:
-    """The image of one series (its files in any order). ``prepare`` may change the header the image's
-    metadata is made from (de-identification) before anything is read from it."""
-    instances = [read_header(path) for path in paths]
+def open_series(instances: Sequence[Instance], prepare: Any = None) -> Iterator[OpenedFile]:
+    """The image of one series, from its files' headers (``read_header``, in any order). ``prepare`` may
+    change the header the image's metadata is made from (de-identification) before anything is read."""
     with_pixels = [instance for instance in instances if instance.has_pixels]
     if not with_pixels:
-        raise UnsupportedError(f"{paths[0].name}: a DICOM file without an image ({_NO_PIXELS})")
+        raise UnsupportedError(f"{instances[0].path.name}: a DICOM file without an image (no Pixel Data)")
     if any(instance.sop_class == WSI for instance in with_pixels):
         base = whole_slide_base(with_pixels)
         header = _read(base.path, pixels=False)
@@ -579,7 +556,7 @@ class DicomSlideSource(_Source):
         self._dtype = _raw_dtype(header) if base.samples == 1 else np.dtype(np.uint8)
         colour = base.samples > 1
         axes = "cyx" if colour else "yx"
-        shared = _functional(header, "SharedFunctionalGroupsSequence")
+        shared = _first(header, "SharedFunctionalGroupsSequence")
         spacing = (_first(shared, "PixelMeasuresSequence") or header).get("PixelSpacing")
         y_mm, x_mm = (float(spacing[0]), float(spacing[1])) if spacing else (1.0, 1.0)
         shape = {"c": base.samples, "y": rows, "x": columns}
@@ -618,11 +595,4 @@ class DicomSlideSource(_Source):
         return np.ascontiguousarray(block)
 
     def _tile(self, frame: int) -> np.ndarray:
-        from pydicom.pixels import pixel_array
-
-        try:
-            return np.asarray(pixel_array(str(self.base.path), index=frame))
-        except (NotImplementedError, RuntimeError, ValueError) as exc:
-            raise UnsupportedError(
-                f"{self.base.path.name}: tile {frame} cannot be decoded ({_first_line(exc)})"
-            ) from None
+        return _pixels(self.base.path, frame)

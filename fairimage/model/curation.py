@@ -116,20 +116,25 @@ def check(data: Any, vocabularies: Mapping[str, Ontology]) -> Report:
     return Report(normalised, tuple(problems))
 
 
-def phi_problems(rembi: Rembi) -> list[Problem]:
-    """Free text of the metadata that may identify a person, one warning per finding."""
-    fields = {
+def free_texts(rembi: Rembi) -> dict[str, str]:
+    """The metadata's free text by field path, for the PHI scanner: not ontology terms, not the fields that
+    name people on purpose."""
+    return {
         path: value
         for path, value in _texts(rembi.dump(), "")
         if not path.startswith(PUBLIC_PEOPLE) and not path.endswith((".id", ".label"))
     }
+
+
+def phi_problems(rembi: Rembi) -> list[Problem]:
+    """Free text of the metadata that may identify a person, one warning per finding."""
     return [
         Problem(
             path,
             f"may identify a person ({finding}); remove it, or a steward acknowledges it before publication",
             "phi",
         )
-        for path, finding in scan_fields(fields)
+        for path, finding in scan_fields(free_texts(rembi))
     ]
 
 

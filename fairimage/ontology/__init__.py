@@ -67,6 +67,11 @@ def ontology(name: str) -> Ontology:
     )
 
 
+def vocabularies() -> dict[str, Ontology]:
+    """Every bundled term ontology by name, as curation checks terms and search indexes them."""
+    return {name: ontology(name) for name in NAMES}
+
+
 def fbbi() -> Ontology:
     return ontology("fbbi")
 

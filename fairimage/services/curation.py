@@ -19,7 +19,6 @@ from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow, StudyRow, StudyVersionRow
 from fairimage.model.curation import FairScore, Report, StudyFacts, check, fair_score
 from fairimage.model.errors import InvalidInputError, NotFoundError
-from fairimage.model.ontology import Ontology
 from fairimage.model.policy import PolicyKind, Principal
 from fairimage.model.rembi import ATTRIBUTES, Rembi
 from fairimage.services import access, audit, phi, search, versions
@@ -35,10 +34,6 @@ class MetadataError(InvalidInputError):
         more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
         super().__init__(f"{first}{more}")
         self.report = report
-
-
-def vocabularies() -> dict[str, Ontology]:
-    return {name: ontology.ontology(name) for name in ontology.NAMES}
 
 
 def read_study_file(path: Path) -> Any:
@@ -157,7 +152,7 @@ def _attribute_path(parts: list[str], hints: dict[str, Any]) -> str:
 
 
 def validate(data: Any) -> Report:
-    return check(data, vocabularies())
+    return check(data, ontology.vocabularies())
 
 
 def set_metadata(repository: Repository, principal: Principal, study: str, data: Any) -> Report:

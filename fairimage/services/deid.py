@@ -17,17 +17,6 @@ from fairimage import ontology
 from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow
 from fairimage.formats.deid import Choice, Report, deidentify
-
-__all__ = [
-    "Choice",
-    "Quarantined",
-    "Report",
-    "choice",
-    "clear",
-    "header_step",
-    "quarantined",
-    "repository_key",
-]
 from fairimage.model.deid import Option
 from fairimage.model.errors import (
     ConflictError,
@@ -40,6 +29,17 @@ from fairimage.model.policy import Principal
 from fairimage.services import audit
 from fairimage.services.repository import Repository
 from fairimage.settings import Settings
+
+__all__ = [
+    "Choice",
+    "Quarantined",
+    "Report",
+    "choice",
+    "clear",
+    "header_step",
+    "quarantined",
+    "repository_key",
+]
 
 KEY_BYTES = 32
 

@@ -27,7 +27,6 @@ from fairimage.formats.base import OpenedFile
 from fairimage.formats.dicom import DICM_OFFSET, Instance, is_dicom, open_series, read_header
 from fairimage.model.errors import CorruptFileError, FairimageError, NotFoundError
 from fairimage.model.image import ImageMetadata
-from fairimage.model.phi import scan
 from fairimage.model.study import new_id
 from fairimage.ngff.chunks import StoredObject
 from fairimage.ngff.metadata import parse_multiscale
@@ -97,12 +96,17 @@ class ConvertedFile:
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input: a file, an OME-Zarr folder, or the files of one DICOM series (``members``)."""
+    """One input: a file, an OME-Zarr folder, or the files of one DICOM series (``series``: their headers,
+    read once when ingest grouped them)."""
 
     path: Path
     named: bool  # given by the user (an unsupported file is then an error) rather than found in a folder
     order: int  # its place among the inputs: outcomes are reported in this order, a path given twice twice
-    members: tuple[Path, ...] = ()
+    series: tuple[Instance, ...] = ()
+
+    @property
+    def members(self) -> tuple[Path, ...]:
+        return tuple(instance.path for instance in self.series)
 
     @property
     def name(self) -> str:
@@ -138,12 +142,12 @@ def ingest_paths(
         conversion = _conversion(repository, run)
         run.parameters = _parameters(conversion.options, cluster)
         results: Iterator[tuple[InputFile, FileOutcome]]
-        here = inputs if cluster is None else [item for item in inputs if item.members]
+        here = inputs if cluster is None else [item for item in inputs if item.series]
         results = (_ingest_here(repository, run, conversion, item, study, progress) for item in here)
         if cluster is not None:  # DICOM series are converted here: their de-identification key stays here
             from fairimage.services.cluster import ingest_on_cluster
 
-            elsewhere = [item for item in inputs if not item.members]
+            elsewhere = [item for item in inputs if not item.series]
             results = itertools.chain(
                 results, ingest_on_cluster(repository, run, conversion, elsewhere, study, progress, cluster)
             )
@@ -223,7 +227,7 @@ def _series_inputs(inputs: list[InputFile], outcomes: list[FileOutcome]) -> list
             members[0][0].path,
             any(item.named for item, _ in members),
             members[0][0].order,
-            tuple(sorted(item.path for item, _ in members)),
+            tuple(sorted((header for _, header in members), key=lambda header: header.path)),
         )
         for members in by_series.values()
     ]
@@ -241,7 +245,7 @@ def _is_dicom_file(path: Path) -> bool:
 def _ingest_here(
     repository: Repository, run: Run, conversion: Conversion, item: InputFile, study: str, progress: Progress
 ) -> tuple[InputFile, FileOutcome]:
-    if item.members:
+    if item.series:
         return item, _ingest_series(repository, run, conversion, item, study, progress)
     path = item.path
     try:
@@ -277,7 +281,7 @@ def _ingest_series(
         if present is not None:
             return present
         reports: list[deid.Report] = []
-        with open_series(item.members, prepare=deid.header_step(repository.settings, reports)) as opened:
+        with open_series(item.series, prepare=deid.header_step(repository.settings, reports)) as opened:
             converted = _convert(repository.store, conversion, item.path, opened, progress)
         reasons = sorted({reason for report in reports for reason in report.burned_in})
         if reasons:  # the pixels may show what de-identification of the header cannot remove
@@ -532,7 +536,8 @@ def publish(
             session.flush()
             study.quarantined = (study.quarantined or 0) + sum(1 for image in staged if image.quarantine)
             search.index_images(session, study, rows)
-            phi.rescan(session, study)
+            headers = [(image.image_id, image.dicom) for image in staged if image.dicom]
+            found = phi.note_file(session, study, name or path.name, headers)
             audit.record(
                 session,
                 run.actor,
@@ -551,12 +556,16 @@ def publish(
         raise
     run.published(study.id)
     warnings = [
-        f"{path.name}: its name may identify a person ({finding}); publication waits for a steward"
-        for finding in scan(path.name.replace("_", " "))
+        f"{path.name}: {_where(finding['field'])} {finding['finding']}; publication waits for a steward"
+        for finding in found
     ]
     return FileOutcome(
         str(path), "ingested", fmt, file_id, [image.image_id for image in staged], warnings=warnings
     )
+
+
+def _where(field: str) -> str:
+    return "its name" if field.startswith("file name ") else field
 
 
 def _image_row(image: _Staged, index: int, study_id: str, file_id: str, run_id: str) -> ImageRow:

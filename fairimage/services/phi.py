@@ -4,6 +4,7 @@ them and acknowledged them (a new finding needs a new acknowledgement)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from fairimage.catalog import queries
 from fairimage.catalog.tables import StudyRow
-from fairimage.model.curation import phi_problems
+from fairimage.model.curation import free_texts
 from fairimage.model.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from fairimage.model.phi import scan_fields
 from fairimage.model.policy import Principal
@@ -39,21 +40,45 @@ class StudyPhi:
 
 
 def rescan(session: Session, study: StudyRow) -> list[dict[str, str]]:
-    """Scan the study's text again (after its metadata, annotations or files changed) and keep what was
-    found; an acknowledgement stands only while the findings are the same."""
+    """Scan the study's text again (after its metadata or annotations changed) and keep what was found; an
+    acknowledgement stands only while the findings are the same."""
     rembi = Rembi.model_validate(study.rembi) if study.rembi else Rembi()
-    findings = [
-        {"field": problem.path, "finding": problem.message.split(";")[0]} for problem in phi_problems(rembi)
-    ]
-    texts: dict[str, str] = {}
+    texts = free_texts(rembi)
     for image_id, notes in queries.annotations_by_image(session, study.id).items():
         where = f"image {image_id}" if image_id else "study"
         for index, (kind, key, value) in enumerate(notes):
             texts[f"{where} annotation {index + 1}"] = value if kind == "tag" else f"{key}: {value}"
-    for name in queries.study_file_names(session, study.id):
-        texts[f"file name {name}"] = name.replace("_", " ")
-    for image_id, header in queries.study_dicom_headers(session, study.id):
-        for tag, element in header.items():  # the text de-identification kept (its options may keep some)
+    texts |= _file_texts(
+        queries.study_file_names(session, study.id), queries.study_dicom_headers(session, study.id)
+    )
+    findings = _findings(texts)
+    previous = study.phi or {}
+    same = _ordered(previous.get("findings", [])) == _ordered(findings)  # whatever order they were found in
+    acknowledged = previous.get("acknowledged") if same else None
+    study.phi = {"findings": findings, "acknowledged": acknowledged} if findings else None
+    return findings
+
+
+def note_file(
+    session: Session, study: StudyRow, name: str, headers: Iterable[tuple[str, dict[str, Any]]]
+) -> list[dict[str, str]]:
+    """Add what the scanner finds in one newly ingested file (its name, its images' DICOM headers) to the
+    study's findings, without scanning the rest of the study again; a new finding needs a new
+    acknowledgement. Returns the new findings."""
+    previous = study.phi or {}
+    known = list(previous.get("findings", []))
+    new = [finding for finding in _findings(_file_texts([name], headers)) if finding not in known]
+    if new:
+        study.phi = {"findings": known + new, "acknowledged": None}
+    return new
+
+
+def _file_texts(names: Iterable[str], headers: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    """The texts of files: their names, and the text de-identification kept in their DICOM headers (its
+    options may keep some)."""
+    texts = {f"file name {name}": name.replace("_", " ") for name in names}
+    for image_id, header in headers:
+        for tag, element in header.items():
             if element.get("vr") in _TEXT_VRS:
                 values = [
                     v.get("Alphabetic", "") if isinstance(v, dict) else str(v)
@@ -62,14 +87,18 @@ def rescan(session: Session, study: StudyRow) -> list[dict[str, str]]:
                 text = " ".join(value for value in values if value)
                 if text:
                     texts[f"image {image_id} DICOM ({tag[:4]},{tag[4:]})"] = text
-    findings += [
+    return texts
+
+
+def _ordered(findings: list[dict[str, str]]) -> list[tuple[str, str]]:
+    return sorted((finding["field"], finding["finding"]) for finding in findings)
+
+
+def _findings(texts: dict[str, str]) -> list[dict[str, str]]:
+    return [
         {"field": field, "finding": f"may identify a person ({finding})"}
         for field, finding in scan_fields(texts)
     ]
-    previous = study.phi or {}
-    acknowledged = previous.get("acknowledged") if previous.get("findings") == findings else None
-    study.phi = {"findings": findings, "acknowledged": acknowledged} if findings else None
-    return findings
 
 
 def study_phi(repository: Repository, principal: Principal, study: str) -> StudyPhi:

@@ -33,7 +33,7 @@ TERM_FACETS = {"organism": "ncbitaxon", "imaging_method": "fbbi", "fluorophore":
 def index_images(session: Session, study: StudyRow, images: Sequence[ImageRow]) -> None:
     """(Re)index ``images`` of ``study`` in the caller's transaction."""
     rembi = Rembi.model_validate(study.rembi) if study.rembi else Rembi()
-    vocabularies = {name: ontology.ontology(name) for name in ontology.NAMES}
+    vocabularies = ontology.vocabularies()
     annotations = queries.annotations_by_image(session, study.id)
     documents = [
         build_document(
