@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fairimage import ontology  # noqa: E402
 from fairimage.catalog import search as index  # noqa: E402
-from fairimage.catalog.tables import (  # noqa: E402
+from fairimage.catalog.tables import (
     ImageRow,
     OriginalFileRow,
     SearchDocumentRow,
@@ -44,10 +44,10 @@ from fairimage.catalog.tables import (  # noqa: E402
     SearchSignatureRow,
     StudyRow,
 )
-from fairimage.model.policy import ANONYMOUS, operator  # noqa: E402
-from fairimage.model.rembi import Rembi  # noqa: E402
-from fairimage.model.search import ImageFacts, build_document  # noqa: E402
-from fairimage.services import search  # noqa: E402
+from fairimage.model.curation.rembi import Rembi  # noqa: E402
+from fairimage.model.discovery.search import ImageFacts, build_document  # noqa: E402
+from fairimage.model.governance.policy import ANONYMOUS, operator  # noqa: E402
+from fairimage.services.discovery import search  # noqa: E402
 from fairimage.services.repository import init_repository  # noqa: E402
 from fairimage.settings import load_settings  # noqa: E402
 

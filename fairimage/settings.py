@@ -75,9 +75,9 @@ class Settings(BaseModel):
     oai_admin_email: str = "admin@localhost"
     oai_page_size: Annotated[int, Field(ge=1, le=10_000)] = 100
     # DICOM de-identification (PS3.15 Annex E), always on for DICOM: the options chosen (their names in
-    # fairimage.model.deid.Option: retain_modified_dates, clean_descriptors, ...), the private attributes
-    # known to be safe ("PRIVATE CREATOR:0x10"), and the file holding the key that makes new UIDs,
-    # pseudonyms and date shifts (REPO/keys/dicom-deid.key by default; never in the catalog).
+    # fairimage.model.privacy.deid.Option: retain_modified_dates, clean_descriptors, ...), the private
+    # attributes known to be safe ("PRIVATE CREATOR:0x10"), and the file holding the key that makes new
+    # UIDs, pseudonyms and date shifts (REPO/keys/dicom-deid.key by default; never in the catalog).
     deid_options: tuple[str, ...] = ()
     deid_safe_private: tuple[str, ...] = ()
     deid_key_file: Path | None = None

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fairimage import ontology  # noqa: E402
 from fairimage.formats.deid import deidentify  # noqa: E402
-from fairimage.model import deid  # noqa: E402
+from fairimage.model.privacy import deid  # noqa: E402
 
 FILES = [
     "CT_small.dcm",

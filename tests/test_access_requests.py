@@ -16,11 +16,12 @@ import httpx
 import numpy as np
 import pytest
 
-from fairimage.model.duo import DataUse
-from fairimage.model.policy import Role, Scope, operator
-from fairimage.services import accounts, audit, governance
-from fairimage.services.ingest import ingest_paths
-from fairimage.services.repository import init_repository, open_repository
+from fairimage.model.governance.duo import DataUse
+from fairimage.model.governance.policy import Role, Scope, operator
+from fairimage.services.governance import accounts, audit, policies
+from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.recovery import open_repository
+from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
 from tests.conftest import LiveServer, run_cli
@@ -56,9 +57,9 @@ def node(tmp_path: Path) -> Iterator[Node]:
     repository = init_repository(settings)
     path = samples.png(tmp_path / "slide.png", np.arange(600, dtype=np.uint8).reshape(20, 30))
     (outcome,) = ingest_paths(repository, [path], study="Tumour slides")
-    governance.set_policy(repository, ADMIN, "Tumour slides", "restricted")
+    policies.set_policy(repository, ADMIN, "Tumour slides", "restricted")
     terms = DataUse(permission="DS", diseases=(CANCER,), modifiers=("NPU", "IRB", "PUB"))
-    governance.set_data_use(repository, ADMIN, "Tumour slides", terms)
+    policies.set_data_use(repository, ADMIN, "Tumour slides", terms)
     tokens = {}
     for name, role in (("rita", Role.VIEWER), ("mallory", Role.VIEWER), ("dora", Role.STEWARD)):
         accounts.add_user(repository, ADMIN, name, role, password=PASSWORD)

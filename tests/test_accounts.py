@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import text
 
 from fairimage.model.errors import ForbiddenError, InvalidInputError, NotFoundError
-from fairimage.model.policy import Role, Scope, operator
-from fairimage.services import accounts, audit, governance
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.policy import Role, Scope, operator
+from fairimage.services.governance import accounts, audit, policies
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import Repository, init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -39,7 +39,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     repository = init_repository(settings)
     path = samples.png(tmp_path / "cells.png", np.arange(600, dtype=np.uint8).reshape(20, 30))
     (outcome,) = ingest_paths(repository, [path], study="Patients")
-    governance.set_policy(repository, ADMIN, "Patients", "private")
+    policies.set_policy(repository, ADMIN, "Patients", "private")
     accounts.add_user(repository, ADMIN, "ada", Role.VIEWER, password=PASSWORD)
     accounts.add_user(repository, ADMIN, "sam", Role.SUBMITTER)
     yield Site(settings.repo, repository, outcome.images[0])
@@ -95,10 +95,10 @@ def test_a_grant_admits_at_once_and_its_revocation_takes_effect_at_once(site: Si
     with LiveServer(site.repository.settings) as server:
         chunk = f"{server.url}/zarr/{site.image}.ome.zarr/zarr.json"
         assert httpx.get(chunk, headers=headers).status_code == 404
-        grant = governance.add_grant(site.repository, ADMIN, "Patients", "ada", reason="IRB-2026-17")
+        grant = policies.add_grant(site.repository, ADMIN, "Patients", "ada", reason="IRB-2026-17")
         assert httpx.get(chunk, headers=headers).status_code == 200
         assert httpx.get(f"{server.url}/api/images", headers=headers).json()["total"] == 1
-        governance.revoke_grant(site.repository, ADMIN, grant.id)
+        policies.revoke_grant(site.repository, ADMIN, grant.id)
         assert httpx.get(chunk, headers=headers).status_code == 404
         assert httpx.get(f"{server.url}/api/images", headers=headers).json()["total"] == 0
     entries = [(entry.action, entry.decision) for entry in audit.entries(site.repository, limit=6)]
@@ -118,18 +118,18 @@ def test_who_may_change_a_study(site: Site) -> None:
     reader = accounts.principal_for_token(site.repository, read_token)
     writer = accounts.principal_for_token(site.repository, write_token)
     with pytest.raises(NotFoundError):  # a private study sam may not see does not exist for sam
-        governance.set_policy(site.repository, writer, "Patients", "public")
-    governance.set_owner(site.repository, ADMIN, "Patients", "sam")
+        policies.set_policy(site.repository, writer, "Patients", "public")
+    policies.set_owner(site.repository, ADMIN, "Patients", "sam")
     owner_reader = accounts.principal_for_token(site.repository, read_token)
     with pytest.raises(ForbiddenError, match="scope is read; this needs write"):
-        governance.set_policy(site.repository, owner_reader, "Patients", "public")
+        policies.set_policy(site.repository, owner_reader, "Patients", "public")
     owner = accounts.principal_for_token(site.repository, write_token)
-    assert governance.set_policy(site.repository, owner, "Patients", "restricted").value == "restricted"
+    assert policies.set_policy(site.repository, owner, "Patients", "restricted").value == "restricted"
     assert reader.scope is Scope.READ
     with pytest.raises(InvalidInputError, match="only admins hold admin tokens"):
         accounts.create_token(site.repository, ADMIN, "sam", Scope.ADMIN)
     with pytest.raises(InvalidInputError, match="give the date it ends"):
-        governance.set_policy(site.repository, ADMIN, "Patients", "embargoed")
+        policies.set_policy(site.repository, ADMIN, "Patients", "embargoed")
 
 
 def test_cli_creates_users_and_tokens_and_prints_the_secret_once(site: Site) -> None:

@@ -12,9 +12,9 @@ import httpx
 import numpy as np
 import pytest
 
-from fairimage.model.policy import Role, Scope, operator
-from fairimage.services import accounts, audit, governance
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.policy import Role, Scope, operator
+from fairimage.services.governance import accounts, audit, policies
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import Repository, init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -42,8 +42,8 @@ def node(tmp_path: Path) -> Iterator[Node]:
     path = samples.png(tmp_path / "lab.png", np.arange(600, dtype=np.uint8).reshape(20, 30))
     (outcome,) = ingest_paths(repository, [path], study="Lab data")
     ingest_paths(repository, [samples.png(tmp_path / "other.png", np.ones((8, 8), np.uint8))], study="Other")
-    governance.set_policy(repository, ADMIN, "Lab data", "private")
-    governance.set_policy(repository, ADMIN, "Other", "private")
+    policies.set_policy(repository, ADMIN, "Lab data", "private")
+    policies.set_policy(repository, ADMIN, "Other", "private")
     roles = {"root": Role.ADMIN, "stu": Role.STEWARD, "sam": Role.SUBMITTER, "ada": Role.VIEWER}
     roles |= {"bob": Role.VIEWER}
     tokens = {}
@@ -51,7 +51,7 @@ def node(tmp_path: Path) -> Iterator[Node]:
         accounts.add_user(repository, ADMIN, name, role)
         scope = Scope.ADMIN if role is Role.ADMIN else Scope.WRITE
         tokens[name] = accounts.create_token(repository, ADMIN, name, scope).secret
-    governance.set_owner(repository, ADMIN, "Lab data", "sam")
+    policies.set_owner(repository, ADMIN, "Lab data", "sam")
     with LiveServer(settings) as server:
         yield Node(server.url, repository, outcome.images[0], tokens)
     repository.close()
@@ -97,8 +97,8 @@ def test_a_group_grant_admits_exactly_the_current_members(node: Node) -> None:
 
 
 def test_grant_listings_show_each_caller_what_they_govern(node: Node) -> None:
-    governance.add_grant(node.repository, ADMIN, "Lab data", "ada", reason="IRB-1")
-    governance.add_grant(node.repository, ADMIN, "Other", "bob", reason="IRB-2")
+    policies.add_grant(node.repository, ADMIN, "Lab data", "ada", reason="IRB-1")
+    policies.add_grant(node.repository, ADMIN, "Other", "bob", reason="IRB-2")
     with httpx.Client(base_url=node.url, timeout=30) as client:
         seen = {
             name: sorted(

@@ -9,9 +9,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from fairimage.model.policy import ANONYMOUS, Role, Scope, operator
-from fairimage.services import accounts, audit, governance, search, versions
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.policy import ANONYMOUS, Role, Scope, operator
+from fairimage.services.discovery import search
+from fairimage.services.governance import accounts, audit, policies, versions
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -67,11 +68,11 @@ def test_annotations_over_http_follow_the_access_rules(tmp_path: Path) -> None:
     (outcome,) = ingest_paths(
         repository, [samples.png(tmp_path / "p.png", np.ones((8, 8), np.uint8))], study="Private"
     )
-    governance.set_policy(repository, ADMIN, "Private", "private")
+    policies.set_policy(repository, ADMIN, "Private", "private")
     accounts.add_user(repository, ADMIN, "sam", Role.SUBMITTER)
     accounts.add_user(repository, ADMIN, "ada", Role.VIEWER)
-    governance.set_owner(repository, ADMIN, "Private", "sam")
-    governance.add_grant(repository, ADMIN, "Private", "ada")
+    policies.set_owner(repository, ADMIN, "Private", "sam")
+    policies.add_grant(repository, ADMIN, "Private", "ada")
     tokens = {
         name: accounts.create_token(repository, ADMIN, name, Scope.WRITE).secret for name in ("sam", "ada")
     }

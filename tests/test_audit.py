@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from fairimage.model.policy import Role, operator
-from fairimage.services import accounts, audit
-from fairimage.services.repository import Repository, init_repository, open_repository
+from fairimage.model.governance.policy import Role, operator
+from fairimage.services.governance import accounts, audit
+from fairimage.services.recovery import open_repository
+from fairimage.services.repository import Repository, init_repository
 from fairimage.settings import load_settings
 from tests.conftest import run_cli
 

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from fairimage.api import create_app
-from fairimage.model.policy import Role, Scope, operator
-from fairimage.services import accounts, governance, images
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.policy import Role, Scope, operator
+from fairimage.services.discovery import images
+from fairimage.services.governance import accounts, policies
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -138,19 +139,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         (dicom,) = ingest_paths(repository, [dicom_file], study=f"study {state}")
         world.dicom_images[state] = dicom.images[0]
         study = f"study {state}"
-        governance.set_owner(repository, admin, study, "owner")
+        policies.set_owner(repository, admin, study, "owner")
         if state == "embargo-over":
-            governance.set_policy(
-                repository, admin, study, "embargoed", datetime.now(UTC) - timedelta(days=1)
-            )
+            policies.set_policy(repository, admin, study, "embargoed", datetime.now(UTC) - timedelta(days=1))
         elif state == "embargoed":
-            governance.set_policy(
-                repository, admin, study, "embargoed", datetime.now(UTC) + timedelta(days=30)
-            )
+            policies.set_policy(repository, admin, study, "embargoed", datetime.now(UTC) + timedelta(days=30))
         elif state in ("restricted", "private"):
-            governance.set_policy(repository, admin, study, state)
+            policies.set_policy(repository, admin, study, state)
         if state not in ("public", "embargo-over"):
-            governance.add_grant(repository, admin, study, "granted")  # a grant does not open a quarantine
+            policies.add_grant(repository, admin, study, "granted")  # a grant does not open a quarantine
         world.studies[state] = images.get_study(repository, admin, study).id
     repository.close()
     world.routes = sorted(

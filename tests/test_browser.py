@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fairimage.services.ingest import ingest_paths
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples

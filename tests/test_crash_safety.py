@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from fairimage.services.repository import open_repository
-from fairimage.services.runs import clean_stale_runs, ingest_run
+from fairimage.services.ingest.runs import clean_stale_runs, ingest_run
+from fairimage.services.recovery import open_repository
 from fairimage.storage import layout
 from tests.conftest import FAIRIMAGE, run_cli
 

@@ -14,12 +14,13 @@ import pytest
 import yaml
 
 from fairimage import ontology
-from fairimage.model.curation import StudyFacts, check, fair_score, normalise_license, normalise_orcid
-from fairimage.model.policy import Role, Scope, operator
-from fairimage.services import accounts, audit, curation, governance, versions
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.curation.checks import StudyFacts, check, fair_score, normalise_license, normalise_orcid
+from fairimage.model.governance.policy import Role, Scope, operator
+from fairimage.services.curation import study_metadata
+from fairimage.services.curation.spreadsheets import read_sheets, write_sheets
+from fairimage.services.governance import accounts, audit, policies, versions
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
-from fairimage.services.spreadsheets import read_sheets, write_sheets
 from fairimage.settings import load_settings
 from tests import samples
 from tests.conftest import LiveServer, run_cli
@@ -268,7 +269,7 @@ def test_metadata_over_http(tmp_path: Path) -> None:
     settings = load_settings(tmp_path / "repo")
     repository = init_repository(settings)
     ingest_paths(repository, [samples.png(tmp_path / "a.png", np.ones((8, 8), np.uint8))], study="Tumours")
-    governance.set_policy(repository, ADMIN, "Tumours", "restricted")
+    policies.set_policy(repository, ADMIN, "Tumours", "restricted")
     accounts.add_user(repository, ADMIN, "stu", Role.STEWARD)
     accounts.add_user(repository, ADMIN, "ada", Role.VIEWER)
     steward = {
@@ -303,7 +304,7 @@ def test_metadata_over_http(tmp_path: Path) -> None:
     (edit,) = audit.entries(repository, action="study.metadata")  # the refused attempts left no entry
     assert edit.actor == "stu" and edit.details["complete"] is True
     assert versions.get_version(repository, ADMIN, "Tumours", None).note == "REMBI metadata changed"
-    assert curation.get_metadata(repository, ADMIN, "Tumours").report.complete
+    assert study_metadata.get_metadata(repository, ADMIN, "Tumours").report.complete
     repository.close()
 
 
@@ -333,14 +334,14 @@ def test_what_the_files_say_of_their_acquisition_is_extracted(tmp_path: Path) ->
     settings = load_settings(tmp_path / "repo")
     repository = init_repository(settings)
     ingest_paths(repository, [path, plain], study="Scope")
-    images = {image.file: image for image in curation.get_metadata(repository, ADMIN, "Scope").images}
+    images = {image.file: image for image in study_metadata.get_metadata(repository, ADMIN, "Scope").images}
     repository.close()
     # A study file pre-filled with what the files said, marked as extracted.
     prefilled = run_cli("template", "rembi", "--from", "Scope", "--repo", settings.repo, check=True).stdout
     assert "#   image_acquisitions[0].objective: extracted from scope.ome.tif" in prefilled
     document = yaml.safe_load(prefilled)
     assert document["image_acquisitions"][0]["instrument"] == "Nikon Ti2 Inverted"
-    report = curation.validate(document)
+    report = study_metadata.validate(document)
     missing = {problem.path for problem in report.missing}
     assert "image_acquisitions[0].instrument" not in missing and "image_acquisitions[0].parameters" in missing
     scope = images["scope.ome.tif"].acquisition

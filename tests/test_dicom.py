@@ -22,11 +22,11 @@ from pydicom.uid import generate_uid
 
 from fairimage import ontology
 from fairimage.formats.deid import Choice, deidentify
-from fairimage.model import deid
-from fairimage.model.deid import Option
-from fairimage.model.policy import ANONYMOUS
-from fairimage.services import images, search
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.policy import ANONYMOUS
+from fairimage.model.privacy import deid
+from fairimage.model.privacy.deid import Option
+from fairimage.services.discovery import images, search
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import Repository, init_repository
 from fairimage.settings import load_settings
 from tests.conftest import LiveServer
@@ -355,8 +355,8 @@ def test_images_that_may_show_burned_in_text_hold_their_study_back_until_a_stewa
     import json
 
     from fairimage.model.errors import ConflictError, NotFoundError
-    from fairimage.model.policy import operator
-    from fairimage.services import versions
+    from fairimage.model.governance.policy import operator
+    from fairimage.services.governance import versions
     from tests.conftest import run_cli
 
     ultrasound = Path(get_testdata_file("US1_UNCR.dcm"))
@@ -398,7 +398,7 @@ def test_identified_originals_are_kept_encrypted_and_leave_only_re_encrypted(tmp
     from crypt4gh import lib
     from crypt4gh.keys import c4gh, get_private_key
 
-    from fairimage.services import originals
+    from fairimage.services.ingest import originals
     from tests.conftest import run_cli
 
     settings = load_settings(tmp_path / "repo", keep_dicom_originals=True)
@@ -482,7 +482,7 @@ def test_a_study_pulled_from_orthanc_over_dicomweb_is_ingested_de_identified(
     assert pulled.returncode == 0, pulled.stderr
     (outcome,) = json.loads(pulled.stdout)
     assert outcome["status"] == "ingested" and outcome["format"] == "dicom"
-    from fairimage.services.repository import open_repository
+    from fairimage.services.recovery import open_repository
 
     opened = open_repository(load_settings(repo))
     try:

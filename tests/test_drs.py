@@ -14,10 +14,10 @@ import httpx
 import numpy as np
 import pytest
 
-from fairimage.model.drs import bundle_checksum
-from fairimage.model.policy import Role, Scope, operator
-from fairimage.services import accounts, governance
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.drs import bundle_checksum
+from fairimage.model.governance.policy import Role, Scope, operator
+from fairimage.services.governance import accounts, policies
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -50,8 +50,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     (public,) = ingest_paths(repository, [stack], study="Open stacks")
     (private,) = ingest_paths(repository, [picture], study="Closed pictures")
     accounts.add_user(repository, ADMIN, "owen", Role.SUBMITTER)
-    governance.set_owner(repository, ADMIN, "Closed pictures", "owen")
-    governance.set_policy(repository, ADMIN, "Closed pictures", "private")
+    policies.set_owner(repository, ADMIN, "Closed pictures", "owen")
+    policies.set_policy(repository, ADMIN, "Closed pictures", "private")
     token = accounts.create_token(repository, ADMIN, "owen", Scope.READ).secret
     repository.close()
     with LiveServer(settings) as server:

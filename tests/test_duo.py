@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from fairimage.model.duo import (
+from fairimage.model.errors import InvalidInputError
+from fairimage.model.governance.duo import (
     DataUse,
     Decision,
     ResearchPurpose,
@@ -18,7 +19,6 @@ from fairimage.model.duo import (
     parse_data_use,
     parse_purpose,
 )
-from fairimage.model.errors import InvalidInputError
 from fairimage.ontology import duo
 
 CANCER = "MONDO:0004992"

@@ -16,9 +16,10 @@ import pytest
 import yaml
 import zarr
 
-from fairimage.model.policy import operator
-from fairimage.services import curation, governance
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.policy import operator
+from fairimage.services.curation import study_metadata
+from fairimage.services.governance import policies
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -104,8 +105,8 @@ def test_exports_over_http_follow_the_access_rules(tmp_path: Path) -> None:
     settings = load_settings(tmp_path / "repo")
     repository = init_repository(settings)
     ingest_paths(repository, [samples.png(tmp_path / "a.png", np.ones((8, 8), np.uint8))], study="Tumours")
-    curation.set_metadata(repository, ADMIN, "Tumours", hela())
-    governance.set_policy(repository, ADMIN, "Tumours", "restricted")
+    study_metadata.set_metadata(repository, ADMIN, "Tumours", hela())
+    policies.set_policy(repository, ADMIN, "Tumours", "restricted")
     with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         study_id = client.get("/api/studies/Tumours").json()["id"]
         crate = client.get(f"/api/studies/{study_id}/export/ro-crate")

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from fairimage.services import audit, fixity
-from fairimage.services.ingest import ingest_paths
-from fairimage.services.repository import Repository, init_repository, open_repository
+from fairimage.services.governance import audit, fixity
+from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.recovery import open_repository
+from fairimage.services.repository import Repository, init_repository
 from fairimage.settings import load_settings
 from fairimage.storage import layout
 from tests import samples

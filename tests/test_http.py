@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from fairimage.services.ingest import ingest_paths
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
 from tests import samples
 from tests.conftest import LiveServer, storage_settings

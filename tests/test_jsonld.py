@@ -13,9 +13,10 @@ import httpx
 import numpy as np
 from pyld import jsonld
 
-from fairimage.model.policy import operator
-from fairimage.services import curation, governance
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.policy import operator
+from fairimage.services.curation import study_metadata
+from fairimage.services.governance import policies
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -54,14 +55,14 @@ def test_landing_pages_embed_schema_org_that_expands_without_loss(tmp_path: Path
     repository = init_repository(settings)
     path = samples.ome_tiff(tmp_path / "cells.ome.tif", samples.ramp((2, 3, 32, 40)), axes="CZYX")
     (outcome,) = ingest_paths(repository, [path], study="HeLa")
-    curation.set_metadata(repository, ADMIN, "HeLa", hela())
+    study_metadata.set_metadata(repository, ADMIN, "HeLa", hela())
     (tumour,) = ingest_paths(
         repository, [samples.png(tmp_path / "t.png", np.ones((8, 8), np.uint8))], study="Tumours"
     )
-    curation.set_metadata(
+    study_metadata.set_metadata(
         repository, ADMIN, "Tumours", {**hela(), "study": {**hela()["study"], "title": "Tumours"}}
     )
-    governance.set_policy(repository, ADMIN, "Tumours", "restricted")
+    policies.set_policy(repository, ADMIN, "Tumours", "restricted")
     image = outcome.images[0]
     with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         study_id = client.get("/api/studies/HeLa").json()["id"]

@@ -11,9 +11,10 @@ import httpx
 import numpy as np
 import pytest
 
-from fairimage.model.policy import operator
-from fairimage.services import curation, governance
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.policy import operator
+from fairimage.services.curation import study_metadata
+from fairimage.services.governance import policies
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -43,11 +44,11 @@ def harvest(tmp_path: Path) -> Iterator[httpx.Client]:
     ):
         path = samples.png(tmp_path / f"{index}.png", np.full((8, 8), index, np.uint8))
         ingest_paths(repository, [path], study=name)
-        curation.set_metadata(
+        study_metadata.set_metadata(
             repository, ADMIN, name, {**hela(), "study": {**hela()["study"], "title": f"{name} title"}}
         )
         if policy != "public":
-            governance.set_policy(repository, ADMIN, name, policy)
+            policies.set_policy(repository, ADMIN, name, policy)
     repository.close()
     with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         yield client

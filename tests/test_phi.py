@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 
 from fairimage.model.errors import ConflictError
-from fairimage.model.phi import scan
-from fairimage.model.policy import operator
-from fairimage.services import annotations, curation, phi, versions
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.policy import operator
+from fairimage.model.privacy.phi import scan
+from fairimage.services.curation import annotations, study_metadata
+from fairimage.services.governance import versions
+from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.privacy import phi
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -151,7 +153,7 @@ def test_a_study_with_findings_waits_for_a_stewards_acknowledgement(tmp_path: Pa
                 "authors": [{"name": "Ada Lovelace"}],  # contributors are named on purpose: not a finding
             }
         }
-        report = curation.set_metadata(repository, operator("curator"), "Biopsies", document)
+        report = study_metadata.set_metadata(repository, operator("curator"), "Biopsies", document)
         assert [str(p) for p in report.phi] == [
             "study.description: may identify a person (name 'Mr. John Smith'); remove it, or a steward "
             "acknowledges it before publication",
@@ -190,7 +192,7 @@ def test_file_names_that_may_identify_a_person_are_reported_at_ingest(tmp_path: 
     result = run_cli("ingest", picture, "--study", "Scans", "--repo", settings.repo)
     assert result.returncode == 0, result.stderr
     assert "Mr_John_Smith_DOB_1961-03-04.png: its name may identify a person" in result.stderr
-    from fairimage.services.repository import open_repository
+    from fairimage.services.recovery import open_repository
 
     opened = open_repository(settings)
     try:

@@ -8,12 +8,19 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from fairimage.model.deepzoom import DeepZoom
 from fairimage.model.errors import InvalidInputError
-from fairimage.model.iiif import parse_request
 from fairimage.model.image import Axis, Channel, Window
-from fairimage.model.render import ChannelRendering, Region, choose_level, compose, default_plane, parse_plane
 from fairimage.model.study import Image, Level, OriginalFile
+from fairimage.model.viewing.deepzoom import DeepZoom
+from fairimage.model.viewing.iiif import parse_request
+from fairimage.model.viewing.render import (
+    ChannelRendering,
+    Region,
+    choose_level,
+    compose,
+    default_plane,
+    parse_plane,
+)
 
 
 def _image(axes: str = "czyx", shape: tuple[int, ...] = (3, 5, 64, 96), dtype: str = "uint16") -> Image:

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fairimage.model.duo import DataUse
-from fairimage.model.policy import Role, Scope, operator
-from fairimage.services import accounts, governance
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.duo import DataUse
+from fairimage.model.governance.policy import Role, Scope, operator
+from fairimage.services.governance import accounts, policies
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -42,8 +42,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     picture = samples.png(root / "picture.png", np.full((20, 30, 3), 90, np.uint8))
     ingest_paths(repository, [stack], study="Open stacks")
     ingest_paths(repository, [picture], study="Controlled pictures")
-    governance.set_policy(repository, ADMIN, "Controlled pictures", "restricted")
-    governance.set_data_use(repository, ADMIN, "Controlled pictures", DataUse(permission="HMB"))
+    policies.set_policy(repository, ADMIN, "Controlled pictures", "restricted")
+    policies.set_data_use(repository, ADMIN, "Controlled pictures", DataUse(permission="HMB"))
     tokens = {}
     for name, role in (("stan", Role.STEWARD),):
         accounts.add_user(repository, ADMIN, name, role)

@@ -14,9 +14,11 @@ import httpx
 import numpy as np
 import pytest
 
-from fairimage.model.policy import ANONYMOUS, Role, Scope, operator
-from fairimage.services import accounts, annotations, curation, governance, search
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.policy import ANONYMOUS, Role, Scope, operator
+from fairimage.services.curation import annotations, study_metadata
+from fairimage.services.discovery import search
+from fairimage.services.governance import accounts, policies
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import Repository, init_repository
 from fairimage.settings import Settings, load_settings
 from tests import samples
@@ -70,8 +72,8 @@ def node(tmp_path: Path, catalog_url: str) -> Iterator[Node]:
         ]
         outcomes = ingest_paths(repository, paths, study=name)
         images[name] = [outcome.images[0] for outcome in outcomes]
-        curation.set_metadata(repository, ADMIN, name, document)
-    governance.set_policy(repository, ADMIN, "Patients", "private")
+        study_metadata.set_metadata(repository, ADMIN, name, document)
+    policies.set_policy(repository, ADMIN, "Patients", "private")
     yield Node(settings, repository, images)
     repository.close()
 
@@ -106,7 +108,7 @@ def test_edam_topics_and_analysis_operations_are_searched_with_their_broader_ter
     document = study_file("Mouse brain light sheet", "FBbi:00000369", "NCBITaxon:10090", "FBbi:00000082")
     document["study"]["topics"] = ["Light-sheet microscopy"]
     document["analysed_data"] = [{"type": "nuclei masks", "operations": ["Watershed segmentation"]}]
-    curation.set_metadata(node.repository, ADMIN, "Mouse brain", document)
+    study_metadata.set_metadata(node.repository, ADMIN, "Mouse brain", document)
     brain = set(node.images["Mouse brain"])
     assert ids(search.search(node.repository, ANONYMOUS, "image segmentation")) == brain
     assert ids(search.search(node.repository, ANONYMOUS, "SPIM")) == brain  # a synonym of the topic
@@ -158,7 +160,7 @@ def test_facets_count_what_the_caller_may_read(node: Node) -> None:
 
 def test_metadata_changes_are_searchable_at_once(node: Node) -> None:
     changed = study_file("Yeast ultrastructure", "FBbi:00000257", "NCBITaxon:4896", None)
-    curation.set_metadata(node.repository, ADMIN, "Yeast EM", changed)
+    study_metadata.set_metadata(node.repository, ADMIN, "Yeast EM", changed)
     assert search.search(node.repository, ANONYMOUS, "", {"organism": ["fission yeast"]}).total == 3
     assert search.search(node.repository, ANONYMOUS, "", {"organism": ["NCBITaxon:4932"]}).total == 0
     assert search.search(node.repository, ANONYMOUS, "scanning electron").total == 3
@@ -219,13 +221,13 @@ def test_a_catalog_from_before_search_groups_is_reindexed_when_it_opens(
     from alembic.config import Config
 
     from fairimage.catalog.db import MIGRATIONS
-    from fairimage.services.repository import open_repository
+    from fairimage.services.recovery import open_repository
 
     settings = load_settings(tmp_path / "repo", db=catalog_url)
     repository = init_repository(settings)
     paths = [samples.png(tmp_path / f"{n}.png", np.full((8, 8), n, np.uint8)) for n in range(3)]
     ingest_paths(repository, paths, study="Old study")
-    curation.set_metadata(
+    study_metadata.set_metadata(
         repository, ADMIN, "Old study", study_file("Old study", "FBbi:00000251", None, None)
     )
     config = Config()

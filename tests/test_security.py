@@ -12,9 +12,9 @@ import httpx
 import numpy as np
 import pytest
 
-from fairimage.model.policy import Role, Scope, operator
-from fairimage.services import accounts, governance
-from fairimage.services.ingest import ingest_paths
+from fairimage.model.governance.policy import Role, Scope, operator
+from fairimage.services.governance import accounts, policies
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -40,7 +40,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     path = samples.png(root / "cells.png", np.arange(600, dtype=np.uint8).reshape(20, 30))
     (outcome,) = ingest_paths(repository, [path], study="Open cells")
     accounts.add_user(repository, ADMIN, "olga", Role.SUBMITTER)
-    governance.set_owner(repository, ADMIN, "Open cells", "olga")
+    policies.set_owner(repository, ADMIN, "Open cells", "olga")
     read = accounts.create_token(repository, ADMIN, "olga", Scope.READ).secret
     write = accounts.create_token(repository, ADMIN, "olga", Scope.WRITE).secret
     (root / "repo" / "secret.txt").write_text("not for the web")

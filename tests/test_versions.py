@@ -19,12 +19,13 @@ from sqlalchemy import select, text, update
 
 from fairimage import __version__
 from fairimage.catalog.tables import StudyVersionRow
-from fairimage.model.duo import DataUse
 from fairimage.model.errors import ConflictError
-from fairimage.model.policy import Role, Scope, operator
-from fairimage.services import accounts, governance, versions
-from fairimage.services.ingest import ingest_paths
-from fairimage.services.repository import Repository, init_repository, open_repository
+from fairimage.model.governance.duo import DataUse
+from fairimage.model.governance.policy import Role, Scope, operator
+from fairimage.services.governance import accounts, policies, versions
+from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.recovery import open_repository
+from fairimage.services.repository import Repository, init_repository
 from fairimage.settings import load_settings
 from tests import samples
 from tests.conftest import LiveServer, run_cli
@@ -86,8 +87,8 @@ def site(tmp_path: Path, catalog_url: str) -> Iterator[Site]:
 
 
 def test_consent_changes_make_versions_and_policy_changes_do_not(site: Site) -> None:
-    governance.set_policy(site.repository, ADMIN, "Tumours", "restricted")
-    governance.set_data_use(site.repository, ADMIN, "Tumours", DataUse(permission="HMB", modifiers=["NPU"]))
+    policies.set_policy(site.repository, ADMIN, "Tumours", "restricted")
+    policies.set_data_use(site.repository, ADMIN, "Tumours", DataUse(permission="HMB", modifiers=["NPU"]))
     found = versions.list_versions(site.repository, ADMIN, "Tumours")
     assert [(v.number, v.note) for v in found][1:] == [(2, "consent terms changed")]
     changes = versions.diff(site.repository, ADMIN, "Tumours", 1, 2)
@@ -116,19 +117,19 @@ def test_a_killed_ingest_still_versions_what_it_published(tmp_path: Path) -> Non
         f"""
         import os
         from pathlib import Path
-        from fairimage.services import ingest
-        from fairimage.services.repository import open_repository
+        from fairimage.services.ingest import intake
+        from fairimage.services.recovery import open_repository
         from fairimage.settings import load_settings
 
         repository = open_repository(load_settings(Path({str(settings.repo)!r})))
-        real_publish = ingest.publish
+        real_publish = intake.publish
 
         def publish_then_die(*args, **kwargs):
             outcome = real_publish(*args, **kwargs)
             os._exit(9)  # killed after the first file's transaction committed
 
-        ingest.publish = publish_then_die
-        ingest.ingest_paths(repository, [Path({str(first)!r}), Path({str(second)!r})], "Killed")
+        intake.publish = publish_then_die
+        intake.ingest_paths(repository, [Path({str(first)!r}), Path({str(second)!r})], "Killed")
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -165,11 +166,11 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Site, dict[str, str]]]:
         repository, [picture(tmp_path / f"s{i}.png", 60 + i) for i in range(2)], study="Served"
     )
     ingest_paths(repository, [picture(tmp_path / "closed.png", 90)], study="Closed")
-    governance.set_policy(repository, ADMIN, "Closed", "private")
+    policies.set_policy(repository, ADMIN, "Closed", "private")
     accounts.add_user(repository, ADMIN, "sam", Role.SUBMITTER)
     accounts.add_user(repository, ADMIN, "ada", Role.VIEWER)
     accounts.add_user(repository, ADMIN, "stu", Role.STEWARD)
-    governance.set_owner(repository, ADMIN, "Served", "sam")
+    policies.set_owner(repository, ADMIN, "Served", "sam")
     tokens = {
         name: accounts.create_token(repository, ADMIN, name, scope).secret
         for name, scope in (("sam", Scope.WRITE), ("ada", Scope.WRITE), ("stu", Scope.READ))

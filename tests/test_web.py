@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fairimage.services.ingest import ingest_paths
+from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples

@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 
 from fairimage import ontology
 from fairimage.api.deps import PrincipalDep, RepositoryDep
-from fairimage.model.duo import DataUse, Match, ResearchPurpose
-from fairimage.model.policy import RequestState
-from fairimage.services import access_requests, governance
-from fairimage.services.access_requests import AccessRequest
+from fairimage.model.governance.duo import DataUse, Match, ResearchPurpose
+from fairimage.model.governance.policy import RequestState
+from fairimage.services.governance import access_requests, policies
+from fairimage.services.governance.access_requests import AccessRequest
 
 router = APIRouter(tags=["access"])
 
@@ -98,7 +98,7 @@ def duo_terms(q: Annotated[str, Query(description="words of a label or a shortha
 def set_data_use(
     study_id: str, body: DataUse | None, repository: RepositoryDep, principal: PrincipalDep
 ) -> DataUse | None:
-    return governance.set_data_use(repository, principal, study_id, body)
+    return policies.set_data_use(repository, principal, study_id, body)
 
 
 @router.post(

@@ -10,19 +10,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fairimage import ontology
-from fairimage.api.deps import (
-    SESSION_COOKIE,
-    OriginDep,
-    PrincipalDep,
-    RepositoryDep,
-    ThrottleDep,
-    signed_in,
-)
+from fairimage.api.deps import SESSION_COOKIE, OriginDep, PrincipalDep, RepositoryDep, ThrottleDep, signed_in
 from fairimage.api.pages import render_study, templates
-from fairimage.model.duo import ResearchPurpose
 from fairimage.model.errors import FairimageError, ForbiddenError
-from fairimage.model.policy import RequestState
-from fairimage.services import access_requests, sessions
+from fairimage.model.governance.duo import ResearchPurpose
+from fairimage.model.governance.policy import RequestState
+from fairimage.services.governance import access_requests, sessions
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "fairimage_login_csrf"

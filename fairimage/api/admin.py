@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.model.errors import InvalidInputError
-from fairimage.model.policy import PolicyKind, Role, Scope
-from fairimage.services import accounts, governance
-from fairimage.services.accounts import Group, Token, User
-from fairimage.services.governance import Grant
+from fairimage.model.governance.policy import PolicyKind, Role, Scope
+from fairimage.services.governance import accounts, policies
+from fairimage.services.governance.accounts import Group, Token, User
+from fairimage.services.governance.policies import Grant
 
 router = APIRouter(tags=["administration"])
 NAME = Field(min_length=1, max_length=255)
@@ -155,12 +155,12 @@ def list_grants(
     principal: PrincipalDep,
     study: Annotated[str | None, Query(description="only this study (id or name)")] = None,
 ) -> list[Grant]:
-    return governance.list_grants(repository, principal, study)
+    return policies.list_grants(repository, principal, study)
 
 
 @router.post("/api/grants", response_model=Grant, status_code=201, summary="Grant a user or a group")
 def add_grant(body: GrantIn, repository: RepositoryDep, principal: PrincipalDep) -> Grant:
-    grant = governance.add_grant(
+    grant = policies.add_grant(
         repository, principal, body.study, body.user, body.until, body.reason, group=body.group
     )
     return grant
@@ -168,17 +168,17 @@ def add_grant(body: GrantIn, repository: RepositoryDep, principal: PrincipalDep)
 
 @router.delete("/api/grants/{grant_id}", status_code=204, response_class=Response, summary="Revoke a grant")
 def revoke_grant(grant_id: str, repository: RepositoryDep, principal: PrincipalDep) -> Response:
-    governance.revoke_grant(repository, principal, grant_id)
+    policies.revoke_grant(repository, principal, grant_id)
     return Response(status_code=204)
 
 
 @router.put("/api/studies/{study_id}/policy", response_model=PolicyIn, summary="Set a study's policy")
 def set_policy(study_id: str, body: PolicyIn, repository: RepositoryDep, principal: PrincipalDep) -> PolicyIn:
-    kind = governance.set_policy(repository, principal, study_id, body.policy.value, body.until)
+    kind = policies.set_policy(repository, principal, study_id, body.policy.value, body.until)
     return PolicyIn(policy=kind, until=body.until)
 
 
 @router.put("/api/studies/{study_id}/owner", response_model=OwnerIn, summary="Give a study an owner")
 def set_owner(study_id: str, body: OwnerIn, repository: RepositoryDep, principal: PrincipalDep) -> OwnerIn:
-    governance.set_owner(repository, principal, study_id, body.owner)
+    policies.set_owner(repository, principal, study_id, body.owner)
     return body

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
-from fairimage.services import annotations as annotation_service
-from fairimage.services.annotations import MAX_KEY, MAX_VALUE, Change
+from fairimage.services.curation import annotations as annotation_service
+from fairimage.services.curation.annotations import MAX_KEY, MAX_VALUE, Change
 
 router = APIRouter(tags=["annotations"])
 

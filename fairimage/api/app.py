@@ -29,10 +29,10 @@ from fairimage.api import (
 )
 from fairimage.api.errors import register_error_handlers
 from fairimage.api.security import BodyLimit, SecurityHeaders
-from fairimage.services.fixity import FixitySchedule
-from fairimage.services.repository import open_repository
-from fairimage.services.sessions import LoginThrottle
-from fairimage.services.tiles import Renderer
+from fairimage.services.governance.fixity import FixitySchedule
+from fairimage.services.governance.sessions import LoginThrottle
+from fairimage.services.recovery import open_repository
+from fairimage.services.viewing.tiles import Renderer
 from fairimage.settings import Settings
 
 

@@ -9,11 +9,11 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from fairimage.model.errors import FairimageError, ForbiddenError, UnauthorizedError
-from fairimage.model.policy import ANONYMOUS, Principal
-from fairimage.services import accounts, sessions
+from fairimage.model.governance.policy import ANONYMOUS, Principal
+from fairimage.services.governance import accounts, sessions
+from fairimage.services.governance.sessions import LoginThrottle, WebSession
 from fairimage.services.repository import Repository
-from fairimage.services.sessions import LoginThrottle, WebSession
-from fairimage.services.tiles import Renderer
+from fairimage.services.viewing.tiles import Renderer
 
 SESSION_COOKIE = "fairimage_session"
 CSRF_HEADER = "x-csrf-token"

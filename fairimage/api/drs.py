@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
-from fairimage.model.drs import AccessURL, DrsObject
-from fairimage.services import drs
+from fairimage.model.governance.drs import AccessURL, DrsObject
+from fairimage.services.governance import drs
 
 router = APIRouter(prefix="/ga4gh/drs/v1", tags=["GA4GH DRS"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {

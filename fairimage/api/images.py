@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.api.schemas import ImageOut, ImagePageOut
-from fairimage.services import images as image_service
+from fairimage.services.discovery import images as image_service
 
 router = APIRouter(prefix="/api/images", tags=["images"])
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
-from fairimage.services import curation
+from fairimage.services.curation import study_metadata
 
 router = APIRouter(tags=["metadata"])
 Document = Body(description="REMBI metadata, as 'fairimage template rembi' lays it out, in JSON")
@@ -21,7 +21,7 @@ Document = Body(description="REMBI metadata, as 'fairimage template rembi' lays 
     responses={404: {"description": "No such study"}},
 )
 def get_metadata(study_id: str, repository: RepositoryDep, principal: PrincipalDep) -> dict[str, Any]:
-    return curation.get_metadata(repository, principal, study_id).to_dict()
+    return study_metadata.get_metadata(repository, principal, study_id).to_dict()
 
 
 @router.put(
@@ -39,16 +39,16 @@ def set_metadata(
     document: dict[str, Any] = Document,
 ) -> Any:
     try:
-        curation.set_metadata(repository, principal, study_id, document)
-    except curation.MetadataError as exc:
+        study_metadata.set_metadata(repository, principal, study_id, document)
+    except study_metadata.MetadataError as exc:
         body = {"error": {"code": exc.code, "message": exc.message}, **exc.report.to_dict()}
         return JSONResponse(body, status_code=422)
-    return curation.get_metadata(repository, principal, study_id).to_dict()
+    return study_metadata.get_metadata(repository, principal, study_id).to_dict()
 
 
 @router.post("/api/metadata/validate", summary="Check REMBI metadata without saving it")
 def validate(document: dict[str, Any] = Document) -> dict[str, Any]:
-    return curation.validate(document).to_dict()
+    return study_metadata.validate(document).to_dict()
 
 
 @router.get(
@@ -57,4 +57,4 @@ def validate(document: dict[str, Any] = Document) -> dict[str, Any]:
     responses={404: {"description": "No such study"}},
 )
 def fair_score(study_id: str, repository: RepositoryDep, principal: PrincipalDep) -> dict[str, Any]:
-    return curation.get_metadata(repository, principal, study_id).score.to_dict()
+    return study_metadata.get_metadata(repository, principal, study_id).score.to_dict()

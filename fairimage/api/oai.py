@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
-from fairimage.services import oai
+from fairimage.services.discovery import oai
 
 router = APIRouter(tags=["harvesting"])
 

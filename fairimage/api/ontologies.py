@@ -10,8 +10,8 @@ from fastapi import Path as FastApiPath
 from pydantic import BaseModel
 
 from fairimage import ontology
+from fairimage.model.curation.ontology import Ontology, OntologyTerm
 from fairimage.model.errors import NotFoundError
-from fairimage.model.ontology import Ontology, OntologyTerm
 
 router = APIRouter(prefix="/api/ontologies", tags=["ontologies"])
 

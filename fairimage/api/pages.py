@@ -20,11 +20,13 @@ from fairimage.api.deps import PrincipalDep, RepositoryDep, signed_in
 from fairimage.api.schemas import ImageOut
 from fairimage.api.security import VIEWER_POLICY
 from fairimage.api.versions import VersionNumber
-from fairimage.model.policy import Principal
-from fairimage.model.render import default_plane, image_size, is_rgb
+from fairimage.model.governance.policy import Principal
 from fairimage.model.study import Image
-from fairimage.services import curation, linked_data, versions
-from fairimage.services import images as image_service
+from fairimage.model.viewing.render import default_plane, image_size, is_rgb
+from fairimage.services.curation import study_metadata
+from fairimage.services.discovery import images as image_service
+from fairimage.services.discovery import linked_data
+from fairimage.services.governance import versions
 from fairimage.services.repository import Repository
 
 WEB = Path(__file__).parent.parent / "web"
@@ -76,7 +78,7 @@ def render_study(
         "images": images,
         "next": next_page,
         "versions": history,
-        "metadata": curation.get_metadata(repository, principal, study.id, with_images=False),
+        "metadata": study_metadata.get_metadata(repository, principal, study.id, with_images=False),
         "jsonld": linked_data.study_dataset(repository, principal, study.id, str(request.base_url)),
         "duo": ontology.duo(),
         "application_error": application_error,

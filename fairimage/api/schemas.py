@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from fairimage.model.drs import drs_uri
+from fairimage.model.governance.drs import drs_uri
 from fairimage.model.image import Axis, Channel
 from fairimage.model.study import Image, Level, OriginalFile, Study
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.api.schemas import ImageOut
+from fairimage.model.discovery.search import FACETS
 from fairimage.model.errors import InvalidInputError
-from fairimage.model.search import FACETS
-from fairimage.services import search as search_service
+from fairimage.services.discovery import search as search_service
 
 router = APIRouter(tags=["search"])
 FacetQuery = Annotated[list[str] | None, Query(max_length=255)]

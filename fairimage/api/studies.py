@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.api.schemas import StudyOut
-from fairimage.services import images as image_service
+from fairimage.services.discovery import images as image_service
 
 router = APIRouter(prefix="/api/studies", tags=["studies"])
 

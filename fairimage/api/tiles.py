@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from fairimage.api.deps import PrincipalDep, RendererDep
-from fairimage.services import iiif, tiles
-from fairimage.services.tiles import Picture
+from fairimage.services.viewing import iiif, tiles
+from fairimage.services.viewing.tiles import Picture
 
 router = APIRouter(tags=["rendered images"])
 

@@ -13,8 +13,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
-from fairimage.model.version import Version, VersionContent, VersionDiff
-from fairimage.services import exports, governance, linked_data, pids, provenance, versions
+from fairimage.model.governance.version import Version, VersionContent, VersionDiff
+from fairimage.services.discovery import exports, linked_data, pids
+from fairimage.services.governance import policies, provenance, versions
 
 router = APIRouter(tags=["versions and provenance"])
 JSON_LD = "application/ld+json"
@@ -118,7 +119,7 @@ def publish(
 def describe(
     study_id: str, body: DescriptionIn, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> VersionOut:
-    governance.describe_study(repository, principal, study_id, body.description)
+    policies.describe_study(repository, principal, study_id, body.description)
     return VersionOut.of(versions.get_version(repository, principal, study_id, None), request)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
-from fairimage.services.access import ImageObject, image_object
+from fairimage.services.governance.access import ImageObject, image_object
 
 router = APIRouter(tags=["ome-zarr"])
 

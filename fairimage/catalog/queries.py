@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from fairimage.catalog.tables import AnnotationRow, ImageRow, OriginalFileRow, StudyRow
-from fairimage.model.policy import PolicyKind, Principal, StudyPolicy
+from fairimage.model.governance.policy import PolicyKind, Principal, StudyPolicy
 
 
 def readable_studies(principal: Principal, now: datetime) -> ColumnElement[bool]:

@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from fairimage.catalog.tables import SearchDocumentRow, SearchGroupRow, SearchSignatureRow, StudyRow
-from fairimage.model.search import FacetValue, SearchDocument
+from fairimage.model.discovery.search import FacetValue, SearchDocument
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CHUNK = 5000  # within every database's limit on bound parameters

@@ -24,11 +24,14 @@ from fairimage.cli import search as search_cli
 from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, operator_principal, out
 from fairimage.cli.metadata import print_report
 from fairimage.model.errors import FairimageError
-from fairimage.services import curation
-from fairimage.services import images as image_service
-from fairimage.services import ingest as ingest_service
-from fairimage.services.cluster import ClusterSpec
-from fairimage.services.repository import init_repository, open_repository
+from fairimage.services.curation import study_metadata
+from fairimage.services.discovery import images as image_service
+from fairimage.services.ingest.cluster import ClusterSpec
+from fairimage.services.ingest.conversion import DEFAULT_STUDY, FileOutcome
+from fairimage.services.ingest.conversion import Progress as IngestProgress
+from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.recovery import open_repository
+from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 
 app = typer.Typer(
@@ -86,7 +89,7 @@ def init(
         out.print(f"Created repository {settings.repo}")
 
 
-class _Bar(ingest_service.Progress):
+class _Bar(IngestProgress):
     """Bytes converted and rate, drawn on stderr when it is a terminal."""
 
     def __init__(self, progress: Progress) -> None:
@@ -109,9 +112,7 @@ class _Bar(ingest_service.Progress):
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files and folders (walked recursively)")],
     repo: RepoOption = None,
-    study: Annotated[
-        str, typer.Option(help="study to add the images to (created if new)")
-    ] = ingest_service.DEFAULT_STUDY,
+    study: Annotated[str, typer.Option(help="study to add the images to (created if new)")] = DEFAULT_STUDY,
     workers: Annotated[
         int,
         typer.Option(help="convert files in parallel on a dask LocalCluster of N worker processes", min=0),
@@ -134,9 +135,9 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Convert image files to OME-Zarr 0.5 and add them to the repository."""
-    study_file = curation.read_study_file(metadata) if metadata is not None else None
+    study_file = study_metadata.read_study_file(metadata) if metadata is not None else None
     if study_file is not None:
-        report = curation.validate(study_file)
+        report = study_metadata.validate(study_file)
         if report.errors:
             print_report(report, str(metadata))
             raise typer.Exit(2)
@@ -159,11 +160,11 @@ def ingest(
             transient=True,
         )
         with progress:
-            outcomes = ingest_service.ingest_paths(
+            outcomes = ingest_paths(
                 repository, paths, study, _Bar(progress), cluster, actor=operator_principal().name
             )
         if study_file is not None and any(o.status in ("ingested", "already_present") for o in outcomes):
-            curation.set_metadata(repository, operator_principal(), study, study_file)
+            study_metadata.set_metadata(repository, operator_principal(), study, study_file)
     finally:
         repository.close()
     _report(outcomes, as_json)
@@ -184,12 +185,12 @@ def dicomweb_pull(
     ] = None,
     into: Annotated[
         str, typer.Option("--into", help="the fairimage study to add the images to")
-    ] = ingest_service.DEFAULT_STUDY,
+    ] = DEFAULT_STUDY,
     repo: RepoOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Retrieve a study from a PACS and ingest it: each series becomes one de-identified image."""
-    from fairimage.services import dicomweb
+    from fairimage.services.ingest import dicomweb
 
     repository = _open(repo)
     try:
@@ -217,7 +218,7 @@ def dicomweb_pull(
     _report(outcomes, as_json)
 
 
-def _report(outcomes: list[ingest_service.FileOutcome], as_json: bool) -> None:
+def _report(outcomes: list[FileOutcome], as_json: bool) -> None:
     """What happened to each input, as JSON or lines; exit 1 if any failed."""
     if as_json:
         _json([outcome.__dict__ for outcome in outcomes])
@@ -227,7 +228,7 @@ def _report(outcomes: list[ingest_service.FileOutcome], as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-def _print_outcomes(outcomes: list[ingest_service.FileOutcome]) -> None:
+def _print_outcomes(outcomes: list[FileOutcome]) -> None:
     for outcome in outcomes:
         if outcome.status == "ingested":
             out.print(
@@ -340,16 +341,16 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="build the repository only")] = False,
 ) -> None:
     """Build a demo repository from generated sample images and serve it."""
-    from fairimage.services.samples import demo_metadata, write_dicom_samples, write_samples
+    from fairimage.services.ingest.samples import demo_metadata, write_dicom_samples, write_samples
 
     settings = load_settings(repo)
     repository = open_repository(settings) if settings.config_path.exists() else init_repository(settings)
     try:
         inputs = write_samples(settings.repo / "sample-inputs")
-        outcomes = ingest_service.ingest_paths(repository, inputs, DEMO_STUDY)
-        curation.set_metadata(repository, operator_principal(), DEMO_STUDY, demo_metadata())
+        outcomes = ingest_paths(repository, inputs, DEMO_STUDY)
+        study_metadata.set_metadata(repository, operator_principal(), DEMO_STUDY, demo_metadata())
         series = write_dicom_samples(settings.repo / "sample-inputs" / "dicom")
-        outcomes += ingest_service.ingest_paths(repository, [series[0].parent], DEMO_CT_STUDY)
+        outcomes += ingest_paths(repository, [series[0].parent], DEMO_CT_STUDY)
     finally:
         repository.close()
     _print_outcomes(outcomes)

@@ -10,10 +10,10 @@ from rich.table import Table
 from fairimage import ontology
 from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
 from fairimage.cli.governance import UntilOption, _date, study_app
-from fairimage.model.duo import DataUse, Match, ResearchPurpose
 from fairimage.model.errors import InvalidInputError
-from fairimage.services import access_requests, accounts, governance
-from fairimage.services.access_requests import AccessRequest
+from fairimage.model.governance.duo import DataUse, Match, ResearchPurpose
+from fairimage.services.governance import access_requests, accounts, policies
+from fairimage.services.governance.access_requests import AccessRequest
 
 access_app = typer.Typer(
     help="Access requests to restricted studies: apply with a research purpose; owners and data "
@@ -67,7 +67,7 @@ def study_consent(
             moratorium_until=until.date() if until else None,
         )
     with opened(repo) as repository:
-        saved = governance.set_data_use(repository, operator_principal(), study, terms)
+        saved = policies.set_data_use(repository, operator_principal(), study, terms)
     if as_json:
         _json(saved.model_dump(mode="json") if saved else None)
     else:

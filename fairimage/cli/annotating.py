@@ -9,8 +9,8 @@ from rich.table import Table
 
 from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
 from fairimage.model.errors import InvalidInputError
-from fairimage.services import annotations as annotation_service
-from fairimage.services.annotations import Change
+from fairimage.services.curation import annotations as annotation_service
+from fairimage.services.curation.annotations import Change
 
 TargetArgument = Annotated[str, typer.Argument(help="a study (id or name) or an image (id)")]
 

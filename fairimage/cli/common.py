@@ -13,8 +13,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from fairimage.model.policy import Principal, operator
-from fairimage.services.repository import Repository, open_repository
+from fairimage.model.governance.policy import Principal, operator
+from fairimage.services.recovery import open_repository
+from fairimage.services.repository import Repository
 from fairimage.settings import load_settings
 
 out = Console(soft_wrap=True)

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
-from fairimage.services import deid, originals, phi
+from fairimage.services.ingest import originals
+from fairimage.services.privacy import deid, phi
 
 dicom_app = typer.Typer(
     help="DICOM: the quarantine of images that may show burned-in identifying text.", no_args_is_help=True

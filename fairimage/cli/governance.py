@@ -9,19 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairimage.cli.common import (
-    JsonOption,
-    RepoOption,
-    _json,
-    _open,
-    err,
-    opened,
-    operator_principal,
-    out,
-)
+from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, opened, operator_principal, out
 from fairimage.model.errors import InvalidInputError
-from fairimage.model.policy import parse_role, parse_scope
-from fairimage.services import accounts, audit, fixity, governance
+from fairimage.model.governance.policy import parse_role, parse_scope
+from fairimage.services.governance import accounts, audit, fixity, policies
 
 user_app = typer.Typer(
     help="Users and their roles (admin, steward, submitter, viewer).", no_args_is_help=True
@@ -214,7 +205,7 @@ def study_policy(
     """Set who may see a study: everyone, everyone after an embargo, granted users, or owner and grants."""
     repository = _open(repo)
     try:
-        kind = governance.set_policy(repository, operator_principal(), study, policy, _date(until))
+        kind = policies.set_policy(repository, operator_principal(), study, policy, _date(until))
     finally:
         repository.close()
     out.print(f"{study}: {kind}" + (f" until {until}" if until else ""), highlight=False)
@@ -229,7 +220,7 @@ def study_owner(
     """Give a study an owner, who may then change its policy and grant access."""
     repository = _open(repo)
     try:
-        governance.set_owner(repository, operator_principal(), study, user)
+        policies.set_owner(repository, operator_principal(), study, user)
     finally:
         repository.close()
     out.print(f"{study}: owned by {user}", highlight=False)
@@ -247,7 +238,7 @@ def grant_add(
 ) -> None:
     """Let a user, or the members of a group, read a private or restricted study."""
     with opened(repo) as repository:
-        grant = governance.add_grant(
+        grant = policies.add_grant(
             repository, operator_principal(), study, user, _date(until), reason, group=group
         )
     if as_json:
@@ -266,7 +257,7 @@ def grant_list(
     """List grants."""
     repository = _open(repo)
     try:
-        grants = governance.list_grants(repository, operator_principal(), study)
+        grants = policies.list_grants(repository, operator_principal(), study)
     finally:
         repository.close()
     if as_json:
@@ -287,7 +278,7 @@ def grant_revoke(
     """Revoke a grant; it stops working at the user's next request."""
     repository = _open(repo)
     try:
-        governance.revoke_grant(repository, operator_principal(), grant_id)
+        policies.revoke_grant(repository, operator_principal(), grant_id)
     finally:
         repository.close()
     out.print(f"revoked {grant_id}")

@@ -13,10 +13,10 @@ from rich.table import Table
 
 from fairimage import ontology as ontologies
 from fairimage.cli.common import JsonOption, RepoOption, _json, err, opened, operator_principal, out
-from fairimage.model.curation import FairScore, Report
+from fairimage.model.curation.checks import FairScore, Report
 from fairimage.model.errors import InvalidInputError
-from fairimage.services import curation
-from fairimage.services.spreadsheets import write_sheets
+from fairimage.services.curation import study_metadata
+from fairimage.services.curation.spreadsheets import write_sheets
 
 metadata_app = typer.Typer(
     help="A study's REMBI metadata: validate, set, show, score, export.", no_args_is_help=True
@@ -45,10 +45,10 @@ def template_command(
     if kind != "rembi":
         raise InvalidInputError(f"template {kind!r}: the templates are: rembi")
     if from_study is None:
-        out.print(curation.template(), end="", highlight=False, markup=False, soft_wrap=True)
+        out.print(study_metadata.template(), end="", highlight=False, markup=False, soft_wrap=True)
         return
     with opened(repo) as repository:
-        text = curation.prefilled(repository, operator_principal(), from_study)
+        text = study_metadata.prefilled(repository, operator_principal(), from_study)
     out.print(text, end="", highlight=False, markup=False, soft_wrap=True)
 
 
@@ -71,7 +71,7 @@ def print_report(report: Report, source: str) -> None:
 def validate_command(file: FileArgument, as_json: JsonOption = False) -> None:
     """Check a study file: every problem is one line with the field, what is wrong and how to fix it. Exits
     2 if a value is wrong or a required attribute is missing."""
-    report = curation.validate(curation.read_study_file(file))
+    report = study_metadata.validate(study_metadata.read_study_file(file))
     if as_json:
         _json(report.to_dict())
     else:
@@ -89,14 +89,14 @@ def set_command(
 ) -> None:
     """Save a study's REMBI metadata (a new version of the study). Wrong values are refused; missing
     attributes are listed, and the study can be completed later."""
-    data = curation.read_study_file(file)
-    checked = curation.validate(data)
+    data = study_metadata.read_study_file(file)
+    checked = study_metadata.validate(data)
     if checked.errors:
         print_report(checked, str(file))
         raise typer.Exit(2)
     with opened(repo) as repository:
-        report = curation.set_metadata(repository, operator_principal(), study, data)
-        saved = curation.get_metadata(repository, operator_principal(), study)
+        report = study_metadata.set_metadata(repository, operator_principal(), study, data)
+        saved = study_metadata.get_metadata(repository, operator_principal(), study)
     if as_json:
         _json({**report.to_dict(), "fair_score": saved.score.score})
         return
@@ -112,7 +112,7 @@ def show_command(
 ) -> None:
     """A study's REMBI metadata, the image data its files gave (marked extracted) and its FAIR score."""
     with opened(repo) as repository:
-        found = curation.get_metadata(repository, operator_principal(), study)
+        found = study_metadata.get_metadata(repository, operator_principal(), study)
     if as_json:
         _json(found.to_dict())
         return
@@ -137,7 +137,7 @@ def score_command(
 ) -> None:
     """A study's FAIR completeness score (0-100) and what would raise it."""
     with opened(repo) as repository:
-        found = curation.get_metadata(repository, operator_principal(), study)
+        found = study_metadata.get_metadata(repository, operator_principal(), study)
     if as_json:
         _json(found.score.to_dict())
     else:
@@ -154,7 +154,7 @@ def export_command(
 ) -> None:
     """Write a study's REMBI metadata as JSON, YAML, an XLSX workbook or CSV sheets (one per section)."""
     with opened(repo) as repository:
-        document = curation.get_metadata(repository, operator_principal(), study).rembi.dump()
+        document = study_metadata.get_metadata(repository, operator_principal(), study).rembi.dump()
     suffix = to.suffix.lower()
     if suffix == ".json":
         to.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

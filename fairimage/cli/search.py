@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
-from fairimage.model.search import FACETS
-from fairimage.services import search as search_service
+from fairimage.model.discovery.search import FACETS
+from fairimage.services.discovery import search as search_service
 
 
 def register(app: typer.Typer) -> None:

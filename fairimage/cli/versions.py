@@ -10,8 +10,9 @@ import typer
 from rich.table import Table
 
 from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
-from fairimage.model.version import Version, VersionDiff
-from fairimage.services import exports, governance, provenance, versions
+from fairimage.model.governance.version import Version, VersionDiff
+from fairimage.services.discovery import exports
+from fairimage.services.governance import policies, provenance, versions
 
 StudyArgument = Annotated[str, typer.Argument(help="study id or name")]
 
@@ -32,7 +33,7 @@ def describe_command(
 ) -> None:
     """Set a study's description; this makes a new version of the study."""
     with opened(repo) as repository:
-        governance.describe_study(repository, operator_principal(), study, description)
+        policies.describe_study(repository, operator_principal(), study, description)
         latest = versions.get_version(repository, operator_principal(), study, None)
     out.print(f"{latest.study_name}: description set (version {latest.number})", highlight=False)
 

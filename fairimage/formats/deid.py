@@ -19,8 +19,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag, Tag
 
-from fairimage.model import deid
-from fairimage.model.deid import Option, Profile
+from fairimage.model.privacy import deid
+from fairimage.model.privacy.deid import Option, Profile
 
 _BYTES_VRS = {"OB", "OW", "OD", "OF", "OL", "OV", "UN"}
 _NUMBER_VRS = {"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"}

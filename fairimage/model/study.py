@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from fairimage.model.duo import DataUse
+from fairimage.model.governance.duo import DataUse
 from fairimage.model.image import Axis, Channel
 
 

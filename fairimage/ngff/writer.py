@@ -27,12 +27,7 @@ from fairimage.model.image import (
     pyramid_shapes,
     stored_dtype,
 )
-from fairimage.ngff.chunks import (
-    ChunkWriter,
-    StoredObject,
-    blosc_codec,
-    thread_count,
-)
+from fairimage.ngff.chunks import ChunkWriter, StoredObject, blosc_codec, thread_count
 from fairimage.ngff.metadata import Ngff05
 from fairimage.ngff.pyramid import display_window, downsample_2x
 from fairimage.ngff.shards import ShardAssembler, ShardGrid

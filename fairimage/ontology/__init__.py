@@ -7,10 +7,10 @@ import json
 from functools import cache
 from importlib import resources
 
-from fairimage.model.deid import Profile, ProfileAttribute
-from fairimage.model.duo import Term, TermKind, Vocabulary
+from fairimage.model.curation.ontology import Ontology, OntologyTerm
 from fairimage.model.errors import NotFoundError
-from fairimage.model.ontology import Ontology, OntologyTerm
+from fairimage.model.governance.duo import Term, TermKind, Vocabulary
+from fairimage.model.privacy.deid import Profile, ProfileAttribute
 
 # The bundled term ontologies by the names the API and the metadata use (DUO has its own model).
 NAMES = ("fbbi", "ncbitaxon", "edam")

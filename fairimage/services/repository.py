@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,10 +13,34 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from fairimage.catalog.db import migrate, open_engine
-from fairimage.model.errors import ConflictError, NotFoundError
-from fairimage.services.audit import ReadLog
+from fairimage.model.errors import ConflictError
 from fairimage.settings import Settings, write_config
 from fairimage.storage import Store, open_store
+
+
+class ReadLog:
+    """Which reads of protected data were recorded lately, so that a viewer fetching a thousand chunks of
+    one image makes one audit entry per ``window_seconds``, not a thousand; a changed decision (a grant
+    given or revoked in between) is always recorded. Kept in memory, per process."""
+
+    def __init__(self, window_seconds: float = 900.0, capacity: int = 10_000) -> None:
+        self.window_seconds = window_seconds
+        self.capacity = capacity
+        self._seen: dict[tuple[str, str], tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def is_new(self, actor: str, target: str, decision: str) -> bool:
+        """Whether this read should be recorded (and, if so, remember that it was)."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._seen.get((actor, target))
+            if last is not None and last[1] == decision and now - last[0] < self.window_seconds:
+                return False
+            if len(self._seen) >= self.capacity:
+                cutoff = now - self.window_seconds
+                self._seen = {key: seen for key, seen in self._seen.items() if seen[0] > cutoff}
+            self._seen[(actor, target)] = (now, decision)
+            return True
 
 
 @dataclass
@@ -41,7 +67,7 @@ class Repository:
         self.engine.dispose()
 
 
-def _connect(settings: Settings) -> Repository:
+def connect(settings: Settings) -> Repository:
     store = open_store(settings.storage, settings.s3_endpoint)  # first: it names a bad storage URL clearly
     engine = open_engine(settings.db)
     upgraded = migrate(engine)
@@ -62,28 +88,10 @@ def init_repository(settings: Settings) -> Repository:
     created = not settings.repo.exists()
     settings.repo.mkdir(parents=True, exist_ok=True)
     try:
-        repository = _connect(settings)
+        repository = connect(settings)
         write_config(settings)
     except BaseException:
         if created:
             shutil.rmtree(settings.repo, ignore_errors=True)
         raise
-    return repository
-
-
-def open_repository(settings: Settings) -> Repository:
-    """Open an existing repository, upgrading its catalog and clearing what crashed runs left staged."""
-    if not settings.config_path.is_file():
-        raise NotFoundError(
-            f"{settings.repo} is not a fairimage repository; create it with 'fairimage init {settings.repo}'"
-        )
-    from fairimage.services.runs import clean_stale_runs
-    from fairimage.services.search import index_missing
-    from fairimage.services.versions import record_unversioned
-
-    repository = _connect(settings)
-    clean_stale_runs(repository)
-    record_unversioned(repository)
-    if repository.upgraded:  # images are indexed as they are published; only older catalogs lack entries
-        index_missing(repository)
     return repository

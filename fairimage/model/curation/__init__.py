@@ -1,0 +1,1 @@
+"""REMBI metadata, its checks and FAIR score, and ontology terms."""

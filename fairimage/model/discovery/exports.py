@@ -1,0 +1,196 @@
+"""A study's metadata in the forms others harvest: RO-Crate 1.3 (``ro-crate-metadata.json``) and DataCite
+4.5 (JSON, as DataCite's REST API takes it for DOI registration). Pure: the caller passes what is known.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fairimage.model.curation.checks import LICENSES
+from fairimage.model.curation.rembi import Rembi, TermRef
+from fairimage.model.discovery.jsonld import TERM_SETS, Links, term_iri
+from fairimage.model.study import Image, Study
+
+ROCRATE = "https://w3id.org/ro/crate/1.3"
+ROCRATE_CONTEXT = "https://w3id.org/ro/crate/1.3/context"
+
+
+def rocrate(
+    study: Study,
+    rembi: Rembi,
+    images: list[Image],
+    links: Links,
+    published: str,
+    copied: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The RO-Crate metadata of a study: the root Dataset with its licence, authors, keywords and ontology
+    terms, ``rembi.json``, and its images, either copied into the crate (``copied``: image id -> folder)
+    or referenced by their OME-Zarr URLs."""
+    info = rembi.study
+    root: dict[str, Any] = {
+        "@id": "./",
+        "@type": "Dataset",
+        "name": info.title or study.name,
+        "description": info.description or study.description or f"Images of the study {study.name}.",
+        "datePublished": published,
+        "identifier": links.pid(study.id),
+        "url": links.page(f"/studies/{study.id}"),
+        "hasPart": [{"@id": "rembi.json"}],
+    }
+    entities: list[dict[str, Any]] = [
+        {
+            "@id": "ro-crate-metadata.json",
+            "@type": "CreativeWork",
+            "conformsTo": {"@id": ROCRATE},
+            "about": {"@id": "./"},
+        },
+        root,
+        {
+            "@id": "rembi.json",
+            "@type": "File",
+            "name": "REMBI metadata",
+            "encodingFormat": "application/json",
+            "description": "The study's REMBI metadata, as fairimage curates it",
+        },
+    ]
+    license_url = LICENSES.get(info.license or "")
+    if license_url:
+        root["license"] = {"@id": license_url}
+        entities.append(
+            {"@id": license_url, "@type": "CreativeWork", "name": info.license, "identifier": info.license}
+        )
+    if info.keywords:
+        root["keywords"] = list(info.keywords)
+    authors = []
+    for index, person in enumerate(p for p in info.authors if p.name):
+        author_id = f"https://orcid.org/{person.orcid}" if person.orcid else f"#author-{index}"
+        authors.append({"@id": author_id})
+        entity: dict[str, Any] = {"@id": author_id, "@type": "Person", "name": person.name}
+        if person.affiliation:
+            entity["affiliation"] = person.affiliation
+        entities.append(entity)
+    if authors:
+        root["author"] = authors
+    terms: dict[str, dict[str, Any]] = {}
+    for component in rembi.study_components:
+        for method in component.imaging_methods:
+            if method.id:
+                terms[method.id] = {
+                    "@id": term_iri(method.id),
+                    "@type": "DefinedTerm",
+                    "name": method.label,
+                    "termCode": method.id,
+                    "inDefinedTermSet": {"@id": TERM_SETS["FBbi"]},
+                }
+    if terms:
+        root["measurementTechnique"] = [{"@id": term["@id"]} for term in terms.values()]
+        entities += list(terms.values())
+    taxa = {
+        b.organism.id: b.organism.label for b in rembi.biosamples if b.organism is not None and b.organism.id
+    }
+    if taxa:
+        root["about"] = [{"@id": term_iri(curie)} for curie in taxa]
+        entities += [
+            {"@id": term_iri(curie), "@type": "Taxon", "name": label} for curie, label in taxa.items()
+        ]
+    for image in images:
+        folder = (copied or {}).get(image.id)
+        image_id = f"{folder}/" if folder else links.zarr(image.id)
+        root["hasPart"].append({"@id": image_id})
+        entities.append(
+            {
+                "@id": image_id,
+                "@type": "Dataset",
+                "name": image.name,
+                "description": f"OME-Zarr 0.5 image {links.pid(image.id)} ({image.axis_names} "
+                f"{' x '.join(map(str, image.shape))}, {image.dtype}) of {image.original_file.name}",
+                "identifier": links.pid(image.id),
+                "conformsTo": {"@id": "https://ngff.openmicroscopy.org/0.5/"},
+                **({} if folder else {"url": links.zarr(image.id)}),
+            }
+        )
+    return {"@context": ROCRATE_CONTEXT, "@graph": entities}
+
+
+def datacite(study: Study, rembi: Rembi, links: Links, year: int, version: int | None) -> dict[str, Any]:
+    """DataCite 4.5 metadata (the ``attributes`` of a DataCite REST API ``dois`` record) for registering a
+    DOI for the study: creators, titles, publisher, year, resource type, subjects (with their ontology
+    schemes and IRIs), rights, descriptions and the landing page."""
+    info = rembi.study
+    creators = []
+    for person in info.authors:
+        if not person.name:
+            continue
+        creator: dict[str, Any] = {"name": person.name, "nameType": "Personal"}
+        if person.orcid:
+            creator["nameIdentifiers"] = [
+                {
+                    "nameIdentifier": f"https://orcid.org/{person.orcid}",
+                    "nameIdentifierScheme": "ORCID",
+                    "schemeUri": "https://orcid.org",
+                }
+            ]
+        if person.affiliation:
+            creator["affiliation"] = [{"name": person.affiliation}]
+        creators.append(creator)
+    subjects: list[dict[str, Any]] = [{"subject": keyword} for keyword in info.keywords]
+    terms = [
+        *(("FBbi", "FBbi", m) for c in rembi.study_components for m in c.imaging_methods),
+        *(("EDAM-bioimaging", "EDAM", topic) for topic in info.topics),
+        *(("NCBITaxon", "NCBITaxon", b.organism) for b in rembi.biosamples if b.organism is not None),
+    ]
+    subjects += [_subject(scheme, term_set, ref) for scheme, term_set, ref in terms if ref.id]
+    attributes: dict[str, Any] = {
+        "types": {"resourceTypeGeneral": "Dataset", "resourceType": "Bioimaging data (OME-Zarr)"},
+        "creators": creators or [{"name": "unknown", "nameType": "Organizational"}],
+        "titles": [{"title": info.title or study.name}],
+        "publisher": {"name": "fairimage"},
+        "publicationYear": year,
+        "subjects": subjects,
+        "descriptions": [
+            {
+                "description": info.description or study.description or study.name,
+                "descriptionType": "Abstract",
+            }
+        ],
+        "url": links.page(f"/studies/{study.id}"),
+        "alternateIdentifiers": [
+            {"alternateIdentifier": links.pid(study.id), "alternateIdentifierType": "URL"}
+        ],
+        "formats": ["OME-Zarr 0.5"],
+        "schemaVersion": "http://datacite.org/schema/kernel-4",
+    }
+    if version is not None:
+        attributes["version"] = str(version)
+    license_url = LICENSES.get(info.license or "")
+    if license_url:
+        attributes["rightsList"] = [
+            {
+                "rights": info.license,
+                "rightsUri": license_url,
+                "rightsIdentifier": (info.license or "").lower(),
+                "rightsIdentifierScheme": "SPDX",
+                "schemeUri": "https://spdx.org/licenses/",
+            }
+        ]
+    for publication in info.publications:
+        if publication.doi:
+            attributes.setdefault("relatedIdentifiers", []).append(
+                {
+                    "relatedIdentifier": publication.doi,
+                    "relatedIdentifierType": "DOI",
+                    "relationType": "IsDescribedBy",
+                }
+            )
+    return attributes
+
+
+def _subject(scheme: str, term_set: str, ref: TermRef) -> dict[str, Any]:
+    """A DataCite subject for an ontology term: its label, scheme and IRI."""
+    return {
+        "subject": ref.label,
+        "subjectScheme": scheme,
+        "schemeUri": TERM_SETS[term_set],
+        "valueUri": term_iri(ref.id or ""),
+        "classificationCode": ref.id,
+    }

@@ -1,0 +1,1 @@
+"""Roles and policies, DUO consent terms, versions, provenance and DRS objects."""

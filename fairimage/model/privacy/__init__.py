@@ -1,0 +1,1 @@
+"""De-identification rules of DICOM PS3.15 and the PHI scanner."""

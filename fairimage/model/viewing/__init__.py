@@ -1,0 +1,1 @@
+"""How pixels become pictures: render settings, Deep Zoom geometry, IIIF requests."""

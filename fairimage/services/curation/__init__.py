@@ -1,0 +1,1 @@
+"""Curation: a study's REMBI metadata, its spreadsheets, annotations and tags."""

@@ -1,0 +1,1 @@
+"""Discovery: reading and searching the catalog, persistent identifiers, OAI-PMH and exports."""

@@ -1,0 +1,94 @@
+"""Exports of a study, behind the same access checks as everything else: RO-Crate 1.3 (a folder or a zip,
+with the OME-Zarr images linked by URL or copied in), DataCite 4.5 JSON and the REMBI JSON. What the caller
+may not read (a restricted study's images) is not exported."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from fairimage.model.discovery import exports, oai
+from fairimage.model.discovery.jsonld import Links
+from fairimage.model.errors import ConflictError, InvalidInputError
+from fairimage.model.governance.policy import Principal
+from fairimage.services.discovery import images as image_service
+from fairimage.services.discovery import linked_data
+from fairimage.services.governance import versions
+from fairimage.services.repository import Repository
+from fairimage.storage import layout
+
+Kind = Literal["ro-crate", "datacite", "datacite-xml", "rembi-json"]
+KINDS = ("ro-crate", "datacite", "datacite-xml", "rembi-json")
+
+
+def export(
+    repository: Repository,
+    principal: Principal,
+    study: str,
+    kind: str,
+    target: Path,
+    base: str,
+    copy_images: bool = False,
+) -> Path:
+    """Write the export ``kind`` of ``study`` to ``target`` (a ``.zip`` for a zipped RO-Crate)."""
+    if kind not in KINDS:
+        raise InvalidInputError(f"--as {kind}: use one of {', '.join(KINDS)}")
+    if target.exists() and (target.is_file() or any(target.iterdir())):
+        raise ConflictError(f"{target}: exists already; choose a new path")
+    record = image_service.get_study(repository, principal, study)
+    rembi = linked_data.study_rembi(repository, record.id)
+    links = Links(base)
+    if kind == "rembi-json":
+        return _write_json(target, rembi.dump())
+    latest = versions.get_version(repository, principal, record.id, None) if record.may_read else None
+    if kind in ("datacite", "datacite-xml"):
+        year = (latest.published_at or latest.created_at).year if latest else record.created_at.year
+        attributes = exports.datacite(record, rembi, links, year, latest.number if latest else None)
+        if kind == "datacite":
+            return _write_json(target, attributes)
+        target.write_bytes(oai.to_bytes(oai.datacite_xml(attributes)))
+        return target
+    images = (
+        image_service.list_images(repository, principal, study=record.id, limit=image_service.MAX_PAGE).items
+        if record.may_read
+        else []
+    )
+    published = (latest.published_at or latest.created_at) if latest else datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="fairimage-crate-") as staging:
+        crate = Path(staging) / "crate"
+        crate.mkdir()
+        copied = (
+            {image.id: _copy_image(repository, image.id, crate) for image in images} if copy_images else {}
+        )
+        metadata = exports.rocrate(record, rembi, images, links, published.date().isoformat(), copied)
+        _write_json(crate / "ro-crate-metadata.json", metadata)
+        _write_json(crate / "rembi.json", rembi.dump())
+        if target.suffix.lower() == ".zip":
+            with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(crate.rglob("*")):  # folders too: data entities name them
+                    archive.write(path, path.relative_to(crate).as_posix())
+        else:
+            shutil.copytree(crate, target, dirs_exist_ok=True)
+    return target
+
+
+def _copy_image(repository: Repository, image_id: str, crate: Path) -> str:
+    """Copy every stored key of an image into ``images/{id}.ome.zarr`` of the crate; its folder name."""
+    prefix = layout.image_prefix(image_id)
+    folder = f"images/{image_id}.ome.zarr"
+    for info in repository.store.list(prefix):
+        path = crate / folder / info.key[len(prefix) + 1 :]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(repository.store.read(info.key))
+    return folder
+
+
+def _write_json(path: Path, document: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,47 @@
+"""schema.org JSON-LD of studies and images, behind the same access checks as their pages: a restricted
+study's Dataset is public (its record is), its images appear only for those who may read them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fairimage.catalog.tables import StudyRow
+from fairimage.model.curation.rembi import Rembi
+from fairimage.model.discovery import jsonld
+from fairimage.model.discovery.search import components_of
+from fairimage.model.errors import NotFoundError
+from fairimage.model.governance.policy import Principal
+from fairimage.services.discovery import images as image_service
+from fairimage.services.governance import versions
+from fairimage.services.repository import Repository
+
+
+def study_dataset(repository: Repository, principal: Principal, study: str, base: str) -> dict[str, Any]:
+    record = image_service.get_study(repository, principal, study)
+    rembi = study_rembi(repository, record.id)
+    images: list[Any] = []
+    latest = None
+    if record.may_read:
+        page = image_service.list_images(repository, principal, study=record.id, limit=100)
+        images = page.items
+        latest = versions.get_version(repository, principal, record.id, None).number
+    return jsonld.dataset(record, rembi, images, jsonld.Links(base), latest)
+
+
+def image_object(repository: Repository, principal: Principal, image_id: str, base: str) -> dict[str, Any]:
+    image = image_service.get_image(repository, principal, image_id)
+    rembi = study_rembi(repository, image.study_id)
+    methods = [
+        m for component in components_of(rembi, image.original_file.name) for m in component.imaging_methods
+    ]
+    links = jsonld.Links(base)
+    return jsonld.image_object(image, links, methods, part_of=links.pid(image.study_id))
+
+
+def study_rembi(repository: Repository, study_id: str) -> Rembi:
+    """A study's REMBI metadata (empty if none was given); the caller checked access."""
+    with repository.reading() as session:
+        row = session.get(StudyRow, study_id)
+        if row is None:
+            raise NotFoundError(f"study {study_id!r} not found")
+        return Rembi.model_validate(row.rembi) if row.rembi else Rembi()

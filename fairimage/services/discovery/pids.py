@@ -1,0 +1,48 @@
+"""Persistent identifiers: every study (``study-…``), version (``study-….v3``), image (``img-…``) and
+original file (``file-…``) resolves at ``/pid/{id}``, after the same access check as what it names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select
+
+from fairimage.catalog.tables import ImageRow
+from fairimage.model.errors import NotFoundError
+from fairimage.model.governance.policy import Principal
+from fairimage.services.governance import access, versions
+from fairimage.services.repository import Repository
+
+Kind = Literal["study", "version", "image", "file"]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a PID names: a study (and version number), or an image (a file resolves to its first)."""
+
+    kind: Kind
+    study_id: str | None = None
+    version: int | None = None
+    image_id: str | None = None
+
+
+def resolve(repository: Repository, principal: Principal, pid: str) -> Resolved:
+    """What ``pid`` names, if the caller may see it; NotFoundError otherwise, as for what does not exist."""
+    if pid.startswith("study-") and ".v" in pid:
+        version = versions.resolve(repository, principal, pid)
+        return Resolved("version", study_id=version.study_id, version=version.number)
+    if pid.startswith("study-"):
+        return Resolved("study", study_id=access.find_study(repository, principal, pid))
+    if pid.startswith("img-"):
+        access.check_image(repository, principal, pid)
+        return Resolved("image", image_id=pid)
+    if pid.startswith("file-"):
+        with repository.reading() as session:
+            image_id = session.scalar(
+                select(ImageRow.id).where(ImageRow.file_id == pid).order_by(ImageRow.series_index).limit(1)
+            )
+        if image_id is not None:
+            access.check_image(repository, principal, image_id)
+            return Resolved("file", image_id=image_id)
+    raise NotFoundError(f"identifier {pid!r} not found")

@@ -1,0 +1,443 @@
+"""Converting one input into the run's staging area, verifying it, and publishing it in one catalog
+transaction; the same steps run here and on cluster workers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import zarr
+
+from fairimage.catalog import queries
+from fairimage.catalog.tables import ImageRow, OriginalFileRow, StudyRow
+from fairimage.formats import ImageSource, open_file
+from fairimage.formats.base import OpenedFile
+from fairimage.formats.dicom import Instance
+from fairimage.model.errors import CorruptFileError, FairimageError, NotFoundError
+from fairimage.model.image import ImageMetadata
+from fairimage.model.study import new_id
+from fairimage.ngff.chunks import StoredObject
+from fairimage.ngff.metadata import parse_multiscale
+from fairimage.ngff.writer import (
+    ImagePlan,
+    WriteOptions,
+    WrittenImage,
+    WrittenPart,
+    create_image,
+    finish_image,
+    plan_image,
+    write_planes,
+)
+from fairimage.services.discovery import search
+from fairimage.services.governance import audit
+from fairimage.services.ingest.runs import Run
+from fairimage.services.privacy import phi
+from fairimage.services.repository import Repository
+from fairimage.storage import ImagePrefix, Store, layout
+
+if TYPE_CHECKING:
+    pass
+
+Status = Literal["ingested", "already_present", "failed", "skipped"]
+DEFAULT_STUDY = "default"
+_HASH_BLOCK = 4 << 20
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one input, as the CLI and API report it."""
+
+    path: str
+    status: Status
+    format: str | None = None
+    file_id: str | None = None
+    images: list[str] = field(default_factory=list)
+    error: str | None = None
+    parts: int = 1  # conversion tasks; more than one when a cluster split a large image between workers
+    warnings: list[str] = field(default_factory=list)  # e.g. a file name that may identify a person
+
+
+class Progress:
+    """Receives ingest progress; the CLI draws a bar from it. Bytes are pixel bytes read from the inputs."""
+
+    def start_file(self, path: Path, total_bytes: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """Everything a conversion needs besides the file, small enough to send to a cluster worker: where the
+    store is (credentials stay in each machine's environment), how to write, and the run's staging area."""
+
+    storage: str
+    s3_endpoint: str | None
+    options: WriteOptions
+    run_id: str
+
+
+@dataclass
+class ConvertedFile:
+    """A file converted into the run's staging area, ready to publish."""
+
+    format: str
+    staged: list[_Staged]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input: a file, an OME-Zarr folder, or the files of one DICOM series (``series``: their headers,
+    read once when ingest grouped them)."""
+
+    path: Path
+    named: bool  # given by the user (an unsupported file is then an error) rather than found in a folder
+    order: int  # its place among the inputs: outcomes are reported in this order, a path given twice twice
+    series: tuple[Instance, ...] = ()
+
+    @property
+    def members(self) -> tuple[Path, ...]:
+        return tuple(instance.path for instance in self.series)
+
+    @property
+    def name(self) -> str:
+        """How the input is named in the catalog and in messages."""
+        if len(self.members) > 1:
+            return f"{self.path.name} (+{len(self.members) - 1} files of its DICOM series)"
+        return self.path.name
+
+
+def already_present(repository: Repository, path: Path, sha256: str) -> FileOutcome | None:
+    """The outcome for a file whose content is stored already, or None."""
+    with repository.reading() as session:
+        present = queries.file_by_sha256(session, sha256)
+        if present is None:
+            return None
+        return FileOutcome(
+            str(path), "already_present", present.format, present.id, [image.id for image in present.images]
+        )
+
+
+def failure(path: Path, exc: BaseException) -> FileOutcome:
+    """What the user is told about a file that could not be ingested: one line naming it."""
+    if isinstance(exc, FairimageError):
+        status: Status = "skipped" if exc.code == "unsupported" else "failed"
+        return FileOutcome(str(path), status, error=exc.message)
+    if isinstance(exc, MemoryError):
+        return FileOutcome(str(path), "failed", error=f"{path.name}: out of memory while converting")
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return FileOutcome(
+        str(path),
+        "failed",
+        error=f"{path.name}: unexpected {type(exc).__name__}: {first_line}; please report this",
+    )
+
+
+def convert_file(store: Store, conversion: Conversion, path: Path, progress: Progress) -> ConvertedFile:
+    """Convert every image in one file into the run's staging area. Touches no catalog, so it runs here or
+    on a cluster worker alike."""
+    with open_file(path) as opened:
+        return convert_opened(store, conversion, path, opened, progress)
+
+
+def convert_opened(
+    store: Store, conversion: Conversion, path: Path, opened: OpenedFile, progress: Progress
+) -> ConvertedFile:
+    progress.start_file(path, sum(source.metadata.nbytes for source in opened.images))
+    staged = [_stage_image(store, conversion, source, progress) for source in opened.images]
+    return ConvertedFile(opened.format, staged)
+
+
+@dataclass
+class _Staged:
+    image_id: str
+    source_dtype: str
+    metadata_name: str
+    written: WrittenImage
+    axes: list[dict[str, str | None]]
+    scale: tuple[float, ...]
+    manifest_sha256: str
+    stored_bytes: int
+    object_count: int
+    acquisition: dict[str, str] = field(default_factory=dict)
+    dicom: dict[str, Any] | None = None
+    quarantine: dict[str, Any] | None = None
+
+
+def _stage_image(store: Store, conversion: Conversion, source: ImageSource, progress: Progress) -> _Staged:
+    staging = begin_staging(store, conversion, source.metadata)
+    part = write_planes(staging.plan, source, staging.target(store), on_progress=progress.advance)
+    return finish_staging(store, conversion, staging, [part])
+
+
+@dataclass(frozen=True)
+class Staging:
+    """An image being written into the run's staging area, maybe in parts by several cluster workers."""
+
+    image_id: str
+    prefix: str
+    plan: ImagePlan
+
+    def target(self, store: Store) -> ImagePrefix:
+        return ImagePrefix(store, self.prefix)
+
+
+def begin_staging(store: Store, conversion: Conversion, meta: ImageMetadata) -> Staging:
+    """Plan an image and write its arrays' metadata under a new id in the staging area."""
+    image_id = new_id("img")
+    staging = Staging(
+        image_id,
+        layout.staged_image_prefix(conversion.run_id, image_id),
+        plan_image(meta, conversion.options),
+    )
+    create_image(staging.plan, staging.target(store))
+    return staging
+
+
+def finish_staging(
+    store: Store, conversion: Conversion, staging: Staging, parts: list[WrittenPart]
+) -> _Staged:
+    """After every part is written: OME attributes, verification and the manifest."""
+    meta = staging.plan.meta
+    written = finish_image(staging.plan, staging.target(store), parts)
+    _verify(store, staging.prefix, meta.name, written)
+    manifest = build_manifest(store, staging.prefix, written.chunks)
+    body = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    store.write(layout.staged_manifest_key(conversion.run_id, staging.image_id), body)
+    return _Staged(
+        image_id=staging.image_id,
+        source_dtype=meta.dtype,
+        metadata_name=meta.name,
+        written=replace(written, chunks={}),  # in the manifest now; no need to carry them back
+        axes=[axis.model_dump() for axis in meta.axes],
+        scale=meta.scale,
+        manifest_sha256=hashlib.sha256(body).hexdigest(),
+        stored_bytes=sum(entry["size"] for entry in manifest["objects"].values()),
+        object_count=len(manifest["objects"]),
+        acquisition=dict(meta.acquisition),
+        dicom=meta.dicom,
+    )
+
+
+def _verify(store: Store, prefix: str, name: str, written: WrittenImage) -> None:
+    """Re-open what was staged: valid OME-NGFF metadata, every level present with the planned shape."""
+    group = zarr.open_group(store.zarr_store(prefix, read_only=True), mode="r")
+    multiscale = parse_multiscale(group.attrs.asdict(), name)
+    if len(multiscale.datasets) != len(written.levels):
+        raise CorruptFileError(
+            f"{name}: staged image lists {len(multiscale.datasets)} levels, "
+            f"{len(written.levels)} were written"
+        )
+    for level in written.levels:
+        array = group.get(level.path)
+        if (
+            not isinstance(array, zarr.Array)
+            or tuple(array.shape) != level.shape
+            or np.dtype(array.dtype).name != written.dtype
+        ):
+            raise CorruptFileError(f"{name}: staged level {level.path} does not match what was written")
+
+
+def build_manifest(store: Store, prefix: str, written: dict[str, StoredObject]) -> dict[str, Any]:
+    """Every stored key of an image with its size and sha256, so a fixity check can find one flipped byte.
+
+    Chunks were hashed as they were written; the listing must hold exactly those (same sizes) plus the
+    zarr.json metadata files, which are read back and hashed here.
+    """
+    objects = {}
+    for info in store.list(prefix):
+        key = info.key[len(prefix) + 1 :]
+        chunk = written.get(key)
+        if chunk is None:
+            objects[key] = {"size": info.size, "sha256": _object_sha256(store, info.key)}
+        elif chunk.size == info.size:
+            objects[key] = {"size": chunk.size, "sha256": chunk.sha256}
+        else:
+            raise CorruptFileError(f"{prefix}/{key}: stored {info.size} bytes, {chunk.size} were written")
+    missing = written.keys() - objects.keys()
+    if missing:
+        raise CorruptFileError(f"{prefix}: {len(missing)} written chunks are missing, e.g. {min(missing)}")
+    return {"format": "fairimage-manifest/1", "algorithm": "sha256", "objects": objects}
+
+
+def _object_sha256(store: Store, key: str) -> str:
+    digest = hashlib.sha256()
+    with store.open(key) as f:
+        while block := f.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def publish(
+    repository: Repository,
+    run: Run,
+    path: Path,
+    study_name: str,
+    sha256: str,
+    size: int,
+    converted: ConvertedFile,
+    name: str | None = None,
+    kept: list[str] | None = None,
+) -> FileOutcome:
+    """Move a file's staged images into place and record them in one transaction; undo the moves if it
+    fails. Only the process holding the run does this."""
+    fmt, staged = converted.format, converted.staged
+    file_id = new_id("file")
+    moved: list[str] = []
+    try:
+        with repository.transaction() as session:
+            study = queries.study_by_name(session, study_name)
+            if study is None:
+                study = StudyRow(
+                    id=new_id("study"),
+                    name=study_name,
+                    description="",
+                    policy=repository.settings.default_policy,
+                )
+                session.add(study)
+                session.flush()  # the study row must exist before rows that refer to it
+                audit.record(
+                    session,
+                    run.actor,
+                    "study.create",
+                    f"study:{study.id}",
+                    name=study_name,
+                    policy=study.policy,
+                )
+            run.record(session)
+            session.add(
+                OriginalFileRow(
+                    id=file_id,
+                    study_id=study.id,
+                    name=name or path.name,
+                    source_path=str(path),
+                    format=fmt,
+                    size=size,
+                    sha256=sha256,
+                    kept=kept or None,
+                )
+            )
+            session.flush()
+            rows = []
+            for index, image in enumerate(staged):
+                run.intend(image.image_id)
+                repository.store.move(
+                    layout.staged_image_prefix(run.id, image.image_id), layout.image_prefix(image.image_id)
+                )
+                moved.append(image.image_id)
+                repository.store.move(
+                    layout.staged_manifest_key(run.id, image.image_id), layout.manifest_key(image.image_id)
+                )
+                rows.append(_image_row(image, index, study.id, file_id, run.id))
+                session.add(rows[-1])
+            session.flush()
+            study.quarantined = (study.quarantined or 0) + sum(1 for image in staged if image.quarantine)
+            search.index_images(session, study, rows)
+            headers = [(image.image_id, image.dicom) for image in staged if image.dicom]
+            found = phi.note_file(session, study, name or path.name, headers)
+            audit.record(
+                session,
+                run.actor,
+                "ingest.file",
+                f"study:{study.id}",
+                file=file_id,
+                name=name or path.name,
+                sha256=sha256,
+                size=size,
+                images=[image.image_id for image in staged],
+            )
+    except BaseException:
+        for image_id in moved:
+            repository.store.delete(layout.image_prefix(image_id))
+            repository.store.delete(layout.manifest_key(image_id))
+        raise
+    run.published(study.id)
+    warnings = [
+        f"{path.name}: {_where(finding['field'])} {finding['finding']}; publication waits for a steward"
+        for finding in found
+    ]
+    return FileOutcome(
+        str(path), "ingested", fmt, file_id, [image.image_id for image in staged], warnings=warnings
+    )
+
+
+def _where(field: str) -> str:
+    return "its name" if field.startswith("file name ") else field
+
+
+def _image_row(image: _Staged, index: int, study_id: str, file_id: str, run_id: str) -> ImageRow:
+    written = image.written
+    return ImageRow(
+        id=image.image_id,
+        run_id=run_id,
+        acquisition=image.acquisition or None,
+        dicom=image.dicom,
+        quarantine=image.quarantine,
+        study_id=study_id,
+        file_id=file_id,
+        name=image.metadata_name,
+        series_index=index,
+        axes=image.axes,
+        shape=list(written.levels[0].shape),
+        dtype=written.dtype,
+        source_dtype=image.source_dtype,
+        scale=list(image.scale),
+        channels=[channel.model_dump() for channel in written.channels],
+        levels=[
+            {
+                "path": level.path,
+                "shape": list(level.shape),
+                "chunks": list(level.chunks),
+                "scale": list(level.scale),
+            }
+            for level in written.levels
+        ],
+        storage_key=layout.image_prefix(image.image_id),
+        manifest_key=layout.manifest_key(image.image_id),
+        manifest_sha256=image.manifest_sha256,
+        stored_bytes=image.stored_bytes,
+        object_count=image.object_count,
+    )
+
+
+def content_size(path: Path) -> int:
+    """Bytes of a file, or of every file in a folder (OME-Zarr), as content_sha256 counts them."""
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    except OSError as exc:
+        raise NotFoundError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def content_sha256(path: Path) -> tuple[str, int]:
+    """sha256 and size of a file; for a folder (OME-Zarr), of its files' relative paths and contents."""
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    total = 0
+    for directory, subdirs, files in os.walk(path):
+        subdirs.sort()
+        for name in sorted(files):
+            file = Path(directory) / name
+            file_hash, file_size = file_sha256(file)
+            digest.update(f"{file.relative_to(path).as_posix()}\0{file_hash}\n".encode())
+            total += file_size
+    return digest.hexdigest(), total
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as f:
+            while block := f.read(_HASH_BLOCK):
+                digest.update(block)
+                size += len(block)
+    except OSError as exc:
+        raise NotFoundError(f"{path}: cannot read ({exc.strerror})") from exc
+    return digest.hexdigest(), size

@@ -1,0 +1,1 @@
+"""Privacy: DICOM de-identification and the PHI scanner as the services use them."""

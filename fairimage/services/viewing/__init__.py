@@ -1,0 +1,1 @@
+"""Viewing: rendered pictures of stored images, Deep Zoom tiles and IIIF."""

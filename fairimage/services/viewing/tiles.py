@@ -1,0 +1,301 @@
+"""Rendered pictures of stored images: thumbnails, rendered regions, Deep Zoom tiles and (viewing/iiif)
+IIIF images, all made by one renderer.
+
+The renderer reads only the pyramid level whose resolution matches the requested size (a thumbnail never
+decodes level 0), composes channels as the viewer does (``model.render.compose``), and keeps what it made
+in a bounded in-memory cache. Stored pixels never change, so a picture's ETag is a hash of the image id and
+the canonical request, and a repeated request is a cache hit or a 304. Every entry point asks the access
+service first, exactly like the zarr keys do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zarr
+from PIL import Image as PILImage
+
+from fairimage.model.errors import InvalidInputError
+from fairimage.model.governance.policy import Principal, StudyPolicy
+from fairimage.model.study import Image
+from fairimage.model.viewing.deepzoom import DeepZoom
+from fairimage.model.viewing.render import (
+    Plane,
+    Region,
+    check_output_size,
+    choose_level,
+    compose,
+    default_plane,
+    fit_size,
+    image_size,
+    media_type,
+    parse_plane,
+    parse_region,
+)
+from fairimage.ngff.reader import open_level, read_region
+from fairimage.services.discovery import images
+from fairimage.services.governance import access
+from fairimage.services.repository import Repository
+from fairimage.storage import layout
+
+RENDER_VERSION = "1"  # part of every ETag: bump when the same request would render differently
+THUMBNAIL_SIZES = range(16, 1025)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """Rendered bytes with what HTTP needs to send and cache them."""
+
+    content: bytes
+    media_type: str
+    etag: str
+    cache_control: str
+    not_modified: bool = False
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """A plane's region at an output size, with the finishing touches IIIF can ask for."""
+
+    plane: Plane
+    region: Region
+    width: int
+    height: int
+    format: str = "png"
+    quality: str = "default"
+    rotation: int = 0
+    mirror: bool = False
+
+    def key(self) -> str:
+        flip = "!" if self.mirror else ""
+        return (
+            f"{self.plane.key()}/{self.region.key()}/{self.width}x{self.height}/"
+            f"{flip}{self.rotation}/{self.quality}.{self.format}"
+        )
+
+
+@dataclass
+class _Lru:
+    """A thread-safe least-recently-used map bounded by the total ``size`` of its values."""
+
+    capacity: int
+    size: Any = len
+    _items: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
+    _used: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._used += self.size(value)
+            while self._used > self.capacity and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self._used -= self.size(dropped)
+
+
+class Renderer:
+    """Renders pictures of one repository's images; one per app (``app.state.renderer``)."""
+
+    def __init__(self, repository: Repository, cache_bytes: int = 256 << 20) -> None:
+        self.repository = repository
+        self._pictures = _Lru(cache_bytes)
+        self._arrays = _Lru(256, size=lambda _: 1)
+        self._images = _Lru(1024, size=lambda _: 1)
+
+    def image(self, principal: Principal, image_id: str) -> tuple[Image, StudyPolicy]:
+        """The image and its study's policy after the access check; the image's (immutable) metadata is
+        cached between requests, the access decision never is."""
+        policy = access.check_image(self.repository, principal, image_id)
+        image = self._images.get(image_id)
+        if image is None:
+            image = images.get_image(self.repository, principal, image_id)
+            self._images.put(image_id, image)
+        return image, policy
+
+    def picture(
+        self, policy: StudyPolicy, image: Image, request: RenderRequest, if_none_match: str | None = None
+    ) -> Picture:
+        """The rendered picture, from the cache when the same request was rendered before; with
+        ``not_modified`` and no content when ``if_none_match`` already names it."""
+        key = f"{image.id}/{request.key()}"
+        etag = '"' + hashlib.sha256(f"{RENDER_VERSION}/{key}".encode()).hexdigest()[:32] + '"'
+        cache_control = access.cache_control(policy)
+        kind = media_type(request.format)
+        if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
+            return Picture(b"", kind, etag, cache_control, not_modified=True)
+        content = self._pictures.get(key)
+        if content is None:
+            content = self._render(image, request)
+            self._pictures.put(key, content)
+        return Picture(content, kind, etag, cache_control)
+
+    def _render(self, image: Image, request: RenderRequest) -> bytes:
+        pixels = self._pixels(image, request)
+        picture = PILImage.fromarray(pixels, "RGB")
+        picture = _finish(picture, request)
+        return _encode(picture, request.format)
+
+    def _pixels(self, image: Image, request: RenderRequest) -> np.ndarray:
+        """The composed RGB region at the level nearest above the output size, resized to the output."""
+        region, plane = request.region, request.plane
+        widths = [level.shape[-1] for level in image.levels]
+        heights = [level.shape[-2] for level in image.levels]
+        index = min(
+            choose_level(widths, region.width, request.width),
+            choose_level(heights, region.height, request.height),
+        )
+        fy, fx = heights[0] / heights[index], widths[0] / widths[index]
+        rows = (int(region.y / fy), min(heights[index], max(1, math.ceil((region.y + region.height) / fy))))
+        columns = (int(region.x / fx), min(widths[index], max(1, math.ceil((region.x + region.width) / fx))))
+        if not plane.channels:
+            composed = np.zeros((rows[1] - rows[0], columns[1] - columns[0], 3), np.uint8)
+        else:
+            array = self._level(image, index)
+            planes = read_region(
+                array,
+                image.axis_names,
+                [channel.index for channel in plane.channels],
+                plane.z,
+                plane.t,
+                rows,
+                columns,
+            )
+            composed = compose(planes, plane.channels)
+        if composed.shape[:2] == (request.height, request.width):
+            return composed
+        resample = (
+            PILImage.Resampling.NEAREST if request.width > composed.shape[1] else PILImage.Resampling.BILINEAR
+        )
+        resized = PILImage.fromarray(composed, "RGB").resize((request.width, request.height), resample)
+        return np.asarray(resized)
+
+    def _level(self, image: Image, index: int) -> zarr.Array:
+        array = self._arrays.get((image.id, index))
+        if array is None:
+            path = image.levels[index].path
+            zarr_store = self.repository.store.zarr_store(
+                f"{layout.image_prefix(image.id)}/{path}", read_only=True
+            )
+            array = open_level(zarr_store, f"image {image.id} level {path}")
+            self._arrays.put((image.id, index), array)
+        return array
+
+
+def render(
+    renderer: Renderer,
+    principal: Principal,
+    image_id: str,
+    plane_query: dict[str, Any],
+    region: str | None = None,
+    size: int | None = None,
+    level: int | None = None,
+    format: str = "png",
+    if_none_match: str | None = None,
+) -> Picture:
+    """``GET /api/images/{id}/render``: a region (level-0 pixels, default the whole image) of one plane,
+    either fitted into ``size`` x ``size`` or at pyramid ``level`` (default: fitted into 1024)."""
+    image, policy = renderer.image(principal, image_id)
+    plane = parse_plane(image, **plane_query)
+    box = parse_region(region, image_size(image, "x"), image_size(image, "y"))
+    if level is not None:
+        if not 0 <= level < len(image.levels):
+            raise InvalidInputError(f"level={level}: this image has levels 0 to {len(image.levels) - 1}")
+        factor = 2**level
+        width, height = max(1, math.ceil(box.width / factor)), max(1, math.ceil(box.height / factor))
+    else:
+        width, height = fit_size(box, size or 1024)
+    check_output_size(width, height)
+    media_type(format)
+    request = RenderRequest(plane, box, width, height, format)
+    return renderer.picture(policy, image, request, if_none_match)
+
+
+def thumbnail(
+    renderer: Renderer,
+    principal: Principal,
+    image_id: str,
+    size: int = 256,
+    format: str = "png",
+    if_none_match: str | None = None,
+) -> Picture:
+    """The whole image, middle z, first t, default channels, fitted into ``size`` x ``size``."""
+    if size not in THUMBNAIL_SIZES:
+        raise InvalidInputError(f"size={size}: thumbnails are 16 to 1024 pixels")
+    image, policy = renderer.image(principal, image_id)
+    box = parse_region(None, image_size(image, "x"), image_size(image, "y"))
+    width, height = fit_size(box, size)
+    media_type(format)
+    request = RenderRequest(default_plane(image), box, width, height, format)
+    return renderer.picture(policy, image, request, if_none_match)
+
+
+def deepzoom(renderer: Renderer, principal: Principal, image_id: str, format: str = "png") -> str:
+    """The ``.dzi`` descriptor; tiles come from ``deepzoom_tile`` with the same plane settings."""
+    image, _policy = renderer.image(principal, image_id)
+    media_type(format)
+    return DeepZoom(image_size(image, "x"), image_size(image, "y")).descriptor(format)
+
+
+def deepzoom_tile(
+    renderer: Renderer,
+    principal: Principal,
+    image_id: str,
+    level: int,
+    column: int,
+    row: int,
+    format: str,
+    plane_query: dict[str, Any],
+    if_none_match: str | None = None,
+) -> Picture:
+    image, policy = renderer.image(principal, image_id)
+    pyramid = DeepZoom(image_size(image, "x"), image_size(image, "y"))
+    region, width, height = pyramid.tile_region(level, column, row)
+    media_type(format)
+    plane = parse_plane(image, **plane_query)
+    request = RenderRequest(plane, region, width, height, format)
+    return renderer.picture(policy, image, request, if_none_match)
+
+
+def _finish(picture: PILImage.Image, request: RenderRequest) -> PILImage.Image:
+    """IIIF's order: mirror, rotate clockwise, then quality."""
+    if request.mirror:
+        picture = picture.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT)
+    turns = {
+        90: PILImage.Transpose.ROTATE_270,
+        180: PILImage.Transpose.ROTATE_180,
+        270: PILImage.Transpose.ROTATE_90,
+    }
+    if request.rotation in turns:
+        picture = picture.transpose(turns[request.rotation])
+    if request.quality == "gray":
+        picture = picture.convert("L")
+    elif request.quality == "bitonal":
+        picture = picture.convert("L").point(lambda value: 255 if value >= 128 else 0).convert("1")
+    return picture
+
+
+def _encode(picture: PILImage.Image, format: str) -> bytes:
+    buffer = io.BytesIO()
+    if format == "png":
+        picture.save(buffer, "PNG", compress_level=2)
+    elif format in ("jpeg", "jpg"):
+        picture.save(buffer, "JPEG", quality=90)
+    else:
+        picture.save(buffer, "WEBP", quality=90)
+    return buffer.getvalue()
