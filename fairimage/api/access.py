@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from fairimage import ontology
-from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.api.deps import NoBody, PrincipalDep, RepositoryDep
+from fairimage.api.schemas import RequestBody
 from fairimage.model.governance.duo import DataUse, Match, ResearchPurpose
 from fairimage.model.governance.policy import RequestState
 from fairimage.services.governance import access_requests, policies
@@ -50,17 +51,17 @@ class AccessRequestOut(BaseModel):
         return cls(**fields, assessment=AssessmentOut.of(request.assessment))
 
 
-class AccessRequestIn(BaseModel):
+class AccessRequestIn(RequestBody):
     study: str = Field(description="study id or name")
     purpose: ResearchPurpose
 
 
-class ApprovalIn(BaseModel):
+class ApprovalIn(RequestBody):
     until: datetime | None = Field(default=None, description="when access ends (capped by the consent's TS)")
     note: str = Field(default="", max_length=2000)
 
 
-class NoteIn(BaseModel):
+class NoteIn(RequestBody):
     note: str = Field(min_length=1, max_length=2000, description="the reason, shown to the applicant")
 
 
@@ -94,6 +95,12 @@ def duo_terms(q: Annotated[str, Query(description="words of a label or a shortha
     "/api/studies/{study_id}/data-use",
     response_model=DataUse | None,
     summary="Set a study's consent terms (DUO); owners, data stewards and admins",
+    description=(
+        "Sets the study's GA4GH DUO consent terms, which decide the research purposes an access request "
+        "can be approved for (`null` clears them). It does **not** set who may read the study (public, "
+        "embargoed, restricted): that is `PUT /api/studies/{study_id}/policy`; a body that carries a "
+        "policy here is refused with 422."
+    ),
 )
 def set_data_use(
     study_id: str, body: DataUse | None, repository: RepositoryDep, principal: PrincipalDep
@@ -152,7 +159,9 @@ def deny(
     return AccessRequestOut.of(access_requests.deny(repository, principal, request_id, body.note))
 
 
-@router.post("/api/access-requests/{request_id}/withdraw", response_model=AccessRequestOut)
+@router.post(
+    "/api/access-requests/{request_id}/withdraw", response_model=AccessRequestOut, dependencies=[NoBody]
+)
 def withdraw(request_id: str, repository: RepositoryDep, principal: PrincipalDep) -> AccessRequestOut:
     return AccessRequestOut.of(access_requests.withdraw(repository, principal, request_id))
 

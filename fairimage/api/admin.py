@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.api.deps import NoBody, PrincipalDep, RepositoryDep
+from fairimage.api.schemas import RequestBody
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.governance.policy import PolicyKind, Role, Scope
 from fairimage.services.governance import accounts, policies
@@ -21,14 +22,14 @@ router = APIRouter(tags=["administration"])
 NAME = Field(min_length=1, max_length=255)
 
 
-class UserIn(BaseModel):
+class UserIn(RequestBody):
     name: str = NAME
     role: Role = Role.VIEWER
     email: str = Field(default="", max_length=255)
     password: str | None = Field(default=None, min_length=12, max_length=1024, description="never stored")
 
 
-class UserChange(BaseModel):
+class UserChange(RequestBody):
     disabled: bool | None = None
     password: str | None = Field(default=None, min_length=12, max_length=1024)
 
@@ -46,19 +47,19 @@ class NewTokenOut(BaseModel):
     secret: str = Field(description="shown once: only its sha256 is kept")
 
 
-class TokenIn(BaseModel):
+class TokenIn(RequestBody):
     user: str = NAME
     scope: Scope = Scope.READ
     expires_days: int | None = Field(default=90, ge=1, le=3650, description="null: never expires")
     note: str = Field(default="", max_length=255)
 
 
-class GroupIn(BaseModel):
+class GroupIn(RequestBody):
     name: str = NAME
     description: str = Field(default="", max_length=2000)
 
 
-class GrantIn(BaseModel):
+class GrantIn(RequestBody):
     study: str = Field(min_length=1, max_length=255, description="study id or name")
     user: str | None = Field(default=None, max_length=255)
     group: str | None = Field(default=None, max_length=255)
@@ -66,12 +67,12 @@ class GrantIn(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-class PolicyIn(BaseModel):
+class PolicyIn(RequestBody):
     policy: PolicyKind
     until: datetime | None = Field(default=None, description="the end of an embargo")
 
 
-class OwnerIn(BaseModel):
+class OwnerIn(RequestBody):
     owner: str = NAME
 
 
@@ -133,7 +134,12 @@ def add_group(body: GroupIn, repository: RepositoryDep, principal: PrincipalDep)
     return accounts.add_group(repository, principal, body.name, body.description)
 
 
-@router.put("/api/groups/{group_name}/members/{user_name}", response_model=Group, summary="Add a member")
+@router.put(
+    "/api/groups/{group_name}/members/{user_name}",
+    response_model=Group,
+    summary="Add a member",
+    dependencies=[NoBody],
+)
 def add_member(group_name: str, user_name: str, repository: RepositoryDep, principal: PrincipalDep) -> Group:
     found = accounts.set_membership(repository, principal, group_name, user_name, True)
     return found
@@ -172,7 +178,17 @@ def revoke_grant(grant_id: str, repository: RepositoryDep, principal: PrincipalD
     return Response(status_code=204)
 
 
-@router.put("/api/studies/{study_id}/policy", response_model=PolicyIn, summary="Set a study's policy")
+@router.put(
+    "/api/studies/{study_id}/policy",
+    response_model=PolicyIn,
+    summary="Set a study's policy",
+    description=(
+        "Sets who may read the study: `public`, `embargoed` (until a date, then public) or `restricted` "
+        "(its owner, stewards and grants only). It does **not** set the study's consent terms (DUO codes): "
+        "those are set with `PUT /api/studies/{study_id}/data-use`, and a body that carries them here is "
+        "refused with 422."
+    ),
+)
 def set_policy(study_id: str, body: PolicyIn, repository: RepositoryDep, principal: PrincipalDep) -> PolicyIn:
     kind = policies.set_policy(repository, principal, study_id, body.policy.value, body.until)
     return PolicyIn(policy=kind, until=body.until)

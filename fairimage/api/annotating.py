@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.api.schemas import RequestBody
 from fairimage.services.curation import annotations as annotation_service
 from fairimage.services.curation.annotations import MAX_KEY, MAX_VALUE, Change
 
@@ -24,7 +25,7 @@ class AnnotationOut(BaseModel):
     created_at: datetime
 
 
-class AnnotationsIn(BaseModel):
+class AnnotationsIn(RequestBody):
     pairs: dict[str, str] = Field(default_factory=dict, description="key=value annotations", max_length=100)
     tags: list[str] = Field(default_factory=list, max_length=100)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
 from fairimage.model.errors import FairimageError, ForbiddenError, UnauthorizedError
@@ -100,3 +102,31 @@ RendererDep = Annotated[Renderer, Depends(get_renderer)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 OriginDep = Annotated[str, Depends(get_origin)]
 ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
+
+
+async def refuse_body(request: Request) -> None:
+    """For endpoints that take no body: one with fields is refused as strict bodies refuse unknown fields."""
+    raw = (await request.body()).strip()
+    if not raw:
+        return
+    try:
+        sent = json.loads(raw)
+    except ValueError:
+        sent = raw.decode(errors="replace")
+    if sent in ({}, None):
+        return
+    fields = list(sent) if isinstance(sent, dict) else [""]
+    raise RequestValidationError(
+        [
+            {
+                "type": "extra_forbidden",
+                "loc": ("body", field) if field else ("body",),
+                "msg": "this endpoint takes no body",
+                "input": sent,
+            }
+            for field in fields
+        ]
+    )
+
+
+NoBody = Depends(refuse_body)

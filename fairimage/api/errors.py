@@ -3,7 +3,11 @@ a browser asking for a page that does not exist gets the HTML 404 page instead."
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
@@ -29,6 +33,21 @@ def wants_page(request: Request) -> bool:
     )
 
 
+def validation_message(errors: list[dict[str, Any]]) -> str:
+    """FastAPI's validation errors as one line naming each field and what to do."""
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(part) for part in error.get("loc", ())) or "request"
+        if error.get("type") == "extra_forbidden":
+            parts.append(
+                f"{where}: not a field of this endpoint, so it would not be set; remove it (see /docs)"
+            )
+        else:
+            parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
 def register_error_handlers(app: FastAPI) -> None:
     from fairimage.api.pages import not_found_page  # the pages import this module's router helpers
 
@@ -45,6 +64,17 @@ def register_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, ThrottledError):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        if request.url.path.startswith(DRS_PATH):
+            return drs_error(422, validation_message(errors))
+        body = {
+            "error": {"code": "invalid_request", "message": validation_message(errors)},
+            "detail": jsonable_encoder(errors),  # FastAPI's own list, for clients that read it
+        }
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:

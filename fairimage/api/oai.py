@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -11,12 +13,28 @@ from fairimage.services.discovery import oai
 router = APIRouter(tags=["harvesting"])
 
 
-@router.api_route(
+_SUMMARY = "OAI-PMH 2.0: Identify, ListMetadataFormats, ListSets, ListIdentifiers, ListRecords, GetRecord"
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/xml": {}}, "description": "An OAI-PMH response (errors are 200 too)"}
+}
+
+
+# The protocol allows both methods; one route each, so that each has its own OpenAPI operation id.
+@router.post(
     "/oai",
-    methods=["GET", "POST"],
-    summary="OAI-PMH 2.0: Identify, ListMetadataFormats, ListSets, ListIdentifiers, ListRecords, GetRecord",
+    operation_id="oai_pmh_post",
+    name="oai_pmh_post",
+    summary=_SUMMARY,
     response_class=Response,
-    responses={200: {"content": {"text/xml": {}}, "description": "An OAI-PMH response (errors are 200 too)"}},
+    responses=_RESPONSES,
+)
+@router.get(
+    "/oai",
+    operation_id="oai_pmh_get",
+    name="oai_pmh",
+    summary=_SUMMARY,
+    response_class=Response,
+    responses=_RESPONSES,
 )
 async def oai_pmh(request: Request, repository: RepositoryDep, principal: PrincipalDep) -> Response:
     pairs = list(request.query_params.multi_items())

@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from fairimage.model.governance.drs import drs_uri
 from fairimage.model.image import Axis, Channel
 from fairimage.model.study import Image, Level, OriginalFile, Study
+
+
+class RequestBody(BaseModel):
+    """What a client sends: a field the endpoint does not know is refused (422 naming it), never dropped, so
+    nobody believes they set what was ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class StudyRef(BaseModel):

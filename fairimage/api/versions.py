@@ -12,7 +12,8 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.api.deps import NoBody, PrincipalDep, RepositoryDep
+from fairimage.api.schemas import RequestBody
 from fairimage.model.governance.version import Version, VersionContent, VersionDiff
 from fairimage.services.discovery import exports, linked_data, pids
 from fairimage.services.governance import policies, provenance, versions
@@ -50,7 +51,7 @@ class VersionDetailOut(VersionOut):
     content: VersionContent
 
 
-class DescriptionIn(BaseModel):
+class DescriptionIn(RequestBody):
     description: str = Field(max_length=20_000)
 
 
@@ -104,6 +105,7 @@ def diff(
     response_model=VersionOut,
     summary="Publish (freeze for citing) a version; owners, data stewards and admins",
     responses={404: {"description": "No such study or version"}, 409: {"description": "Published already"}},
+    dependencies=[NoBody],
 )
 def publish(
     study_id: str, number: VersionNumber, request: Request, repository: RepositoryDep, principal: PrincipalDep
