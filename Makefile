@@ -66,6 +66,7 @@ web: $(VIEWER)
 install: $(VENV)/.installed $(VIEWER)
 
 run: install  ## build the demo repository and serve it on http://127.0.0.1:$(PORT)/
+	@echo "fairimage is installed in $(VENV)/: run 'source $(VENV)/bin/activate' (or call $(BIN)/fairimage) to use the command line"
 	$(BIN)/fairimage demo --repo demo-repo --port $(PORT)
 
 test: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR)  ## the default suite (slow cases excluded), layer contract, lint and types

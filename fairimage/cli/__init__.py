@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +23,17 @@ from rich.table import Table
 from fairimage import __version__
 from fairimage.cli import access, annotating, dicom, governance, metadata, versions
 from fairimage.cli import search as search_cli
-from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, operator_principal, out
+from fairimage.cli.common import (
+    JsonOption,
+    RepoOption,
+    _json,
+    _open,
+    err,
+    opened,
+    operator_principal,
+    out,
+    print_listing,
+)
 from fairimage.cli.metadata import print_report
 from fairimage.model.errors import FairimageError
 from fairimage.services.curation import study_metadata
@@ -192,8 +204,7 @@ def dicomweb_pull(
     """Retrieve a study from a PACS and ingest it: each series becomes one de-identified image."""
     from fairimage.services.ingest import dicomweb
 
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -213,8 +224,6 @@ def dicomweb_pull(
                 actor=operator_principal().name,
                 on_instance=lambda done, total: progress.update(task, completed=done, total=total),
             )
-    finally:
-        repository.close()
     _report(outcomes, as_json)
 
 
@@ -260,8 +269,7 @@ def images(
     as_json: JsonOption = False,
 ) -> None:
     """List the images in the repository."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         found, cursor = [], None
         while True:
             page = image_service.list_images(
@@ -271,8 +279,6 @@ def images(
             if page.next is None:
                 break
             cursor = page.next
-    finally:
-        repository.close()
     if as_json:
         _json([image.model_dump(mode="json") for image in found])
         return
@@ -287,24 +293,21 @@ def images(
             image.dtype,
             str(len(image.levels)),
         )
-    out.print(table if found else "No images yet: add some with 'fairimage ingest'.")
+    print_listing(table, "No images yet: add some with 'fairimage ingest'.")
 
 
 @app.command()
 def studies(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """List the studies in the repository."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         found = image_service.list_studies(repository, operator_principal())
-    finally:
-        repository.close()
     if as_json:
         _json([study.model_dump(mode="json") for study in found])
         return
     table = Table("id", "name", "images", box=None)
     for study in found:
         table.add_row(study.id, study.name, str(study.image_count))
-    out.print(table if found else "No studies yet.")
+    print_listing(table, "No studies yet.")
 
 
 @app.command()
@@ -325,6 +328,21 @@ def _serve(settings: Any, host: str, port: int) -> None:
     open_repository(settings).close()  # fail here, with one line, rather than inside the server
     err.print(f"Serving {settings.repo} at http://{host}:{port}/  (Ctrl+C stops)", highlight=False)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _command_hint() -> str | None:
+    """How to reach the ``fairimage`` command when the environment it is installed in is not on PATH (as
+    after ``make run``, which installs it into .venv)."""
+    bin_dir = Path(sys.executable).parent
+    found = shutil.which("fairimage")
+    if found and Path(found).parent == bin_dir:
+        return None
+    relative = os.path.relpath(bin_dir)
+    where = bin_dir if relative.startswith("..") else Path(relative)
+    return (
+        f"To use the command line: 'source {where / 'activate'}', then 'fairimage --help' "
+        f"(or call {where / 'fairimage'})"
+    )
 
 
 DEMO_STUDY = "Demo: generated samples"
@@ -356,6 +374,9 @@ def demo(
     _print_outcomes(outcomes)
     if any(outcome.status == "failed" for outcome in outcomes):
         raise typer.Exit(1)
+    hint = _command_hint()
+    if hint:
+        err.print(hint, highlight=False)
     if not no_serve:
         _serve(settings, host, port)
 

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from fairimage import ontology
-from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
+from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out, print_listing
 from fairimage.cli.governance import UntilOption, _date, study_app
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.governance.duo import DataUse, Match, ResearchPurpose
@@ -83,7 +83,7 @@ def duo_terms(as_json: JsonOption = False) -> None:
     table = Table("id", "shorthand", "kind", "label", box=None, title=f"DUO {vocabulary.version}")
     for term in vocabulary.terms:
         table.add_row(term.id, term.shorthand, term.kind, term.label)
-    out.print(table)
+    print_listing(table)
 
 
 @access_app.command("request")
@@ -168,7 +168,7 @@ def access_list(
             request.assessment.decision,
             request.state,
         )
-    out.print(table if found else "No access requests.")
+    print_listing(table, "No access requests.")
 
 
 @access_app.command("show")

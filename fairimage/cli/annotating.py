@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
+from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out, print_listing
 from fairimage.model.errors import InvalidInputError
 from fairimage.services.curation import annotations as annotation_service
 from fairimage.services.curation.annotations import Change
@@ -66,4 +66,4 @@ def annotations_command(target: TargetArgument, repo: RepoOption = None, as_json
     table = Table("id", "kind", "key", "value", "by", box=None)
     for annotation in found:
         table.add_row(annotation.id, annotation.kind, annotation.key, annotation.value, annotation.created_by)
-    out.print(table if found else f"{target}: no annotations")
+    print_listing(table, f"{target}: no annotations")

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
+from rich.table import Table
 
 from fairimage.model.governance.policy import Principal, operator
 from fairimage.services.recovery import open_repository
@@ -25,6 +27,8 @@ RepoOption = Annotated[
     Path | None,
     typer.Option("--repo", "-r", envvar="FAIRIMAGE_REPO", show_envvar=True, help="the repository folder"),
 ]
+# Columns of identifiers: what people copy into the next command, so never cut short.
+ID_HEADERS = frozenset({"id", "image"})
 JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 
 
@@ -53,3 +57,16 @@ def opened(repo: Path | None, **flags: Any) -> Iterator[Repository]:
         yield repository
     finally:
         repository.close()
+
+
+def print_listing(table: Table, empty: str = "") -> None:
+    """Print a listing, or ``empty`` where it has no rows. Identifiers are never cut, whatever the terminal's
+    width: the other columns wrap first, so that an id can be copied."""
+    if not table.row_count and empty:
+        out.print(empty)
+        return
+    for column in table.columns:
+        if str(column.header) in ID_HEADERS:
+            column.no_wrap = True
+            column.min_width = max((cell_len(str(cell)) for cell in column.cells), default=0) or None
+    out.print(table)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
+from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out, print_listing
 from fairimage.services.ingest import originals
 from fairimage.services.privacy import deid, phi
 
@@ -44,7 +44,7 @@ def quarantine_command(
         table.add_row(
             entry.image_id, entry.study, entry.name, "; ".join(entry.reasons), entry.cleared_by or ""
         )
-    out.print(table)
+    print_listing(table)
 
 
 @dicom_app.command("clear")

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairimage.cli.common import JsonOption, RepoOption, _json, _open, err, opened, operator_principal, out
+from fairimage.cli.common import (
+    JsonOption,
+    RepoOption,
+    _json,
+    err,
+    opened,
+    operator_principal,
+    out,
+    print_listing,
+)
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.governance.policy import parse_role, parse_scope
 from fairimage.services.governance import accounts, audit, fixity, policies
@@ -74,11 +83,8 @@ def user_add(
 ) -> None:
     """Add a user. Without a password the user works with API tokens only."""
     secret = _read_password(password_stdin) if password or password_stdin else None
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         user = accounts.add_user(repository, operator_principal(), name, parse_role(role), email, secret)
-    finally:
-        repository.close()
     if as_json:
         _json(user.__dict__)
     else:
@@ -88,18 +94,15 @@ def user_add(
 @user_app.command("list")
 def user_list(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """List the users."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         users = accounts.list_users(repository, operator_principal())
-    finally:
-        repository.close()
     if as_json:
         _json([user.__dict__ for user in users])
         return
     table = Table("name", "role", "email", "password", "id", box=None)
     for user in users:
         table.add_row(user.name, user.role, user.email, "yes" if user.has_password else "no", user.id)
-    out.print(table if users else "No users yet: add one with 'fairimage user add NAME --role ROLE'.")
+    print_listing(table, "No users yet: add one with 'fairimage user add NAME --role ROLE'.")
 
 
 @user_app.command("disable")
@@ -122,11 +125,8 @@ def user_password(
 ) -> None:
     """Set a user's password (asked for, hidden)."""
     secret = _read_password(password_stdin)
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         accounts.set_password(repository, operator_principal(), name, secret)
-    finally:
-        repository.close()
     out.print(f"password of {name} set")
 
 
@@ -140,8 +140,7 @@ def token_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an API token. Its secret is printed once and cannot be shown again."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         made = accounts.create_token(
             repository,
             operator_principal(),
@@ -150,8 +149,6 @@ def token_create(
             timedelta(days=expires_days) if expires_days else None,
             note,
         )
-    finally:
-        repository.close()
     if as_json:
         _json({**made.token.__dict__, "secret": made.secret})
         return
@@ -167,11 +164,8 @@ def token_list(
     as_json: JsonOption = False,
 ) -> None:
     """List tokens (never their secrets)."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         tokens = accounts.list_tokens(repository, operator_principal(), user)
-    finally:
-        repository.close()
     if as_json:
         _json([token.__dict__ for token in tokens])
         return
@@ -179,7 +173,7 @@ def token_list(
     for token in tokens:
         expires = token.expires_at.date().isoformat() if token.expires_at else "never"
         table.add_row(token.id, token.user, token.scope, expires, "yes" if token.revoked else "", token.note)
-    out.print(table if tokens else "No tokens.")
+    print_listing(table, "No tokens.")
 
 
 @token_app.command("revoke")
@@ -187,11 +181,8 @@ def token_revoke(
     token_id: Annotated[str, typer.Argument(help="the token's id (not its secret)")], repo: RepoOption = None
 ) -> None:
     """Revoke a token; it stops working at once."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         accounts.revoke_token(repository, operator_principal(), token_id)
-    finally:
-        repository.close()
     out.print(f"revoked {token_id}")
 
 
@@ -203,11 +194,8 @@ def study_policy(
     repo: RepoOption = None,
 ) -> None:
     """Set who may see a study: everyone, everyone after an embargo, granted users, or owner and grants."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         kind = policies.set_policy(repository, operator_principal(), study, policy, _date(until))
-    finally:
-        repository.close()
     out.print(f"{study}: {kind}" + (f" until {until}" if until else ""), highlight=False)
 
 
@@ -218,11 +206,8 @@ def study_owner(
     repo: RepoOption = None,
 ) -> None:
     """Give a study an owner, who may then change its policy and grant access."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         policies.set_owner(repository, operator_principal(), study, user)
-    finally:
-        repository.close()
     out.print(f"{study}: owned by {user}", highlight=False)
 
 
@@ -255,11 +240,8 @@ def grant_list(
     as_json: JsonOption = False,
 ) -> None:
     """List grants."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         grants = policies.list_grants(repository, operator_principal(), study)
-    finally:
-        repository.close()
     if as_json:
         _json([grant.__dict__ for grant in grants])
         return
@@ -268,7 +250,7 @@ def grant_list(
         until = grant.expires_at.date().isoformat() if grant.expires_at else "-"
         who = grant.user if grant.user is not None else f"group:{grant.group}"
         table.add_row(grant.id, grant.study, who, until, "yes" if grant.revoked else "", grant.granted_by)
-    out.print(table if grants else "No grants.")
+    print_listing(table, "No grants.")
 
 
 @grant_app.command("revoke")
@@ -276,11 +258,8 @@ def grant_revoke(
     grant_id: Annotated[str, typer.Argument(help="the grant's id")], repo: RepoOption = None
 ) -> None:
     """Revoke a grant; it stops working at the user's next request."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         policies.revoke_grant(repository, operator_principal(), grant_id)
-    finally:
-        repository.close()
     out.print(f"revoked {grant_id}")
 
 
@@ -321,7 +300,7 @@ def group_list(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     table = Table("name", "members", "description", "id", box=None)
     for group in groups:
         table.add_row(group.name, ", ".join(group.members), group.description, group.id)
-    out.print(table if groups else "No groups yet: add one with 'fairimage group add NAME'.")
+    print_listing(table, "No groups yet: add one with 'fairimage group add NAME'.")
 
 
 @audit_app.command("verify")
@@ -333,11 +312,8 @@ def audit_verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check every entry's hash and link; name the first entry that was edited, removed, inserted or moved."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         result = audit.verify(repository, anchor)
-    finally:
-        repository.close()
     if as_json:
         _json({**result.__dict__, "ok": result.ok})
     elif result.ok:
@@ -351,11 +327,8 @@ def audit_verify(
 @audit_app.command("head")
 def audit_head(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """Print the chain's head (SEQ:HASH): keep it elsewhere and check later with 'audit verify --anchor'."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         result = audit.verify(repository)
-    finally:
-        repository.close()
     if as_json:
         _json({"seq": result.head_seq, "hash": result.head_hash, "intact": result.ok})
     else:
@@ -370,18 +343,15 @@ def audit_log(
     as_json: JsonOption = False,
 ) -> None:
     """Show the newest audit entries."""
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         entries = audit.entries(repository, limit, action)
-    finally:
-        repository.close()
     if as_json:
         _json([entry.__dict__ for entry in entries])
         return
     table = Table("seq", "at", "actor", "action", "target", "decision", box=None)
     for entry in entries:
         table.add_row(str(entry.seq), entry.at[:19], entry.actor, entry.action, entry.target, entry.decision)
-    out.print(table if entries else "The audit log is empty.")
+    print_listing(table, "The audit log is empty.")
 
 
 def fixity_command(
@@ -394,8 +364,7 @@ def fixity_command(
     """Re-hash stored objects against their manifests; report missing, corrupted or unexpected keys."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    repository = _open(repo)
-    try:
+    with opened(repo) as repository:
         bar = Progress(
             "checking",
             BarColumn(),
@@ -410,8 +379,6 @@ def fixity_command(
             report = fixity.check_fixity(
                 repository, sample, operator_principal().name, lambda n: bar.advance(task, n)
             )
-    finally:
-        repository.close()
     if as_json:
         _json({**report.__dict__, "problems": [p.__dict__ for p in report.problems], "ok": report.ok})
     else:

@@ -12,7 +12,16 @@ import yaml
 from rich.table import Table
 
 from fairimage import ontology as ontologies
-from fairimage.cli.common import JsonOption, RepoOption, _json, err, opened, operator_principal, out
+from fairimage.cli.common import (
+    JsonOption,
+    RepoOption,
+    _json,
+    err,
+    opened,
+    operator_principal,
+    out,
+    print_listing,
+)
 from fairimage.model.curation.checks import FairScore, Report
 from fairimage.model.errors import InvalidInputError
 from fairimage.services.curation import study_metadata
@@ -190,7 +199,7 @@ def ontology_list(as_json: JsonOption = False) -> None:
         )
     duo = ontologies.duo()
     table.add_row("duo", "Data Use Ontology", duo.version, duo.license.split(" (")[0], str(len(duo.terms)))
-    out.print(table)
+    print_listing(table)
 
 
 @ontology_app.command("search")

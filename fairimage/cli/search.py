@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
+from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out, print_listing
 from fairimage.model.discovery.search import FACETS
 from fairimage.services.discovery import search as search_service
 
@@ -48,7 +48,7 @@ def search_command(
     shown = f"{offset + 1}-{offset + len(results.hits)} of " if results.hits else ""
     out.print(f"{shown}{results.total} images match", highlight=False)
     if results.hits:
-        out.print(table)
+        print_listing(table)
     for name, counts in results.facets.items():
         if counts:
             values = ", ".join(f"{count.label} ({count.count})" for count in counts[:8])

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out
+from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out, print_listing
 from fairimage.model.governance.version import Version, VersionDiff
 from fairimage.services.discovery import exports
 from fairimage.services.governance import policies, provenance, versions
@@ -56,7 +56,7 @@ def versions_command(study: StudyArgument, repo: RepoOption = None, as_json: Jso
             version.content_sha256[:12] + ("" if version.intact else " DAMAGED"),
             version.note,
         )
-    out.print(table if found else f"{study}: no versions yet.")
+    print_listing(table, f"{study}: no versions yet.")
 
 
 def diff_command(
