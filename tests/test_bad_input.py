@@ -114,7 +114,9 @@ def test_folders_are_walked_and_unknown_kinds_skipped_without_failing(tmp_path: 
     run_cli("init", repo, check=True)
     result = run_cli("ingest", "--repo", repo, tmp_path / "plate_dir", "--study", "screen")
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^skipped acquisition\.log: not an image", result.stdout, re.MULTILINE)
+    # named as it was found: the folder given, then the path inside it
+    log = tmp_path / "plate_dir" / "well-A1" / "acquisition.log"
+    assert re.search(rf"^skipped {re.escape(str(log))}: not an image", result.stdout, re.MULTILINE)
     assert "2 ingested, 0 already present, 1 skipped, 0 failed" in result.stdout
     listed = json.loads(run_cli("images", "--repo", repo, "--study", "screen", "--json", check=True).stdout)
     assert sorted(image["name"] for image in listed) == ["field-1.png", "field-2.png"]

@@ -365,7 +365,7 @@ def test_images_that_may_show_burned_in_text_hold_their_study_back_until_a_stewa
     (outcome,) = ingest_paths(repository, [ultrasound], study="Echo")
     image_id = outcome.images[0]
     assert outcome.warnings == [
-        f"US1_UNCR.dcm: quarantined (modality US often burns text into the pixels): its study is held back "
+        f"{ultrasound}: quarantined (modality US often burns text into the pixels): its study is held back "
         f"until a steward clears it with 'fairimage dicom clear {image_id} --note ...'"
     ]
     with pytest.raises(NotFoundError):
@@ -680,5 +680,7 @@ def test_a_transfer_syntax_that_cannot_be_decoded_is_one_line_naming_file_and_sy
     item.save_as(tmp_path / "video.dcm", enforce_file_format=True)
     (outcome,) = ingest_paths(repository, [tmp_path / "video.dcm"], study="videos")
     assert outcome.status == "failed"
-    assert outcome.error is not None and outcome.error.startswith("video.dcm: its transfer syntax (MPEG2")
+    assert outcome.error is not None and outcome.error.startswith(
+        f"{tmp_path / 'video.dcm'}: its transfer syntax (MPEG2"
+    )
     assert "cannot be decoded here" in outcome.error and "\n" not in outcome.error

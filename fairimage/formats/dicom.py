@@ -85,9 +85,9 @@ def _read(path: Path, pixels: bool) -> Dataset:
     try:
         return pydicom.dcmread(path, stop_before_pixels=not pixels)
     except InvalidDicomError as exc:
-        raise CorruptFileError(f"{path.name}: not a DICOM file ({exc})") from None
+        raise CorruptFileError(f"{path}: not a DICOM file ({exc})") from None
     except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as exc:
-        raise CorruptFileError(f"{path.name}: the DICOM file cannot be read ({exc})") from None
+        raise CorruptFileError(f"{path}: the DICOM file cannot be read ({exc})") from None
 
 
 def _instance(path: Path, dataset: Dataset) -> Instance:
@@ -419,11 +419,11 @@ def _pixels(path: Path, frame: int | None) -> np.ndarray:
         if decoded is None:
             named = getattr(syntax, "name", None) or str(syntax or "unknown")
             raise UnsupportedError(
-                f"{path.name}: its transfer syntax ({named}) cannot be decoded here ({_first_line(exc)})"
+                f"{path}: its transfer syntax ({named}) cannot be decoded here ({_first_line(exc)})"
             ) from None
         return decoded
     except (ValueError, AttributeError, KeyError, OSError) as exc:
-        raise CorruptFileError(f"{path.name}: its pixel data cannot be read ({_first_line(exc)})") from None
+        raise CorruptFileError(f"{path}: its pixel data cannot be read ({_first_line(exc)})") from None
 
 
 # Encapsulated syntaxes imagecodecs decodes where pydicom's plugins give up (12-bit JPEG Extended, say).
@@ -514,7 +514,7 @@ def open_series(instances: Sequence[Instance], prepare: Any = None) -> Iterator[
     change the header the image's metadata is made from (de-identification) before anything is read."""
     with_pixels = [instance for instance in instances if instance.has_pixels]
     if not with_pixels:
-        raise UnsupportedError(f"{instances[0].path.name}: a DICOM file without an image (no Pixel Data)")
+        raise UnsupportedError(f"{instances[0].path}: a DICOM file without an image (no Pixel Data)")
     if any(instance.sop_class == WSI for instance in with_pixels):
         base = whole_slide_base(with_pixels)
         header = _read(base.path, pixels=False)
@@ -536,7 +536,7 @@ def whole_slide_base(instances: Sequence[Instance]) -> Instance:
     its own pyramid from it; the series' label and overview photographs are left out)."""
     tissue = [i for i in instances if i.sop_class == WSI and i.matrix and not _NOT_TISSUE & set(i.image_type)]
     if not tissue:
-        raise UnsupportedError(f"{instances[0].path.name}: a whole slide series without a tissue image")
+        raise UnsupportedError(f"{instances[0].path}: a whole slide series without a tissue image")
     return max(tissue, key=lambda i: (i.matrix or (0, 0))[0] * (i.matrix or (0, 0))[1])
 
 
@@ -548,7 +548,7 @@ class DicomSlideSource(_Source):
         organisation = str(header.get("DimensionOrganizationType", "TILED_FULL") or "TILED_FULL")
         if organisation != "TILED_FULL" or int(header.get("TotalPixelMatrixFocalPlanes", 1) or 1) > 1:
             raise UnsupportedError(
-                f"{base.path.name}: a whole slide image organised as {organisation} or with several focal "
+                f"{base.path}: a whole slide image organised as {organisation} or with several focal "
                 "planes; fairimage reads TILED_FULL single-plane slides"
             )
         rows, columns = base.matrix or (base.rows, base.columns)

@@ -30,7 +30,7 @@ class OmeZarrReader:
             root = zarr.open_group(str(path), mode="r")
             attrs = _attributes(root)
         except Exception as exc:  # zarr raises many kinds for a damaged folder; all mean "unreadable"
-            raise CorruptFileError(f"{path.name}: not a readable zarr group ({exc})") from exc
+            raise CorruptFileError(f"{path}: not a readable zarr group ({exc})") from exc
         ome = attrs.get("ome", attrs)
         images: list[ImageSource]
         if ome.get("bioformats2raw.layout") == 3:
@@ -50,7 +50,7 @@ def _series(path: Path, root: zarr.Group, ome: dict[str, Any]) -> list[ImageSour
         listed = meta.get("ome", meta).get("series")
     names = [str(name) for name in listed] if listed else _numbered(root)
     if not names:
-        raise CorruptFileError(f"{path.name}: a bioformats2raw folder without any series")
+        raise CorruptFileError(f"{path}: a bioformats2raw folder without any series")
     return [OmeZarrSource(path, root[name], f"{path.name} [{name}]") for name in names]
 
 
@@ -75,7 +75,7 @@ def _fields(path: Path, root: zarr.Group, plate: dict[str, Any]) -> list[ImageSo
             key = f"{well['path']}/{field['path']}"
             images.append(OmeZarrSource(path, root[key], f"{path.name} [{key}]"))
     if not images:
-        raise CorruptFileError(f"{path.name}: a plate whose wells list no images")
+        raise CorruptFileError(f"{path}: a plate whose wells list no images")
     return images
 
 

@@ -28,12 +28,12 @@ def open_file(path: Path) -> AbstractContextManager[OpenedFile]:
     if path.is_dir():
         if is_zarr_dir(path):
             return OmeZarrReader().open(path)
-        raise UnsupportedError(f"{path.name}: a folder that is not an OME-Zarr image")
+        raise UnsupportedError(f"{path}: a folder that is not an OME-Zarr image")
     if path.stat().st_size == 0:
-        raise CorruptFileError(f"{path.name}: the file is empty (0 bytes); copy it again from its source")
+        raise CorruptFileError(f"{path}: the file is empty (0 bytes); copy it again from its source")
     reader = sniff_format(path)
     if reader is None:
-        raise UnsupportedError(f"{path.name}: not an image fairimage reads ({SUPPORTED})")
+        raise UnsupportedError(f"{path}: not an image fairimage reads ({SUPPORTED})")
     return reader.open(path)
 
 

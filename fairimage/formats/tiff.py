@@ -61,7 +61,7 @@ class TiffReader:
             tif = tifffile.TiffFile(path)
         except (tifffile.TiffFileError, ValueError, OSError, struct.error) as exc:
             raise CorruptFileError(
-                f"{path.name}: not a readable TIFF ({exc}); the file may be truncated"
+                f"{path}: not a readable TIFF ({exc}); the file may be truncated"
             ) from exc
         try:
             kind = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
@@ -73,7 +73,7 @@ class TiffReader:
 def _series_sources(path: Path, tif: tifffile.TiffFile) -> Iterator[TiffSeriesSource]:
     ome = _parse_ome(tif.ome_metadata) if tif.is_ome else []
     if not tif.series:
-        raise CorruptFileError(f"{path.name}: the TIFF holds no image data")
+        raise CorruptFileError(f"{path}: the TIFF holds no image data")
     for index, series in enumerate(tif.series):
         described = ome[index] if index < len(ome) else None
         yield TiffSeriesSource(path, tif, index, series, described)
@@ -243,7 +243,7 @@ class TiffSeriesSource:
             return self._plan.read(self._array, region)
         except (ValueError, OSError, IndexError, tifffile.TiffFileError) as exc:
             raise CorruptFileError(
-                f"{self.path.name}: pixel data unreadable ({exc}); the file may be "
+                f"{self.path}: pixel data unreadable ({exc}); the file may be "
                 "truncated or damaged, copy it again"
             ) from exc
 
@@ -296,7 +296,7 @@ class ContiguousPixels:
                 got = f.readinto(memoryview(block).cast("B"))
                 if got != block.nbytes:
                     raise CorruptFileError(
-                        f"{self.path.name}: truncated at byte {start + (got or 0)}; "
+                        f"{self.path}: truncated at byte {start + (got or 0)}; "
                         "the file is incomplete, copy it again"
                     )
         out = out[(slice(None), slice(None), *rest)]

@@ -128,12 +128,12 @@ def failure(path: Path, exc: BaseException) -> FileOutcome:
         status: Status = "skipped" if exc.code == "unsupported" else "failed"
         return FileOutcome(str(path), status, error=exc.message)
     if isinstance(exc, MemoryError):
-        return FileOutcome(str(path), "failed", error=f"{path.name}: out of memory while converting")
+        return FileOutcome(str(path), "failed", error=f"{path}: out of memory while converting")
     first_line = (str(exc).strip().splitlines() or [""])[0]
     return FileOutcome(
         str(path),
         "failed",
-        error=f"{path.name}: unexpected {type(exc).__name__}: {first_line}; please report this",
+        error=f"{path}: unexpected {type(exc).__name__}: {first_line}; please report this",
     )
 
 
@@ -357,7 +357,7 @@ def publish(
         raise
     run.published(study.id)
     warnings = [
-        f"{path.name}: {_where(finding['field'])} {finding['finding']}; publication waits for a steward"
+        f"{path}: {_where(finding['field'])} {finding['finding']}; publication waits for a steward"
         for finding in found
     ]
     return FileOutcome(

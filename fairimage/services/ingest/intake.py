@@ -144,7 +144,7 @@ def _series_inputs(inputs: list[InputFile], outcomes: list[FileOutcome]) -> list
     for item, header in headers:
         if not header.has_pixels:
             status: Status = "failed" if item.named else "skipped"
-            message = f"{item.path.name}: a DICOM file without an image (DICOMDIR, report, structure set)"
+            message = f"{item.path}: a DICOM file without an image (DICOMDIR, report, structure set)"
             outcomes.append(FileOutcome(str(item.path), status, "dicom", error=message))
             continue
         by_series.setdefault((header.study_uid, header.series_uid, header.plane), []).append((item, header))
@@ -228,7 +228,7 @@ def _ingest_series(
             raise
         if reasons:
             outcome.warnings.append(
-                f"{item.path.name}: quarantined ({'; '.join(reasons)}): its study is held back until a "
+                f"{item.path}: quarantined ({'; '.join(reasons)}): its study is held back until a "
                 f"steward clears it with 'fairimage dicom clear {outcome.images[0]} --note ...'"
             )
         return outcome
