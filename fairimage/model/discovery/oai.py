@@ -148,52 +148,34 @@ def datacite_xml(attributes: dict[str, Any]) -> ET.Element:
         types.get("resourceType", ""),
         resourceTypeGeneral=types["resourceTypeGeneral"],
     )
-    if attributes.get("subjects"):
-        subjects = sub(resource, "subjects")
-        for subject in attributes["subjects"]:
-            sub(
-                subjects,
-                "subject",
-                subject["subject"],
-                subjectScheme=subject.get("subjectScheme", ""),
-                schemeURI=subject.get("schemeUri", ""),
-                valueURI=subject.get("valueUri", ""),
-                classificationCode=subject.get("classificationCode", ""),
-            )
-    alternates = sub(resource, "alternateIdentifiers")
-    for alternate in attributes.get("alternateIdentifiers", []):
-        sub(
-            alternates,
-            "alternateIdentifier",
-            alternate["alternateIdentifier"],
-            alternateIdentifierType=alternate["alternateIdentifierType"],
-        )
+
+    def listed(container: str, element: str, key: str | None, always: bool = False, **xml: str) -> None:
+        """A DataCite list: an element per item of ``attributes[container]``, its text the item's ``key``
+        (the item itself where None) and each XML attribute from the JSON key ``xml`` names."""
+        items = attributes.get(container) or []
+        if not items and not always:
+            return
+        node = sub(resource, container)
+        for item in items:
+            text = item if key is None else item[key]
+            sub(node, element, text, **{name: item.get(json, "") for name, json in xml.items()})
+
+    listed(
+        "subjects", "subject", "subject", subjectScheme="subjectScheme", schemeURI="schemeUri",
+        valueURI="valueUri", classificationCode="classificationCode",
+    )  # fmt: skip
+    listed(
+        "alternateIdentifiers", "alternateIdentifier", "alternateIdentifier", always=True,
+        alternateIdentifierType="alternateIdentifierType",
+    )  # fmt: skip
     if attributes.get("version"):
         sub(resource, "version", attributes["version"])
-    if attributes.get("formats"):
-        formats = sub(resource, "formats")
-        for item in attributes["formats"]:
-            sub(formats, "format", item)
-    if attributes.get("rightsList"):
-        rights = sub(resource, "rightsList")
-        for item in attributes["rightsList"]:
-            sub(
-                rights,
-                "rights",
-                item["rights"],
-                rightsURI=item["rightsUri"],
-                rightsIdentifier=item["rightsIdentifier"],
-                rightsIdentifierScheme=item["rightsIdentifierScheme"],
-                schemeURI=item["schemeUri"],
-            )
-    descriptions = sub(resource, "descriptions")
-    for description in attributes["descriptions"]:
-        sub(
-            descriptions,
-            "description",
-            description["description"],
-            descriptionType=description["descriptionType"],
-        )
+    listed("formats", "format", None)
+    listed(
+        "rightsList", "rights", "rights", rightsURI="rightsUri", rightsIdentifier="rightsIdentifier",
+        rightsIdentifierScheme="rightsIdentifierScheme", schemeURI="schemeUri",
+    )  # fmt: skip
+    listed("descriptions", "description", "description", always=True, descriptionType="descriptionType")
     return resource
 
 

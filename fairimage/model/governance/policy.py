@@ -1,7 +1,7 @@
 """Who may see what: roles, token scopes, study policies and the one rule that decides reads.
 
-Pure rules on plain data; ``services/governance/access.py`` loads the facts (the caller, the study's policy, the
-caller's grants) and asks here.
+Pure rules on plain data; ``services/governance/access.py`` loads the facts (the caller, the study's policy,
+the caller's grants) and asks here.
 """
 
 from __future__ import annotations
