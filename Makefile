@@ -25,6 +25,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 # The viewers (viv, OpenSeadragon) are bundled from npm packages pinned by package-lock.json; nothing is
 # fetched from a CDN when the pages are viewed.
+# A wheel's build runs the same two steps (build_viewer.py); an editable install serves this checkout's bundle.
 $(VIEWER): $(FRONTEND)/package-lock.json $(FRONTEND)/build.mjs $(wildcard $(FRONTEND)/src/*.js)
 	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 
@@ -71,17 +72,17 @@ run: install  ## build the demo repository and serve it on http://127.0.0.1:$(PO
 
 test: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR)  ## the default suite (slow cases excluded), layer contract, lint and types
 	$(BIN)/lint-imports
-	$(BIN)/ruff check fairimage tests benchmarks
-	$(BIN)/mypy fairimage
+	$(BIN)/ruff check fairimage tests benchmarks build_viewer.py
+	$(BIN)/mypy fairimage build_viewer.py
 	$(BIN)/pytest -m "not slow"
 
 test-all: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR)  ## every test, slow ones included
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check fairimage tests benchmarks
+	$(BIN)/ruff check fairimage tests benchmarks build_viewer.py
 	$(BIN)/lint-imports
-	$(BIN)/mypy fairimage
+	$(BIN)/mypy fairimage build_viewer.py
 
 bench: install  ## conversion against ome-zarr-py and ngff-zarr and the machine's ceiling; tile and search latency (benchmarks/README.md)
 	$(BIN)/pip install -q -e '.[test,bench]' 2>&1 | grep -v "^WARNING: Location" || true

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from fairimage import __version__
+from fairimage import __version__, web
 from fairimage.api import (
     access,
     access_pages,
@@ -87,5 +87,5 @@ def create_app(settings: Settings) -> FastAPI:
         access_pages,
     ):
         app.include_router(module.router)
-    app.mount("/static", StaticFiles(directory=pages.WEB / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     return app

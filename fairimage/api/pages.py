@@ -6,7 +6,6 @@ and a <noscript> picture rendered by the server shows its settings."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import QueryParams
 
-from fairimage import __version__, ontology
+from fairimage import __version__, ontology, web
 from fairimage.api.deps import PrincipalDep, RepositoryDep, signed_in
 from fairimage.api.schemas import ImageOut
 from fairimage.api.security import VIEWER_POLICY
@@ -29,8 +28,7 @@ from fairimage.services.discovery import linked_data
 from fairimage.services.governance import versions
 from fairimage.services.repository import Repository
 
-WEB = Path(__file__).parent.parent / "web"
-templates = Jinja2Templates(directory=WEB / "templates")
+templates = Jinja2Templates(directory=web.TEMPLATES)
 templates.env.globals["version"] = __version__
 templates.env.globals["signed_in"] = signed_in
 router = APIRouter(include_in_schema=False)
@@ -115,6 +113,8 @@ def image_page(
         "image": out,
         "jsonld": linked_data.image_object(repository, principal, image.id, str(request.base_url)),
         "viewer": viewer,
+        # A page whose viewer script would 404 says so and shows the server's picture instead.
+        "missing_viewer": web.missing_viewer_files(),
         "settings": settings,
         "render_url": f"/api/images/{image.id}/render?{settings.render_query()}&size=1024",
         "snippets": snippets(out.ome_zarr_url or ""),

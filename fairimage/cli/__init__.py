@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from fairimage import __version__
+from fairimage import __version__, web
 from fairimage.cli import access, annotating, dicom, governance, metadata, versions
 from fairimage.cli import search as search_cli
 from fairimage.cli.common import (
@@ -326,6 +326,9 @@ def _serve(settings: Any, host: str, port: int) -> None:
     from fairimage.api import create_app
 
     open_repository(settings).close()  # fail here, with one line, rather than inside the server
+    missing = web.missing_viewer_files()
+    if missing:
+        err.print(f"warning: {web.viewer_not_built(missing)}", highlight=False, markup=False)
     err.print(f"Serving {settings.repo} at http://{host}:{port}/  (Ctrl+C stops)", highlight=False)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
