@@ -21,6 +21,7 @@ from fairimage.api import (
     oai,
     ontologies,
     pages,
+    plates,
     search,
     studies,
     tiles,
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (
         studies,
         images,
+        plates,
         versions,
         metadata,
         access,

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
-from fairimage.services.governance.access import ImageObject, image_object
+from fairimage.model.plates.layout import PLATE_ID_PREFIX
+from fairimage.services.governance.access import ImageObject, image_object, plate_object
 
 router = APIRouter(tags=["ome-zarr"])
 
@@ -29,13 +30,16 @@ _RESPONSES: dict[int | str, dict[str, str]] = {
 @router.get(
     _KEY_PATH,
     operation_id="get_zarr_key",
-    summary="A key of an image's OME-Zarr 0.5 group (zarr.json, chunks)",
+    summary="A key of an image's or a plate's OME-Zarr 0.5 group (zarr.json, chunks)",
     responses=_RESPONSES,
 )
 def zarr_key(
     image_id: str, key: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> Response:
-    stored = image_object(repository, principal, image_id, key)
+    if image_id.startswith(PLATE_ID_PREFIX):  # a plate: plate, row and well groups, then its fields' images
+        stored = plate_object(repository, principal, image_id, key)
+    else:
+        stored = image_object(repository, principal, image_id, key)
     media_type = "application/json" if key.endswith(".json") else "application/octet-stream"
     if stored.path is None:
         return _object_response(request, repository, stored, media_type)

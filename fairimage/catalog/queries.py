@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
-from fairimage.catalog.tables import AnnotationRow, ImageRow, OriginalFileRow, StudyRow
+from fairimage.catalog.tables import AnnotationRow, ImageRow, OriginalFileRow, PlateRow, StudyRow
 from fairimage.model.governance.policy import PolicyKind, Principal, StudyPolicy
 
 
@@ -193,3 +193,32 @@ def study_dicom_headers(session: Session, study_id: str) -> list[tuple[str, dict
         select(ImageRow.id, ImageRow.dicom).where(ImageRow.study_id == study_id, ImageRow.dicom.is_not(None))
     )
     return [(image_id, dict(header)) for image_id, header in rows if header]  # JSON null is not SQL NULL
+
+
+def original_file_by_sha256(session: Session, sha256: str) -> OriginalFileRow | None:
+    return session.scalars(select(OriginalFileRow).where(OriginalFileRow.sha256 == sha256)).first()
+
+
+def plate_of_file(session: Session, file_id: str) -> PlateRow | None:
+    """The plate whose fields came from the original file (a plate folder) ``file_id``."""
+    return session.scalars(
+        select(PlateRow).join(ImageRow, ImageRow.plate_id == PlateRow.id).where(ImageRow.file_id == file_id)
+    ).first()
+
+
+def plate_study(session: Session, plate_id: str) -> StudyRow | None:
+    """The study a plate belongs to (what the access check needs), in one indexed query."""
+    found = select(StudyRow).join(PlateRow, PlateRow.study_id == StudyRow.id).where(PlateRow.id == plate_id)
+    return session.scalars(found).first()
+
+
+def plate_field_image(session: Session, plate_id: str, row: str, column: str, field: int) -> str | None:
+    """The image id of one field of a plate's well, or None."""
+    return session.scalar(
+        select(ImageRow.id).where(
+            ImageRow.plate_id == plate_id,
+            ImageRow.well_row == row,
+            ImageRow.well_column == column,
+            ImageRow.field == field,
+        )
+    )

@@ -119,9 +119,52 @@ class ImageRow(Base):
     dicom: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # de-identified DICOM header
     # Why its pixels may show identifying text, and who cleared it ({"reasons": [...], "cleared_by": ...}).
     quarantine: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # A field of a high-content screening plate: the plate, its well (row and column names) and field.
+    plate_id: Mapped[str | None] = mapped_column(ForeignKey("plates.id"), nullable=True, index=True)
+    well_row: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    well_column: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    field: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     study: Mapped[StudyRow] = relationship(back_populates="images")
     original_file: Mapped[OriginalFileRow] = relationship(back_populates="images")
+
+
+class PlateRow(Base):
+    """A high-content screening plate: its geometry, acquisitions and where its group documents are stored;
+    its fields are images (``ImageRow.plate_id``)."""
+
+    __tablename__ = "plates"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    rows: Mapped[list[Any]] = mapped_column(JSON)  # row names, "A", "B", ...
+    columns: Mapped[list[Any]] = mapped_column(JSON)  # column names, "1", "2", ...
+    acquisitions: Mapped[list[Any]] = mapped_column(JSON)  # [{"id", "name", "starttime", "endtime"}]
+    channels: Mapped[list[Any]] = mapped_column(JSON)  # [{"name", "emission", "excitation"}]
+    field_count: Mapped[int] = mapped_column(Integer)
+    source: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"layout": "imagexpress", "folder": ...}
+    missing: Mapped[list[Any]] = mapped_column(JSON)  # expected wells/fields that had no files
+    storage_key: Mapped[str] = mapped_column(String(255))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("ingest_runs.id"), nullable=True, index=True)
+
+
+class WellRow(Base):
+    """A well of a plate and what the platemap says was done to it."""
+
+    __tablename__ = "wells"
+
+    plate_id: Mapped[str] = mapped_column(ForeignKey("plates.id"), primary_key=True)
+    row: Mapped[str] = mapped_column(String(4), primary_key=True)
+    column: Mapped[str] = mapped_column(String(4), primary_key=True)
+    compound: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    concentration: Mapped[float | None] = mapped_column(nullable=True)
+    concentration_unit: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    control: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    replicate: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the platemap's other columns
 
 
 class GrantRow(Base):

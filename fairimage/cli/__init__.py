@@ -11,17 +11,13 @@ from typing import Annotated, Any
 import typer
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
-    TaskID,
     TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
 
 from fairimage import __version__, web
-from fairimage.cli import access, annotating, dicom, governance, metadata, versions
+from fairimage.cli import access, annotating, dicom, governance, metadata, plates, versions
 from fairimage.cli import search as search_cli
 from fairimage.cli.common import (
     JsonOption,
@@ -33,6 +29,7 @@ from fairimage.cli.common import (
     operator_principal,
     out,
     print_listing,
+    progress_bar,
 )
 from fairimage.cli.metadata import print_report
 from fairimage.model.errors import FairimageError
@@ -40,7 +37,6 @@ from fairimage.services.curation import study_metadata
 from fairimage.services.discovery import images as image_service
 from fairimage.services.ingest.cluster import ClusterSpec
 from fairimage.services.ingest.conversion import DEFAULT_STUDY, FileOutcome
-from fairimage.services.ingest.conversion import Progress as IngestProgress
 from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.recovery import open_repository
 from fairimage.services.repository import init_repository
@@ -101,25 +97,6 @@ def init(
         out.print(f"Created repository {settings.repo}")
 
 
-class _Bar(IngestProgress):
-    """Bytes converted and rate, drawn on stderr when it is a terminal."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.task: TaskID | None = None
-
-    def start_file(self, path: Path, total_bytes: int) -> None:
-        if self.task is None:
-            self.task = self.progress.add_task(path.name, total=total_bytes)
-        else:
-            task = self.progress.tasks[self.task]
-            self.progress.update(self.task, total=(task.total or 0) + total_bytes, description=path.name)
-
-    def advance(self, nbytes: int) -> None:
-        if self.task is not None:
-            self.progress.advance(self.task, nbytes)
-
-
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files and folders (walked recursively)")],
@@ -144,9 +121,20 @@ def ingest(
             "ingested and saved with the images; see 'fairimage template rembi'"
         ),
     ] = None,
+    plate: Annotated[
+        bool,
+        typer.Option("--plate", help="each folder is a high-content screening plate (see 'plate ingest')"),
+    ] = False,
+    pattern: plates.PatternOption = None,
+    platemap: plates.PlatemapOption = None,
+    wells: plates.WellsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Convert image files to OME-Zarr 0.5 and add them to the repository."""
+    if plate:
+        how = plates.PlateRequest(Path(), study, pattern, platemap, wells=wells)
+        plates.ingest_folders(paths, repo, how, as_json)
+        return
     study_file = study_metadata.read_study_file(metadata) if metadata is not None else None
     if study_file is not None:
         report = study_metadata.validate(study_file)
@@ -161,20 +149,8 @@ def ingest(
         else None
     )
     try:
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            disable=as_json or not err.is_terminal,
-            transient=True,
-        )
-        with progress:
-            outcomes = ingest_paths(
-                repository, paths, study, _Bar(progress), cluster, actor=operator_principal().name
-            )
+        with progress_bar(as_json) as bar:
+            outcomes = ingest_paths(repository, paths, study, bar, cluster, actor=operator_principal().name)
         if study_file is not None and any(o.status in ("ingested", "already_present") for o in outcomes):
             study_metadata.set_metadata(repository, operator_principal(), study, study_file)
     finally:
@@ -186,6 +162,7 @@ dicomweb_app = typer.Typer(
     help="Pull studies from a PACS over DICOMweb (QIDO-RS, WADO-RS).", no_args_is_help=True
 )
 app.add_typer(dicomweb_app, name="dicomweb")
+app.add_typer(plates.plate_app, name="plate")
 
 
 @dicomweb_app.command("pull")

@@ -13,9 +13,19 @@ from typing import Annotated, Any
 import typer
 from rich.cells import cell_len
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from fairimage.model.governance.policy import Principal, operator
+from fairimage.services.ingest.conversion import Progress as IngestProgress
 from fairimage.services.recovery import open_repository
 from fairimage.services.repository import Repository
 from fairimage.settings import load_settings
@@ -70,3 +80,39 @@ def print_listing(table: Table, empty: str = "") -> None:
             column.no_wrap = True
             column.min_width = max((cell_len(str(cell)) for cell in column.cells), default=0) or None
     out.print(table)
+
+
+class IngestBar(IngestProgress):
+    """Bytes converted and rate, drawn on stderr when it is a terminal."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+
+    def start_file(self, path: Path, total_bytes: int) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task(path.name, total=total_bytes)
+        else:
+            task = self.progress.tasks[self.task]
+            self.progress.update(self.task, total=(task.total or 0) + total_bytes, description=path.name)
+
+    def advance(self, nbytes: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, nbytes)
+
+
+@contextmanager
+def progress_bar(as_json: bool) -> Iterator[IngestBar]:
+    """A bar of bytes converted, on stderr when it is a terminal (never under --json)."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+        transient=True,
+    )
+    with progress:
+        yield IngestBar(progress)

@@ -83,8 +83,7 @@ def _decode(path: Path) -> tuple[np.ndarray, str]:
             pixels = np.asarray(picture)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptFileError(
-            f"{path}: cannot decode the picture ({exc}); the file may be truncated "
-            "or damaged, copy it again"
+            f"{path}: cannot decode the picture ({exc}); the file may be truncated or damaged, copy it again"
         ) from exc
     if mode in ("I;16B", "I;16L", "I;16") and pixels.dtype.byteorder not in ("=", "|"):
         pixels = pixels.astype(pixels.dtype.newbyteorder("="))

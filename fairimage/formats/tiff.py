@@ -60,9 +60,7 @@ class TiffReader:
         try:
             tif = tifffile.TiffFile(path)
         except (tifffile.TiffFileError, ValueError, OSError, struct.error) as exc:
-            raise CorruptFileError(
-                f"{path}: not a readable TIFF ({exc}); the file may be truncated"
-            ) from exc
+            raise CorruptFileError(f"{path}: not a readable TIFF ({exc}); the file may be truncated") from exc
         try:
             kind = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
             yield OpenedFile(format=kind, images=list(_series_sources(path, tif)))

@@ -6,10 +6,21 @@ IMAGES = "images"
 MANIFESTS = "manifests"
 STAGING = "staging"
 ORIGINALS = "originals"
+PLATES = "plates"
 
 
 def image_prefix(image_id: str) -> str:
     return f"{IMAGES}/{image_id}.ome.zarr"
+
+
+def plate_prefix(plate_id: str) -> str:
+    """A plate's own group documents (plate, rows, wells); its field images live at their image prefixes."""
+    return f"{PLATES}/{plate_id}.ome.zarr"
+
+
+def plate_files_key(plate_id: str) -> str:
+    """The list of a plate's original files with the size and sha256 of each."""
+    return f"{MANIFESTS}/{plate_id}.files.json"
 
 
 def manifest_key(image_id: str) -> str:

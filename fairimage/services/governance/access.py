@@ -175,3 +175,35 @@ def image_object(repository: Repository, principal: Principal, image_id: str, ke
     full_key = f"{layout.image_prefix(image_id)}/{check_key(key)}"
     info = repository.store.stat(full_key)
     return ImageObject(info=info, path=repository.store.local_path(full_key))
+
+
+def check_plate(repository: Repository, principal: Principal, plate_id: str) -> StudyPolicy:
+    """The policy of the plate's study if ``principal`` may read it; NotFoundError otherwise."""
+    _, policy = _check_read(
+        repository,
+        principal,
+        lambda session: queries.plate_study(session, plate_id),
+        f"plate {plate_id!r}",
+        lambda study: f"plate:{plate_id}",
+    )
+    return policy
+
+
+def plate_object(repository: Repository, principal: Principal, plate_id: str, key: str) -> ImageObject:
+    """A key of a plate's OME-Zarr group after the access check: its own documents (the plate, row and well
+    groups), or, below ``row/column/field/``, a key of that field's image."""
+    check_plate(repository, principal, plate_id)
+    key = check_key(key)
+    parts = key.split("/")
+    if len(parts) > 3:
+        image_id = None
+        if parts[2].isdigit():
+            with repository.reading() as session:
+                image_id = queries.plate_field_image(session, plate_id, parts[0], parts[1], int(parts[2]))
+        if image_id is None:
+            raise NotFoundError(f"plate {plate_id!r} has no key {key!r}")
+        full_key = f"{layout.image_prefix(image_id)}/{'/'.join(parts[3:])}"
+    else:
+        full_key = f"{layout.plate_prefix(plate_id)}/{key}"
+    info = repository.store.stat(full_key)
+    return ImageObject(info=info, path=repository.store.local_path(full_key))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import zarr
+from sqlalchemy.orm import Session
 
 from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow, OriginalFileRow, StudyRow
@@ -86,7 +87,7 @@ class ConvertedFile:
     """A file converted into the run's staging area, ready to publish."""
 
     format: str
-    staged: list[_Staged]
+    staged: list[Staged]
 
 
 @dataclass(frozen=True)
@@ -148,12 +149,12 @@ def convert_opened(
     store: Store, conversion: Conversion, path: Path, opened: OpenedFile, progress: Progress
 ) -> ConvertedFile:
     progress.start_file(path, sum(source.metadata.nbytes for source in opened.images))
-    staged = [_stage_image(store, conversion, source, progress) for source in opened.images]
+    staged = [stage_image(store, conversion, source, progress) for source in opened.images]
     return ConvertedFile(opened.format, staged)
 
 
 @dataclass
-class _Staged:
+class Staged:
     image_id: str
     source_dtype: str
     metadata_name: str
@@ -168,7 +169,7 @@ class _Staged:
     quarantine: dict[str, Any] | None = None
 
 
-def _stage_image(store: Store, conversion: Conversion, source: ImageSource, progress: Progress) -> _Staged:
+def stage_image(store: Store, conversion: Conversion, source: ImageSource, progress: Progress) -> Staged:
     staging = begin_staging(store, conversion, source.metadata)
     part = write_planes(staging.plan, source, staging.target(store), on_progress=progress.advance)
     return finish_staging(store, conversion, staging, [part])
@@ -200,7 +201,7 @@ def begin_staging(store: Store, conversion: Conversion, meta: ImageMetadata) -> 
 
 def finish_staging(
     store: Store, conversion: Conversion, staging: Staging, parts: list[WrittenPart]
-) -> _Staged:
+) -> Staged:
     """After every part is written: OME attributes, verification and the manifest."""
     meta = staging.plan.meta
     written = finish_image(staging.plan, staging.target(store), parts)
@@ -208,7 +209,7 @@ def finish_staging(
     manifest = build_manifest(store, staging.prefix, written.chunks)
     body = json.dumps(manifest, indent=1, sort_keys=True).encode()
     store.write(layout.staged_manifest_key(conversion.run_id, staging.image_id), body)
-    return _Staged(
+    return Staged(
         image_id=staging.image_id,
         source_dtype=meta.dtype,
         metadata_name=meta.name,
@@ -290,24 +291,7 @@ def publish(
     moved: list[str] = []
     try:
         with repository.transaction() as session:
-            study = queries.study_by_name(session, study_name)
-            if study is None:
-                study = StudyRow(
-                    id=new_id("study"),
-                    name=study_name,
-                    description="",
-                    policy=repository.settings.default_policy,
-                )
-                session.add(study)
-                session.flush()  # the study row must exist before rows that refer to it
-                audit.record(
-                    session,
-                    run.actor,
-                    "study.create",
-                    f"study:{study.id}",
-                    name=study_name,
-                    policy=study.policy,
-                )
+            study = ensure_study(repository, session, run, study_name)
             run.record(session)
             session.add(
                 OriginalFileRow(
@@ -332,7 +316,7 @@ def publish(
                 repository.store.move(
                     layout.staged_manifest_key(run.id, image.image_id), layout.manifest_key(image.image_id)
                 )
-                rows.append(_image_row(image, index, study.id, file_id, run.id))
+                rows.append(image_row(image, index, study.id, file_id, run.id))
                 session.add(rows[-1])
             session.flush()
             study.quarantined = (study.quarantined or 0) + sum(1 for image in staged if image.quarantine)
@@ -365,11 +349,23 @@ def publish(
     )
 
 
+def ensure_study(repository: Repository, session: Session, run: Run, name: str) -> StudyRow:
+    """The study named ``name``, made (with the repository's default policy, audited) if it is new."""
+    study = queries.study_by_name(session, name)
+    if study is not None:
+        return study
+    study = StudyRow(id=new_id("study"), name=name, description="", policy=repository.settings.default_policy)
+    session.add(study)
+    session.flush()  # the study row must exist before rows that refer to it
+    audit.record(session, run.actor, "study.create", f"study:{study.id}", name=name, policy=study.policy)
+    return study
+
+
 def _where(field: str) -> str:
     return "its name" if field.startswith("file name ") else field
 
 
-def _image_row(image: _Staged, index: int, study_id: str, file_id: str, run_id: str) -> ImageRow:
+def image_row(image: Staged, index: int, study_id: str, file_id: str, run_id: str) -> ImageRow:
     written = image.written
     return ImageRow(
         id=image.image_id,

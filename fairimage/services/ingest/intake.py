@@ -67,7 +67,7 @@ def ingest_paths(
                 inputs.append(InputFile(found, False, len(inputs)))
     inputs = _series_inputs(inputs, outcomes)
     with ingest_run(repository, actor) as run:
-        conversion = _conversion(repository, run)
+        conversion = conversion_for(repository, run)
         run.parameters = _parameters(conversion.options, cluster)
         results: Iterator[tuple[InputFile, FileOutcome]]
         here = inputs if cluster is None else [item for item in inputs if item.series]
@@ -85,7 +85,8 @@ def ingest_paths(
     return outcomes + [done[item] for item in inputs]  # in input order, however a cluster finished them
 
 
-def _conversion(repository: Repository, run: Run) -> Conversion:
+def conversion_for(repository: Repository, run: Run) -> Conversion:
+    """How ``run`` writes images: the repository's store and write options."""
     settings = repository.settings
     options = WriteOptions(
         chunk_bytes=settings.chunk_bytes,

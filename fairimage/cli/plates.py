@@ -1,0 +1,137 @@
+"""Commands for high-content screening plates: ingest a vendor's plate folder, list plates, show one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fairimage.cli.common import (
+    JsonOption,
+    RepoOption,
+    _json,
+    err,
+    opened,
+    operator_principal,
+    out,
+    print_listing,
+    progress_bar,
+)
+from fairimage.services.ingest.conversion import DEFAULT_STUDY
+from fairimage.services.plates import plates as plate_service
+from fairimage.services.plates.ingest import PlateOutcome, PlateRequest, ingest_plate
+
+plate_app = typer.Typer(help="High-content screening plates: ingest, list, show.", no_args_is_help=True)
+
+PatternOption = Annotated[
+    str | None,
+    typer.Option(
+        help="the file-name pattern, e.g. '{well}_f{field}_c{channel}.tif' (fields: plate, well, row, "
+        "column, field, channel, z, t); without it: Harmony's Index.idx.xml, ImageXpress or Operetta names"
+    ),
+]
+WellsOption = Annotated[
+    int | None, typer.Option(help="the plate format (96, 384, 1536 ...) where file names cannot tell it")
+]
+PlatemapOption = Annotated[
+    Path | None,
+    typer.Option(help="a platemap (CSV or XLSX: well, compound, concentration, unit, control, replicate)"),
+]
+
+
+@plate_app.command("ingest")
+def plate_ingest(
+    folders: Annotated[list[Path], typer.Argument(help="plate folders, one plate each")],
+    repo: RepoOption = None,
+    study: Annotated[str, typer.Option(help="study to add the plates to (created if new)")] = DEFAULT_STUDY,
+    pattern: PatternOption = None,
+    platemap: PlatemapOption = None,
+    name: Annotated[
+        str | None, typer.Option(help="the plate's name (else the vendor's, or the folder's)")
+    ] = None,
+    wells: WellsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Convert plate folders to OME-NGFF plates and add them to the repository, each all or nothing."""
+    ingest_folders(folders, repo, PlateRequest(Path(), study, pattern, platemap, name, wells), as_json)
+
+
+def ingest_folders(folders: list[Path], repo: Path | None, how: PlateRequest, as_json: bool) -> None:
+    """Ingest each folder as a plate (read as ``how`` says) and report each outcome; exit 1 if any failed."""
+    outcomes: list[PlateOutcome] = []
+    with opened(repo) as repository, progress_bar(as_json) as bar:
+        for folder in folders:
+            request = replace(how, folder=folder)
+            outcomes.append(ingest_plate(repository, request, bar, actor=operator_principal().name))
+    if as_json:
+        _json([outcome.__dict__ for outcome in outcomes])
+    else:
+        for outcome in outcomes:
+            _print_outcome(outcome)
+    if any(outcome.status == "failed" for outcome in outcomes):
+        raise typer.Exit(1)
+
+
+def _print_outcome(outcome: PlateOutcome) -> None:
+    if outcome.status == "failed":
+        err.print(f"[red]failed[/] {outcome.error}", highlight=False)
+        return
+    if outcome.status == "already_present":
+        out.print(f"[cyan]already present[/] {outcome.path} as {outcome.plate_id}", highlight=False)
+        return
+    out.print(
+        f"[green]ingested[/] {outcome.path} -> {outcome.plate_id} ({outcome.layout}: plate {outcome.name!r}, "
+        f"{outcome.wells} wells, {outcome.fields} fields)",
+        highlight=False,
+    )
+    for line in outcome.missing:
+        err.print(f"[yellow]missing[/] {line}", highlight=False)
+
+
+@plate_app.command("list")
+def plate_list(
+    study: Annotated[str | None, typer.Option(help="only this study (id or name)")] = None,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List plates."""
+    with opened(repo) as repository:
+        found = plate_service.list_plates(repository, operator_principal(), study)
+    if as_json:
+        _json([plate.model_dump(mode="json") for plate in found])
+        return
+    table = Table("id", "name", "study", "wells", "fields", "channels", "layout", box=None)
+    for plate in found:
+        wells = f"{len(plate.rows) * len(plate.columns)}"
+        channels = ", ".join(str(channel["name"]) for channel in plate.channels)
+        table.add_row(
+            plate.id, plate.name, plate.study_name, wells, str(plate.field_count), channels, plate.layout
+        )
+    print_listing(table, "No plates yet: add one with 'fairimage plate ingest FOLDER'.")
+
+
+@plate_app.command("show")
+def plate_show(
+    plate_id: Annotated[str, typer.Argument(help="the plate's id")],
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A plate's wells: treatments from the platemap and field images."""
+    with opened(repo) as repository:
+        plate = plate_service.get_plate(repository, operator_principal(), plate_id)
+    if as_json:
+        _json(plate.model_dump(mode="json"))
+        return
+    out.print(
+        f"{plate.name} ({plate.id}): {len(plate.rows)} x {len(plate.columns)} wells, study {plate.study_name}"
+    )
+    for line in plate.missing:
+        out.print(f"  missing: {line}", highlight=False)
+    table = Table("well", "compound", "concentration", "control", "fields", box=None)
+    for well in plate.wells:
+        dose = f"{well.concentration:g} {well.concentration_unit or ''}".strip() if well.concentration else ""
+        table.add_row(well.name, well.compound or "", dose, well.control or "", str(len(well.images)))
+    print_listing(table)

@@ -1,0 +1,1 @@
+"""High-content screening: plate layouts, platemaps and what quality control measures."""

@@ -1,0 +1,287 @@
+"""Plate ingest: a vendor's plate folder (and its platemap) in, an OME-NGFF plate out.
+
+Each field becomes an image of its own (converted, verified and checksummed as any image is); the plate's
+group documents (plate -> row -> well) are written beside them, and the whole plate is published in one
+catalog transaction: a plate is either there with every field, or not there at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from fairimage.catalog import queries
+from fairimage.catalog.tables import OriginalFileRow, PlateRow, WellRow
+from fairimage.formats.plate_fields import PlateFieldSource, check_planes
+from fairimage.formats.platemap import read_platemap
+from fairimage.formats.plates import read_plate_folder
+from fairimage.model.errors import FairimageError
+from fairimage.model.plates.layout import PLATE_ID_PREFIX, Field, PlateLayout
+from fairimage.model.plates.platemap import Treatment
+from fairimage.model.study import new_id
+from fairimage.ngff.plate import PlacedField, group_document, plate_attributes, well_attributes
+from fairimage.services.discovery import search
+from fairimage.services.governance import audit
+from fairimage.services.ingest.conversion import (
+    DEFAULT_STUDY,
+    Progress,
+    Staged,
+    content_sha256,
+    ensure_study,
+    image_row,
+    stage_image,
+)
+from fairimage.services.ingest.intake import conversion_for
+from fairimage.services.ingest.runs import Run, ingest_run
+from fairimage.services.repository import Repository
+from fairimage.storage import layout
+
+
+@dataclass
+class PlateOutcome:
+    """What happened to one plate folder, as the CLI and API report it."""
+
+    path: str
+    status: str  # "ingested", "already_present" or "failed"
+    plate_id: str | None = None
+    name: str | None = None
+    layout: str | None = None
+    wells: int = 0
+    fields: int = 0
+    images: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PlateRequest:
+    """A plate folder to ingest, and how to read it."""
+
+    folder: Path
+    study: str = DEFAULT_STUDY
+    pattern: str | None = None
+    platemap: Path | None = None
+    name: str | None = None
+    wells: int | None = None  # the plate format, where file names cannot tell it
+
+
+def ingest_plate(
+    repository: Repository, request: PlateRequest, progress: Progress | None = None, actor: str = "operator"
+) -> PlateOutcome:
+    """Read, convert and publish one plate; a failure is reported as one line and publishes nothing."""
+    progress = progress or Progress()
+    try:
+        plate = read_plate_folder(request.folder, request.pattern, request.name, request.wells)
+        plane_shape, dtype = check_planes(plate)
+        treatments = read_platemap(request.platemap, plate.geometry) if request.platemap else []
+        files, files_sha256, total = _file_list(request.folder, plate)
+        with repository.reading() as session:
+            known = queries.original_file_by_sha256(session, files_sha256)
+            if known is not None:
+                return _already_present(session, request, known)
+        with ingest_run(repository, actor) as run:
+            conversion = conversion_for(repository, run)
+            staged = []
+            for item in plate.fields:
+                source = PlateFieldSource(plate, item, plane_shape, dtype)
+                progress.start_file(request.folder / item.well, source.metadata.nbytes)
+                staged.append((item, stage_image(repository.store, conversion, source, progress)))
+            return _publish(repository, run, request, plate, staged, treatments, (files, files_sha256, total))
+    except FairimageError as exc:
+        return PlateOutcome(str(request.folder), "failed", error=exc.message)
+
+
+def _file_list(folder: Path, plate: PlateLayout) -> tuple[bytes, str, int]:
+    """The plate's original files (relative path, size, sha256), as one document and its own sha256: the
+    plate's identity by content, so the same folder is never stored twice."""
+    entries: dict[str, dict[str, str | int]] = {}
+    total = 0
+    for item in plate.fields:
+        for plane in item.planes.values():
+            sha256, size = content_sha256(plane.path)
+            entries[str(plane.path.relative_to(folder))] = {"size": size, "sha256": sha256}
+            total += size
+    body = json.dumps({"files": dict(sorted(entries.items()))}, indent=1).encode()
+    return body, hashlib.sha256(body).hexdigest(), total
+
+
+def _already_present(session: Session, request: PlateRequest, known: OriginalFileRow) -> PlateOutcome:
+    plate = queries.plate_of_file(session, known.id)
+    return PlateOutcome(
+        str(request.folder),
+        "already_present",
+        plate_id=plate.id if plate else None,
+        name=plate.name if plate else None,
+    )
+
+
+def _publish(
+    repository: Repository,
+    run: Run,
+    request: PlateRequest,
+    plate: PlateLayout,
+    staged: list[tuple[Field, Staged]],
+    treatments: list[Treatment],
+    files: tuple[bytes, str, int],
+) -> PlateOutcome:
+    plate_id = new_id(PLATE_ID_PREFIX.rstrip("-"))
+    geometry = plate.geometry
+    placed = [
+        PlacedField(geometry.row_names[f.row], geometry.column_names[f.column], f.index) for f, _ in staged
+    ]
+    documents = _group_documents(plate, placed)
+    prefix = layout.plate_prefix(plate_id)
+    written: list[str] = []
+    moved: list[str] = []
+    try:
+        for key, body in documents.items():
+            repository.store.write(f"{prefix}/{key}", body)
+            written.append(f"{prefix}/{key}")
+        repository.store.write(layout.plate_files_key(plate_id), files[0])
+        written.append(layout.plate_files_key(plate_id))
+        with repository.transaction() as session:
+            study = ensure_study(repository, session, run, request.study)
+            run.record(session)
+            file_id = new_id("file")
+            session.add(
+                OriginalFileRow(
+                    id=file_id,
+                    study_id=study.id,
+                    name=request.folder.name,
+                    source_path=str(request.folder),
+                    format=f"plate/{plate.kind}",
+                    size=files[2],
+                    sha256=files[1],
+                )
+            )
+            session.add(_plate_row(plate_id, study.id, run.id, plate, request, documents))
+            session.flush()
+            session.add_all(_well_rows(plate_id, plate, treatments))
+            rows = []
+            for (item, image), where in zip(staged, placed, strict=True):
+                run.intend(image.image_id)
+                repository.store.move(
+                    layout.staged_image_prefix(run.id, image.image_id), layout.image_prefix(image.image_id)
+                )
+                moved.append(image.image_id)
+                repository.store.move(
+                    layout.staged_manifest_key(run.id, image.image_id), layout.manifest_key(image.image_id)
+                )
+                row = image_row(image, item.index, study.id, file_id, run.id)
+                row.plate_id, row.well_row, row.well_column, row.field = (
+                    plate_id,
+                    where.row,
+                    where.column,
+                    item.index,
+                )
+                rows.append(row)
+            session.add_all(rows)
+            session.flush()
+            search.index_images(session, study, rows)
+            audit.record(
+                session,
+                run.actor,
+                "ingest.plate",
+                f"study:{study.id}",
+                plate=plate_id,
+                name=plate.name,
+                file=file_id,
+                sha256=files[1],
+                fields=len(rows),
+            )
+    except BaseException:
+        for image_id in moved:
+            repository.store.delete(layout.image_prefix(image_id))
+            repository.store.delete(layout.manifest_key(image_id))
+        for key in written:
+            repository.store.delete(key)
+        raise
+    run.published(study.id)
+    return PlateOutcome(
+        str(request.folder),
+        "ingested",
+        plate_id=plate_id,
+        name=plate.name,
+        layout=plate.kind,
+        wells=len(plate.wells),
+        fields=len(staged),
+        images=[image.image_id for _, image in staged],
+        missing=list(plate.missing),
+    )
+
+
+def _group_documents(plate: PlateLayout, placed: list[PlacedField]) -> dict[str, bytes]:
+    """The plate's own zarr.json documents: the plate group, a group per row, a group per well."""
+    geometry = plate.geometry
+    attributes = plate_attributes(plate.name, geometry.row_names, geometry.column_names, placed)
+    documents = {"zarr.json": group_document(attributes)}
+    wells: dict[str, list[PlacedField]] = {}
+    for where in placed:
+        wells.setdefault(where.well_path, []).append(where)
+    for row in sorted({where.row for where in placed}):
+        documents[f"{row}/zarr.json"] = group_document()
+    for path, fields in wells.items():
+        documents[f"{path}/zarr.json"] = group_document(well_attributes(fields))
+    return documents
+
+
+def _plate_row(
+    plate_id: str,
+    study_id: str,
+    run_id: str,
+    plate: PlateLayout,
+    request: PlateRequest,
+    documents: dict[str, bytes],
+) -> PlateRow:
+    manifest = {key: hashlib.sha256(body).hexdigest() for key, body in sorted(documents.items())}
+    return PlateRow(
+        id=plate_id,
+        study_id=study_id,
+        run_id=run_id,
+        name=plate.name,
+        rows=plate.geometry.row_names,
+        columns=plate.geometry.column_names,
+        acquisitions=[{"id": index, "name": name} for index, name in enumerate(plate.acquisitions)],
+        channels=[
+            {"name": c.name, "emission_nm": c.emission_nm, "excitation_nm": c.excitation_nm}
+            for c in plate.channels
+        ],
+        field_count=max((f.index + 1 for f in plate.fields), default=1),
+        source={
+            "layout": plate.kind,
+            "folder": str(request.folder),
+            "pattern": request.pattern,
+            "platemap": str(request.platemap) if request.platemap else None,
+        },
+        missing=list(plate.missing),
+        storage_key=layout.plate_prefix(plate_id),
+        manifest_sha256=hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest(),
+    )
+
+
+def _well_rows(plate_id: str, plate: PlateLayout, treatments: list[Treatment]) -> list[WellRow]:
+    """A row per well that has images or a platemap entry."""
+    names_r, names_c = plate.geometry.row_names, plate.geometry.column_names
+    by_well = {(t.row, t.column): t for t in treatments}
+    wells = sorted(set(plate.wells) | set(by_well))
+    rows = []
+    for r, c in wells:
+        treatment = by_well.get((r, c))
+        rows.append(
+            WellRow(
+                plate_id=plate_id,
+                row=names_r[r],
+                column=names_c[c],
+                compound=treatment.compound if treatment else None,
+                concentration=treatment.concentration if treatment else None,
+                concentration_unit=treatment.unit if treatment else None,
+                control=treatment.control if treatment else None,
+                replicate=treatment.replicate if treatment else None,
+                extra=(treatment.extra or None) if treatment else None,
+            )
+        )
+    return rows

@@ -1,0 +1,78 @@
+"""Plate folders as vendors' software writes them, made by code: small images with known pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from fairimage.model.plates.layout import row_name
+
+
+def field_pixels(
+    row: int, column: int, field: int, channel: int, shape: tuple[int, int] = (24, 32)
+) -> np.ndarray:
+    """Pixels that say where they came from: a ramp offset by well, field and channel."""
+    base = (row * 100 + column) * 40 + field * 8 + channel
+    return (np.arange(shape[0] * shape[1], dtype=np.uint16).reshape(shape) + base * 7).astype(np.uint16)
+
+
+def imagexpress(
+    folder: Path,
+    wells: list[tuple[int, int]],
+    fields: int = 2,
+    channels: int = 2,
+    plate: str = "Screen01",
+    shape: tuple[int, int] = (24, 32),
+) -> Path:
+    """MetaXpress names: PLATE_B02_s1_w1.tif, plus the _thumb previews it writes beside them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for row, column in wells:
+        well = f"{row_name(row)}{column + 1:02d}"
+        for field in range(fields):
+            for channel in range(channels):
+                pixels = field_pixels(row, column, field, channel, shape)
+                tifffile.imwrite(folder / f"{plate}_{well}_s{field + 1}_w{channel + 1}.tif", pixels)
+                tifffile.imwrite(
+                    folder / f"{plate}_{well}_s{field + 1}_w{channel + 1}_thumb.tif", pixels[::4, ::4]
+                )
+    return folder
+
+
+HARMONY_NS = "http://www.perkinelmer.com/PEHH/HarmonyV6"
+
+
+def harmony(
+    folder: Path, wells: list[tuple[int, int]], fields: int = 2, shape: tuple[int, int] = (24, 32)
+) -> Path:
+    """An Operetta CLS export: Images/ with r01c01f01p01-ch1sk1fk1fl1.tiff files and Index.idx.xml."""
+    images = folder / "Images"
+    images.mkdir(parents=True, exist_ok=True)
+    channels = [("HOECHST 33342", 461, 355), ("Alexa 488", 519, 488)]
+    entries = []
+    for row, column in wells:
+        for field in range(fields):
+            for channel, (name, emission, excitation) in enumerate(channels):
+                url = f"r{row + 1:02d}c{column + 1:02d}f{field + 1:02d}p01-ch{channel + 1}sk1fk1fl1.tiff"
+                tifffile.imwrite(images / url, field_pixels(row, column, field, channel, shape))
+                entries.append(
+                    f'<Image Version="1"><id>{row}{column}{field}{channel}</id><URL>{url}</URL>'
+                    f"<Row>{row + 1}</Row><Col>{column + 1}</Col><FieldID>{field + 1}</FieldID>"
+                    f"<PlaneID>1</PlaneID><TimepointID>0</TimepointID><ChannelID>{channel + 1}</ChannelID>"
+                    f"<ChannelName>{name}</ChannelName>"
+                    f'<ImageResolutionX Unit="m">6.5E-07</ImageResolutionX>'
+                    f'<ImageResolutionY Unit="m">6.5E-07</ImageResolutionY>'
+                    f'<PositionX Unit="m">{field * 1e-4}</PositionX><PositionY Unit="m">0</PositionY>'
+                    f'<MainEmissionWavelength Unit="nm">{emission}</MainEmissionWavelength>'
+                    f'<MainExcitationWavelength Unit="nm">{excitation}</MainExcitationWavelength></Image>'
+                )
+    index = (
+        f'<?xml version="1.0" encoding="utf-8"?><EvaluationInputData xmlns="{HARMONY_NS}" Version="2">'
+        "<Plates><Plate><PlateID>plate-7</PlateID><Name>Phenix 7</Name>"
+        "<PlateTypeName>96 PerkinElmer CellCarrier</PlateTypeName>"
+        "<PlateRows>8</PlateRows><PlateColumns>12</PlateColumns></Plate></Plates>"
+        f"<Images>{''.join(entries)}</Images></EvaluationInputData>"
+    )
+    (images / "Index.idx.xml").write_text(index)
+    return folder

@@ -1,0 +1,157 @@
+"""High-content screening plates: vendor folders in, OME-NGFF plates out, read by standard clients over
+HTTP; bad folders are one line naming the file and publish nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from ome_zarr.io import parse_url
+from ome_zarr.reader import Plate as PlateSpec
+from ome_zarr.reader import Reader
+from ome_zarr_models.v05.hcs import HCS
+
+from fairimage.formats.plates import compile_pattern
+from fairimage.model.errors import InvalidInputError
+from fairimage.model.governance.policy import operator
+from fairimage.model.plates.layout import parse_well, row_name
+from fairimage.services.governance import policies
+from fairimage.services.plates import plates as plate_service
+from fairimage.services.plates.ingest import PlateRequest, ingest_plate
+from fairimage.services.repository import Repository
+from tests import plate_samples
+from tests.conftest import LiveServer, run_cli
+
+ADMIN = operator("test")
+WELLS = [(0, 0), (0, 1), (1, 2)]  # A1, A2, B3
+
+
+def test_an_imagexpress_folder_becomes_a_plate_that_standard_clients_read(tmp_path: Path) -> None:
+    folder = plate_samples.imagexpress(tmp_path / "Screen01", WELLS, fields=2, channels=2)
+    platemap = tmp_path / "platemap.csv"
+    platemap.write_text(
+        "Well,Compound,Concentration,Control type\nA01,DMSO,,negative\nA02,staurosporine,1 uM,pos\n"
+    )
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    result = run_cli("ingest", folder, "--plate", "--platemap", platemap, "--study", "Screen", "--repo", repo)
+    assert result.returncode == 0, result.stderr
+    assert "ingested" in result.stdout and "imagexpress: plate 'Screen01', 3 wells, 6 fields" in result.stdout
+    assert "missing 93 well(s) without images: A3, A4" in result.stderr  # recorded, not invented
+
+    (plate,) = json.loads(run_cli("plate", "list", "--repo", repo, "--json", check=True).stdout)
+    again = run_cli("plate", "ingest", folder, "--study", "Screen", "--repo", repo, check=True)
+    assert f"already present {folder} as {plate['id']}" in again.stdout
+
+    from fairimage.settings import load_settings
+
+    with LiveServer(load_settings(repo)) as server:
+        described = httpx.get(f"{server.url}/api/plates/{plate['id']}").json()
+        url = described["ome_zarr_url"]
+        group = zarr.open_group(url, mode="r")
+        assert [w["path"] for w in group.attrs["ome"]["plate"]["wells"]] == ["A/1", "A/2", "B/3"]
+        for row, column in WELLS:
+            for field in range(2):
+                pixels = group[f"{row_name(row)}/{column + 1}/{field}/0"][...]
+                for channel in range(2):
+                    assert np.array_equal(
+                        pixels[channel], plate_samples.field_pixels(row, column, field, channel)
+                    )
+        HCS.from_zarr(group)  # ome-zarr-models validates plate, wells and images
+        (node, *_) = list(Reader(parse_url(url))())
+        assert any(isinstance(spec, PlateSpec) for spec in node.specs)
+        assert httpx.get(f"{url}/H/12/0/zarr.json").status_code == 404  # a well that was never imaged
+        assert httpx.get(f"{url}/A/1/9/zarr.json").status_code == 404
+
+    wells = {well["row"] + well["column"]: well for well in described["wells"]}
+    assert wells["A1"]["compound"] == "DMSO" and wells["A1"]["control"] == "negative"
+    assert wells["A2"]["concentration"] == 1.0 and wells["A2"]["concentration_unit"] == "uM"
+    assert wells["A2"]["control"] == "positive" and len(wells["B3"]["images"]) == 2
+
+
+def test_a_harmony_export_keeps_channels_wavelengths_and_pixel_sizes(
+    repository: Repository, tmp_path: Path
+) -> None:
+    folder = plate_samples.harmony(tmp_path / "export", [(0, 0), (2, 3)], fields=2)
+    outcome = ingest_plate(repository, PlateRequest(folder, "Phenix"))
+    assert outcome.status == "ingested", outcome.error
+    plate = plate_service.get_plate(repository, ADMIN, outcome.plate_id or "")
+    assert (plate.name, len(plate.rows), len(plate.columns)) == ("Phenix 7", 8, 12)
+    assert [c["name"] for c in plate.channels] == ["HOECHST 33342", "Alexa 488"]
+    assert [c["emission_nm"] for c in plate.channels] == [461.0, 519.0]
+    image = zarr.open_group(repository.store.local_path(f"images/{outcome.images[0]}.ome.zarr"), mode="r")  # type: ignore[arg-type]
+    ome = image.attrs["ome"]
+    assert ome["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"][
+        -2:
+    ] == pytest.approx([0.65, 0.65])
+    assert [c["color"] for c in ome["omero"]["channels"]] == ["0000FF", "00FF00"]  # by emission wavelength
+
+
+def _bad_duplicate(folder: Path) -> str:
+    (folder / "copied again").mkdir()
+    tifffile.imwrite(
+        folder / "copied again" / "Screen01_A01_s1_w1.tif", plate_samples.field_pixels(0, 0, 0, 0)
+    )
+    return "a second file for well A1 field 1 channel 1 (the first is"
+
+
+def _bad_name(folder: Path) -> str:
+    tifffile.imwrite(folder / "overview.tif", np.zeros((4, 4), np.uint16))
+    return "overview.tif: its name does not follow the imagexpress naming"
+
+
+def _bad_shape(folder: Path) -> str:
+    tifffile.imwrite(folder / "Screen01_B03_s2_w2.tif", np.zeros((24, 30), np.uint16))
+    return "Screen01_B03_s2_w2.tif: 30x24 uint16, but the plate's images are 32x24 uint16"
+
+
+@pytest.mark.parametrize("spoil", [_bad_duplicate, _bad_name, _bad_shape])
+def test_a_bad_folder_is_one_line_naming_the_file_and_publishes_nothing(
+    repository: Repository, tmp_path: Path, spoil: object
+) -> None:
+    folder = plate_samples.imagexpress(tmp_path / "Screen01", WELLS)
+    words = spoil(folder)  # type: ignore[operator]
+    outcome = ingest_plate(repository, PlateRequest(folder, "Screen"))
+    assert outcome.status == "failed" and outcome.error is not None
+    assert words in outcome.error and "\n" not in outcome.error
+    assert plate_service.list_plates(repository, ADMIN) == []
+    assert not list(repository.store.list("images")) and not list(repository.store.list("plates"))
+
+
+def test_a_platemap_well_outside_the_plate_is_named_with_its_row(
+    repository: Repository, tmp_path: Path
+) -> None:
+    folder = plate_samples.imagexpress(tmp_path / "Screen01", WELLS)
+    platemap = tmp_path / "map.csv"
+    platemap.write_text("well,compound\nA1,DMSO\nQ30,taxol\n")
+    outcome = ingest_plate(repository, PlateRequest(folder, "Screen", platemap=platemap, wells=96))
+    assert outcome.error == f"{platemap}, row 3: well Q30 is outside the plate (8 rows x 12 columns)"
+    assert plate_service.list_plates(repository, ADMIN) == []
+
+
+def test_a_restricted_plate_is_404_to_those_not_allowed(repository: Repository, tmp_path: Path) -> None:
+    folder = plate_samples.imagexpress(tmp_path / "Screen01", WELLS[:1], fields=1, channels=1)
+    outcome = ingest_plate(repository, PlateRequest(folder, "Secret screen"))
+    policies.set_policy(repository, ADMIN, "Secret screen", "restricted")
+    with LiveServer(repository.settings) as server:
+        url = f"{server.url}/zarr/{outcome.plate_id}.ome.zarr"
+        for key in ("zarr.json", "A/zarr.json", "A/1/zarr.json", "A/1/0/zarr.json", "A/1/0/0/zarr.json"):
+            assert httpx.get(f"{url}/{key}").status_code == 404, key
+        assert httpx.get(f"{server.url}/api/plates").json()["items"] == []
+        assert httpx.get(f"{server.url}/api/plates/{outcome.plate_id}").status_code == 404
+
+
+def test_user_patterns_and_well_names() -> None:
+    regex = compile_pattern("{well}_f{field}_c{channel}.tif")
+    match = regex.match("B07_f3_c2.tif")
+    assert match is not None and match.groupdict() == {"well": "B07", "field": "3", "channel": "2"}
+    assert parse_well("AF48") == (31, 47) and parse_well("a1") == (0, 0) and row_name(27) == "AB"
+    with pytest.raises(InvalidInputError, match=r"\{site\} is not a field"):
+        compile_pattern("{well}_{site}.tif")
+    with pytest.raises(InvalidInputError, match="name the well"):
+        compile_pattern("{field}.tif")
