@@ -201,12 +201,46 @@ def test_without_webgl2_the_viewer_falls_back_to_rendered_tiles(playwright: Any,
         page.on("request", lambda request: requests.append(request.url))
         page.goto(f"{site.url}/images/{site.stack}")
         page.wait_for_selector('#viewer[data-viewer="deepzoom"][data-tiles-loaded]', timeout=30_000)
-        assert "no WebGL2" in page.locator("#viewer-status").inner_text()
+        assert "no WebGL2, so the multichannel viewer is off" in page.locator("#viewer-status").inner_text()
         assert any("/deepzoom_files/" in url for url in requests)
         assert _viewer_pixels(page, "fallback-no-webgl2").std() > 10
         assert all(url.startswith((site.url, "data:", "blob:")) for url in requests)
     finally:
         browser.close()
+
+
+def test_a_webgl_context_that_fails_falls_back_to_rendered_tiles_and_says_so(
+    browser: Any, site: Site
+) -> None:
+    """A browser whose WebGL stops working (no hardware acceleration, a GPU reset) gets rendered tiles and
+    a sentence, not a black canvas."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(f"{site.url}/images/{site.stack}")
+        page.wait_for_selector('#viewer[data-viewer="viv"][data-tiles-loaded]', timeout=30_000)
+        page.evaluate(
+            "document.querySelector('#viewer canvas').getContext('webgl2')"
+            ".getExtension('WEBGL_lose_context').loseContext()"
+        )
+        page.wait_for_selector('#viewer[data-viewer="deepzoom"][data-tiles-loaded]', timeout=30_000)
+        assert "lost its WebGL context" in page.locator("#viewer-status").inner_text()
+        assert _viewer_pixels(page, "fallback-context-lost").std() > 10
+    finally:
+        page.close()
+
+
+def test_a_channel_colour_is_a_bar_not_a_second_checkbox(page: Any, site: Site) -> None:
+    page.goto(f"{site.url}/images/{site.plane}")
+    form = page.locator("#view-settings")
+    assert form.locator("input[type=checkbox]").count() == 1  # one channel, one toggle
+    swatch = form.locator(".channel .swatch")
+    assert swatch.count() == 1 and swatch.evaluate("node => node.tagName.toLowerCase()") == "svg"
+    assert swatch.get_attribute("data-colour") == "#FFFFFF" and swatch.get_attribute("aria-hidden") == "true"
+    box = swatch.bounding_box()
+    assert box is not None and box["width"] > 2 * box["height"]  # a bar, not a box or a radio button
+    assert form.get_by_role("checkbox").count() == 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    form.screenshot(path=str(ARTIFACTS / "single-channel-controls.png"))
 
 
 def test_pages_have_no_console_errors(page: Any, site: Site) -> None:

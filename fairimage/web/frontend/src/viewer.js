@@ -11,6 +11,7 @@ import { hexToRgb, readImageData, readSettings, setStatus, watchForm } from './c
 import { startDeepZoom } from './deepzoom.js';
 
 const MAX_CHANNELS = 6; // what viv's shaders compose at once
+const FIRST_DRAW_MS = 15000; // a WebGL that draws nothing in this long is not working: show rendered tiles
 
 // fairimage stores OME-Zarr 0.5 (zarr v3) only; zarrita would first look for zarr v2's metadata files,
 // so those are answered "absent" here instead of costing two requests that always 404.
@@ -71,7 +72,7 @@ function drawScaleBar(bar, zoom, pixelSize) {
   bar.hidden = false;
 }
 
-async function startViv(container, image, form) {
+async function startViv(container, image, form, fallBack) {
   setStatus('Loading the OME-Zarr pyramid…');
   const { data } = await loadOmeZarrFromStore(new ZarrV3Store(image.ome_zarr_url));
   const labels = data[0].labels;
@@ -111,9 +112,19 @@ async function startViv(container, image, form) {
       drawScaleBar(bar, viewState.zoom, pixelSize);
       return next;
     },
-    onError: (error) => setStatus(`The viewer failed: ${error.message}`),
+    onError: (error) => fallBack(deck, `The multichannel viewer failed (${error.message}); showing rendered tiles instead.`),
   });
   const canvas = deck.getCanvas?.() ?? canvasHolder.querySelector('canvas');
+  // A context that exists can still fail (no hardware acceleration, a GPU reset): say so and show the
+  // rendered tiles rather than a black canvas.
+  canvas?.addEventListener('webglcontextlost', () =>
+    fallBack(deck, 'This browser lost its WebGL context (no working graphics acceleration?), so the multichannel viewer is off; showing rendered tiles instead.'),
+  );
+  setTimeout(() => {
+    if (tilesLoaded === 0) {
+      fallBack(deck, 'The multichannel viewer drew nothing (this browser\'s WebGL may not work); showing rendered tiles instead.');
+    }
+  }, FIRST_DRAW_MS);
   if (canvas) {
     canvas.tabIndex = 0;
     canvas.setAttribute('role', 'img');
@@ -147,15 +158,23 @@ async function main() {
   const image = readImageData();
   const form = document.getElementById('view-settings');
   if (!hasWebGL2()) {
-    startDeepZoom(container, image, form, 'This browser has no WebGL2: showing rendered tiles instead.');
+    startDeepZoom(container, image, form, 'This browser has no WebGL2, so the multichannel viewer is off: showing rendered tiles instead.');
     return;
   }
+  let fell = false;
+  const fallBack = (deck, note) => {
+    if (fell) return;
+    fell = true;
+    console.warn(note);
+    deck?.finalize();
+    window.fairimageViewer = undefined;
+    startDeepZoom(container, image, form, note);
+  };
   try {
-    await startViv(container, image, form);
+    await startViv(container, image, form, fallBack);
   } catch (error) {
     console.error(error);
-    const note = `The multichannel viewer could not open this image (${error.message}); showing rendered tiles.`;
-    startDeepZoom(container, image, form, note);
+    fallBack(null, `The multichannel viewer could not open this image (${error.message}); showing rendered tiles.`);
   }
 }
 
