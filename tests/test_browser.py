@@ -18,9 +18,10 @@ import pytest
 from PIL import Image
 
 from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.plates.ingest import PlateRequest, ingest_plate
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
-from tests import samples
+from tests import plate_samples, samples
 from tests.conftest import LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,6 +50,7 @@ class Site:
     url: str
     stack: str
     plane: str
+    plate: str = ""
     requests: list[str] = field(default_factory=list)
 
 
@@ -78,9 +80,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     settings = load_settings(root / "repo")
     repository = init_repository(settings)
     ids = [outcome.images[0] for outcome in ingest_paths(repository, paths, study="browser")]
+    platemap = root / "platemap.csv"
+    platemap.write_text("well,compound,control\nA1,DMSO,negative\nA2,taxol,positive\nB3,cmpd-9,\n")
+    folder = plate_samples.imagexpress(root / "Screen01", [(0, 0), (0, 1), (1, 2)], fields=2, channels=2)
+    plate = ingest_plate(repository, PlateRequest(folder, "browser", platemap=platemap))
     repository.close()
     with LiveServer(settings) as server:
-        yield Site(server.url, ids[0], ids[1])
+        yield Site(server.url, ids[0], ids[1], plate.plate_id or "")
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +247,33 @@ def test_a_channel_colour_is_a_bar_not_a_second_checkbox(page: Any, site: Site) 
     assert form.get_by_role("checkbox").count() == 1
     ARTIFACTS.mkdir(exist_ok=True)
     form.screenshot(path=str(ARTIFACTS / "single-channel-controls.png"))
+
+
+def test_a_plate_is_a_grid_of_wells_framed_by_their_controls(page: Any, site: Site) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{site.url}/plates/{site.plate}")
+    grid = page.locator("table.plate-grid")
+    assert grid.get_attribute("data-wells") == "96" and grid.locator("tbody tr").count() == 8
+    imaged = grid.locator("td.imaged img")
+    assert imaged.count() == 3
+    page.wait_for_function(
+        "[...document.querySelectorAll('td.imaged img')].every((img) => img.complete && img.naturalWidth > 0)"
+    )
+    assert "control-negative" in (grid.locator("td.imaged").nth(0).get_attribute("class") or "")
+    assert "control-positive" in (grid.locator("td.imaged").nth(1).get_attribute("class") or "")
+    assert "treated" in (grid.locator("td.imaged").nth(2).get_attribute("class") or "")
+    assert "A2 · taxol · positive control · 2 fields" in (
+        grid.locator("td.imaged a").nth(1).get_attribute("title") or ""
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = grid.screenshot(path=str(ARTIFACTS / "plate-grid.png"))
+    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(np.int16)
+    assert pixels.std() > 10  # thumbnails drawn, not empty cells
+    assert all(url.startswith(site.url) for url in requests)
+    grid.locator("td.imaged a").nth(2).click()
+    page.wait_for_url(re.compile(r"/images/img-"))
+    assert "B3 field 1" in page.locator("h1").inner_text()
 
 
 def test_pages_have_no_console_errors(page: Any, site: Site) -> None:

@@ -26,6 +26,7 @@ from fairimage.services.curation import study_metadata
 from fairimage.services.discovery import images as image_service
 from fairimage.services.discovery import linked_data
 from fairimage.services.governance import versions
+from fairimage.services.plates import plates as plate_service
 from fairimage.services.repository import Repository
 
 templates = Jinja2Templates(directory=web.TEMPLATES)
@@ -72,6 +73,7 @@ def render_study(
         images, next_page = page.items, page.next
         history = versions.list_versions(repository, principal, study.id)
     context = {
+        "plates": plate_service.list_plates(repository, principal, study.id) if study.may_read else [],
         "study": study,
         "images": images,
         "next": next_page,
@@ -96,6 +98,24 @@ def version_page(
     # "release", as "version" is the template global holding fairimage's version
     context = {"release": version, "changes": changes, "pid_url": pid, "citation": version.citation(pid)}
     return templates.TemplateResponse(request, "version.html", context)
+
+
+@router.get("/plates/{plate_id}", response_class=HTMLResponse)
+def plate_page(
+    plate_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> HTMLResponse:
+    """A plate as a grid of wells: thumbnails of each well's first field, framed by its control type."""
+    plate = plate_service.get_plate(repository, principal, plate_id)
+    wells = {(well.row, well.column): well for well in plate.wells}
+    size = len(plate.rows) * len(plate.columns)
+    context = {
+        "plate": plate,
+        "wells": wells,
+        "imaged": sum(1 for well in plate.wells if well.images),
+        "thumb": 48 if size <= 384 else 24,  # from a low pyramid level; 1536 wells still fit a screen
+        "ome_zarr_url": f"{request.base_url}zarr/{plate.id}.ome.zarr",
+    }
+    return templates.TemplateResponse(request, "plate.html", context)
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)

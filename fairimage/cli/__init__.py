@@ -38,6 +38,7 @@ from fairimage.services.discovery import images as image_service
 from fairimage.services.ingest.cluster import ClusterSpec
 from fairimage.services.ingest.conversion import DEFAULT_STUDY, FileOutcome
 from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.plates.ingest import PlateRequest, ingest_plate
 from fairimage.services.recovery import open_repository
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
@@ -132,7 +133,7 @@ def ingest(
 ) -> None:
     """Convert image files to OME-Zarr 0.5 and add them to the repository."""
     if plate:
-        how = plates.PlateRequest(Path(), study, pattern, platemap, wells=wells)
+        how = PlateRequest(Path(), study, pattern, platemap, wells=wells)
         plates.ingest_folders(paths, repo, how, as_json)
         return
     study_file = study_metadata.read_study_file(metadata) if metadata is not None else None
@@ -327,6 +328,7 @@ def _command_hint() -> str | None:
 
 DEMO_STUDY = "Demo: generated samples"
 DEMO_CT_STUDY = "Demo CT (DICOM, de-identified)"
+DEMO_PLATE_STUDY = "Demo screen (a high-content screening plate)"
 
 
 @app.command()
@@ -339,7 +341,12 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="build the repository only")] = False,
 ) -> None:
     """Build a demo repository from generated sample images and serve it."""
-    from fairimage.services.ingest.samples import demo_metadata, write_dicom_samples, write_samples
+    from fairimage.services.ingest.samples import (
+        demo_metadata,
+        write_dicom_samples,
+        write_plate_sample,
+        write_samples,
+    )
 
     settings = load_settings(repo)
     repository = open_repository(settings) if settings.config_path.exists() else init_repository(settings)
@@ -349,10 +356,13 @@ def demo(
         study_metadata.set_metadata(repository, operator_principal(), DEMO_STUDY, demo_metadata())
         series = write_dicom_samples(settings.repo / "sample-inputs" / "dicom")
         outcomes += ingest_paths(repository, [series[0].parent], DEMO_CT_STUDY)
+        folder, platemap = write_plate_sample(settings.repo / "sample-inputs" / "plate")
+        plate = ingest_plate(repository, PlateRequest(folder, DEMO_PLATE_STUDY, platemap=platemap))
     finally:
         repository.close()
     _print_outcomes(outcomes)
-    if any(outcome.status == "failed" for outcome in outcomes):
+    plates.print_outcome(plate)
+    if any(outcome.status == "failed" for outcome in outcomes) or plate.status == "failed":
         raise typer.Exit(1)
     hint = _command_hint()
     if hint:

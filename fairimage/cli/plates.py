@@ -70,12 +70,13 @@ def ingest_folders(folders: list[Path], repo: Path | None, how: PlateRequest, as
         _json([outcome.__dict__ for outcome in outcomes])
     else:
         for outcome in outcomes:
-            _print_outcome(outcome)
+            print_outcome(outcome)
     if any(outcome.status == "failed" for outcome in outcomes):
         raise typer.Exit(1)
 
 
-def _print_outcome(outcome: PlateOutcome) -> None:
+def print_outcome(outcome: PlateOutcome) -> None:
+    """One plate's outcome in a line, and what it lacked on stderr."""
     if outcome.status == "failed":
         err.print(f"[red]failed[/] {outcome.error}", highlight=False)
         return

@@ -12,7 +12,7 @@ from PIL import Image
 
 from fairimage.formats.base import Region
 from fairimage.model.errors import CorruptFileError, InvalidInputError
-from fairimage.model.image import Channel, ImageMetadata, make_axes
+from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes
 from fairimage.model.plates.layout import Field, Plane, PlateChannel, PlateLayout
 
 _CACHED_PLANES = 8  # a writer reads a plane's rows band by band: keep the planes being read decoded
@@ -79,7 +79,7 @@ class PlateFieldSource:
             shape=shape,
             dtype=dtype,
             scale=tuple(float(scale.get(name, 1.0)) for name in names),
-            channels=tuple(_channel(channel) for channel in layout.channels),
+            channels=_channels(layout.channels),
         )
 
     @property
@@ -124,6 +124,13 @@ class PlateFieldSource:
         if len(self._cache) > _CACHED_PLANES:
             self._cache.popitem(last=False)
         return pixels
+
+
+def _channels(channels: tuple[PlateChannel, ...]) -> tuple[Channel, ...]:
+    """Coloured by emission wavelength where the vendor gives it, else as viewers colour unnamed channels."""
+    if all(channel.emission_nm is None for channel in channels):
+        return default_channels(len(channels), [channel.name for channel in channels])
+    return tuple(_channel(channel) for channel in channels)
 
 
 def _channel(channel: PlateChannel) -> Channel:

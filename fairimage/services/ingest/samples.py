@@ -183,3 +183,33 @@ def write_dicom_samples(folder: Path, slices: int = 12) -> list[Path]:
         item.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def write_plate_sample(folder: Path, seed: int = 11) -> tuple[Path, Path]:
+    """A small screen as MetaXpress writes it (``DEMO-01_B03_s1_w1.tif``: 3 x 4 wells of a 96-well plate,
+    2 fields, nuclei and a cytoplasm stain) and its platemap; the compound shrinks and dims the cells with
+    its dose, the positive control most. Returns the plate folder and the platemap."""
+    plate = folder / "DEMO-01"
+    plate.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    doses = {2: 0.0, 3: 0.1, 4: 1.0, 5: 10.0}  # by column: DMSO, then three doses
+    lines = ["well,compound,concentration,unit,control,replicate"]
+    for row in "BCD":
+        for column, dose in doses.items():
+            positive = row == "D" and column == 5
+            effect = 0.9 if positive else min(0.6, 0.15 * np.log10(1 + 10 * dose))
+            for field in (1, 2):
+                nuclei = _cells(rng, (256, 256), 18, 7 * (1 - effect / 2))
+                body = _cells(rng, (256, 256), 18, 14 * (1 - effect / 2))
+                for channel, (signal, peak) in enumerate(
+                    ((nuclei, 2500), (body, 1200 * (1 - effect))), start=1
+                ):
+                    pixels = _noisy(rng, signal, peak, 120)
+                    tifffile.imwrite(plate / f"DEMO-01_{row}{column:02d}_s{field}_w{channel}.tif", pixels)
+            compound, control = ("staurosporine", "positive") if positive else (
+                ("DMSO", "negative") if dose == 0 else ("cmpd-42", ""))  # fmt: skip
+            concentration = "1" if positive else ("" if dose == 0 else f"{dose:g}")
+            lines.append(f"{row}{column},{compound},{concentration},uM,{control},{'BCD'.index(row) + 1}")
+    platemap = folder / "DEMO-01-platemap.csv"
+    platemap.write_text("\n".join(lines) + "\n")
+    return plate, platemap
