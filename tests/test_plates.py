@@ -66,6 +66,15 @@ def test_an_imagexpress_folder_becomes_a_plate_that_standard_clients_read(tmp_pa
         (node, *_) = list(Reader(parse_url(url))())
         assert any(isinstance(spec, PlateSpec) for spec in node.specs)
         assert httpx.get(f"{url}/H/12/0/zarr.json").status_code == 404  # a well that was never imaged
+        found = httpx.get(f"{server.url}/api/search", params={"q": "staurosporine"}).json()
+        assert found["total"] == 2 and {hit["name"] for hit in found["hits"]} == {
+            "Screen01 A2 field 1",
+            "Screen01 A2 field 2",
+        }
+        controls = httpx.get(f"{server.url}/api/search", params={"control": "negative"}).json()
+        assert controls["total"] == 2 and all(" A1 " in hit["name"] for hit in controls["hits"])
+        facets = httpx.get(f"{server.url}/api/search", params={"q": "Screen01"}).json()["facets"]
+        assert {c["value"]: c["count"] for c in facets["compound"]} == {"dmso": 2, "staurosporine": 2}
         assert httpx.get(f"{url}/A/1/9/zarr.json").status_code == 404
 
     wells = {well["row"] + well["column"]: well for well in described["wells"]}

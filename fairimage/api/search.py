@@ -80,6 +80,8 @@ def search_images(
     license: FacetQuery = None,
     channel: FacetQuery = None,
     tag: FacetQuery = None,
+    compound: FacetQuery = None,
+    control: FacetQuery = None,
     limit: Annotated[int, Query(ge=1, le=search_service.MAX_LIMIT)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> SearchOut:
@@ -93,6 +95,8 @@ def search_images(
         "license": license,
         "channel": channel,
         "tag": tag,
+        "compound": compound,
+        "control": control,
     }
     assert set(filters) == set(FACETS)
     return run_search(request, repository, principal, q, filters, limit, offset)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
-from fairimage.catalog.tables import AnnotationRow, ImageRow, OriginalFileRow, PlateRow, StudyRow
+from fairimage.catalog.tables import AnnotationRow, ImageRow, OriginalFileRow, PlateRow, StudyRow, WellRow
 from fairimage.model.governance.policy import PolicyKind, Principal, StudyPolicy
 
 
@@ -222,3 +222,22 @@ def plate_field_image(session: Session, plate_id: str, row: str, column: str, fi
             ImageRow.field == field,
         )
     )
+
+
+def wells_of_images(session: Session, images: Sequence[ImageRow]) -> dict[str, tuple[str, WellRow]]:
+    """For the plate fields among ``images``: their plate's name and their well, by image id."""
+    plate_ids = {image.plate_id for image in images if image.plate_id}
+    if not plate_ids:
+        return {}
+    named = session.execute(select(PlateRow.id, PlateRow.name).where(PlateRow.id.in_(plate_ids))).all()
+    names = {plate_id: name for plate_id, name in named}
+    wells = {
+        (well.plate_id, well.row, well.column): well
+        for well in session.scalars(select(WellRow).where(WellRow.plate_id.in_(plate_ids)))
+    }
+    found = {}
+    for image in images:
+        well = wells.get((image.plate_id or "", image.well_row or "", image.well_column or ""))
+        if image.plate_id and well is not None:
+            found[image.id] = (names.get(image.plate_id, ""), well)
+    return found

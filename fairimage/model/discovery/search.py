@@ -25,6 +25,8 @@ FACETS = (
     "license",
     "channel",
     "tag",
+    "compound",  # what the platemap says was put in a plate's well
+    "control",  # positive, negative or neutral control wells
 )
 
 
@@ -48,6 +50,9 @@ class ImageFacts:
     dtype: str
     channels: tuple[str, ...]
     acquisition: tuple[str, ...] = ()  # what its file says of its acquisition (modality, instrument, ...)
+    compound: str | None = None  # a plate field's well, as its platemap says: the compound or treatment,
+    control: str | None = None  # and its control type
+    plate: str | None = None  # the plate's name and the well ("Screen01 B03")
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,14 @@ def build_document(
         FacetValue("dtype", image.dtype),
         *(FacetValue("channel", name.lower()) for name in image.channels if name),
     ]
+    if image.compound:
+        facets.append(FacetValue("compound", image.compound.lower()))
+        words.append(image.compound)
+    if image.control:
+        facets.append(FacetValue("control", image.control))
+        words += [image.control, "control"]
+    if image.plate:
+        own.append(image.plate)
     for target, notes in ((words, study_annotations), (own, image_annotations)):
         for kind, key, value in notes:
             target += [value] if kind == "tag" else [key, value]

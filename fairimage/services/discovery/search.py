@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from fairimage import ontology
 from fairimage.catalog import queries
 from fairimage.catalog import search as index
-from fairimage.catalog.tables import ImageRow, SearchDocumentRow, StudyRow
+from fairimage.catalog.tables import ImageRow, SearchDocumentRow, StudyRow, WellRow
 from fairimage.model.curation.rembi import Rembi
 from fairimage.model.discovery.search import FACETS, ImageFacts, build_document
 from fairimage.model.errors import InvalidInputError
@@ -35,12 +35,13 @@ def index_images(session: Session, study: StudyRow, images: Sequence[ImageRow]) 
     rembi = Rembi.model_validate(study.rembi) if study.rembi else Rembi()
     vocabularies = ontology.vocabularies()
     annotations = queries.annotations_by_image(session, study.id)
+    wells = queries.wells_of_images(session, images)
     documents = [
         build_document(
             study.id,
             study.name,
             rembi,
-            _facts(image),
+            _facts(image, wells.get(image.id)),
             vocabularies,
             annotations.get(None, []),
             annotations.get(image.id, []),
@@ -77,8 +78,13 @@ def index_missing(repository: Repository) -> int:
     return count
 
 
-def _facts(image: ImageRow) -> ImageFacts:
+def _facts(image: ImageRow, well: tuple[str, WellRow] | None = None) -> ImageFacts:
+    """What search knows of an image; ``well`` is a plate field's (plate name, well)."""
+    plate, treatment = well if well else (None, None)
     return ImageFacts(
+        compound=treatment.compound if treatment else None,
+        control=treatment.control if treatment else None,
+        plate=f"{plate} {image.well_row}{image.well_column}" if plate else None,
         id=image.id,
         name=image.name,
         file_name=image.original_file.name,

@@ -19,7 +19,6 @@ from fairimage.catalog.tables import OriginalFileRow, PlateRow, WellRow
 from fairimage.formats.plate_fields import PlateFieldSource, check_planes
 from fairimage.formats.platemap import read_platemap
 from fairimage.formats.plates import read_plate_folder
-from fairimage.model.errors import FairimageError
 from fairimage.model.plates.layout import PLATE_ID_PREFIX, Field, PlateLayout
 from fairimage.model.plates.platemap import Treatment
 from fairimage.model.study import new_id
@@ -32,6 +31,7 @@ from fairimage.services.ingest.conversion import (
     Staged,
     content_sha256,
     ensure_study,
+    failure,
     image_row,
     stage_image,
 )
@@ -91,8 +91,8 @@ def ingest_plate(
                 progress.start_file(request.folder / item.well, source.metadata.nbytes)
                 staged.append((item, stage_image(repository.store, conversion, source, progress)))
             return _publish(repository, run, request, plate, staged, treatments, (files, files_sha256, total))
-    except FairimageError as exc:
-        return PlateOutcome(str(request.folder), "failed", error=exc.message)
+    except Exception as exc:  # noqa: BLE001 - one line for the user, whatever failed; never a traceback
+        return PlateOutcome(str(request.folder), "failed", error=failure(request.folder, exc).error)
 
 
 def _file_list(folder: Path, plate: PlateLayout) -> tuple[bytes, str, int]:
