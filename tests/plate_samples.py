@@ -76,3 +76,24 @@ def harmony(
     )
     (images / "Index.idx.xml").write_text(index)
     return folder
+
+
+def blobs(
+    rng: np.random.Generator, shape: tuple[int, int], count: int, radius: float, peak: float
+) -> np.ndarray:
+    """Cells: Gaussian blobs of ``peak`` counts on a background of 100, with shot noise; uint16."""
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    signal = np.zeros(shape, np.float32)
+    for _ in range(count):
+        cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+        signal += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2))
+    return rng.poisson(100 + peak * np.clip(signal, 0, 1)).astype(np.uint16)
+
+
+def box_blur(plane: np.ndarray, size: int) -> np.ndarray:
+    """A plane seen out of focus: a size x size mean filter (edges repeat)."""
+    padded = np.pad(plane.astype(np.float64), size // 2, mode="edge")
+    kernel = np.ones(size) / size
+    rows = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="valid"), 1, padded)
+    both = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="valid"), 0, rows)
+    return both[: plane.shape[0], : plane.shape[1]].astype(plane.dtype)

@@ -167,6 +167,25 @@ class WellRow(Base):
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the platemap's other columns
 
 
+class QcReportRow(Base):
+    """A quality-control run over a plate: its thresholds, the plate's statistics and every field's
+    measures and flags (JSON, read whole), with the figures people search for as columns."""
+
+    __tablename__ = "qc_reports"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    plate_id: Mapped[str] = mapped_column(ForeignKey("plates.id"), index=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(String(255))
+    z_prime: Mapped[float | None] = mapped_column(nullable=True, index=True)
+    flagged_fields: Mapped[int] = mapped_column(Integer, default=0)
+    plate_flags: Mapped[list[Any]] = mapped_column(JSON)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSON)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)  # plate statistics, readout, per-well summaries
+    fields: Mapped[list[Any]] = mapped_column(JSON)  # per field and channel: image, measures, flags
+
+
 class GrantRow(Base):
     """Access to one study for one user or every member of one group: given by the owner or a steward (or
     an approved access request), until it expires or is revoked; a revoked grant stops working at the next

@@ -164,6 +164,7 @@ dicomweb_app = typer.Typer(
 )
 app.add_typer(dicomweb_app, name="dicomweb")
 app.add_typer(plates.plate_app, name="plate")
+app.command("qc")(plates.qc_command)
 
 
 @dicomweb_app.command("pull")

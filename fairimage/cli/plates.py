@@ -23,6 +23,7 @@ from fairimage.cli.common import (
 from fairimage.services.ingest.conversion import DEFAULT_STUDY
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.plates.ingest import PlateOutcome, PlateRequest, ingest_plate
+from fairimage.services.qc import plates as qc
 
 plate_app = typer.Typer(help="High-content screening plates: ingest, list, show.", no_args_is_help=True)
 
@@ -136,3 +137,38 @@ def plate_show(
         dose = f"{well.concentration:g} {well.concentration_unit or ''}".strip() if well.concentration else ""
         table.add_row(well.name, well.compound or "", dose, well.control or "", str(len(well.images)))
     print_listing(table)
+
+
+def qc_command(
+    plate_id: Annotated[str, typer.Argument(help="the plate's id (see 'fairimage plate list')")],
+    readout_channel: Annotated[
+        int, typer.Option(min=0, help="the channel whose field means are each well's readout (0: the first)")
+    ] = 0,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="also write per-field measures here")] = None,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Quality control of a plate: focus, saturation, intensity and flags of every field and channel,
+    outliers, Z'-factor of the controls, edge and row/column effects. The report is kept; see it at
+    /plates/PLATE/qc."""
+    with opened(repo) as repository:
+        report = qc.run_plate_qc(repository, operator_principal(), plate_id, readout_channel)
+    if csv_path is not None:
+        csv_path.write_text(qc.report_csv(report))
+    if as_json:
+        _json(report)
+        return
+    z_prime = report["statistics"]["z_prime"]
+    separation = (
+        f"{z_prime:.2f}" if z_prime is not None else "n/a (needs 2+ positive and 2+ negative controls)"
+    )
+    flags = ", ".join(report["plate_flags"]) or "none"
+    out.print(f"QC of {plate_id} ({report['id']}): Z' {separation}; plate flags: {flags}", highlight=False)
+    table = Table("image", "well", "field", "channel", "flags", box=None)
+    for field in report["fields"]:
+        reasons = [*field["flags"], *(f"{o['metric']} z {o['z']:.1f}" for o in field["outliers"])]
+        if reasons:
+            table.add_row(
+                field["image"], field["well"], str(field["field"]), field["channel"], ", ".join(reasons)
+            )
+    print_listing(table, f"No field is flagged ({len(report['fields'])} field channels measured).")

@@ -1,0 +1,76 @@
+"""Quality control of plates over HTTP: run it, read the latest report as JSON or CSV, find plates whose
+Z'-factor is below a cut-off, and the report as a page with its plots."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+
+from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.api.pages import templates
+from fairimage.api.schemas import RequestBody
+from fairimage.services.plates import plates as plate_service
+from fairimage.services.qc import plates as qc
+from fairimage.web import charts
+
+router = APIRouter(tags=["quality control"])
+
+
+class QcRunIn(RequestBody):
+    readout_channel: int = Field(default=0, ge=0, description="the channel whose field means are the readout")
+
+
+@router.post("/api/plates/{plate_id}/qc", summary="Run quality control on a plate (owners, stewards, admins)")
+async def run_qc(
+    plate_id: str, body: QcRunIn, repository: RepositoryDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await run_in_threadpool(qc.run_plate_qc, repository, principal, plate_id, body.readout_channel)
+
+
+@router.get("/api/plates/{plate_id}/qc", summary="A plate's latest QC report: plate statistics, every field")
+def latest(plate_id: str, repository: RepositoryDep, principal: PrincipalDep) -> dict[str, Any]:
+    return qc.latest_report(repository, principal, plate_id)
+
+
+@router.get(
+    "/api/plates/{plate_id}/qc.csv",
+    summary="A plate's latest QC measures as CSV: a row per field and channel",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def latest_csv(plate_id: str, repository: RepositoryDep, principal: PrincipalDep) -> Response:
+    report = qc.latest_report(repository, principal, plate_id)
+    headers = {"Content-Disposition": f'attachment; filename="{plate_id}-qc.csv"'}
+    return Response(qc.report_csv(report), media_type="text/csv", headers=headers)
+
+
+@router.get("/api/qc/plates", summary="Plates whose latest QC report has a Z'-factor below a cut-off")
+def plates_below(
+    repository: RepositoryDep,
+    principal: PrincipalDep,
+    z_prime_below: Annotated[float, Query(description="e.g. 0.5: plates with Z' < 0.5")] = 0.5,
+) -> dict[str, list[str]]:
+    return {"plates": qc.plates_below(repository, principal, z_prime_below)}
+
+
+@router.get("/plates/{plate_id}/qc", response_class=HTMLResponse, include_in_schema=False)
+def report_page(
+    plate_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> HTMLResponse:
+    plate = plate_service.get_plate(repository, principal, plate_id)
+    report = qc.latest_report(repository, principal, plate_id)
+    controls = {f"{well.row}{well.column}": well.control for well in plate.wells if well.control}
+    flagged = [field for field in report["fields"] if field["flags"] or field["outliers"]]
+    context = {
+        "plate": plate,
+        "report": report,
+        "heatmaps": charts.plate_heatmaps(report, list(plate.rows), list(plate.columns)),
+        "focus": charts.focus_distribution(report),
+        "controls": charts.control_readouts(report, controls),
+        "flagged": flagged,
+    }
+    return templates.TemplateResponse(request, "qc_report.html", context)

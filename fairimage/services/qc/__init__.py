@@ -1,0 +1,1 @@
+"""Quality control: measures and flags of images, plates and datasets, kept as reports."""

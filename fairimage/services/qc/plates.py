@@ -1,0 +1,262 @@
+"""Quality control of a plate: every field's channels measured (intensity and saturation at full resolution,
+focus one pyramid level down), fields judged against their peers, wells summarised, and the plate's
+controls, edge and row/column effects judged on a per-well readout. Each run is kept in the catalog."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from fairimage.catalog.tables import QcReportRow
+from fairimage.model.errors import InvalidInputError, NotFoundError
+from fairimage.model.governance.policy import Principal
+from fairimage.model.plates.layout import Geometry, row_index
+from fairimage.model.plates.plate import Plate
+from fairimage.model.qc.aggregate import FieldMetrics, assess_plate
+from fairimage.model.qc.metrics import MEASURES, measure_plane
+from fairimage.model.qc.plate import PlateStatistics, plate_statistics
+from fairimage.model.qc.thresholds import QcThresholds
+from fairimage.model.study import Image, new_id
+from fairimage.ngff.reader import open_level
+from fairimage.services.discovery import images as image_service
+from fairimage.services.governance import access, audit
+from fairimage.services.plates import plates as plate_service
+from fairimage.services.repository import Repository
+from fairimage.storage import layout
+
+# The power log-log slope is fitted over rings 2 .. side/8 of the spectrum: below 256 pixels a side, a level
+# has too few rings for a stable fit, so focus is then measured at full resolution.
+MIN_FOCUS_SIDE = 256
+
+
+def run_plate_qc(
+    repository: Repository,
+    principal: Principal,
+    plate_id: str,
+    readout_channel: int = 0,
+    thresholds: QcThresholds | None = None,
+) -> dict[str, Any]:
+    """Measure and judge a plate; the report is stored (who ran it, when, with which thresholds) and
+    returned as the API serves it. ``readout_channel`` is the channel whose field means are each well's
+    readout for control statistics and plate effects."""
+    limits = thresholds or QcThresholds()
+    plate = plate_service.get_plate(repository, principal, plate_id)
+    with repository.reading() as session:  # who may judge a plate: those who govern its study
+        access.governed_study(session, principal, plate.study_id)
+    if not 0 <= readout_channel < len(plate.channels):
+        last = len(plate.channels) - 1
+        raise InvalidInputError(
+            f"--readout-channel {readout_channel}: plate {plate.name!r} has channels 0 to {last}"
+        )
+    places = [
+        ((row_index(well.row), int(well.column) - 1), index, image_id)
+        for well in plate.wells
+        for index, image_id in enumerate(well.images)
+    ]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        measured = list(pool.map(lambda place: _measure_field(repository, principal, plate, place), places))
+    fields = [metrics for field_metrics in measured for metrics, _ in field_metrics]
+    images = [image_id for field_metrics in measured for _, image_id in field_metrics]
+    judged = assess_plate(fields, limits)
+    readouts = _readouts(fields, plate.channels[readout_channel]["name"])
+    controls = {
+        (row_index(well.row), int(well.column) - 1): well.control for well in plate.wells if well.control
+    }
+    statistics = plate_statistics(readouts, controls, Geometry(len(plate.rows), len(plate.columns)), limits)
+    report = _report(plate, fields, images, judged.fields, statistics, readout_channel, limits)
+    return _store(repository, principal, plate, report, statistics)
+
+
+def _measure_field(
+    repository: Repository, principal: Principal, plate: Plate, place: tuple[tuple[int, int], int, str]
+) -> list[tuple[FieldMetrics, str]]:
+    """Every channel of one field: intensity and saturation at level 0, focus at level 1 (a quarter of the
+    FFT's work) where that level is still large enough for the power spectrum's fit."""
+    well, index, image_id = place
+    image = image_service.get_image(repository, principal, image_id)
+    low_enough = len(image.levels) > 1 and min(image.levels[1].shape[-2:]) >= MIN_FOCUS_SIDE
+    full, low = _level(repository, image, 0), _level(repository, image, 1 if low_enough else 0)
+    found = []
+    for channel in range(len(plate.channels)):
+        plane = _plane(image, full, channel)
+        focus = _plane(image, low, channel) if low is not full else None
+        metrics = measure_plane(plane, focus_plane=focus)
+        found.append((FieldMetrics(well, index, str(plate.channels[channel]["name"]), metrics), image_id))
+    return found
+
+
+def _level(repository: Repository, image: Image, index: int) -> Any:
+    path = image.levels[index].path
+    store = repository.store.zarr_store(f"{layout.image_prefix(image.id)}/{path}", read_only=True)
+    return open_level(store, f"image {image.id} level {path}")
+
+
+def _plane(image: Image, array: Any, channel: int) -> np.ndarray:
+    """The first time point's middle z plane of one channel."""
+    index: list[Any] = []
+    for axis, size in zip(image.axis_names, array.shape, strict=True):
+        index.append({"t": 0, "c": channel, "z": size // 2}.get(axis, slice(None)))
+    return np.asarray(array[tuple(index)])
+
+
+def _readouts(fields: list[FieldMetrics], channel: str) -> dict[tuple[int, int], float]:
+    """Each well's readout: the median over its fields of the channel's mean intensity."""
+    by_well: dict[tuple[int, int], list[float]] = {}
+    for item in fields:
+        if item.channel == channel:
+            by_well.setdefault(item.well, []).append(item.metrics.intensity.mean)
+    return {well: float(np.median(values)) for well, values in by_well.items()}
+
+
+def _report(
+    plate: Plate,
+    fields: list[FieldMetrics],
+    images: list[str],
+    verdicts: Any,
+    statistics: PlateStatistics,
+    readout_channel: int,
+    limits: QcThresholds,
+) -> dict[str, Any]:
+    rows = []
+    for item, image_id, verdict in zip(fields, images, verdicts, strict=True):
+        rows.append(
+            {
+                "image": image_id,
+                "well": f"{plate.rows[item.well[0]]}{plate.columns[item.well[1]]}",
+                "field": item.field + 1,
+                "channel": item.channel,
+                "measures": item.metrics.values(),
+                "flags": sorted(verdict.flags),
+                "outliers": [asdict(outlier) for outlier in verdict.outliers],
+            }
+        )
+    controls = statistics.controls
+    return {
+        "plate": plate.id,
+        "readout": {
+            "channel": plate.channels[readout_channel]["name"],
+            "measure": "median over fields of mean",
+        },
+        "thresholds": asdict(limits),
+        "statistics": {
+            "z_prime": controls.z_prime if controls else None,
+            "ssmd": controls.ssmd if controls else None,
+            "signal_window": controls.signal_window if controls else None,
+            "controls": asdict(controls) if controls else None,
+            "edge": asdict(statistics.edge) if statistics.edge else None,
+            "flagged_rows": [plate.rows[r] for r in statistics.flagged_rows],
+            "flagged_columns": [plate.columns[c] for c in statistics.flagged_columns],
+            "flags": sorted(statistics.flags),
+        },
+        "fields": rows,
+    }
+
+
+def _store(
+    repository: Repository, principal: Principal, plate: Plate, report: dict[str, Any], stats: PlateStatistics
+) -> dict[str, Any]:
+    report_id = new_id("qc")
+    flagged = len({(row["image"]) for row in report["fields"] if row["flags"] or row["outliers"]})
+    z_prime = report["statistics"]["z_prime"]
+    with repository.transaction() as session:
+        session.add(
+            QcReportRow(
+                id=report_id,
+                plate_id=plate.id,
+                study_id=plate.study_id,
+                actor=principal.name,
+                z_prime=z_prime if z_prime is None or np.isfinite(z_prime) else None,
+                flagged_fields=flagged,
+                plate_flags=sorted(stats.flags),
+                thresholds=report["thresholds"],
+                summary={key: report[key] for key in ("readout", "statistics")},
+                fields=_finite(report["fields"]),
+            )
+        )
+        audit.record(
+            session, principal.name, "qc.plate", f"plate:{plate.id}", report=report_id, flagged=flagged
+        )
+    return latest_report(repository, principal, plate.id)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: a measure that could not be taken is null."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def latest_report(repository: Repository, principal: Principal, plate_id: str) -> dict[str, Any]:
+    """The plate's newest QC report, after the access check; NotFoundError if QC never ran on it."""
+    access.check_plate(repository, principal, plate_id)
+    with repository.reading() as session:
+        row = session.scalars(
+            select(QcReportRow).where(QcReportRow.plate_id == plate_id).order_by(QcReportRow.id.desc())
+        ).first()
+        if row is None:
+            raise NotFoundError(f"plate {plate_id!r} has no QC report yet; run 'fairimage qc {plate_id}'")
+        return {
+            "id": row.id,
+            "plate": row.plate_id,
+            "created_at": row.created_at,
+            "actor": row.actor,
+            "flagged_fields": row.flagged_fields,
+            "plate_flags": row.plate_flags,
+            "thresholds": row.thresholds,
+            **_finite(row.summary),
+            "fields": row.fields,
+        }
+
+
+def plates_below(repository: Repository, principal: Principal, z_prime: float) -> list[str]:
+    """Plates the caller may read whose latest QC report has a Z'-factor below ``z_prime``."""
+    with repository.reading() as session:
+        rows = session.execute(
+            select(QcReportRow.plate_id, QcReportRow.z_prime).order_by(QcReportRow.id.desc())
+        ).all()
+    latest: dict[str, float | None] = {}
+    for plate_id, value in rows:
+        latest.setdefault(plate_id, value)
+    found = []
+    for plate_id, value in latest.items():
+        if value is None or value >= z_prime:
+            continue
+        try:
+            access.check_plate(repository, principal, plate_id)
+        except NotFoundError:
+            continue
+        found.append(plate_id)
+    return found
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """A table of per-field measures: a row per field and channel, a column per measure and the flags."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["image", "well", "field", "channel", *MEASURES, "flags", "outliers"])
+    for row in report["fields"]:
+        measures = [row["measures"].get(name) for name in MEASURES]
+        outliers = ";".join(f"{o['metric']} z={o['z']:.1f}" for o in row["outliers"])
+        writer.writerow(
+            [
+                row["image"],
+                row["well"],
+                row["field"],
+                row["channel"],
+                *measures,
+                ";".join(row["flags"]),
+                outliers,
+            ]
+        )
+    return out.getvalue()

@@ -1,0 +1,102 @@
+"""Quality control of a plate, as a user runs it: a plate with planted defects (a blurred field, a
+saturated well, a dead channel) and controls of known separation; each defect is found, nothing clean is
+flagged, Z' is the formula's on the wells' readouts, and the report is kept, served and drawn."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tifffile
+
+from fairimage.model.plates.layout import row_name
+from fairimage.settings import load_settings
+from tests import plate_samples
+from tests.conftest import LiveServer, run_cli
+
+SHAPE = (128, 128)
+BLURRED, SATURATED, DEAD = "A5", "A8", "B3"  # the planted defects; DEAD's second channel is all zero
+POSITIVE, NEGATIVE = ("A12", "B12"), ("A1", "B1")
+
+
+def _plate(folder: Path) -> dict[str, list[np.ndarray]]:
+    """Two rows x 12 columns, one field, two channels (nuclei; the readout, dimmer in positive controls)."""
+    rng = np.random.default_rng(5)
+    folder.mkdir(parents=True)
+    planes = {}
+    for row in range(2):
+        for column in range(12):
+            well = f"{row_name(row)}{column + 1}"
+            nuclei = plate_samples.blobs(rng, SHAPE, 40, 2, 2000)
+            readout_peak = 300 if well in POSITIVE else 1500
+            readout = plate_samples.blobs(rng, SHAPE, 40, 3, readout_peak)
+            if well == BLURRED:
+                nuclei = plate_samples.box_blur(nuclei, 7)
+            if well == SATURATED:
+                nuclei[10:40, 10:40] = 65535  # ~10% of the field clipped at the detector's ceiling
+            if well == DEAD:
+                readout = np.zeros(SHAPE, np.uint16)
+            for channel, plane in enumerate((nuclei, readout), start=1):
+                tifffile.imwrite(folder / f"QC_{row_name(row)}{column + 1:02d}_s1_w{channel}.tif", plane)
+            planes[well] = [nuclei, readout]
+    return planes
+
+
+def test_planted_defects_are_found_and_nothing_clean_is_flagged(tmp_path: Path) -> None:
+    planes = _plate(tmp_path / "QC")
+    platemap = tmp_path / "map.csv"
+    rows = [f"{w},DMSO,,,negative" for w in NEGATIVE] + [f"{w},staurosporine,1,uM,positive" for w in POSITIVE]
+    platemap.write_text("well,compound,concentration,unit,control\n" + "\n".join(rows) + "\n")
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    ingested = run_cli("plate", "ingest", tmp_path / "QC", "--platemap", platemap, "--repo", repo, "--json")
+    (outcome,) = json.loads(ingested.stdout)
+    plate_id = outcome["plate_id"]
+
+    result = run_cli("qc", plate_id, "--readout-channel", "1", "--csv", tmp_path / "qc.csv", "--repo", repo)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(run_cli("qc", plate_id, "--readout-channel", "1", "--json", "--repo", repo).stdout)
+
+    flagged = {(f["well"], f["channel"]): set(f["flags"]) for f in report["fields"] if f["flags"]}
+    assert "blurred" in flagged[(BLURRED, "w1")]
+    assert "saturated" in flagged[(SATURATED, "w1")]
+    assert "empty" in flagged[(DEAD, "w2")]
+    planted = {BLURRED, SATURATED, DEAD, *POSITIVE}  # positive controls are dim (dark) by design
+    assert {well for well, _ in flagged} <= planted, flagged
+    # Outliers (|robust z| > 3.5 among a channel's fields) are a list to look at, tested once per field,
+    # channel and measure: on clean wells they stay rare (here 132 tests).
+    clean = [f for f in report["fields"] if f["well"] not in planted]
+    assert sum(len(f["outliers"]) for f in clean) <= 2, [
+        (f["well"], f["outliers"]) for f in clean if f["outliers"]
+    ]
+
+    # Z' is Zhang's formula on the wells' readouts (the readout channel's mean, one field per well).
+    readout = {well: float(pair[1].mean()) for well, pair in planes.items()}
+    positive = [readout[w] for w in POSITIVE]
+    negative = [readout[w] for w in NEGATIVE]
+    expected = 1 - 3 * (np.std(positive, ddof=1) + np.std(negative, ddof=1)) / abs(
+        np.mean(positive) - np.mean(negative)
+    )
+    assert report["statistics"]["z_prime"] == pytest.approx(expected, rel=1e-6)
+
+    table = list(csv.DictReader(io.StringIO((tmp_path / "qc.csv").read_text())))
+    assert len(table) == 24 * 2 and {"power_log_log_slope", "percent_saturated", "flags"} <= set(table[0])
+
+    with LiveServer(load_settings(repo)) as server:
+        served = httpx.get(f"{server.url}/api/plates/{plate_id}/qc").json()
+        assert served["id"] == report["id"] and served["statistics"]["z_prime"] == pytest.approx(expected)
+        below = httpx.get(f"{server.url}/api/qc/plates", params={"z_prime_below": expected + 0.01}).json()
+        above = httpx.get(f"{server.url}/api/qc/plates", params={"z_prime_below": expected - 0.01}).json()
+        assert below["plates"] == [plate_id] and above["plates"] == []
+        page = httpx.get(f"{server.url}/plates/{plate_id}/qc")
+        assert page.status_code == 200
+        assert page.text.count("data:image/png;base64,") >= 2 * 3 + 2  # heatmaps, controls, focus
+        assert f"{BLURRED} field 1 · w1: blurred" in page.text
+        assert httpx.get(f"{server.url}/api/plates/{plate_id}/qc.csv").text.startswith("image,well,field")
+        anonymous_run = httpx.post(f"{server.url}/api/plates/{plate_id}/qc", json={})
+        assert anonymous_run.status_code in (401, 403)  # only those who govern the study run QC
