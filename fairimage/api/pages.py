@@ -27,6 +27,7 @@ from fairimage.services.discovery import images as image_service
 from fairimage.services.discovery import linked_data
 from fairimage.services.governance import versions
 from fairimage.services.plates import plates as plate_service
+from fairimage.services.qc import plates as qc
 from fairimage.services.repository import Repository
 
 templates = Jinja2Templates(directory=web.TEMPLATES)
@@ -114,6 +115,7 @@ def plate_page(
         "imaged": sum(1 for well in plate.wells if well.images),
         "thumb": 48 if size <= 384 else 24,  # from a low pyramid level; 1536 wells still fit a screen
         "ome_zarr_url": f"{request.base_url}zarr/{plate.id}.ome.zarr",
+        "qc": qc.latest_summary(repository, principal, plate.id),
     }
     return templates.TemplateResponse(request, "plate.html", context)
 

@@ -39,6 +39,7 @@ from fairimage.services.ingest.cluster import ClusterSpec
 from fairimage.services.ingest.conversion import DEFAULT_STUDY, FileOutcome
 from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.plates.ingest import PlateRequest, ingest_plate
+from fairimage.services.qc.plates import run_plate_qc
 from fairimage.services.recovery import open_repository
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
@@ -359,6 +360,8 @@ def demo(
         outcomes += ingest_paths(repository, [series[0].parent], DEMO_CT_STUDY)
         folder, platemap = write_plate_sample(settings.repo / "sample-inputs" / "plate")
         plate = ingest_plate(repository, PlateRequest(folder, DEMO_PLATE_STUDY, platemap=platemap))
+        if plate.status == "ingested" and plate.plate_id:  # its QC report, on the stain the compound dims
+            run_plate_qc(repository, operator_principal(), plate.plate_id, readout_channel=1)
     finally:
         repository.close()
     _print_outcomes(outcomes)

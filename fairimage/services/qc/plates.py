@@ -219,6 +219,18 @@ def latest_report(repository: Repository, principal: Principal, plate_id: str) -
         }
 
 
+def latest_summary(repository: Repository, principal: Principal, plate_id: str) -> dict[str, Any] | None:
+    """The newest report's headline (id, Z', flags, flagged fields), or None if QC never ran."""
+    access.check_plate(repository, principal, plate_id)
+    with repository.reading() as session:
+        row = session.scalars(
+            select(QcReportRow).where(QcReportRow.plate_id == plate_id).order_by(QcReportRow.id.desc())
+        ).first()
+        if row is None:
+            return None
+        return {"id": row.id, "z_prime": row.z_prime, "flags": row.plate_flags, "flagged": row.flagged_fields}
+
+
 def plates_below(repository: Repository, principal: Principal, z_prime: float) -> list[str]:
     """Plates the caller may read whose latest QC report has a Z'-factor below ``z_prime``."""
     with repository.reading() as session:
