@@ -20,7 +20,7 @@ given (level 0: one histogram pass, cheap) and can take the focus measures from 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -35,6 +35,8 @@ MEASURES = (
     "focus_score", "local_focus_score", "power_log_log_slope",
 )  # fmt: skip
 
+_FOCUS = frozenset(item.name for item in fields(Focus))
+
 
 @dataclass(frozen=True)
 class ImageMetrics:
@@ -43,8 +45,9 @@ class ImageMetrics:
 
     def values(self) -> dict[str, float]:
         """Every measure by its name in MEASURES, e.g. for a table row."""
-        merged = asdict(self.intensity) | asdict(self.focus)
-        return {name: float(merged[name]) for name in MEASURES}
+        return {
+            name: float(getattr(self.focus if name in _FOCUS else self.intensity, name)) for name in MEASURES
+        }
 
 
 def measure_plane(

@@ -34,9 +34,9 @@ class QcThresholds:
     outlier_z: float = 3.5
     # Blurred: power log-log slope's robust z below minus this, among the same channel's planes. The
     # slope is the blur measure Bray et al. (2012) found most reliable; one-sided, since blur lowers it.
-    # Not 3.5: cell density moves the slope too and gives it a heavier lower tail than a normal's. On
-    # generated fields 0.1-0.2% of clean ones fall below z -3.5 and none of 3,000 below -4, while a
-    # Gaussian blur of 1.5 px (nuclei) or 2 px (cytoplasm) at 256 px reaches z -5 to -13.
+    # Not 3.5: cell density moves the slope too and gives it a heavier lower tail than a normal's. Of
+    # 10,000 generated clean fields (nuclei and cytoplasm stains) 0.1% fall below z -3.5 and 0.04%
+    # below -4, while a Gaussian blur of 1.5 px (nuclei) or 2 px (cytoplasm) reaches z -5 to -13.
     blur_z: float = 4.0
     # Peers needed for robust z: a MAD of n values has a relative standard error of ~1.17/sqrt(n), so
     # below 10 values it is uncertain by more than a third and a 3.5 cut would act like anything from
