@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fairimage.catalog.tables import QcReportRow
 from fairimage.model.errors import InvalidInputError, NotFoundError
@@ -201,9 +202,7 @@ def latest_report(repository: Repository, principal: Principal, plate_id: str) -
     """The plate's newest QC report, after the access check; NotFoundError if QC never ran on it."""
     access.check_plate(repository, principal, plate_id)
     with repository.reading() as session:
-        row = session.scalars(
-            select(QcReportRow).where(QcReportRow.plate_id == plate_id).order_by(QcReportRow.id.desc())
-        ).first()
+        row = _latest_row(session, plate_id)
         if row is None:
             raise NotFoundError(f"plate {plate_id!r} has no QC report yet; run 'fairimage qc {plate_id}'")
         return {
@@ -219,13 +218,16 @@ def latest_report(repository: Repository, principal: Principal, plate_id: str) -
         }
 
 
+def _latest_row(session: Session, plate_id: str) -> QcReportRow | None:
+    found = select(QcReportRow).where(QcReportRow.plate_id == plate_id).order_by(QcReportRow.id.desc())
+    return session.scalars(found).first()
+
+
 def latest_summary(repository: Repository, principal: Principal, plate_id: str) -> dict[str, Any] | None:
     """The newest report's headline (id, Z', flags, flagged fields), or None if QC never ran."""
     access.check_plate(repository, principal, plate_id)
     with repository.reading() as session:
-        row = session.scalars(
-            select(QcReportRow).where(QcReportRow.plate_id == plate_id).order_by(QcReportRow.id.desc())
-        ).first()
+        row = _latest_row(session, plate_id)
         if row is None:
             return None
         return {"id": row.id, "z_prime": row.z_prime, "flags": row.plate_flags, "flagged": row.flagged_fields}
