@@ -16,7 +16,7 @@ import tifffile
 
 from fairimage.model.plates.layout import row_name
 from fairimage.settings import load_settings
-from tests import plate_samples
+from tests import plate_samples, samples
 from tests.conftest import LiveServer, run_cli
 
 SHAPE = (128, 128)
@@ -100,3 +100,42 @@ def test_planted_defects_are_found_and_nothing_clean_is_flagged(tmp_path: Path) 
         assert httpx.get(f"{server.url}/api/plates/{plate_id}/qc.csv").text.startswith("image,well,field")
         anonymous_run = httpx.post(f"{server.url}/api/plates/{plate_id}/qc", json={})
         assert anonymous_run.status_code in (401, 403)  # only those who govern the study run QC
+
+
+def test_dataset_qc_names_odd_images_duplicates_and_what_the_metadata_lacks(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    pixels = plate_samples.field_pixels(0, 0, 0, 0, (40, 50))
+    inputs = [
+        samples.ome_tiff(tmp_path / "a.ome.tif", pixels, axes="YX", PhysicalSizeX=0.5, PhysicalSizeY=0.5),
+        samples.ome_tiff(
+            tmp_path / "a-again.ome.tif", pixels, axes="YX", PhysicalSizeX=0.5, PhysicalSizeY=0.5
+        ),
+        samples.ome_tiff(tmp_path / "b.ome.tif", pixels + 1, axes="YX", PhysicalSizeX=0.5, PhysicalSizeY=0.5),
+        samples.ome_tiff(tmp_path / "c.ome.tif", pixels + 2, axes="YX", PhysicalSizeX=0.5, PhysicalSizeY=0.5),
+        samples.ome_tiff(
+            tmp_path / "odd-size.ome.tif", pixels[:30], axes="YX", PhysicalSizeX=0.5, PhysicalSizeY=0.5
+        ),
+        samples.ome_tiff(
+            tmp_path / "other-lens.ome.tif", pixels + 3, axes="YX", PhysicalSizeX=0.25, PhysicalSizeY=0.25
+        ),
+    ]
+    run_cli("ingest", *inputs, "--study", "Mixed", "--repo", repo, check=True)
+    images = {
+        i["name"]: i["id"] for i in json.loads(run_cli("images", "--repo", repo, "--json", check=True).stdout)
+    }
+    report = json.loads(run_cli("qc", "Mixed", "--repo", repo, "--json", check=True).stdout)
+    by_rule = {}
+    for finding in report["findings"]:
+        by_rule.setdefault(finding["rule"], []).append(finding)
+    (duplicate,) = by_rule["duplicate"]
+    assert {duplicate["subject"], duplicate["message"].split(" (")[0].removeprefix("same pixels as ")} == {
+        images["a.ome.tif"],
+        images["a-again.ome.tif"],
+    }
+    assert [f["subject"] for f in by_rule["dimensions"]] == [images["odd-size.ome.tif"]]
+    assert [f["subject"] for f in by_rule["pixel_size"]] == [images["other-lens.ome.tif"]]
+    assert set(by_rule) == {"duplicate", "dimensions", "pixel_size"}  # nothing else is flagged
+    assert report["images"] == 6 and 0 <= report["fair_score"]["score"] <= 100
+    words = run_cli("qc", "Mixed", "--repo", repo, check=True).stdout
+    assert f"{images['odd-size.ome.tif']}: " in words and "FAIR score" in words

@@ -14,6 +14,7 @@ from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.api.pages import templates
 from fairimage.api.schemas import RequestBody
 from fairimage.services.plates import plates as plate_service
+from fairimage.services.qc import datasets
 from fairimage.services.qc import plates as qc
 from fairimage.web import charts
 
@@ -46,6 +47,14 @@ def latest_csv(plate_id: str, repository: RepositoryDep, principal: PrincipalDep
     report = qc.latest_report(repository, principal, plate_id)
     headers = {"Content-Disposition": f'attachment; filename="{plate_id}-qc.csv"'}
     return Response(qc.report_csv(report), media_type="text/csv", headers=headers)
+
+
+@router.get(
+    "/api/studies/{study_id}/qc",
+    summary="Dataset QC of a study: images odd in shape or pixel size, duplicates, missing wells, metadata",
+)
+def dataset_qc(study_id: str, repository: RepositoryDep, principal: PrincipalDep) -> dict[str, Any]:
+    return datasets.run_dataset_qc(repository, principal, study_id)
 
 
 @router.get("/api/qc/plates", summary="Plates whose latest QC report has a Z'-factor below a cut-off")

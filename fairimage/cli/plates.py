@@ -20,9 +20,11 @@ from fairimage.cli.common import (
     print_listing,
     progress_bar,
 )
+from fairimage.model.plates.layout import PLATE_ID_PREFIX
 from fairimage.services.ingest.conversion import DEFAULT_STUDY
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.plates.ingest import PlateOutcome, PlateRequest, ingest_plate
+from fairimage.services.qc import datasets
 from fairimage.services.qc import plates as qc
 
 plate_app = typer.Typer(help="High-content screening plates: ingest, list, show.", no_args_is_help=True)
@@ -140,7 +142,7 @@ def plate_show(
 
 
 def qc_command(
-    plate_id: Annotated[str, typer.Argument(help="the plate's id (see 'fairimage plate list')")],
+    target: Annotated[str, typer.Argument(help="a plate's id (see 'fairimage plate list'), or a study")],
     readout_channel: Annotated[
         int, typer.Option(min=0, help="the channel whose field means are each well's readout (0: the first)")
     ] = 0,
@@ -149,8 +151,13 @@ def qc_command(
     as_json: JsonOption = False,
 ) -> None:
     """Quality control of a plate: focus, saturation, intensity and flags of every field and channel,
-    outliers, Z'-factor of the controls, edge and row/column effects. The report is kept; see it at
-    /plates/PLATE/qc."""
+    outliers, Z'-factor of the controls, edge and row/column effects; the report is kept (see it at
+    /plates/PLATE/qc). Of a study: images that differ in shape or pixel size, duplicates, missing wells
+    and fields, metadata errors and the FAIR score."""
+    if not target.startswith(PLATE_ID_PREFIX):
+        _dataset_qc(target, repo, as_json)
+        return
+    plate_id = target
     with opened(repo) as repository:
         report = qc.run_plate_qc(repository, operator_principal(), plate_id, readout_channel)
     if csv_path is not None:
@@ -172,3 +179,21 @@ def qc_command(
                 field["image"], field["well"], str(field["field"]), field["channel"], ", ".join(reasons)
             )
     print_listing(table, f"No field is flagged ({len(report['fields'])} field channels measured).")
+
+
+def _dataset_qc(study: str, repo: Path | None, as_json: bool) -> None:
+    with opened(repo) as repository:
+        report = datasets.run_dataset_qc(repository, operator_principal(), study)
+    if as_json:
+        _json(report)
+        return
+    score = report["fair_score"]
+    out.print(
+        f"QC of study {study}: {report['images']} images, FAIR score {score['score']}/100", highlight=False
+    )
+    lines = [f"{f['subject']}: {f['message']}" for f in report["findings"]]
+    lines += report["plates_missing"] + [f"metadata {line}" for line in report["metadata_errors"]]
+    for line in lines:
+        out.print(f"  {line}", highlight=False)
+    if not lines:
+        out.print("  no findings", highlight=False)
