@@ -97,3 +97,24 @@ def box_blur(plane: np.ndarray, size: int) -> np.ndarray:
     rows = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="valid"), 1, padded)
     both = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="valid"), 0, rows)
     return both[: plane.shape[0], : plane.shape[1]].astype(plane.dtype)
+
+
+def ome_zarr_plate_v04(path: Path, wells: list[tuple[int, int]], fields: int = 2) -> Path:
+    """An OME-Zarr 0.4 plate (zarr v2) written by ome-zarr-py, the reference implementation: 2 x 3 wells,
+    two-channel fields with the pixels of ``field_pixels``."""
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_image, write_plate_metadata, write_well_metadata
+
+    fmt = FormatV04()
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    rows, columns = ["A", "B"], ["1", "2", "3"]
+    paths = [f"{rows[r]}/{columns[c]}" for r, c in wells]
+    write_plate_metadata(root, rows, columns, paths, fmt=fmt, name="Legacy plate")
+    for (r, c), well_path in zip(wells, paths, strict=True):
+        well = root.require_group(well_path)
+        write_well_metadata(well, [{"path": str(f)} for f in range(fields)], fmt=fmt)
+        for f in range(fields):
+            pixels = np.stack([field_pixels(r, c, f, channel) for channel in range(2)])
+            write_image(pixels, well.require_group(str(f)), axes="cyx", fmt=fmt, scale_factors=(2,))
+    return path

@@ -164,3 +164,19 @@ def test_user_patterns_and_well_names() -> None:
         compile_pattern("{well}_{site}.tif")
     with pytest.raises(InvalidInputError, match="name the well"):
         compile_pattern("{field}.tif")
+
+
+def test_an_existing_ome_zarr_plate_is_stored_as_a_plate(repository: Repository, tmp_path: Path) -> None:
+    """A plate already in OME-Zarr 0.4 keeps its wells and fields, and is served as a 0.5 plate."""
+    source = plate_samples.ome_zarr_plate_v04(tmp_path / "legacy.ome.zarr", [(0, 0), (1, 2)])
+    outcome = ingest_plate(repository, PlateRequest(source, "Legacy"))
+    assert outcome.status == "ingested", outcome.error
+    assert (outcome.layout, outcome.name, outcome.wells, outcome.fields) == ("ome-zarr", "Legacy plate", 2, 4)
+    with LiveServer(repository.settings) as server:
+        group = zarr.open_group(f"{server.url}/zarr/{outcome.plate_id}.ome.zarr", mode="r")
+        assert [w["path"] for w in group.attrs["ome"]["plate"]["wells"]] == ["A/1", "B/3"]
+        pixels = group["B/3/1/0"][...]
+        assert np.array_equal(pixels[1], plate_samples.field_pixels(1, 2, 1, 1))
+        HCS.from_zarr(group)
+    again = ingest_plate(repository, PlateRequest(source, "Legacy"))
+    assert again.status == "already_present" and again.plate_id == outcome.plate_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ import numpy as np
 import zarr
 
 from fairimage.formats.base import ImageSource, OpenedFile, Region
-from fairimage.model.errors import CorruptFileError, UnsupportedError
+from fairimage.model.errors import CorruptFileError, InvalidInputError, UnsupportedError
 from fairimage.model.image import ImageMetadata, default_channels, make_axes
+from fairimage.model.plates.layout import Field, Geometry, PlateChannel, PlateLayout, missing_wells
 from fairimage.ngff.metadata import parse_multiscale
 
 
@@ -77,6 +79,60 @@ def _fields(path: Path, root: zarr.Group, plate: dict[str, Any]) -> list[ImageSo
     if not images:
         raise CorruptFileError(f"{path}: a plate whose wells list no images")
     return images
+
+
+@dataclass(frozen=True)
+class ZarrPlate:
+    """An existing OME-Zarr plate as a plate layout, with each field's image as a source."""
+
+    layout: PlateLayout
+    sources: dict[tuple[int, int, int], ImageSource]  # (row, column, field), 0-based
+
+
+def read_zarr_plate(path: Path, name: str | None = None) -> ZarrPlate:
+    """An OME-Zarr 0.4 or 0.5 plate: its rows, columns and acquisitions, and its wells' fields in order."""
+    try:
+        root = zarr.open_group(str(path), mode="r")
+        attrs = _attributes(root)
+    except Exception as exc:  # zarr raises many kinds for a damaged folder; all mean "unreadable"
+        raise CorruptFileError(f"{path}: not a readable zarr group ({exc})") from exc
+    plate = attrs.get("ome", attrs).get("plate")
+    if not isinstance(plate, dict):
+        raise InvalidInputError(f"{path}: an OME-Zarr without plate metadata; ingest it without --plate")
+    rows, columns = [r["name"] for r in plate.get("rows", [])], [c["name"] for c in plate.get("columns", [])]
+    sources: dict[tuple[int, int, int], ImageSource] = {}
+    fields = []
+    for well in plate.get("wells", []):
+        row, column = _well_index(well, rows, columns, path)
+        meta = _attributes(root[well["path"]])
+        for index, item in enumerate(meta.get("ome", meta).get("well", {}).get("images", [])):
+            key = f"{well['path']}/{item['path']}"
+            sources[(row, column, index)] = OmeZarrSource(path, root[key], f"{path.name} [{key}]")
+            fields.append(Field(row, column, index, {}, acquisition=int(item.get("acquisition", 0) or 0)))
+    if not fields:
+        raise CorruptFileError(f"{path}: a plate whose wells list no images")
+    first = next(iter(sources.values())).metadata
+    geometry = Geometry(len(rows), len(columns))
+    layout = PlateLayout(
+        name=name or str(plate.get("name") or path.name.removesuffix(".zarr").removesuffix(".ome")),
+        kind="ome-zarr",
+        geometry=geometry,
+        channels=tuple(PlateChannel(channel.label) for channel in first.channels),
+        fields=tuple(fields),
+        acquisitions=tuple(str(a.get("name", "")) for a in plate.get("acquisitions", [])) or ("",),
+        missing=tuple(missing_wells(geometry, {(f.row, f.column) for f in fields})),
+    )
+    return ZarrPlate(layout, sources)
+
+
+def _well_index(well: dict[str, Any], rows: list[str], columns: list[str], path: Path) -> tuple[int, int]:
+    """A well's (row, column): its rowIndex/columnIndex (0.4+), else the names in its path."""
+    if "rowIndex" in well and "columnIndex" in well:
+        return int(well["rowIndex"]), int(well["columnIndex"])
+    row, _, column = str(well["path"]).partition("/")
+    if row not in rows or column not in columns:
+        raise CorruptFileError(f"{path}: well {well['path']!r} names a row or column the plate does not list")
+    return rows.index(row), columns.index(column)
 
 
 class OmeZarrSource:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from fairimage.catalog import queries
 from fairimage.catalog.tables import OriginalFileRow, PlateRow, WellRow
+from fairimage.formats import ImageSource, is_zarr_dir
+from fairimage.formats.omezarr import read_zarr_plate
 from fairimage.formats.plate_fields import PlateFieldSource, check_planes
 from fairimage.formats.platemap import read_platemap
 from fairimage.formats.plates import read_plate_folder
@@ -75,10 +78,9 @@ def ingest_plate(
     """Read, convert and publish one plate; a failure is reported as one line and publishes nothing."""
     progress = progress or Progress()
     try:
-        plate = read_plate_folder(request.folder, request.pattern, request.name, request.wells)
-        plane_shape, dtype = check_planes(plate)
+        plate, source_of, originals = _read(request)
         treatments = read_platemap(request.platemap, plate.geometry) if request.platemap else []
-        files, files_sha256, total = _file_list(request.folder, plate)
+        files, files_sha256, total = _file_list(request.folder, originals)
         with repository.reading() as session:
             known = queries.original_file_by_sha256(session, files_sha256)
             if known is not None:
@@ -87,7 +89,7 @@ def ingest_plate(
             conversion = conversion_for(repository, run)
             staged = []
             for item in plate.fields:
-                source = PlateFieldSource(plate, item, plane_shape, dtype)
+                source = source_of(item)
                 progress.start_file(request.folder / item.well, source.metadata.nbytes)
                 staged.append((item, stage_image(repository.store, conversion, source, progress)))
             return _publish(repository, run, request, plate, staged, treatments, (files, files_sha256, total))
@@ -95,16 +97,28 @@ def ingest_plate(
         return PlateOutcome(str(request.folder), "failed", error=failure(request.folder, exc).error)
 
 
-def _file_list(folder: Path, plate: PlateLayout) -> tuple[bytes, str, int]:
+def _read(request: PlateRequest) -> tuple[PlateLayout, Callable[[Field], ImageSource], list[Path]]:
+    """The plate's layout, each field's image source and the original files: an existing OME-Zarr plate
+    (0.4 or 0.5) as it is, else a vendor's folder read by its index or its file names."""
+    if is_zarr_dir(request.folder):
+        zarr_plate = read_zarr_plate(request.folder, request.name)
+        files = sorted(path for path in request.folder.rglob("*") if path.is_file())
+        return zarr_plate.layout, lambda item: zarr_plate.sources[(item.row, item.column, item.index)], files
+    plate = read_plate_folder(request.folder, request.pattern, request.name, request.wells)
+    plane_shape, dtype = check_planes(plate)
+    files = sorted({plane.path for item in plate.fields for plane in item.planes.values()})
+    return plate, lambda item: PlateFieldSource(plate, item, plane_shape, dtype), files
+
+
+def _file_list(folder: Path, files: list[Path]) -> tuple[bytes, str, int]:
     """The plate's original files (relative path, size, sha256), as one document and its own sha256: the
     plate's identity by content, so the same folder is never stored twice."""
     entries: dict[str, dict[str, str | int]] = {}
     total = 0
-    for item in plate.fields:
-        for plane in item.planes.values():
-            sha256, size = content_sha256(plane.path)
-            entries[str(plane.path.relative_to(folder))] = {"size": size, "sha256": sha256}
-            total += size
+    for path in files:
+        sha256, size = content_sha256(path)
+        entries[str(path.relative_to(folder))] = {"size": size, "sha256": sha256}
+        total += size
     body = json.dumps({"files": dict(sorted(entries.items()))}, indent=1).encode()
     return body, hashlib.sha256(body).hexdigest(), total
 
