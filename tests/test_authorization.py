@@ -8,17 +8,21 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+import tifffile
 
 from fairimage.api import create_app
 from fairimage.model.governance.policy import Role, Scope, operator
 from fairimage.services.discovery import images
 from fairimage.services.governance import accounts, policies
 from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.plates.ingest import PlateRequest, ingest_plate
+from fairimage.services.qc.plates import run_plate_qc
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -75,6 +79,7 @@ PARAMETERS = {
 # Required query parameters of item routes.
 QUERIES = {
     "/api/studies/{study_id}/diff": "?before=1&after=1",
+    "/api/qc/plates": "?z_prime_below=2",  # every finite Z' (it is at most 1)
     "/oai": "?verb=ListIdentifiers&metadataPrefix=oai_dc",
 }
 
@@ -87,6 +92,7 @@ class World:
     images: dict[str, str] = field(default_factory=dict)  # state -> image id
     dicom_images: dict[str, str] = field(default_factory=dict)  # state -> a DICOM image's id
     files: dict[str, str] = field(default_factory=dict)  # state -> original file id
+    plates: dict[str, str] = field(default_factory=dict)  # state -> a plate's id (with a QC report)
     routes: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
 
     def headers(self, caller: str) -> dict[str, str]:
@@ -149,6 +155,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         if state not in ("public", "embargo-over"):
             policies.add_grant(repository, admin, study, "granted")  # a grant does not open a quarantine
         world.studies[state] = images.get_study(repository, admin, study).id
+        world.plates[state] = _plate(repository, root / f"plate-{state}", study, index)
     repository.close()
     world.routes = sorted(
         {
@@ -161,6 +168,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with LiveServer(settings) as server:
         world.url = server.url
         yield world
+
+
+def _plate(repository: Any, folder: Path, study: str, index: int) -> str:
+    """A four-well plate (two negative, two positive controls) in ``study``, with its QC report."""
+    folder.mkdir()
+    for column in range(4):
+        pixels = np.full((16, 16), 100 + 10 * index + (50 if column > 1 else 0) + column, np.uint16)
+        tifffile.imwrite(folder / f"P{index}_A{column + 1:02d}_s1_w1.tif", pixels)
+    platemap = folder.with_suffix(".csv")
+    platemap.write_text("well,control\nA1,negative\nA2,negative\nA3,positive\nA4,positive\n")
+    outcome = ingest_plate(repository, PlateRequest(folder, study, platemap=platemap))
+    assert outcome.plate_id is not None, outcome.error
+    run_plate_qc(repository, operator("test"), outcome.plate_id)
+    return outcome.plate_id
 
 
 def _may_read(caller: str, state: str) -> bool:
@@ -184,11 +205,16 @@ def _fill(route: str, world: World, state: str) -> list[str]:
         "image_id": image,
         "study_id": world.studies[state],
         "object_id": f"{image}~zarr.json",
+        "plate_id": world.plates[state],
     }
     names = re.findall(r"{(\w+)(?::\w+)?}", route)
     if "pid" in names:
         pids = [image, world.files[state], f"{world.studies[state]}.v1"]
         return [route.replace("{pid}", pid) for pid in pids]
+    if route.startswith("/zarr/"):  # the same route serves plates: their group documents and fields
+        plate = route.replace("{image_id}", world.plates[state])
+        urls = [plate.replace("{key:path}", key) for key in ("zarr.json", "A/1/zarr.json", "A/1/0/zarr.json")]
+        return [re.sub(r"{(\w+)(?::\w+)?}", lambda m: values[m.group(1)], route), *urls]
     unknown = [name for name in names if name not in values]
     assert not unknown, f"route {route} has parameters {unknown} the authorization matrix does not know"
     filled = re.sub(r"{(\w+)(?::\w+)?}", lambda m: values[m.group(1)], route)
@@ -200,9 +226,9 @@ def test_the_matrix_covers_every_data_route(world: World) -> None:
     item_routes = [route for _, route in world.routes if "{" in route]
     assert len(item_routes) >= 26, item_routes  # 25 GET routes and the zarr HEAD route, so far
     for route in item_routes:
-        assert any(name in route for name in ("{image_id}", "{study_id}", "{object_id}", "{pid}")), (
-            f"{route}: no study or image to check access on"
-        )
+        assert any(
+            name in route for name in ("{image_id}", "{study_id}", "{object_id}", "{pid}", "{plate_id}")
+        ), f"{route}: no study or image to check access on"
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -237,7 +263,8 @@ def test_listings_show_exactly_what_the_caller_may_read(world: World, caller: st
                     assert world.images[state] not in text, f"{caller} {route}: a {state} image shows"
                     assert world.dicom_images[state] not in text, f"{caller} {route}: a {state} image shows"
         total = client.get("/api/images").json()["total"]
-        assert total == 2 * sum(_may_read(caller, state) for state in STATES)  # a picture and a DICOM image
+        # a picture, a DICOM image and a plate's four fields per study the caller may read
+        assert total == (2 + 4) * sum(_may_read(caller, state) for state in STATES)
 
 
 def test_bad_tokens_are_401_not_anonymous(world: World) -> None:

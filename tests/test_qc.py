@@ -92,7 +92,7 @@ def test_planted_defects_are_found_and_nothing_clean_is_flagged(tmp_path: Path) 
         assert served["id"] == report["id"] and served["statistics"]["z_prime"] == pytest.approx(expected)
         below = httpx.get(f"{server.url}/api/qc/plates", params={"z_prime_below": expected + 0.01}).json()
         above = httpx.get(f"{server.url}/api/qc/plates", params={"z_prime_below": expected - 0.01}).json()
-        assert below["plates"] == [plate_id] and above["plates"] == []
+        assert [entry["plate"] for entry in below["plates"]] == [plate_id] and above["plates"] == []
         page = httpx.get(f"{server.url}/plates/{plate_id}/qc")
         assert page.status_code == 200
         assert page.text.count("data:image/png;base64,") >= 2 * 3 + 2  # heatmaps, controls, focus

@@ -62,7 +62,7 @@ def plates_below(
     repository: RepositoryDep,
     principal: PrincipalDep,
     z_prime_below: Annotated[float, Query(description="e.g. 0.5: plates with Z' < 0.5")] = 0.5,
-) -> dict[str, list[str]]:
+) -> dict[str, list[dict[str, Any]]]:
     return {"plates": qc.plates_below(repository, principal, z_prime_below)}
 
 

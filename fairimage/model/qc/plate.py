@@ -75,7 +75,7 @@ class PlateStatistics:
 
     controls: ControlStatistics | None
     edge: EdgeEffect | None
-    lines: LineEffects
+    lines: LineEffects | None  # None when every imaged well is a control: no samples to compare
     flagged_rows: tuple[int, ...]
     flagged_columns: tuple[int, ...]
     flags: frozenset[PlateFlag]
@@ -165,8 +165,8 @@ def plate_statistics(
     samples = {well: value for well, value in readouts.items() if controls.get(well) not in _CONTROLS}
     stats = _controls(readouts, controls)
     edge = _edge(samples, geometry)
-    lines = line_effects(samples, geometry)
-    rows, columns = lines.flagged(limits.line_effect)
+    lines = line_effects(samples, geometry) if samples else None
+    rows, columns = lines.flagged(limits.line_effect) if lines else ((), ())
     flags: set[PlateFlag] = set()
     if stats is not None and not stats.z_prime >= limits.z_prime_min:  # a NaN Z' is poor too
         flags.add("poor_separation")

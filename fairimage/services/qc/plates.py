@@ -233,24 +233,27 @@ def latest_summary(repository: Repository, principal: Principal, plate_id: str) 
         return {"id": row.id, "z_prime": row.z_prime, "flags": row.plate_flags, "flagged": row.flagged_fields}
 
 
-def plates_below(repository: Repository, principal: Principal, z_prime: float) -> list[str]:
-    """Plates the caller may read whose latest QC report has a Z'-factor below ``z_prime``."""
+def plates_below(repository: Repository, principal: Principal, z_prime: float) -> list[dict[str, Any]]:
+    """Plates the caller may read whose latest QC report has a Z'-factor below ``z_prime``: each with
+    its study, its Z' and its report's id."""
     with repository.reading() as session:
         rows = session.execute(
-            select(QcReportRow.plate_id, QcReportRow.z_prime).order_by(QcReportRow.id.desc())
+            select(QcReportRow.plate_id, QcReportRow.study_id, QcReportRow.z_prime, QcReportRow.id).order_by(
+                QcReportRow.id.desc()
+            )
         ).all()
-    latest: dict[str, float | None] = {}
-    for plate_id, value in rows:
-        latest.setdefault(plate_id, value)
+    latest: dict[str, tuple[str, float | None, str]] = {}
+    for plate_id, study_id, value, report_id in rows:
+        latest.setdefault(plate_id, (study_id, value, report_id))
     found = []
-    for plate_id, value in latest.items():
+    for plate_id, (study_id, value, report_id) in latest.items():
         if value is None or value >= z_prime:
             continue
         try:
             access.check_plate(repository, principal, plate_id)
         except NotFoundError:
             continue
-        found.append(plate_id)
+        found.append({"plate": plate_id, "study_id": study_id, "z_prime": value, "report": report_id})
     return found
 
 
