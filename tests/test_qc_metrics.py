@@ -206,6 +206,8 @@ def test_saturation_is_counted_at_the_dtype_maximum_or_the_detectors_ceiling() -
 def test_a_plane_that_is_not_2d_is_refused_with_its_shape() -> None:
     with pytest.raises(InvalidInputError, match=r"2-D .*\(3, 64, 64\)"):
         measure_plane(np.zeros((3, 64, 64), np.uint16))
+    with pytest.raises(InvalidInputError, match="window is 0 pixels"):
+        measure_focus(np.zeros((64, 64), np.uint16), window=0)
 
 
 def test_a_clean_plate_raises_no_flag(clean_qc: PlateQc) -> None:
