@@ -90,6 +90,7 @@ bench: install  ## conversion against ome-zarr-py and ngff-zarr and the machine'
 	$(BIN)/python benchmarks/tiles.py
 	$(BIN)/python benchmarks/search.py --images 200000 --queries 100
 	$(BIN)/python benchmarks/plates.py
+	$(BIN)/python benchmarks/qc.py
 
 clean:
 	rm -rf demo-repo .venv-drs .venv-rocrate .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules fairimage/web/static/build

@@ -206,6 +206,8 @@ def test_saturation_is_counted_at_the_dtype_maximum_or_the_detectors_ceiling() -
 def test_a_plane_that_is_not_2d_is_refused_with_its_shape() -> None:
     with pytest.raises(InvalidInputError, match=r"2-D .*\(3, 64, 64\)"):
         measure_plane(np.zeros((3, 64, 64), np.uint16))
+    with pytest.raises(InvalidInputError, match="window is 0 pixels"):
+        measure_focus(np.zeros((64, 64), np.uint16), window=0)
 
 
 def test_a_clean_plate_raises_no_flag(clean_qc: PlateQc) -> None:
@@ -323,9 +325,11 @@ def test_controls_on_the_edge_columns_are_judged_apart_from_the_samples(clean_qc
     assert poor.flags == {"poor_separation"}
 
 
-def test_too_few_controls_is_an_error_a_user_can_act_on() -> None:
+def test_too_few_controls_or_a_well_off_the_plate_is_an_error_a_user_can_act_on() -> None:
     with pytest.raises(InvalidInputError, match=r"at least 2 positive and 2 negative.*1 positive"):
         control_statistics([1.0], [0.0, 0.1])
+    with pytest.raises(InvalidInputError, match="well I1 is outside the 96-well plate"):
+        plate_statistics({(0, 0): 1.0, (8, 0): 2.0}, {}, PLATE)
 
 
 def test_robust_z_is_median_and_mad_based() -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fairimage.model.errors import InvalidInputError
-from fairimage.model.plates.layout import Geometry
+from fairimage.model.plates.layout import Geometry, well_name
 from fairimage.model.qc.robust import divided, median_polish, robust_sd
 from fairimage.model.qc.thresholds import PlateFlag, QcThresholds
 
@@ -137,6 +137,10 @@ def line_effects(readouts: Mapping[Well, float], geometry: Geometry) -> LineEffe
         raise InvalidInputError("row and column effects need at least one well's readout")
     table = np.full((geometry.rows, geometry.columns), np.nan)
     for (row, column), value in readouts.items():
+        if not geometry.contains(row, column):
+            raise InvalidInputError(
+                f"well {well_name(row, column)} is outside the {geometry.rows * geometry.columns}-well plate"
+            )
         table[row, column] = value
     polish = median_polish(table)
     residuals = [float(polish.residuals[well]) for well in readouts]
@@ -160,7 +164,8 @@ def plate_statistics(
     thresholds: QcThresholds | None = None,
 ) -> PlateStatistics:
     """Control statistics, edge and line effects of a plate, and the flags they raise. ``controls`` maps
-    control wells to their type ("positive", "negative", "neutral"); other wells are samples."""
+    control wells to their type ("positive", "negative", "neutral"); positive and negative ones are left
+    out of the edge and line effects, neutral ones (e.g. DMSO) count as samples."""
     limits = thresholds or QcThresholds()
     samples = {well: value for well, value in readouts.items() if controls.get(well) not in _CONTROLS}
     stats = _controls(readouts, controls)
