@@ -257,9 +257,14 @@ def test_a_plate_is_a_grid_of_wells_framed_by_their_controls(page: Any, site: Si
     assert grid.get_attribute("data-wells") == "96" and grid.locator("tbody tr").count() == 8
     imaged = grid.locator("td.imaged img")
     assert imaged.count() == 3
-    page.wait_for_function(
-        "[...document.querySelectorAll('td.imaged img')].every((img) => img.complete && img.naturalWidth > 0)"
+    loaded = (
+        "() => [...document.querySelectorAll('td.imaged img')].every((i) => i.complete && i.naturalWidth > 0)"
     )
+    for _ in range(120):  # polled from here: the page's CSP forbids the string eval wait_for_function uses
+        if page.evaluate(loaded):
+            break
+        page.wait_for_timeout(250)
+    assert page.evaluate(loaded), "the wells' thumbnails did not load"
     assert "control-negative" in (grid.locator("td.imaged").nth(0).get_attribute("class") or "")
     assert "control-positive" in (grid.locator("td.imaged").nth(1).get_attribute("class") or "")
     assert "treated" in (grid.locator("td.imaged").nth(2).get_attribute("class") or "")
