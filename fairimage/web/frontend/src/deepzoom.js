@@ -6,7 +6,9 @@ import { readImageData, readSettings, renderQuery, setStatus, watchForm } from '
 
 export function startDeepZoom(container, image, form, note = '') {
   container.replaceChildren();
+  delete container.dataset.tilesLoaded; // a viewer this one replaces may have counted its own tiles
   container.dataset.viewer = 'deepzoom';
+  setStatus(note);
   const tileSource = () => `${image.deepzoom_url}?${form ? renderQuery(readSettings(form, image)) : ''}`;
   const viewer = OpenSeadragon({
     element: container,

@@ -85,6 +85,13 @@ async function startViv(container, image, form, fallBack) {
   let tilesLoaded = 0;
   const bar = document.getElementById('scale-bar');
   const pixelSize = image.physical_sizes?.x;
+  // Once the page has fallen back to rendered tiles, viv's late callbacks (a viewport that finishes
+  // loading, a zoom button) must not touch the page any more.
+  let stopped = false;
+  const stop = (deck, note) => {
+    stopped = true;
+    fallBack(deck, note);
+  };
 
   const extensions = [new ColorPaletteExtension()];
   const makeLayer = () =>
@@ -94,6 +101,7 @@ async function startViv(container, image, form, fallBack) {
       dtype: data[0].dtype,
       extensions,
       onViewportLoad: () => {
+        if (stopped) return;
         tilesLoaded += 1;
         container.dataset.tilesLoaded = String(tilesLoaded);
         setStatus('');
@@ -112,17 +120,17 @@ async function startViv(container, image, form, fallBack) {
       drawScaleBar(bar, viewState.zoom, pixelSize);
       return next;
     },
-    onError: (error) => fallBack(deck, `The multichannel viewer failed (${error.message}); showing rendered tiles instead.`),
+    onError: (error) => stop(deck, `The multichannel viewer failed (${error.message}); showing rendered tiles instead.`),
   });
   const canvas = deck.getCanvas?.() ?? canvasHolder.querySelector('canvas');
   // A context that exists can still fail (no hardware acceleration, a GPU reset): say so and show the
   // rendered tiles rather than a black canvas.
   canvas?.addEventListener('webglcontextlost', () =>
-    fallBack(deck, 'This browser lost its WebGL context (no working graphics acceleration?), so the multichannel viewer is off; showing rendered tiles instead.'),
+    stop(deck, 'This browser lost its WebGL context (no working graphics acceleration?), so the multichannel viewer is off; showing rendered tiles instead.'),
   );
   setTimeout(() => {
-    if (tilesLoaded === 0) {
-      fallBack(deck, 'The multichannel viewer drew nothing (this browser\'s WebGL may not work); showing rendered tiles instead.');
+    if (tilesLoaded === 0 && !stopped) {
+      stop(deck, 'The multichannel viewer drew nothing (this browser\'s WebGL may not work); showing rendered tiles instead.');
     }
   }, FIRST_DRAW_MS);
   if (canvas) {
@@ -131,9 +139,12 @@ async function startViv(container, image, form, fallBack) {
     canvas.setAttribute('aria-label', `${image.name}; drag to pan, scroll or + / - to zoom, arrow keys to move`);
   }
   drawScaleBar(bar, viewState.zoom, pixelSize);
-  watchForm(form, () => deck.setProps({ layers: [makeLayer()] }));
+  watchForm(form, () => {
+    if (!stopped) deck.setProps({ layers: [makeLayer()] });
+  });
 
   const zoomBy = (delta) => {
+    if (stopped) return;
     viewState = { ...viewState, zoom: Math.min(home.maxZoom, Math.max(home.minZoom, viewState.zoom + delta)) };
     deck.setProps({ viewState });
     drawScaleBar(bar, viewState.zoom, pixelSize);
@@ -141,6 +152,7 @@ async function startViv(container, image, form, fallBack) {
   document.getElementById('zoom-in')?.addEventListener('click', () => zoomBy(1));
   document.getElementById('zoom-out')?.addEventListener('click', () => zoomBy(-1));
   document.getElementById('zoom-home')?.addEventListener('click', () => {
+    if (stopped) return;
     viewState = { ...home };
     deck.setProps({ viewState });
     drawScaleBar(bar, viewState.zoom, pixelSize);
