@@ -84,13 +84,22 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy fairimage build_viewer.py
 
-bench: install  ## conversion against ome-zarr-py and ngff-zarr and the machine's ceiling; tile and search latency (benchmarks/README.md)
+# benchmarks/serve.py loads the server with Debian's wrk, against Debian's nginx serving the same files.
+NGINX = /usr/sbin/nginx
+WRK = /usr/bin/wrk
+$(NGINX) $(WRK):
+	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q nginx wrk >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q nginx wrk >/dev/null); \
+	else echo "the serving benchmark needs Debian's nginx and wrk: sudo apt-get install nginx wrk"; fi
+
+bench: install $(NGINX) $(WRK)  ## conversion against ome-zarr-py and ngff-zarr and the machine's ceiling; tile and search latency (benchmarks/README.md)
 	$(BIN)/pip install -q -e '.[test,bench]' 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/python benchmarks/convert.py
 	$(BIN)/python benchmarks/tiles.py
 	$(BIN)/python benchmarks/search.py --images 200000 --queries 100
 	$(BIN)/python benchmarks/plates.py
 	$(BIN)/python benchmarks/qc.py
+	$(BIN)/python benchmarks/serve.py
 
 clean:
 	rm -rf demo-repo .venv-drs .venv-rocrate .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules fairimage/web/static/build

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from fairimage import __version__, web
 from fairimage.api import (
@@ -30,12 +34,60 @@ from fairimage.api import (
     zarr,
 )
 from fairimage.api.errors import register_error_handlers
-from fairimage.api.security import BodyLimit, SecurityHeaders
+from fairimage.api.security import EVERY_RESPONSE, BodyLimit, SecurityHeaders
 from fairimage.services.governance.fixity import FixitySchedule
 from fairimage.services.governance.sessions import LoginThrottle
 from fairimage.services.recovery import open_repository
 from fairimage.services.viewing.tiles import Renderer
 from fairimage.settings import Settings
+
+# `fairimage serve --workers N` hands its resolved settings to each worker process in this variable.
+SETTINGS_VARIABLE = "FAIRIMAGE_SERVE_SETTINGS"
+
+
+# Any origin may read: viewers such as vizarr and viv run on other hosts. Range must be allowed and
+# Content-Range exposed, or browsers' zarr clients cannot read chunks.
+CORS: dict[str, Any] = {
+    "allow_origins": ["*"],
+    "allow_methods": ["GET", "HEAD", "OPTIONS"],
+    "allow_headers": ["Range", "If-None-Match", "If-Range", "Content-Type"],
+    "expose_headers": ["Content-Range", "Content-Length", "ETag", "Accept-Ranges"],
+    "max_age": 3600,
+}
+
+
+class FairimageAPI(FastAPI):
+    """FastAPI with the OME-Zarr hot path (``zarr.ZarrKeys``) in front of its middleware stack: a chunk
+    whose caller and access decision are known from memory is answered there, through the same CORS and
+    security-header middlewares as everything else; every other request goes through FastAPI."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._hot_path = zarr.ZarrKeys(partial(FastAPI.__call__, self), _middleware_headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self
+        await self._hot_path(scope, receive, send)
+
+
+_PLAIN = [(b"vary", b"Origin")] + [(name.lower().encode(), value.encode()) for name, value in EVERY_RESPONSE]
+_CROSS_ORIGIN = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", ", ".join(CORS["expose_headers"]).encode()),
+    *_PLAIN,
+]
+
+
+def _middleware_headers(cross_origin: bool) -> list[tuple[bytes, bytes]]:
+    """What CORSMiddleware (with ``CORS``) and SecurityHeaders add to a response that is not HTML, for a
+    request with or without an Origin header: the hot path adds them itself (tests/test_http.py checks that
+    its answers and the route's are the same)."""
+    return _CROSS_ORIGIN if cross_origin else _PLAIN
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of several server processes (uvicorn's factory), from ``SETTINGS_VARIABLE``."""
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_VARIABLE]))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -52,26 +104,20 @@ def create_app(settings: Settings) -> FastAPI:
                 schedule.stop()
             app.state.repository.close()
 
-    app = FastAPI(
+    app = FairimageAPI(
         title="fairimage",
         version=__version__,
         lifespan=lifespan,
         description="FAIR image repository node: studies, images and their OME-Zarr data.",
     )
-    # Any origin may read: viewers such as vizarr and viv run on other hosts. Range must be allowed and
-    # Content-Range exposed, or browsers' zarr clients cannot read chunks.
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["GET", "HEAD", "OPTIONS"],
-        allow_headers=["Range", "If-None-Match", "If-Range", "Content-Type"],
-        expose_headers=["Content-Range", "Content-Length", "ETag", "Accept-Ranges"],
-        max_age=3600,
-    )
+    app.add_middleware(CORSMiddleware, **CORS)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit)
     register_error_handlers(app)
+    # The OME-Zarr keys and tiles come first: they are most of the requests, and routes match in order.
     for module in (
+        zarr,
+        tiles,
         studies,
         images,
         plates,
@@ -85,8 +131,6 @@ def create_app(settings: Settings) -> FastAPI:
         oai,
         search,
         drs,
-        zarr,
-        tiles,
         pages,
         access_pages,
     ):

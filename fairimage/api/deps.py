@@ -23,12 +23,18 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def get_repository(request: Request) -> Repository:
+# The dependencies are ``async def`` even where they do not await: FastAPI runs a plain ``def`` dependency
+# in a worker thread, and a thread hop per request for an attribute read costs more than the request.
+async def get_repository(request: Request) -> Repository:
+    return repository_of(request)
+
+
+def repository_of(request: Request) -> Repository:
     repository: Repository = request.app.state.repository
     return repository
 
 
-def get_renderer(request: Request) -> Renderer:
+async def get_renderer(request: Request) -> Renderer:
     renderer: Renderer = request.app.state.renderer
     return renderer
 
@@ -36,7 +42,22 @@ def get_renderer(request: Request) -> Renderer:
 async def get_principal(request: Request) -> Principal:
     """The caller (see ``_caller``), with the address the request came from."""
     principal = await _caller(request)
-    return replace(principal, origin=get_origin(request))
+    return replace(principal, origin=origin_of(request))
+
+
+def known_caller(request: Request) -> Principal | None:
+    """The caller, with its address, when it is known without waiting on the catalog: anonymous (no token,
+    no session cookie) or the holder of a token used in the last moments; else None (``get_principal``
+    finds out). UnauthorizedError for a token recently found bad."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        kind, _, secret = header.partition(" ")
+        if kind.lower() != "bearer" or not accounts.token_is_recent(repository_of(request), secret.strip()):
+            return None
+        return replace(_bearer(request, header), origin=origin_of(request))
+    if request.cookies.get(SESSION_COOKIE):
+        return None
+    return replace(ANONYMOUS, origin=origin_of(request))
 
 
 async def _caller(request: Request) -> Principal:
@@ -46,12 +67,14 @@ async def _caller(request: Request) -> Principal:
     the session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``)."""
     header = request.headers.get("authorization")
     if header is not None:
+        if accounts.token_is_recent(repository_of(request), header.partition(" ")[2].strip()):
+            return _bearer(request, header)  # from memory: no thread hop for each chunk a client reads
         return await run_in_threadpool(_bearer, request, header)
     secret = request.cookies.get(SESSION_COOKIE)
     if not secret:
         return ANONYMOUS
     try:
-        web_session = await run_in_threadpool(sessions.session_for, get_repository(request), secret)
+        web_session = await run_in_threadpool(sessions.session_for, repository_of(request), secret)
     except UnauthorizedError:
         if request.method in SAFE_METHODS:
             return ANONYMOUS  # an ended session browses as anonymous; the page offers to sign in
@@ -82,17 +105,21 @@ def _bearer(request: Request, header: str) -> Principal:
             "Authorization: use 'Bearer TOKEN' with a token from 'fairimage token create'"
         )
     try:
-        return accounts.principal_for_token(get_repository(request), secret.strip())
+        return accounts.principal_for_token(repository_of(request), secret.strip())
     except FairimageError as exc:
         raise UnauthorizedError(exc.message) from None
 
 
-def get_throttle(request: Request) -> LoginThrottle:
+async def get_throttle(request: Request) -> LoginThrottle:
     throttle: LoginThrottle = request.app.state.throttle
     return throttle
 
 
-def get_origin(request: Request) -> str:
+async def get_origin(request: Request) -> str:
+    return origin_of(request)
+
+
+def origin_of(request: Request) -> str:
     """Where a request came from, for the audit log: the client's address."""
     return request.client.host if request.client is not None else ""
 

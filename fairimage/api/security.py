@@ -49,6 +49,10 @@ DOCS_POLICY = "; ".join(
 DOCS_PATHS = ("/docs", "/redoc")
 
 
+# On every response.
+EVERY_RESPONSE = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"))
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -62,8 +66,8 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["Referrer-Policy"] = "same-origin"
+                for name, value in EVERY_RESPONSE:
+                    headers[name] = value
                 if headers.get("content-type", "").startswith("text/html"):
                     if "content-security-policy" not in headers:  # a page may set a stricter need
                         headers["Content-Security-Policy"] = DOCS_POLICY if docs else PAGE_POLICY

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fairimage.api.deps import PrincipalDep, RepositoryDep
-from fairimage.model.plates.layout import PLATE_ID_PREFIX
-from fairimage.services.governance.access import ImageObject, image_object, plate_object
+from fairimage.api.deps import PrincipalDep, RepositoryDep, known_caller, repository_of
+from fairimage.services.governance import access
+from fairimage.services.governance.access import ImageObject
 
 router = APIRouter(tags=["ome-zarr"])
 
 
 _KEY_PATH = "/zarr/{image_id}.ome.zarr/{key:path}"
+# Objects up to this size (every chunk at the default 1 MiB chunk size) are read whole and sent as one body:
+# one read and one socket write instead of a file streamed in 64 KiB pieces through worker threads.
+WHOLE_READ_BYTES = 8 << 20
 _RESPONSES: dict[int | str, dict[str, str]] = {
     206: {"description": "Partial content"},
     304: {"description": "Not modified"},
@@ -33,17 +40,69 @@ _RESPONSES: dict[int | str, dict[str, str]] = {
     summary="A key of an image's or a plate's OME-Zarr 0.5 group (zarr.json, chunks)",
     responses=_RESPONSES,
 )
-def zarr_key(
+async def zarr_key(
     image_id: str, key: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> Response:
-    if image_id.startswith(PLATE_ID_PREFIX):  # a plate: plate, row and well groups, then its fields' images
-        stored = plate_object(repository, principal, image_id, key)
-    else:
-        stored = image_object(repository, principal, image_id, key)
+    # Most requests are chunks of an image a client is already reading: they are answered on the event loop.
+    # The first key of an image after a second, and everything in object storage, goes to a worker thread.
+    if access.answers_from_memory(repository, image_id, key):
+        return _key_response(image_id, key, request, repository, principal)
+    return await run_in_threadpool(_key_response, image_id, key, request, repository, principal)
+
+
+class ZarrKeys:
+    """The hot path: GET and HEAD of OME-Zarr keys answered before FastAPI's middleware, router and
+    dependency injection (together they cost more than reading a chunk), when the caller and the access
+    decision are known from memory (``known_caller``, ``access.answers_from_memory``). The answer is the
+    route's own ``_key_response`` with the headers the app's middlewares would add (``headers``, for a
+    request with or without an Origin); anything else (a session cookie, the first key of an image, any
+    error) goes on to ``app`` and the route, which answers it in the usual form."""
+
+    KEY = re.compile(r"/zarr/(?P<zarr_id>[^/]+)\.ome\.zarr/(?P<key>.*)")
+
+    def __init__(self, app: ASGIApp, headers: Callable[[bool], list[tuple[bytes, bytes]]]) -> None:
+        self.app = app
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] in ("GET", "HEAD")
+            and scope["path"].startswith("/zarr/")
+        ):
+            answer = self._answer(scope)
+            if answer is not None:
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _answer(self, scope: Scope) -> Response | None:
+        found = self.KEY.fullmatch(scope["path"])
+        if found is None:
+            return None
+        request = Request(scope)
+        repository = repository_of(request)
+        zarr_id, key = found["zarr_id"], found["key"]
+        try:
+            principal = known_caller(request)
+            if principal is None or not access.answers_from_memory(repository, zarr_id, key):
+                return None
+            answer = _key_response(zarr_id, key, request, repository, principal)
+        except Exception:  # a 404, a bad token, a failed read: the route answers (and logs) it as usual
+            return None
+        answer.raw_headers.extend(self.headers("origin" in request.headers))
+        return answer
+
+
+def _key_response(
+    image_id: str, key: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> Response:
+    stored = access.zarr_object(repository, principal, image_id, key)
     media_type = "application/json" if key.endswith(".json") else "application/octet-stream"
-    if stored.path is None:
+    if stored.path is None or stored.info.size <= WHOLE_READ_BYTES:
         return _object_response(request, repository, stored, media_type)
-    # Starlette streams the file and answers Range (single, multiple, suffix) with 206/416 itself.
+    # A large object (a shard): Starlette streams the file in pieces and answers Range (single, multiple,
+    # suffix) with 206/416 itself.
     response = FileResponse(
         stored.path,
         media_type=media_type,
@@ -59,10 +118,11 @@ def zarr_key(
 def _object_response(
     request: Request, repository: RepositoryDep, stored: ImageObject, media_type: str
 ) -> Response:
-    """The same semantics as FileResponse, for an object in object storage: ETag/304, HEAD, one byte range
-    (206, or 416 when it lies outside the object); a request for several ranges gets the whole object."""
+    """One read and one body, with the semantics of FileResponse: ETag/304, HEAD, one byte range (206, or
+    416 when it lies outside the object); a request for several ranges gets the whole object. For objects
+    in object storage and for local files up to ``WHOLE_READ_BYTES``."""
     size = stored.info.size
-    etag = f'"{stored.info.etag}"' if stored.info.etag else f'"{size:x}-{stored.info.mtime:.0f}"'
+    etag = f'"{stored.info.etag}"' if stored.info.etag else f'"{size:x}-{int(stored.info.mtime * 1e6):x}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Accept-Ranges": "bytes"}
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)

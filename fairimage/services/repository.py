@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,6 +47,99 @@ class ReadLog:
             return True
 
 
+T = TypeVar("T")
+_MISSING = object()
+CHANGES_FILE = ".catalog-changes"
+
+
+class ChangeCounter:
+    """A number in a small file of the repository folder that every committed transaction raises, so that
+    every process on this machine (server workers, the command line) learns of a change with one ``pread``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def read(self) -> int:
+        return int.from_bytes(os.pread(self._fd, 8, 0).ljust(8, b"\0"), "little")
+
+    def bump(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            os.pwrite(self._fd, (self.read() + 1).to_bytes(8, "little"), 0)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class RecentLookups:
+    """Catalog lookups that every chunk and tile request makes (the study and policy of an image, the user
+    behind a token), remembered so that a viewer's thousand requests make one query.
+
+    They are forgotten when any process on this machine commits a change (``changes``, raised by
+    ``Repository.transaction``), so a revoked grant or token counts at the next request; and after
+    ``ttl_seconds`` in any case, which bounds how long a change made on another machine sharing the catalog
+    (PostgreSQL) goes unseen. A lookup that raced a commit is not kept."""
+
+    def __init__(
+        self, changes: ChangeCounter | None = None, ttl_seconds: float = 1.0, capacity: int = 50_000
+    ) -> None:
+        self.changes = changes
+        self.ttl_seconds = ttl_seconds
+        self.capacity = capacity
+        self._found: dict[Hashable, tuple[float, Any]] = {}
+        self._generation = 0
+        self._seen_changes = changes.read() if changes is not None else 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        now = time.monotonic()
+        known = self._recent(key, now)
+        if known is not _MISSING:
+            value: T = known
+            return value
+        generation = self._generation
+        value = load()
+        with self._lock:
+            if generation == self._generation:
+                if len(self._found) >= self.capacity:
+                    self._found = {k: v for k, v in self._found.items() if now - v[0] < self.ttl_seconds}
+                self._found[key] = (now, value)
+        return value
+
+    def knows(self, key: Hashable) -> bool:
+        """Whether ``get(key, ...)`` would answer from memory."""
+        return self._recent(key, time.monotonic()) is not _MISSING
+
+    def _recent(self, key: Hashable, now: float) -> Any:
+        if self.changes is not None and self.changes.read() != self._seen_changes:
+            self.forget()
+        known = self._found.get(key)
+        if known is None or now - known[0] >= self.ttl_seconds:
+            return _MISSING
+        return known[1]
+
+    def forget(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._found = {}
+            if self.changes is not None:
+                self._seen_changes = self.changes.read()
+
+    def changed(self) -> None:
+        """A change was committed here: forget, and tell the other processes."""
+        if self.changes is not None:
+            self.changes.bump()
+        self.forget()
+
+    def close(self) -> None:
+        if self.changes is not None:
+            self.changes.close()
+            self.changes = None
+
+
 @dataclass
 class Repository:
     settings: Settings
@@ -50,13 +147,17 @@ class Repository:
     store: Store
     sessions: sessionmaker[Session]
     read_log: ReadLog = field(default_factory=ReadLog)  # reads of protected data recorded lately
+    recent: RecentLookups = field(default_factory=RecentLookups)  # the hot read path's catalog lookups
     upgraded: bool = False  # whether opening it applied catalog migrations
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed together at the end, or not at all."""
-        with self.sessions.begin() as session:
-            yield session
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        finally:
+            self.recent.changed()  # whatever it changed (a policy, a grant, a token) counts at once
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -65,6 +166,7 @@ class Repository:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.recent.close()
 
 
 def connect(settings: Settings) -> Repository:
@@ -76,8 +178,18 @@ def connect(settings: Settings) -> Repository:
         engine=engine,
         store=store,
         sessions=sessionmaker(engine, expire_on_commit=False),
+        recent=RecentLookups(_change_counter(settings)),
         upgraded=upgraded,
     )
+
+
+def _change_counter(settings: Settings) -> ChangeCounter | None:
+    """The repository's change counter; None (changes elsewhere are seen within a second) where the
+    folder is read-only."""
+    try:
+        return ChangeCounter(settings.repo / CHANGES_FILE)
+    except OSError:
+        return None
 
 
 def init_repository(settings: Settings) -> Repository:

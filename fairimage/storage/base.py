@@ -21,6 +21,7 @@ class ObjectInfo:
 
 class Store(Protocol):
     url: str
+    local: bool  # a folder on this machine: a read is a page-cache copy, quick enough for an event loop
 
     def zarr_store(self, prefix: str, read_only: bool = False) -> Any:
         """A zarr-python store rooted at ``prefix``, for writing or reading an OME-Zarr group."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -16,14 +17,28 @@ from fairimage.storage.base import ObjectInfo, check_key
 
 
 class LocalStore:
+    local = True
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
+        self._folders: dict[str, bool] = {}  # folder key -> whether it resolves inside the store
         self.url = str(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        path = self.root / check_key(key)
-        if not path.resolve().is_relative_to(self.root):  # a symlink pointing out of the store
+        """The file of ``key``; NotFoundError where a symlink would lead out of the store. The folders a
+        key passes through are resolved once and remembered (every chunk request asks; the store's folders
+        are its own and do not turn into links), the last part is checked every time."""
+        key = check_key(key)
+        path = self.root / key
+        folder, _, _ = key.rpartition("/")
+        inside = self._folders.get(folder)
+        if inside is None:
+            inside = (self.root / folder).resolve().is_relative_to(self.root)
+            if len(self._folders) >= 100_000:
+                self._folders.clear()
+            self._folders[folder] = inside
+        if not inside or (os.path.islink(path) and not path.resolve().is_relative_to(self.root)):
             raise NotFoundError(f"{key!r} is not in the store")
         return path
 
@@ -35,7 +50,7 @@ class LocalStore:
             result = self._path(key).stat()
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"{key}: no such object") from None
-        if not os.path.isfile(self._path(key)):
+        if not stat.S_ISREG(result.st_mode):
             raise NotFoundError(f"{key}: no such object")
         return ObjectInfo(key=key, size=result.st_size, mtime=result.st_mtime)
 

@@ -33,6 +33,8 @@ def _translated(what: str) -> Iterator[None]:
 
 
 class S3Store:
+    local = False
+
     def __init__(self, url: str, endpoint_url: str | None = None) -> None:
         import s3fs
 

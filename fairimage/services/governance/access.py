@@ -21,6 +21,7 @@ from fairimage.catalog import queries
 from fairimage.catalog.tables import StudyRow
 from fairimage.model.errors import ForbiddenError, NotFoundError
 from fairimage.model.governance.policy import Principal, Role, Scope, StudyPolicy, may_discover, may_read
+from fairimage.model.plates.layout import PLATE_ID_PREFIX
 from fairimage.services.governance import audit
 from fairimage.services.repository import Repository
 from fairimage.storage import ObjectInfo, layout
@@ -42,14 +43,16 @@ def discoverable(principal: Principal) -> ColumnElement[bool]:
 
 
 def check_image(repository: Repository, principal: Principal, image_id: str) -> StudyPolicy:
-    """The policy of the image's study if ``principal`` may read it; NotFoundError otherwise. One indexed
-    query: every tile and zarr key request makes it."""
+    """The policy of the image's study if ``principal`` may read it; NotFoundError otherwise. Every tile
+    and zarr key request makes it, so the image's study and policy come from ``repository.recent`` (one
+    indexed query a second, at most)."""
     _, policy = _check_read(
         repository,
         principal,
+        ("image", image_id),
         lambda session: queries.image_study(session, image_id),
         f"image {image_id!r}",
-        lambda study: f"image:{image_id}",
+        f"image:{image_id}",
     )
     return policy
 
@@ -59,9 +62,10 @@ def check_study(repository: Repository, principal: Principal, key: str) -> str:
     study_id, _ = _check_read(
         repository,
         principal,
+        ("study", key),
         lambda session: queries.study_by_id_or_name(session, key),
         f"study {key!r}",
-        lambda study: f"study:{study.id}",
+        None,
     )
     return study_id
 
@@ -69,23 +73,31 @@ def check_study(repository: Repository, principal: Principal, key: str) -> str:
 def _check_read(
     repository: Repository,
     principal: Principal,
+    lookup: tuple[str, str],
     find: Callable[[Session], StudyRow | None],
     what: str,
-    target: Callable[[StudyRow], str],
+    target: str | None,
 ) -> tuple[str, StudyPolicy]:
     """The study ``find`` names and its policy, if ``principal`` may read it; reads of protected data
-    are audited (as ``target``), refusals too. ``what`` ("image 'img-…'") names it in the 404."""
-    with repository.reading() as session:
-        study = find(session)
-        if study is None:
-            raise NotFoundError(f"{what} not found")
-        policy = queries.study_policy(study)
-        allowed = may_read(principal, study.id, policy, now())
-    if not policy.is_public(now()):
-        _record_read(repository, principal, target(study), study.id, allowed)
+    are audited (as ``target``, else the study), refusals too. ``what`` ("image 'img-…'") names it in the
+    404. The study and its policy are a recent lookup; the decision is made afresh every time."""
+
+    def load() -> tuple[str, StudyPolicy] | None:
+        with repository.reading() as session:
+            study = find(session)
+            return None if study is None else (study.id, queries.study_policy(study))
+
+    found = repository.recent.get(lookup, load)
+    if found is None:
+        raise NotFoundError(f"{what} not found")
+    study_id, policy = found
+    moment = now()
+    allowed = may_read(principal, study_id, policy, moment)
+    if not policy.is_public(moment):
+        _record_read(repository, principal, target or f"study:{study_id}", study_id, allowed)
     if not allowed:
         raise NotFoundError(f"{what} not found")
-    return study.id, policy
+    return study_id, policy
 
 
 def _record_read(
@@ -162,7 +174,11 @@ class ImageObject:
 
     def read(self, repository: Repository, start: int | None = None, end: int | None = None) -> bytes:
         """Bytes ``start`` to ``end`` (exclusive) of the object, from whichever store holds it."""
-        return repository.store.read(self.info.key, start, end)
+        if self.path is None:
+            return repository.store.read(self.info.key, start, end)
+        with open(self.path, "rb") as f:  # the store checked the path when it made this object
+            f.seek(start or 0)
+            return f.read() if end is None else f.read(max(0, end - (start or 0)))
 
 
 def image_object(repository: Repository, principal: Principal, image_id: str, key: str) -> ImageObject:
@@ -177,14 +193,39 @@ def image_object(repository: Repository, principal: Principal, image_id: str, ke
     return ImageObject(info=info, path=repository.store.local_path(full_key))
 
 
+def answers_from_memory(repository: Repository, zarr_id: str, key: str) -> bool:
+    """Whether ``image_object`` / ``plate_object`` can answer without waiting on anything slow: the catalog
+    lookups they need are recent and the store is a local folder. An event loop may then call them inline
+    (a thread hop per chunk costs more than the chunk); otherwise they belong in a worker thread."""
+    if not repository.store.local:
+        return False
+    if not zarr_id.startswith(PLATE_ID_PREFIX):
+        return repository.recent.knows(("image", zarr_id))
+    parts = key.split("/")
+    if len(parts) > 3 and parts[2].isdigit():  # a key of one of the plate's fields
+        field = ("plate field", zarr_id, parts[0], parts[1], int(parts[2]))
+        if not repository.recent.knows(field):
+            return False
+    return repository.recent.knows(("plate", zarr_id))
+
+
+def zarr_object(repository: Repository, principal: Principal, zarr_id: str, key: str) -> ImageObject:
+    """A key of an image's or a plate's OME-Zarr group (``plate-…`` ids are plates), after the access
+    check."""
+    if zarr_id.startswith(PLATE_ID_PREFIX):
+        return plate_object(repository, principal, zarr_id, key)
+    return image_object(repository, principal, zarr_id, key)
+
+
 def check_plate(repository: Repository, principal: Principal, plate_id: str) -> StudyPolicy:
     """The policy of the plate's study if ``principal`` may read it; NotFoundError otherwise."""
     _, policy = _check_read(
         repository,
         principal,
+        ("plate", plate_id),
         lambda session: queries.plate_study(session, plate_id),
         f"plate {plate_id!r}",
-        lambda study: f"plate:{plate_id}",
+        f"plate:{plate_id}",
     )
     return policy
 
@@ -198,8 +239,13 @@ def plate_object(repository: Repository, principal: Principal, plate_id: str, ke
     if len(parts) > 3:
         image_id = None
         if parts[2].isdigit():
-            with repository.reading() as session:
-                image_id = queries.plate_field_image(session, plate_id, parts[0], parts[1], int(parts[2]))
+            row, column, field = parts[0], parts[1], int(parts[2])
+
+            def load() -> str | None:
+                with repository.reading() as session:
+                    return queries.plate_field_image(session, plate_id, row, column, field)
+
+            image_id = repository.recent.get(("plate field", plate_id, row, column, field), load)
         if image_id is None:
             raise NotFoundError(f"plate {plate_id!r} has no key {key!r}")
         full_key = f"{layout.image_prefix(image_id)}/{'/'.join(parts[3:])}"

@@ -254,20 +254,35 @@ def group_by_name(session: Session, name: str) -> GroupRow:
 
 
 def principal_for_token(repository: Repository, secret: str) -> Principal:
-    """The user and scope behind a bearer token; ForbiddenError for an unknown, expired or revoked one."""
+    """The user and scope behind a bearer token; ForbiddenError for an unknown, expired or revoked one.
+    Every chunk a client with a token reads asks, so the lookup is a recent one (``repository.recent``:
+    a revocation or a disabled user counts at once in this process, within a second in the others)."""
     if not secret.startswith(TOKEN_PREFIX):
         raise ForbiddenError("the bearer token is not a fairimage token")
-    now = datetime.now(UTC)
+    digest = _digest(secret)
+    found = repository.recent.get(("token", digest), lambda: _token_holder(repository, digest))
+    if isinstance(found, str):
+        raise ForbiddenError(found)
+    principal, expires = found
+    if expires is not None and expires <= datetime.now(UTC):
+        raise ForbiddenError("the bearer token has expired; create a new one")
+    return principal
+
+
+def token_is_recent(repository: Repository, secret: str) -> bool:
+    """Whether ``principal_for_token`` answers from memory (so an event loop may call it inline)."""
+    return secret.startswith(TOKEN_PREFIX) and repository.recent.knows(("token", _digest(secret)))
+
+
+def _token_holder(repository: Repository, digest: str) -> tuple[Principal, datetime | None] | str:
+    """The principal behind a token and when the token expires, or why it does not work."""
     with repository.reading() as session:
-        row = session.scalar(select(TokenRow).where(TokenRow.secret_sha256 == _digest(secret)))
+        row = session.scalar(select(TokenRow).where(TokenRow.secret_sha256 == digest))
         if row is None or row.revoked_at is not None:
-            raise ForbiddenError("the bearer token is unknown or revoked")
-        expires = aware(row.expires_at)
-        if expires is not None and expires <= now:
-            raise ForbiddenError("the bearer token has expired; create a new one")
+            return "the bearer token is unknown or revoked"
         if row.user.disabled_at is not None:
-            raise ForbiddenError("the token's user is disabled")
-        return _principal(session, row.user, Scope(row.scope))
+            return "the token's user is disabled"
+        return _principal(session, row.user, Scope(row.scope)), aware(row.expires_at)
 
 
 def principal_for_user(repository: Repository, name: str) -> Principal:

@@ -8,6 +8,7 @@ and listing is still checked), for frequent cheap runs between full ones.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -105,6 +106,9 @@ def check_fixity(
     return report
 
 
+SCHEDULE_LOCK = ".fixity-schedule.lock"
+
+
 class FixitySchedule:
     """Runs a sampled check every ``fixity_hours`` while the server runs (``serve``); results go to the
     audit log and problems to the server's log."""
@@ -113,6 +117,13 @@ class FixitySchedule:
         self.repository = repository
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fixity", daemon=True)
+        # Several server processes (serve --workers N) share the schedule: the one holding the lock runs it.
+        self._lock = (repository.settings.repo / SCHEDULE_LOCK).open("a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            return
         self._thread.start()
 
     def _run(self) -> None:
@@ -128,7 +139,9 @@ class FixitySchedule:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._lock.close()
 
 
 def stored_bytes(repository: Repository) -> int:
