@@ -246,11 +246,13 @@ def _folder_mib(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
 
 
-def run_fairimage(spec: Input, work: Path, shard_chunks: int = 0) -> Run:
+def run_fairimage(spec: Input, work: Path, shard_chunks: int = 0, codec: str = "") -> Run:
     repo = work / "fairimage-repo"
     init = [FAIRIMAGE, "init", str(repo), "--shard-chunks", str(shard_chunks)]
     subprocess.run(init, check=True, capture_output=True)
     command = [FAIRIMAGE, "ingest", "--repo", str(repo), str(spec.path), "--json"]
+    if codec:
+        command += ["--codec", codec]
     seconds, peak, done = _measure(command)
     ok = done.returncode == 0
     note = "" if ok else done.stderr.strip()[-300:]
@@ -261,7 +263,9 @@ def run_fairimage(spec: Input, work: Path, shard_chunks: int = 0) -> Run:
         ok = same
     output = _folder_mib(repo / "objects")
     shutil.rmtree(repo)
-    mode = f"shards {shard_chunks}x{shard_chunks}" if shard_chunks else "same"
+    mode = (
+        f"shards {shard_chunks}x{shard_chunks}" if shard_chunks else f"--codec {codec}" if codec else "same"
+    )
     return _run(spec, "fairimage", mode, seconds, peak, output, ok, note)
 
 
@@ -361,8 +365,13 @@ def measure_ceiling(spec: Input, work: Path) -> dict[str, float]:
     }
 
 
+# What users pick when they want speed (`ingest --codec`), measured beside the default zstd-5.
+CODEC_CHOICES = ("zstd:3", "lz4")
+
+
 def _round(spec: Input, work: Path, peers: bool) -> Iterator[Run]:
     jobs = [lambda: run_fairimage(spec, work), lambda: run_fairimage(spec, work, shard_chunks=8)]
+    jobs += [lambda codec=codec: run_fairimage(spec, work, codec=codec) for codec in CODEC_CHOICES]
     if peers:
         jobs += [
             lambda tool=tool, mode=mode: run_peer(spec, tool, mode, work)

@@ -15,6 +15,21 @@ from fairimage.model.errors import InvalidInputError
 CONFIG_FILE = "fairimage.toml"
 
 
+Codec = Literal["zstd", "lz4", "lz4hc", "blosclz", "zlib"]
+CODECS: tuple[str, ...] = ("zstd", "lz4", "lz4hc", "blosclz", "zlib")
+
+
+def parse_codec(text: str) -> tuple[str, int | None]:
+    """``zstd:3`` -> ("zstd", 3); ``lz4`` -> ("lz4", None: the configured level)."""
+    name, _, level = text.strip().lower().partition(":")
+    if name not in CODECS or (level and (not level.isdigit() or not 1 <= int(level) <= 9)):
+        raise InvalidInputError(
+            f"--codec {text!r}: use NAME or NAME:LEVEL, NAME one of {', '.join(CODECS)} and LEVEL 1 to 9 "
+            "(e.g. zstd:3, lz4)"
+        )
+    return name, int(level) if level else None
+
+
 class _Environment(BaseSettings):
     """FAIRIMAGE_REPO, FAIRIMAGE_DB, FAIRIMAGE_STORAGE, FAIRIMAGE_CHUNK_BYTES, FAIRIMAGE_CNAME, ..."""
 
@@ -52,8 +67,11 @@ class Settings(BaseModel):
     storage: str  # a folder (REPO/objects by default) or s3://bucket/prefix
     s3_endpoint: str | None = None  # an S3-compatible service other than AWS (MinIO, Ceph, moto); not secret
     chunk_bytes: int = 1 << 20
-    cname: Literal["zstd", "lz4", "lz4hc", "blosclz", "zlib"] = "zstd"
-    clevel: int = 5
+    # Blosc's codec and level for chunks. zstd 5 by default: on the benchmark's microscopy it stores 1.4-1.6x
+    # smaller than lz4 at 55-70% of its speed, and storage and transfer outlast one conversion
+    # (benchmarks/README.md). `ingest --codec lz4` when speed matters more.
+    cname: Codec = "zstd"
+    clevel: Annotated[int, Field(ge=1, le=9)] = 5
     shuffle: Literal["shuffle", "bitshuffle", "noshuffle"] = "shuffle"
     threads: int = 0  # encoding threads per conversion; 0 = every core
     shard_chunks: Annotated[int, Field(ge=0)] = (

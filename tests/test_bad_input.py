@@ -144,3 +144,22 @@ def test_bool_and_wide_integer_pixels_are_kept(tmp_path: Path) -> None:
 
     stored = zarr.open_group(repo / "objects" / "images" / f"{report[0]['images'][0]}.ome.zarr", mode="r")
     np.testing.assert_array_equal(stored["0"][...], wide)
+
+
+def test_the_codec_is_chosen_per_ingest_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    import zarr
+
+    pixels = samples.ramp((2, 96, 80))
+    source = samples.ome_tiff(tmp_path / "cells.ome.tif", pixels, axes="CYX")
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    bad = run_cli("ingest", "--repo", repo, "--codec", "brotli:4", source)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--codec 'brotli:4'" in bad.stderr and "zstd:3" in bad.stderr
+    assert not _stored_files(repo)
+    done = run_cli("ingest", "--repo", repo, "--codec", "lz4:3", "--json", source, check=True)
+    image = json.loads(done.stdout)[0]["images"][0]
+    level = zarr.open_array(str(repo / "objects" / "images" / f"{image}.ome.zarr" / "0"), mode="r")
+    blosc = level.metadata.to_dict()["codecs"][-1]["configuration"]
+    assert (blosc["cname"], blosc["clevel"]) == ("lz4", 3)
+    assert np.array_equal(level[...], pixels)

@@ -4,9 +4,12 @@ parsing and Deep Zoom geometry."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import zarr
 
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.image import Axis, Channel, Window
@@ -21,6 +24,7 @@ from fairimage.model.viewing.render import (
     default_plane,
     parse_plane,
 )
+from fairimage.ngff.reader import read_region
 
 
 def _image(axes: str = "czyx", shape: tuple[int, ...] = (3, 5, 64, 96), dtype: str = "uint16") -> Image:
@@ -195,3 +199,42 @@ def test_deepzoom_levels_tile_the_image_exactly_with_overlap() -> None:
         pyramid.tile_region(10, 4, 0)
     with pytest.raises(InvalidInputError, match="levels are 0 to 10"):
         pyramid.tile_region(11, 0, 0)
+
+
+class _Kept(dict[Any, Any]):
+    """A cache that keeps everything (the renderer's is an LRU bounded in bytes)."""
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+
+
+@pytest.mark.parametrize(
+    "axes, shape, chunks, channels, rows, columns",
+    [
+        ("cyx", (3, 300, 500), (1, 128, 256), [0, 2], (0, 300), (0, 500)),
+        ("cyx", (3, 300, 500), (2, 100, 96), [1], (37, 251), (95, 97)),
+        ("tczyx", (2, 2, 5, 70, 90), (1, 1, 2, 32, 32), [0, 1], (10, 70), (31, 33)),
+        ("yx", (129, 257), (64, 64), [0], (128, 129), (0, 257)),
+    ],
+)
+def test_a_region_put_together_from_cached_chunks_is_the_region(
+    tmp_path: Path,
+    axes: str,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    channels: list[int],
+    rows: tuple[int, int],
+    columns: tuple[int, int],
+) -> None:
+    """Tiles are assembled from whole decoded chunks the renderer keeps; at any offset, across chunk and
+    array edges, the pixels are those zarr reads for the same selection."""
+    data = np.random.default_rng(4).integers(0, 65535, shape, dtype=np.uint16)
+    array = zarr.create_array(str(tmp_path / "level"), shape=shape, chunks=chunks, dtype="uint16")
+    array[...] = data
+    cache = _Kept()
+    z, t = (3, 1) if "z" in axes else (0, 0)
+    plain = read_region(array, axes, channels, z, t, rows, columns)
+    for _ in range(2):  # decoding the chunks, then from the cache
+        assembled = read_region(array, axes, channels, z, t, rows, columns, chunks=(cache, "level"))
+        assert [a.shape for a in assembled] == [p.shape for p in plain]
+        assert all(np.array_equal(a, p) for a, p in zip(assembled, plain, strict=True))

@@ -42,7 +42,7 @@ from fairimage.services.plates.ingest import PlateRequest, ingest_plate
 from fairimage.services.qc.plates import run_plate_qc
 from fairimage.services.recovery import open_repository
 from fairimage.services.repository import init_repository
-from fairimage.settings import load_settings
+from fairimage.settings import load_settings, parse_codec
 
 app = typer.Typer(
     help="fairimage: turn raw images into FAIR OME-Zarr data and serve them.",
@@ -130,12 +130,21 @@ def ingest(
     pattern: plates.PatternOption = None,
     platemap: plates.PlatemapOption = None,
     wells: plates.WellsOption = None,
+    codec: Annotated[
+        str | None,
+        typer.Option(
+            help="Blosc codec of the chunks, NAME[:LEVEL]: zstd (the default, level 5; smaller), lz4 "
+            "(faster), lz4hc, blosclz, zlib; e.g. zstd:3. The repository's 'cname'/'clevel' settings "
+            "otherwise",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Convert image files to OME-Zarr 0.5 and add them to the repository."""
+    cname, clevel = parse_codec(codec) if codec else (None, None)
     if plate:
         how = PlateRequest(Path(), study, pattern, platemap, wells=wells)
-        plates.ingest_folders(paths, repo, how, as_json)
+        plates.ingest_folders(paths, repo, how, as_json, cname=cname, clevel=clevel)
         return
     study_file = study_metadata.read_study_file(metadata) if metadata is not None else None
     if study_file is not None:
@@ -143,7 +152,7 @@ def ingest(
         if report.errors:
             print_report(report, str(metadata))
             raise typer.Exit(2)
-    repository = _open(repo, scheduler=scheduler)
+    repository = _open(repo, scheduler=scheduler, cname=cname, clevel=clevel)
     settings = repository.settings
     cluster = (
         ClusterSpec(settings.scheduler, workers, settings.cluster_split_bytes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -62,10 +62,13 @@ def plate_ingest(
     ingest_folders(folders, repo, PlateRequest(Path(), study, pattern, platemap, name, wells), as_json)
 
 
-def ingest_folders(folders: list[Path], repo: Path | None, how: PlateRequest, as_json: bool) -> None:
-    """Ingest each folder as a plate (read as ``how`` says) and report each outcome; exit 1 if any failed."""
+def ingest_folders(
+    folders: list[Path], repo: Path | None, how: PlateRequest, as_json: bool, **settings: Any
+) -> None:
+    """Ingest each folder as a plate (read as ``how`` says) and report each outcome; exit 1 if any failed.
+    ``settings`` override the repository's (the codec)."""
     outcomes: list[PlateOutcome] = []
-    with opened(repo) as repository, progress_bar(as_json) as bar:
+    with opened(repo, **settings) as repository, progress_bar(as_json) as bar:
         for folder in folders:
             request = replace(how, folder=folder)
             outcomes.append(ingest_plate(repository, request, bar, actor=operator_principal().name))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from typing import Any, Protocol
 
 import numpy as np
 import zarr
@@ -18,6 +19,14 @@ def open_level(zarr_store: Any, label: str) -> zarr.Array:
         raise CorruptFileError(f"{label}: the stored pyramid level cannot be read ({exc})") from exc
 
 
+class ChunkCache(Protocol):
+    """Decoded chunks by key (``_Lru`` in the renderer): neighbouring tiles share them."""
+
+    def get(self, key: Any) -> Any: ...
+
+    def put(self, key: Any, value: Any) -> None: ...
+
+
 def read_region(
     array: zarr.Array,
     axes: str,
@@ -26,11 +35,14 @@ def read_region(
     t: int,
     rows: tuple[int, int],
     columns: tuple[int, int],
+    chunks: tuple[ChunkCache, Any] | None = None,
 ) -> list[np.ndarray]:
     """The 2D region ``rows`` x ``columns`` of plane (z, t) for each of ``channels``, in that order.
 
     Channels are read in one request spanning the lowest to the highest asked for, so a composite of
-    three channels costs one zarr call, not three."""
+    three channels costs one zarr call, not three. With ``chunks`` (a cache and the array's key in it), the
+    region is put together from whole decoded chunks, each read and decoded once while the cache keeps it:
+    the tiles a viewer asks for next to each other mostly lie in chunks it has already decoded."""
     selection: list[int | slice] = []
     for name in axes:
         if name == "t":
@@ -43,8 +55,35 @@ def read_region(
             selection.append(slice(*rows))
         else:
             selection.append(slice(*columns))
-    block = np.asarray(array[tuple(selection)])
+    block = np.asarray(array[tuple(selection)]) if chunks is None else _assemble(array, selection, *chunks)
     if "c" not in axes:
         return [block for _ in channels]
     low = min(channels) if channels else 0
     return [block[index - low] for index in channels]
+
+
+def _assemble(array: zarr.Array, selection: list[int | slice], cache: ChunkCache, key: Any) -> np.ndarray:
+    """``array[selection]`` (integers and unit-step slices) copied out of whole decoded chunks."""
+    spans = [(s, s + 1) if isinstance(s, int) else (s.start, s.stop) for s in selection]
+    out = np.empty([stop - start for start, stop in spans], array.dtype)
+    grid = [
+        range(start // size, (stop - 1) // size + 1)
+        for (start, stop), size in zip(spans, array.chunks, strict=True)
+    ]
+    for cell in itertools.product(*grid):
+        origin = [index * size for index, size in zip(cell, array.chunks, strict=True)]
+        chunk = cache.get((key, cell))
+        if chunk is None:
+            bounds = tuple(
+                slice(o, min(o + size, extent))
+                for o, size, extent in zip(origin, array.chunks, array.shape, strict=True)
+            )
+            chunk = np.asarray(array[bounds])
+            cache.put((key, cell), chunk)
+        source, target = [], []
+        for (start, stop), o, length in zip(spans, origin, chunk.shape, strict=True):
+            low, high = max(start, o), min(stop, o + length)
+            source.append(slice(low - o, high - o))
+            target.append(slice(low - start, high - start))
+        out[tuple(target)] = chunk[tuple(source)]
+    return out[tuple(0 if isinstance(s, int) else slice(None) for s in selection)]

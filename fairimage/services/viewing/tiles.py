@@ -109,12 +109,18 @@ class _Lru:
                 self._used -= self.size(dropped)
 
 
+# Decoded chunks each server process keeps (a 512 x 1024 uint16 chunk is 1 MiB): neighbouring tiles mostly
+# lie in chunks a tile next to them has decoded.
+CHUNK_CACHE_BYTES = 256 << 20
+
+
 class Renderer:
     """Renders pictures of one repository's images; one per app (``app.state.renderer``)."""
 
     def __init__(self, repository: Repository, cache_bytes: int = 256 << 20) -> None:
         self.repository = repository
         self._pictures = _Lru(cache_bytes)
+        self._chunks = _Lru(CHUNK_CACHE_BYTES, size=lambda chunk: chunk.nbytes)  # decoded, by level and cell
         self._arrays = _Lru(256, size=lambda _: 1)
         self._images = _Lru(1024, size=lambda _: 1)
 
@@ -175,6 +181,7 @@ class Renderer:
                 plane.t,
                 rows,
                 columns,
+                chunks=(self._chunks, (image.id, index)),
             )
             composed = compose(planes, plane.channels)
         if composed.shape[:2] == (request.height, request.width):
