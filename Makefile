@@ -98,6 +98,7 @@ bench: install $(NGINX) $(WRK)  ## conversion against ome-zarr-py and ngff-zarr 
 	$(BIN)/python benchmarks/tiles.py
 	$(BIN)/python benchmarks/search.py --images 200000 --queries 100
 	$(BIN)/python benchmarks/plates.py
+	$(BIN)/python benchmarks/register.py --verify
 	$(BIN)/python benchmarks/qc.py
 	$(BIN)/python benchmarks/serve.py
 

@@ -102,12 +102,18 @@ def box_blur(plane: np.ndarray, size: int) -> np.ndarray:
 def ome_zarr_plate_v04(path: Path, wells: list[tuple[int, int]], fields: int = 2) -> Path:
     """An OME-Zarr 0.4 plate (zarr v2) written by ome-zarr-py, the reference implementation: 2 x 3 wells,
     two-channel fields with the pixels of ``field_pixels``."""
+    return ome_zarr_plate(path, wells, fields, "0.4")
+
+
+def ome_zarr_plate(path: Path, wells: list[tuple[int, int]], fields: int = 2, version: str = "0.5") -> Path:
+    """An OME-Zarr plate of ``version`` (0.4: zarr v2, 0.5: zarr v3) written by ome-zarr-py: 2 x 3 wells,
+    two-channel fields with the pixels of ``field_pixels``."""
     import zarr
-    from ome_zarr.format import FormatV04
+    from ome_zarr.format import FormatV04, FormatV05
     from ome_zarr.writer import write_image, write_plate_metadata, write_well_metadata
 
-    fmt = FormatV04()
-    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    fmt = FormatV04() if version == "0.4" else FormatV05()
+    root = zarr.open_group(str(path), mode="w", zarr_format=2 if version == "0.4" else 3)
     rows, columns = ["A", "B"], ["1", "2", "3"]
     paths = [f"{rows[r]}/{columns[c]}" for r, c in wells]
     write_plate_metadata(root, rows, columns, paths, fmt=fmt, name="Legacy plate")

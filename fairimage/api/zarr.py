@@ -137,7 +137,7 @@ def _object_response(
         return Response(
             status_code=status, media_type=media_type, headers={**headers, "Content-Length": str(end - start)}
         )
-    body = stored.read(repository, start, end) if end > start else b""
+    body = stored.read(start, end) if end > start else b""
     return Response(body, status_code=status, media_type=media_type, headers=headers)
 
 

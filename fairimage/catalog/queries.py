@@ -48,6 +48,22 @@ def image_study(session: Session, image_id: str) -> StudyRow | None:
     return session.scalars(select(StudyRow).join(ImageRow).where(ImageRow.id == image_id)).first()
 
 
+def image_place(session: Session, image_id: str) -> tuple[str | None, str] | None:
+    """Where an image's OME-Zarr group is: (its registered root, None for the repository's store; its key)."""
+    found = session.execute(
+        select(ImageRow.location, ImageRow.storage_key).where(ImageRow.id == image_id)
+    ).first()
+    return None if found is None else (found[0], found[1])
+
+
+def plate_place(session: Session, plate_id: str) -> tuple[str | None, str] | None:
+    """Where a plate's group documents are, as ``image_place`` says it of an image."""
+    found = session.execute(
+        select(PlateRow.location, PlateRow.storage_key).where(PlateRow.id == plate_id)
+    ).first()
+    return None if found is None else (found[0], found[1])
+
+
 def aware(moment: datetime | None) -> datetime | None:
     """SQLite returns timestamps without their zone; fairimage writes them in UTC."""
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment

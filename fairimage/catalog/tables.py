@@ -19,6 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from fairimage.model.plates.platemap import Treatment
+
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
@@ -124,6 +126,9 @@ class ImageRow(Base):
     well_row: Mapped[str | None] = mapped_column(String(4), nullable=True)
     well_column: Mapped[str | None] = mapped_column(String(4), nullable=True)
     field: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # A registered image: the root (folder, .ozx, http(s):// or s3:// URL) its storage_key is relative to;
+    # None for images in the repository's own store.
+    location: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     study: Mapped[StudyRow] = relationship(back_populates="images")
     original_file: Mapped[OriginalFileRow] = relationship(back_populates="images")
@@ -149,6 +154,7 @@ class PlateRow(Base):
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     run_id: Mapped[str | None] = mapped_column(ForeignKey("ingest_runs.id"), nullable=True, index=True)
+    location: Mapped[str | None] = mapped_column(Text, nullable=True)  # a registered plate's root
 
 
 class WellRow(Base):
@@ -165,6 +171,23 @@ class WellRow(Base):
     control: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
     replicate: Mapped[int | None] = mapped_column(Integer, nullable=True)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the platemap's other columns
+
+    @classmethod
+    def treated(cls, plate_id: str, row: str, column: str, treatment: Treatment | None) -> WellRow:
+        """A well and what its platemap entry (if any) says was done to it."""
+        if treatment is None:
+            return cls(plate_id=plate_id, row=row, column=column)
+        return cls(
+            plate_id=plate_id,
+            row=row,
+            column=column,
+            compound=treatment.compound,
+            concentration=treatment.concentration,
+            concentration_unit=treatment.unit,
+            control=treatment.control,
+            replicate=treatment.replicate,
+            extra=treatment.extra or None,
+        )
 
 
 class QcReportRow(Base):

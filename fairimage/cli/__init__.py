@@ -17,7 +17,7 @@ from rich.progress import (
 from rich.table import Table
 
 from fairimage import __version__, web
-from fairimage.cli import access, annotating, dicom, governance, metadata, plates, versions
+from fairimage.cli import access, annotating, dicom, governance, metadata, plates, register, versions
 from fairimage.cli import search as search_cli
 from fairimage.cli.common import (
     JsonOption,
@@ -175,6 +175,8 @@ dicomweb_app = typer.Typer(
 app.add_typer(dicomweb_app, name="dicomweb")
 app.add_typer(plates.plate_app, name="plate")
 app.command("qc")(plates.qc_command)
+app.command("register")(register.register_command)
+app.command("verify-registered")(register.verify_command)
 
 
 @dicomweb_app.command("pull")

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
@@ -102,13 +103,18 @@ class IngestBar(IngestProgress):
 
 
 @contextmanager
-def progress_bar(as_json: bool) -> Iterator[IngestBar]:
-    """A bar of bytes converted, on stderr when it is a terminal (never under --json)."""
+def progress_bar(as_json: bool, counting: str | None = None) -> Iterator[IngestBar]:
+    """A bar of bytes converted (or, with ``counting``, of things counted: "fields", "chunks"), on stderr
+    when it is a terminal (never under --json)."""
+    amounts = (
+        (DownloadColumn(), TransferSpeedColumn())
+        if counting is None
+        else (MofNCompleteColumn(), TextColumn(counting))
+    )
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        *amounts,
         TimeRemainingColumn(),
         console=err,
         disable=as_json or not err.is_terminal,

@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from fairimage.catalog import queries
 from fairimage.catalog.db import migrate, open_engine
-from fairimage.model.errors import ConflictError
+from fairimage.model.errors import ConflictError, NotFoundError
 from fairimage.settings import Settings, write_config
-from fairimage.storage import Store, open_store
+from fairimage.storage import ImagePrefix, Store, open_store
+from fairimage.storage.sources import open_source
 
 
 class ReadLog:
@@ -149,6 +151,47 @@ class Repository:
     read_log: ReadLog = field(default_factory=ReadLog)  # reads of protected data recorded lately
     recent: RecentLookups = field(default_factory=RecentLookups)  # the hot read path's catalog lookups
     upgraded: bool = False  # whether opening it applied catalog migrations
+    sources: dict[str, Store] = field(default_factory=dict)  # registered roots opened, by location
+    _sources_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def store_at(self, location: str | None) -> Store:
+        """The store holding what the catalog says is at ``location``: the repository's own (None), or a
+        registered root, opened once."""
+        if location is None:
+            return self.store
+        store = self.sources.get(location)
+        if store is None:
+            with self._sources_lock:
+                store = self.sources.get(location)
+                if store is None:
+                    store = open_source(location, self.settings.s3_endpoint)
+                    self.sources[location] = store
+        return store
+
+    def image_root(self, image_id: str) -> ImagePrefix:
+        """Where an image's OME-Zarr group is, in the repository's store or where it was registered (a
+        recent lookup: every chunk request asks)."""
+        return self._root(("image place", image_id), queries.image_place, image_id, "image")
+
+    def plate_root(self, plate_id: str) -> ImagePrefix:
+        """Where a plate's own group documents are."""
+        return self._root(("plate place", plate_id), queries.plate_place, plate_id, "plate")
+
+    def _root(
+        self,
+        lookup: tuple[str, str],
+        find: Callable[[Session, str], tuple[str | None, str] | None],
+        key: str,
+        what: str,
+    ) -> ImagePrefix:
+        def load() -> tuple[str | None, str] | None:
+            with self.reading() as session:
+                return find(session, key)
+
+        place = self.recent.get(lookup, load)
+        if place is None:
+            raise NotFoundError(f"{what} {key!r} not found")
+        return ImagePrefix(self.store_at(place[0]), place[1])
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -84,13 +84,23 @@ def check_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class ImagePrefix:
-    """One image's place in a store, as the OME-Zarr writer wants it: a zarr store and a chunk ``put``."""
+    """One image's (or plate's) place in a store: the OME-Zarr writer's target, a reader's root. A
+    registered image at the root of what was registered has the prefix ""."""
 
     store: Store
     prefix: str
 
-    def zarr_store(self) -> Any:
-        return self.store.zarr_store(self.prefix)
+    def key(self, key: str) -> str:
+        """The store key of ``key`` inside the group."""
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def relative(self, store_key: str) -> str:
+        """A store key below the group as a key inside it (what ``key`` made it from)."""
+        return store_key[len(self.prefix) + 1 :] if self.prefix else store_key
+
+    def zarr_store(self, path: str = "", read_only: bool = False) -> Any:
+        """A zarr-python store rooted at the group (or at ``path`` inside it)."""
+        return self.store.zarr_store(self.key(path) if path else self.prefix, read_only=read_only)
 
     def put(self, key: str, data: bytes) -> None:
         self.store.put(f"{self.prefix}/{key}", data)

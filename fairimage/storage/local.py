@@ -43,7 +43,7 @@ class LocalStore:
         return path
 
     def zarr_store(self, prefix: str, read_only: bool = False) -> Any:
-        return ZarrLocalStore(self._path(prefix), read_only=read_only)
+        return ZarrLocalStore(self._path(prefix) if prefix else self.root, read_only=read_only)
 
     def stat(self, key: str) -> ObjectInfo:
         try:
@@ -96,7 +96,7 @@ class LocalStore:
             os.close(fd)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        base = self._path(prefix)
+        base = self._path(prefix) if prefix else self.root
         if base.is_file():
             yield self.stat(prefix)
             return

@@ -67,7 +67,9 @@ class S3Store:
         from zarr.storage import FsspecStore
 
         return FsspecStore.from_url(
-            f"s3://{self._path(prefix)}", storage_options=self._options, read_only=read_only
+            f"s3://{self._path(prefix) if prefix else self.root}",
+            storage_options=self._options,
+            read_only=read_only,
         )
 
     def stat(self, key: str) -> ObjectInfo:
@@ -97,7 +99,7 @@ class S3Store:
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         with _translated(prefix):
-            found = self.fs.find(self._path(prefix), detail=True)
+            found = self.fs.find(self._path(prefix) if prefix else self.root, detail=True)
         for path, info in sorted(found.items()):
             if info.get("type") == "file":
                 yield _object_info(path[len(self.root) + 1 :], info)

@@ -20,7 +20,6 @@ from fairimage.services.discovery import images as image_service
 from fairimage.services.discovery import linked_data
 from fairimage.services.governance import versions
 from fairimage.services.repository import Repository
-from fairimage.storage import layout
 
 Kind = Literal["ro-crate", "datacite", "datacite-xml", "rembi-json"]
 KINDS = ("ro-crate", "datacite", "datacite-xml", "rembi-json")
@@ -79,12 +78,12 @@ def export(
 
 def _copy_image(repository: Repository, image_id: str, crate: Path) -> str:
     """Copy every stored key of an image into ``images/{id}.ome.zarr`` of the crate; its folder name."""
-    prefix = layout.image_prefix(image_id)
+    root = repository.image_root(image_id)
     folder = f"images/{image_id}.ome.zarr"
-    for info in repository.store.list(prefix):
-        path = crate / folder / info.key[len(prefix) + 1 :]
+    for info in root.store.list(root.prefix):
+        path = crate / folder / root.relative(info.key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(repository.store.read(info.key))
+        path.write_bytes(root.store.read(info.key))
     return folder
 
 

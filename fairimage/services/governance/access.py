@@ -24,7 +24,7 @@ from fairimage.model.governance.policy import Principal, Role, Scope, StudyPolic
 from fairimage.model.plates.layout import PLATE_ID_PREFIX
 from fairimage.services.governance import audit
 from fairimage.services.repository import Repository
-from fairimage.storage import ObjectInfo, layout
+from fairimage.storage import ImagePrefix, ObjectInfo, Store
 from fairimage.storage.base import check_key
 
 
@@ -167,46 +167,61 @@ def _readable(principal: Principal, study: StudyRow) -> bool:
 
 @dataclass(frozen=True)
 class ImageObject:
-    """One stored key of an image, ready to stream: a local file, or (object storage) a store key."""
+    """One stored key of an image, ready to stream: a local file, or (object storage, HTTP, a .ozx) a key
+    of the store that holds it."""
 
     info: ObjectInfo
     path: Path | None
+    store: Store
 
-    def read(self, repository: Repository, start: int | None = None, end: int | None = None) -> bytes:
+    def read(self, start: int | None = None, end: int | None = None) -> bytes:
         """Bytes ``start`` to ``end`` (exclusive) of the object, from whichever store holds it."""
         if self.path is None:
-            return repository.store.read(self.info.key, start, end)
+            return self.store.read(self.info.key, start, end)
         with open(self.path, "rb") as f:  # the store checked the path when it made this object
             f.seek(start or 0)
             return f.read() if end is None else f.read(max(0, end - (start or 0)))
 
 
+def _object(root: ImagePrefix, key: str) -> ImageObject:
+    full_key = root.key(key)
+    info = root.store.stat(full_key)
+    return ImageObject(info=info, path=root.store.local_path(full_key), store=root.store)
+
+
 def image_object(repository: Repository, principal: Principal, image_id: str, key: str) -> ImageObject:
-    """A key inside an image's OME-Zarr group (``zarr.json``, ``0/c/0/0/1/3`` ...), after the access check.
+    """A key inside an image's OME-Zarr group (``zarr.json``, ``0/c/0/0/1/3`` ...), after the access check;
+    from the repository's store, or from where the image was registered.
 
     Keys that would leave the image (``..``, absolute, empty parts) and folders are NotFoundError, as any
     missing key, so zarr clients see a plain 404.
     """
     check_image(repository, principal, image_id)
-    full_key = f"{layout.image_prefix(image_id)}/{check_key(key)}"
-    info = repository.store.stat(full_key)
-    return ImageObject(info=info, path=repository.store.local_path(full_key))
+    return _object(repository.image_root(image_id), check_key(key))
 
 
 def answers_from_memory(repository: Repository, zarr_id: str, key: str) -> bool:
     """Whether ``image_object`` / ``plate_object`` can answer without waiting on anything slow: the catalog
     lookups they need are recent and the store is a local folder. An event loop may then call them inline
     (a thread hop per chunk costs more than the chunk); otherwise they belong in a worker thread."""
-    if not repository.store.local:
-        return False
+    recent = repository.recent
     if not zarr_id.startswith(PLATE_ID_PREFIX):
-        return repository.recent.knows(("image", zarr_id))
+        return (
+            recent.knows(("image", zarr_id))
+            and recent.knows(("image place", zarr_id))
+            and repository.image_root(zarr_id).store.local
+        )
+    if not (recent.knows(("plate", zarr_id)) and recent.knows(("plate place", zarr_id))):
+        return False
     parts = key.split("/")
     if len(parts) > 3 and parts[2].isdigit():  # a key of one of the plate's fields
         field = ("plate field", zarr_id, parts[0], parts[1], int(parts[2]))
-        if not repository.recent.knows(field):
+        if not recent.knows(field):
             return False
-    return repository.recent.knows(("plate", zarr_id))
+        image_id = recent.get(field, lambda: None)
+        if image_id is not None and not recent.knows(("image place", image_id)):
+            return False
+    return repository.plate_root(zarr_id).store.local
 
 
 def zarr_object(repository: Repository, principal: Principal, zarr_id: str, key: str) -> ImageObject:
@@ -232,24 +247,25 @@ def check_plate(repository: Repository, principal: Principal, plate_id: str) -> 
 
 def plate_object(repository: Repository, principal: Principal, plate_id: str, key: str) -> ImageObject:
     """A key of a plate's OME-Zarr group after the access check: its own documents (the plate, row and well
-    groups), or, below ``row/column/field/``, a key of that field's image."""
+    groups), or, below ``row/column/field/``, a key of that field's image. A registered plate is served as
+    it is where it was registered."""
     check_plate(repository, principal, plate_id)
     key = check_key(key)
+    root = repository.plate_root(plate_id)
+    if root.store is not repository.store:
+        return _object(root, key)
     parts = key.split("/")
-    if len(parts) > 3:
-        image_id = None
-        if parts[2].isdigit():
-            row, column, field = parts[0], parts[1], int(parts[2])
+    if len(parts) <= 3:
+        return _object(root, key)
+    image_id = None
+    if parts[2].isdigit():
+        row, column, field = parts[0], parts[1], int(parts[2])
 
-            def load() -> str | None:
-                with repository.reading() as session:
-                    return queries.plate_field_image(session, plate_id, row, column, field)
+        def load() -> str | None:
+            with repository.reading() as session:
+                return queries.plate_field_image(session, plate_id, row, column, field)
 
-            image_id = repository.recent.get(("plate field", plate_id, row, column, field), load)
-        if image_id is None:
-            raise NotFoundError(f"plate {plate_id!r} has no key {key!r}")
-        full_key = f"{layout.image_prefix(image_id)}/{'/'.join(parts[3:])}"
-    else:
-        full_key = f"{layout.plate_prefix(plate_id)}/{key}"
-    info = repository.store.stat(full_key)
-    return ImageObject(info=info, path=repository.store.local_path(full_key))
+        image_id = repository.recent.get(("plate field", plate_id, row, column, field), load)
+    if image_id is None:
+        raise NotFoundError(f"plate {plate_id!r} has no key {key!r}")
+    return _object(repository.image_root(image_id), "/".join(parts[3:]))

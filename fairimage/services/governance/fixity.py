@@ -187,9 +187,11 @@ def _manifest(
 
 
 def _unexpected(repository: Repository, image_id: str, objects: dict[str, Any], report: FixityReport) -> None:
-    prefix = layout.image_prefix(image_id)
-    for info in repository.store.list(prefix):
-        key = info.key.removeprefix(prefix + "/")
+    root = repository.image_root(image_id)
+    if root.store is not repository.store:
+        return  # a registered image's folder is its owner's: what else is there is not ours to judge
+    for info in root.store.list(root.prefix):
+        key = root.relative(info.key)
         if key not in objects:
             report.problems.append(
                 Problem(image_id, key, "unexpected", "in the store but not in the manifest")
@@ -200,11 +202,11 @@ def _verify(
     repository: Repository, image_id: str, item: tuple[str, dict[str, Any]]
 ) -> tuple[Problem | None, int]:
     key, entry = item
-    full_key = f"{layout.image_prefix(image_id)}/{key}"
+    root = repository.image_root(image_id)
     digest = hashlib.sha256()
     size = 0
     try:
-        with repository.store.open(full_key) as f:
+        with root.store.open(root.key(key)) as f:
             while block := f.read(_BLOCK):
                 digest.update(block)
                 size += len(block)

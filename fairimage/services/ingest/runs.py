@@ -65,8 +65,12 @@ class Run:
 
     def intend(self, image_id: str) -> None:
         """Record, durably, that ``image_id`` is about to be published."""
+        self.intend_all([image_id])
+
+    def intend_all(self, image_ids: list[str]) -> None:
+        """Record, durably and with one sync, that every one of ``image_ids`` is about to be published."""
         with self.intents_path.open("a") as f:
-            f.write(image_id + "\n")
+            f.write("".join(image_id + "\n" for image_id in image_ids))
             f.flush()
             os.fsync(f.fileno())
 

@@ -281,21 +281,7 @@ def _well_rows(plate_id: str, plate: PlateLayout, treatments: list[Treatment]) -
     """A row per well that has images or a platemap entry."""
     names_r, names_c = plate.geometry.row_names, plate.geometry.column_names
     by_well = {(t.row, t.column): t for t in treatments}
-    wells = sorted(set(plate.wells) | set(by_well))
-    rows = []
-    for r, c in wells:
-        treatment = by_well.get((r, c))
-        rows.append(
-            WellRow(
-                plate_id=plate_id,
-                row=names_r[r],
-                column=names_c[c],
-                compound=treatment.compound if treatment else None,
-                concentration=treatment.concentration if treatment else None,
-                concentration_unit=treatment.unit if treatment else None,
-                control=treatment.control if treatment else None,
-                replicate=treatment.replicate if treatment else None,
-                extra=(treatment.extra or None) if treatment else None,
-            )
-        )
-    return rows
+    return [
+        WellRow.treated(plate_id, names_r[r], names_c[c], by_well.get((r, c)))
+        for r, c in sorted(set(plate.wells) | set(by_well))
+    ]

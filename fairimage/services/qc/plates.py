@@ -30,7 +30,6 @@ from fairimage.services.discovery import images as image_service
 from fairimage.services.governance import access, audit
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.repository import Repository
-from fairimage.storage import layout
 
 # The power log-log slope is fitted over rings 2 .. side/8 of the spectrum: below 256 pixels a side, a level
 # has too few rings for a stable fit, so focus is then measured at full resolution.
@@ -95,7 +94,7 @@ def _measure_field(
 
 def _level(repository: Repository, image: Image, index: int) -> Any:
     path = image.levels[index].path
-    store = repository.store.zarr_store(f"{layout.image_prefix(image.id)}/{path}", read_only=True)
+    store = repository.image_root(image.id).zarr_store(path, read_only=True)
     return open_level(store, f"image {image.id} level {path}")
 
 

@@ -43,7 +43,6 @@ from fairimage.ngff.reader import open_level, read_region
 from fairimage.services.discovery import images
 from fairimage.services.governance import access
 from fairimage.services.repository import Repository
-from fairimage.storage import layout
 
 RENDER_VERSION = "1"  # part of every ETag: bump when the same request would render differently
 THUMBNAIL_SIZES = range(16, 1025)
@@ -196,9 +195,7 @@ class Renderer:
         array = self._arrays.get((image.id, index))
         if array is None:
             path = image.levels[index].path
-            zarr_store = self.repository.store.zarr_store(
-                f"{layout.image_prefix(image.id)}/{path}", read_only=True
-            )
+            zarr_store = self.repository.image_root(image.id).zarr_store(path, read_only=True)
             array = open_level(zarr_store, f"image {image.id} level {path}")
             self._arrays.put((image.id, index), array)
         return array
