@@ -22,6 +22,8 @@ from ome_zarr.reader import Plate as PlateSpec
 from ome_zarr.reader import Reader
 from PIL import Image
 
+from fairimage.services.ingest.register import RegisterRequest, register, verify_registered
+from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import plate_samples, samples
 from tests.conftest import LiveServer, run_cli
@@ -188,3 +190,25 @@ def test_what_cannot_be_registered_is_one_line_and_catalogues_nothing(tmp_path: 
     ]
     assert json.loads(run_cli("images", "--repo", repo, "--json", check=True).stdout) == []
     assert json.loads(run_cli("plate", "list", "--repo", repo, "--json", check=True).stdout) == []
+
+
+def test_a_plate_in_object_storage_is_registered_and_served_from_there(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: str
+) -> None:
+    import s3fs
+
+    source = plate_samples.ome_zarr_plate(tmp_path / "screen.ome.zarr", WELLS, fields=1)
+    s3fs.S3FileSystem(endpoint_url=s3_endpoint).put(str(source), f"{s3_bucket}/screens/", recursive=True)
+    settings = load_settings(tmp_path / "repo", s3_endpoint=s3_endpoint)  # the catalog's objects stay local
+    repository = init_repository(settings)
+    try:
+        outcome = register(repository, RegisterRequest(f"s3://{s3_bucket}/screens/screen.ome.zarr"))
+        assert (outcome.status, outcome.fields) == ("registered", 2), outcome.error
+        verified = [verify_registered(repository, image_id) for image_id in outcome.images]
+        assert all(v.error is None and v.chunks == 2 for v in verified)
+    finally:
+        repository.close()
+    with LiveServer(settings) as server:
+        group = zarr.open_group(f"{server.url}/zarr/{outcome.plate_id}.ome.zarr", mode="r")
+        expected = plate_samples.field_pixels(1, 2, 0, 1)
+        assert np.array_equal(_level_0(group["B/3/0"])[1], expected)
