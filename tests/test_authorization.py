@@ -43,8 +43,14 @@ VOCABULARIES = {
     "/api/ontologies/{name}/terms/{term_id:path}",
     "/ga4gh/drs/v1/service-info",
 }
-# Routes about a caller's own things (access requests), checked by tests/test_access_requests.py.
-PERSONAL = {"/api/access-requests", "/api/access-requests/{request_id}", "/access-requests"}
+# Routes about a caller's own things: access requests, checked by tests/test_access_requests.py, and the
+# jobs they started (tests/test_jobs.py, test_qc.py: another caller's job is a 404).
+PERSONAL = {
+    "/api/access-requests",
+    "/api/access-requests/{request_id}",
+    "/access-requests",
+    "/api/jobs/{job_id}",
+}
 # Routes about people and permissions, answered by role, checked by tests/test_admin_api.py.
 ADMINISTRATION = {"/api/users", "/api/tokens", "/api/groups", "/api/grants"}
 # Routes that show a study's record (name, description, consent terms), which restricted studies show to

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -139,3 +140,36 @@ def test_dataset_qc_names_odd_images_duplicates_and_what_the_metadata_lacks(tmp_
     assert report["images"] == 6 and 0 <= report["fair_score"]["score"] <= 100
     words = run_cli("qc", "Mixed", "--repo", repo, check=True).stdout
     assert f"{images['odd-size.ome.tif']}: " in words and "FAIR score" in words
+
+
+def test_qc_over_http_is_a_background_job_whose_progress_and_result_its_owner_follows(
+    tmp_path: Path,
+) -> None:
+    folder = plate_samples.imagexpress(tmp_path / "Jobs", [(0, 0), (0, 1), (1, 0)], fields=2, channels=2)
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    (outcome,) = json.loads(run_cli("plate", "ingest", folder, "--repo", repo, "--json", check=True).stdout)
+    plate_id = outcome["plate_id"]
+    run_cli("user", "add", "ada", "--role", "admin", "--repo", repo, check=True)
+    token = run_cli("token", "create", "ada", "--scope", "write", "--repo", repo, check=True).stdout.strip()
+    owner = {"Authorization": f"Bearer {token}"}
+    with LiveServer(load_settings(repo)) as server:
+        bad = httpx.post(f"{server.url}/api/plates/{plate_id}/qc", json={"readout_channel": 5}, headers=owner)
+        assert bad.status_code == 400 and "has channels 0 to 1" in bad.text  # refused before any job starts
+        started = httpx.post(
+            f"{server.url}/api/plates/{plate_id}/qc", json={"readout_channel": 1}, headers=owner
+        )
+        assert started.status_code == 202, started.text
+        job = started.json()
+        assert started.headers["location"] == job["url"] == f"/api/jobs/{job['id']}"
+        assert job["status"] in ("queued", "running") and job["kind"] == "plate.qc"
+        deadline = time.monotonic() + 60
+        while job["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.2)
+            job = httpx.get(f"{server.url}{job['url']}", headers=owner).json()
+        assert job["status"] == "done", job
+        assert (job["done"], job["total"]) == (6, 6)  # fields measured of fields
+        report = httpx.get(f"{server.url}{job['result']['url']}").json()
+        assert report["id"] == job["result"]["report"] and len(report["fields"]) == 6 * 2
+        assert httpx.get(f"{server.url}{job['url']}").status_code == 404  # not the anonymous caller's job

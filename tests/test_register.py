@@ -9,6 +9,7 @@ import http.server
 import io
 import json
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,3 +213,28 @@ def test_a_plate_in_object_storage_is_registered_and_served_from_there(
         group = zarr.open_group(f"{server.url}/zarr/{outcome.plate_id}.ome.zarr", mode="r")
         expected = plate_samples.field_pixels(1, 2, 0, 1)
         assert np.array_equal(_level_0(group["B/3/0"])[1], expected)
+
+
+def test_chunks_of_a_registered_image_are_verified_by_a_job_over_http(tmp_path: Path) -> None:
+    source = samples.ome_zarr_v05(tmp_path / "cells.ome.zarr", samples.ramp((2, 300, 200), seed=7))
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    (outcome,) = json.loads(run_cli("register", source, "--repo", repo, "--json", check=True).stdout)
+    image_id = outcome["images"][0]
+    run_cli("user", "add", "ada", "--role", "steward", "--repo", repo, check=True)
+    token = run_cli("token", "create", "ada", "--scope", "write", "--repo", repo, check=True).stdout.strip()
+    steward = {"Authorization": f"Bearer {token}"}
+    with LiveServer(load_settings(repo)) as server:
+        address = f"{server.url}/api/images/{image_id}/verification"
+        assert httpx.post(address).status_code in (401, 403)
+        started = httpx.post(address, headers=steward)
+        assert started.status_code == 202, started.text
+        job = started.json()
+        deadline = time.monotonic() + 60
+        while job["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+            job = httpx.get(f"{server.url}{job['url']}", headers=steward).json()
+        assert job["status"] == "done" and job["result"]["chunks"] == 2 and job["result"]["absent"] == 0, job
+    fixity = run_cli("fixity", "--repo", repo, "--json", check=True)
+    assert json.loads(fixity.stdout)["objects"] == 3 + 2  # metadata documents and now chunks

@@ -21,6 +21,7 @@ from fairimage.api import (
     annotating,
     drs,
     images,
+    jobs,
     metadata,
     oai,
     ontologies,
@@ -37,6 +38,7 @@ from fairimage.api.errors import register_error_handlers
 from fairimage.api.security import EVERY_RESPONSE, BodyLimit, SecurityHeaders
 from fairimage.services.governance.fixity import FixitySchedule
 from fairimage.services.governance.sessions import LoginThrottle
+from fairimage.services.jobs import JobRunner
 from fairimage.services.recovery import open_repository
 from fairimage.services.viewing.tiles import Renderer
 from fairimage.settings import Settings
@@ -96,12 +98,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.repository = open_repository(settings)
         app.state.renderer = Renderer(app.state.repository)
         app.state.throttle = LoginThrottle()
+        app.state.jobs = JobRunner(app.state.repository)
         schedule = FixitySchedule(app.state.repository) if settings.fixity_hours > 0 else None
         try:
             yield
         finally:
             if schedule is not None:
                 schedule.stop()
+            app.state.jobs.close()
             app.state.repository.close()
 
     app = FairimageAPI(
@@ -122,6 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
         images,
         plates,
         qc,
+        jobs,
         versions,
         metadata,
         access,

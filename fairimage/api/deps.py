@@ -14,6 +14,7 @@ from fairimage.model.errors import FairimageError, ForbiddenError, UnauthorizedE
 from fairimage.model.governance.policy import ANONYMOUS, Principal
 from fairimage.services.governance import accounts, sessions
 from fairimage.services.governance.sessions import LoginThrottle, WebSession
+from fairimage.services.jobs import JobRunner
 from fairimage.services.repository import Repository
 from fairimage.services.viewing.tiles import Renderer
 
@@ -115,6 +116,11 @@ async def get_throttle(request: Request) -> LoginThrottle:
     return throttle
 
 
+async def get_jobs(request: Request) -> JobRunner:
+    jobs: JobRunner = request.app.state.jobs
+    return jobs
+
+
 async def get_origin(request: Request) -> str:
     return origin_of(request)
 
@@ -126,6 +132,7 @@ def origin_of(request: Request) -> str:
 
 RepositoryDep = Annotated[Repository, Depends(get_repository)]
 RendererDep = Annotated[Renderer, Depends(get_renderer)]
+JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 OriginDep = Annotated[str, Depends(get_origin)]
 ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]

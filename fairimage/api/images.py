@@ -1,13 +1,18 @@
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import asdict
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.api.deps import JobsDep, NoBody, PrincipalDep, RepositoryDep
+from fairimage.api.jobs import accepted
 from fairimage.api.schemas import ImageOut, ImagePageOut
+from fairimage.model.errors import ConflictError
 from fairimage.services.discovery import images as image_service
+from fairimage.services.ingest import register
+from fairimage.services.jobs import JobProgress
 
 router = APIRouter(prefix="/api/images", tags=["images"])
 
@@ -52,3 +57,24 @@ def get_image(
 def get_dicom_header(image_id: str, repository: RepositoryDep, principal: PrincipalDep) -> JSONResponse:
     header = image_service.dicom_header(repository, principal, image_id)
     return JSONResponse(header, media_type="application/dicom+json")
+
+
+@router.post(
+    "/{image_id}/verification",
+    summary="Start checksumming every chunk of a registered image (those who govern its study): 202, the job",
+    status_code=202,
+    response_class=JSONResponse,
+    dependencies=[NoBody],
+)
+def verify_image(
+    image_id: str, repository: RepositoryDep, principal: PrincipalDep, runner: JobsDep
+) -> JSONResponse:
+    study_id = register.check_verify(repository, principal, image_id)
+
+    def work(progress: JobProgress) -> dict[str, Any]:
+        outcome = register.verify_registered(repository, image_id, progress, actor=principal.name)
+        if outcome.error:
+            raise ConflictError(outcome.error)
+        return asdict(outcome)
+
+    return accepted(runner.submit(principal, "register.verify", image_id, study_id, work))

@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.api.deps import JobsDep, PrincipalDep, RepositoryDep
+from fairimage.api.jobs import accepted
 from fairimage.api.pages import templates
 from fairimage.api.schemas import RequestBody
+from fairimage.services.jobs import JobProgress
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.qc import datasets
 from fairimage.services.qc import plates as qc
@@ -25,11 +27,26 @@ class QcRunIn(RequestBody):
     readout_channel: int = Field(default=0, ge=0, description="the channel whose field means are the readout")
 
 
-@router.post("/api/plates/{plate_id}/qc", summary="Run quality control on a plate (owners, stewards, admins)")
+@router.post(
+    "/api/plates/{plate_id}/qc",
+    summary="Start quality control of a plate (owners, stewards, admins): 202 and the job to follow",
+    status_code=202,
+    response_class=JSONResponse,
+)
 async def run_qc(
-    plate_id: str, body: QcRunIn, repository: RepositoryDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    return await run_in_threadpool(qc.run_plate_qc, repository, principal, plate_id, body.readout_channel)
+    plate_id: str, body: QcRunIn, repository: RepositoryDep, principal: PrincipalDep, runner: JobsDep
+) -> JSONResponse:
+    plate = await run_in_threadpool(qc.check_plate_qc, repository, principal, plate_id, body.readout_channel)
+
+    def work(progress: JobProgress) -> dict[str, Any]:
+        report = qc.run_plate_qc(repository, principal, plate_id, body.readout_channel, progress=progress)
+        return {
+            "report": report["id"],
+            "statistics": report["statistics"],
+            "url": f"/api/plates/{plate_id}/qc",
+        }
+
+    return accepted(runner.submit(principal, "plate.qc", plate_id, plate.study_id, work))
 
 
 @router.get("/api/plates/{plate_id}/qc", summary="A plate's latest QC report: plate statistics, every field")

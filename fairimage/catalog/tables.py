@@ -209,6 +209,28 @@ class QcReportRow(Base):
     fields: Mapped[list[Any]] = mapped_column(JSON)  # per field and channel: image, measures, flags
 
 
+class JobRow(Base):
+    """Long work started over HTTP, run by one server process (``runner``: host and pid) in the
+    background; any process reads its status, progress (``done`` of ``total``) and result here."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # "plate.qc", "register.verify"
+    target: Mapped[str] = mapped_column(String(255))  # the plate or image it works on
+    study_id: Mapped[str | None] = mapped_column(ForeignKey("studies.id"), nullable=True, index=True)
+    actor: Mapped[str] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # queued, running, done, failed
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    runner: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class GrantRow(Base):
     """Access to one study for one user or every member of one group: given by the owner or a steward (or
     an approved access request), until it expires or is revoked; a revoked grant stops working at the next

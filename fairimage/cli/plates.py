@@ -161,8 +161,8 @@ def qc_command(
         _dataset_qc(target, repo, as_json)
         return
     plate_id = target
-    with opened(repo) as repository:
-        report = qc.run_plate_qc(repository, operator_principal(), plate_id, readout_channel)
+    with opened(repo) as repository, progress_bar(as_json, "fields") as bar:
+        report = qc.run_plate_qc(repository, operator_principal(), plate_id, readout_channel, progress=bar)
     if csv_path is not None:
         csv_path.write_text(qc.report_csv(report))
     if as_json:

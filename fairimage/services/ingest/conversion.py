@@ -38,6 +38,7 @@ from fairimage.services.discovery import search
 from fairimage.services.governance import audit
 from fairimage.services.ingest.runs import Run
 from fairimage.services.privacy import phi
+from fairimage.services.progress import Progress
 from fairimage.services.repository import Repository
 from fairimage.storage import ImagePrefix, Store, layout
 
@@ -61,14 +62,6 @@ class FileOutcome:
     error: str | None = None
     parts: int = 1  # conversion tasks; more than one when a cluster split a large image between workers
     warnings: list[str] = field(default_factory=list)  # e.g. a file name that may identify a person
-
-
-class Progress:
-    """Receives ingest progress; the CLI draws a bar from it. Bytes are pixel bytes read from the inputs."""
-
-    def start_file(self, path: Path, total_bytes: int) -> None: ...
-
-    def advance(self, nbytes: int) -> None: ...
 
 
 @dataclass(frozen=True)

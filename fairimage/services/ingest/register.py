@@ -35,6 +35,7 @@ from fairimage.model.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from fairimage.model.governance.policy import Principal
 from fairimage.model.image import Channel, Window, default_channels, make_axes
 from fairimage.model.plates.layout import PLATE_ID_PREFIX, Geometry
 from fairimage.model.study import new_id
@@ -42,7 +43,7 @@ from fairimage.ngff.metadata import Multiscale, parse_multiscale
 from fairimage.ngff.pyramid import display_window
 from fairimage.ngff.reader import open_level
 from fairimage.services.discovery import search
-from fairimage.services.governance import audit
+from fairimage.services.governance import access, audit
 from fairimage.services.ingest.conversion import DEFAULT_STUDY, Progress, ensure_study, failure
 from fairimage.services.ingest.runs import Run, ingest_run
 from fairimage.services.repository import Repository
@@ -597,6 +598,20 @@ def registered_images(repository: Repository, key: str) -> list[str]:
     if not ids:
         raise NotFoundError(f"{key}: no registered image or plate by that id")
     return sorted(ids)
+
+
+def check_verify(repository: Repository, principal: Principal, image_id: str) -> str:
+    """The study of a registered image, if ``principal`` may have its chunks verified (those who govern
+    it); NotFoundError for images they may not see and for images that were not registered."""
+    access.check_image(repository, principal, image_id)
+    with repository.reading() as session:
+        row = session.get(ImageRow, image_id)
+        if row is None or row.location is None:
+            raise NotFoundError(
+                f"image {image_id!r} was not registered in place; its chunks are verified at ingest"
+            )
+        access.governed_study(session, principal, row.study_id)
+        return row.study_id
 
 
 def verify_registered(

@@ -9,6 +9,7 @@ import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from fairimage.model.study import Image, new_id
 from fairimage.ngff.reader import open_level
 from fairimage.services.discovery import images as image_service
 from fairimage.services.governance import access, audit
+from fairimage.services.ingest.conversion import Progress
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.repository import Repository
 
@@ -42,26 +44,28 @@ def run_plate_qc(
     plate_id: str,
     readout_channel: int = 0,
     thresholds: QcThresholds | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Measure and judge a plate; the report is stored (who ran it, when, with which thresholds) and
     returned as the API serves it. ``readout_channel`` is the channel whose field means are each well's
-    readout for control statistics and plate effects."""
+    readout for control statistics and plate effects; ``progress`` counts fields measured."""
     limits = thresholds or QcThresholds()
-    plate = plate_service.get_plate(repository, principal, plate_id)
-    with repository.reading() as session:  # who may judge a plate: those who govern its study
-        access.governed_study(session, principal, plate.study_id)
-    if not 0 <= readout_channel < len(plate.channels):
-        last = len(plate.channels) - 1
-        raise InvalidInputError(
-            f"--readout-channel {readout_channel}: plate {plate.name!r} has channels 0 to {last}"
-        )
+    progress = progress or Progress()
+    plate = check_plate_qc(repository, principal, plate_id, readout_channel)
     places = [
         ((row_index(well.row), int(well.column) - 1), index, image_id)
         for well in plate.wells
         for index, image_id in enumerate(well.images)
     ]
+    progress.start_file(Path(plate.name), len(places))
+
+    def measure(place: tuple[tuple[int, int], int, str]) -> list[tuple[FieldMetrics, str]]:
+        found = _measure_field(repository, principal, plate, place)
+        progress.advance(1)
+        return found
+
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        measured = list(pool.map(lambda place: _measure_field(repository, principal, plate, place), places))
+        measured = list(pool.map(measure, places))
     fields = [metrics for field_metrics in measured for metrics, _ in field_metrics]
     images = [image_id for field_metrics in measured for _, image_id in field_metrics]
     judged = assess_plate(fields, limits)
@@ -72,6 +76,21 @@ def run_plate_qc(
     statistics = plate_statistics(readouts, controls, Geometry(len(plate.rows), len(plate.columns)), limits)
     report = _report(plate, fields, images, judged.fields, statistics, readout_channel, limits)
     return _store(repository, principal, plate, report, statistics)
+
+
+def check_plate_qc(
+    repository: Repository, principal: Principal, plate_id: str, readout_channel: int
+) -> Plate:
+    """The plate, if ``principal`` may run its QC (those who govern its study) on that readout channel."""
+    plate = plate_service.get_plate(repository, principal, plate_id)
+    with repository.reading() as session:
+        access.governed_study(session, principal, plate.study_id)
+    if not 0 <= readout_channel < len(plate.channels):
+        last = len(plate.channels) - 1
+        raise InvalidInputError(
+            f"--readout-channel {readout_channel}: plate {plate.name!r} has channels 0 to {last}"
+        )
+    return plate
 
 
 def _measure_field(
