@@ -173,3 +173,35 @@ def test_qc_over_http_is_a_background_job_whose_progress_and_result_its_owner_fo
         report = httpx.get(f"{server.url}{job['result']['url']}").json()
         assert report["id"] == job["result"]["report"] and len(report["fields"]) == 6 * 2
         assert httpx.get(f"{server.url}{job['url']}").status_code == 404  # not the anonymous caller's job
+
+
+def test_a_study_sets_its_own_thresholds_and_its_plates_are_judged_by_them(tmp_path: Path) -> None:
+    _plate(tmp_path / "QC")
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    ingested = run_cli("plate", "ingest", tmp_path / "QC", "--study", "Screen", "--repo", repo, "--json")
+    plate_id = json.loads(ingested.stdout)[0]["plate_id"]
+    run_cli("user", "add", "ada", "--role", "viewer", "--repo", repo, check=True)
+    run_cli("study", "owner", "Screen", "ada", "--repo", repo, check=True)
+    token = run_cli("token", "create", "ada", "--scope", "write", "--repo", repo, check=True).stdout.strip()
+    owner = {"Authorization": f"Bearer {token}"}
+    with LiveServer(load_settings(repo)) as server:
+        address = f"{server.url}/api/studies/Screen/qc-thresholds"
+        assert httpx.get(address).json()["changed"] == {}
+        assert httpx.put(address, json={"saturated_percent": 20}).status_code in (401, 403)
+        unknown = httpx.put(address, json={"saturation": 20}, headers=owner)
+        assert unknown.status_code == 422 and "saturation" in unknown.text
+        outside = httpx.put(address, json={"dark_fraction": 3}, headers=owner)
+        assert outside.status_code == 400 and "dark_fraction: 3 is outside 0 to 1" in outside.text
+        # ~10% of the planted well is clipped: a screen that tolerates 20% does not call it saturated.
+        changed = httpx.put(address, json={"saturated_percent": 20}, headers=owner)
+        assert changed.status_code == 200 and changed.json()["changed"] == {"saturated_percent": 20.0}
+    report = json.loads(run_cli("qc", plate_id, "--json", "--repo", repo, check=True).stdout)
+    assert report["thresholds"]["saturated_percent"] == 20.0
+    flagged = {(f["well"], flag) for f in report["fields"] for flag in f["flags"]}
+    assert (BLURRED, "blurred") in flagged and not any(flag == "saturated" for _, flag in flagged)
+    shown = run_cli("study", "qc-thresholds", "Screen", "--repo", repo, check=True).stdout
+    assert "saturated_percent" in shown and "set by the study" in shown
+    run_cli("study", "qc-thresholds", "Screen", "--reset", "--repo", repo, check=True)
+    again = json.loads(run_cli("qc", plate_id, "--json", "--repo", repo, check=True).stdout)
+    assert any("saturated" in f["flags"] for f in again["fields"] if f["well"] == SATURATED)

@@ -3,6 +3,7 @@ Z'-factor is below a cut-off, and the report as a page with its plots."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -16,7 +17,7 @@ from fairimage.api.pages import templates
 from fairimage.api.schemas import RequestBody
 from fairimage.services.jobs import JobProgress
 from fairimage.services.plates import plates as plate_service
-from fairimage.services.qc import datasets
+from fairimage.services.qc import datasets, thresholds
 from fairimage.services.qc import plates as qc
 from fairimage.web import charts
 
@@ -72,6 +73,48 @@ def latest_csv(plate_id: str, repository: RepositoryDep, principal: PrincipalDep
 )
 def dataset_qc(study_id: str, repository: RepositoryDep, principal: PrincipalDep) -> dict[str, Any]:
     return datasets.run_dataset_qc(repository, principal, study_id)
+
+
+class QcThresholdsIn(RequestBody):
+    """What a study changes of the default QC thresholds; those left out are the defaults (each with its
+    reason in fairimage/model/qc/thresholds.py). Sending ``{}`` goes back to the defaults."""
+
+    empty_std: float | None = Field(default=None, description="a plane is empty at or below this std")
+    dark_fraction: float | None = Field(
+        default=None, description="dark: max below this fraction of the ceiling"
+    )
+    saturated_percent: float | None = Field(
+        default=None, description="saturated: above this % at the ceiling"
+    )
+    outlier_z: float | None = Field(default=None, description="outlier: |robust z| above this")
+    blur_z: float | None = Field(
+        default=None, description="blurred: power log-log slope's robust z below -this"
+    )
+    min_peers: int | None = Field(default=None, description="peers needed for robust z")
+    outlier_metrics: list[str] | None = Field(default=None, description="measures tested for outliers")
+    z_prime_min: float | None = Field(default=None, description="poor separation: Z' below this")
+    edge_effect: float | None = Field(default=None, description="edge effect beyond this many robust SDs")
+    line_effect: float | None = Field(
+        default=None, description="row/column effect beyond this many robust SDs"
+    )
+    pixel_size_tolerance: float | None = Field(default=None, description="pixel sizes agree within this")
+
+
+@router.get("/api/studies/{study_id}/qc-thresholds", summary="The QC thresholds of a study's plates")
+def get_thresholds(study_id: str, repository: RepositoryDep, principal: PrincipalDep) -> dict[str, Any]:
+    found = thresholds.study_thresholds(repository, principal, study_id)
+    return {"thresholds": asdict(found), "changed": found.changed()}
+
+
+@router.put(
+    "/api/studies/{study_id}/qc-thresholds",
+    summary="Set what a study changes of the default QC thresholds (owners, stewards, admins)",
+)
+def put_thresholds(
+    study_id: str, body: QcThresholdsIn, repository: RepositoryDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    found = thresholds.set_thresholds(repository, principal, study_id, body.model_dump(exclude_none=True))
+    return {"thresholds": asdict(found), "changed": found.changed()}
 
 
 @router.get("/api/qc/plates", summary="Plates whose latest QC report has a Z'-factor below a cut-off")

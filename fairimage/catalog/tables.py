@@ -71,6 +71,8 @@ class StudyRow(Base):
     quarantined: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # uncleared images
     # What the PHI scanner found in the study's text ({"findings": [...], "acknowledged": {...} | None}).
     phi: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The QC thresholds the study sets apart from the defaults ({"saturated_percent": 1.0, ...}).
+    qc_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="study")
 

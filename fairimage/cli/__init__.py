@@ -175,6 +175,7 @@ dicomweb_app = typer.Typer(
 app.add_typer(dicomweb_app, name="dicomweb")
 app.add_typer(plates.plate_app, name="plate")
 app.command("qc")(plates.qc_command)
+governance.study_app.command("qc-thresholds")(plates.qc_thresholds_command)
 app.command("register")(register.register_command)
 app.command("verify-registered")(register.verify_command)
 

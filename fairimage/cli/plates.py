@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,12 +20,14 @@ from fairimage.cli.common import (
     print_listing,
     progress_bar,
 )
+from fairimage.model.errors import InvalidInputError
 from fairimage.model.plates.layout import PLATE_ID_PREFIX
 from fairimage.services.ingest.conversion import DEFAULT_STUDY
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.plates.ingest import PlateOutcome, PlateRequest, ingest_plate
 from fairimage.services.qc import datasets
 from fairimage.services.qc import plates as qc
+from fairimage.services.qc import thresholds as qc_thresholds
 
 plate_app = typer.Typer(help="High-content screening plates: ingest, list, show.", no_args_is_help=True)
 
@@ -200,3 +202,41 @@ def _dataset_qc(study: str, repo: Path | None, as_json: bool) -> None:
         out.print(f"  {line}", highlight=False)
     if not lines:
         out.print("  no findings", highlight=False)
+
+
+def qc_thresholds_command(
+    study: Annotated[str, typer.Argument(help="study id or name")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="NAME=VALUE, e.g. saturated_percent=1.0 (repeat it); the rest keep defaults"
+        ),
+    ] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="back to the defaults")] = False,
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the QC thresholds of a study's plates, or set what it changes of the defaults (each default
+    and its reason: fairimage/model/qc/thresholds.py). Setting replaces the study's earlier changes."""
+    with opened(repo) as repository:
+        if set_ or reset:
+            changes = dict(_assignment(item) for item in set_ or [])
+            found = qc_thresholds.set_thresholds(repository, operator_principal(), study, changes)
+        else:
+            found = qc_thresholds.study_thresholds(repository, operator_principal(), study)
+    changed = found.changed()
+    if as_json:
+        _json({"thresholds": asdict(found), "changed": changed})
+        return
+    table = Table("threshold", "value", "", box=None)
+    for name, value in asdict(found).items():
+        shown = ", ".join(value) if isinstance(value, tuple | list) else f"{value:g}"
+        table.add_row(name, shown, "set by the study" if name in changed else "default")
+    print_listing(table)
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    name, sign, value = text.partition("=")
+    if not sign or not name.strip():
+        raise InvalidInputError(f"--set {text!r}: write NAME=VALUE, e.g. --set saturated_percent=1.0")
+    return name.strip(), value.strip()

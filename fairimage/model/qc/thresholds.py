@@ -3,8 +3,10 @@ where it is."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
+
+from fairimage.model.errors import InvalidInputError
 
 # Image flags. empty, dark and saturated are decided per plane; blurred only against the plane's peers.
 Flag = Literal["empty", "dark", "saturated", "blurred"]
@@ -62,3 +64,55 @@ class QcThresholds:
     # Pixel sizes agree within this relative difference: metadata rounding (0.65 vs 0.6500001 um) stays
     # inside, another objective or a 2x binning is far outside.
     pixel_size_tolerance: float = 1e-3
+
+    def changed(self) -> dict[str, Any]:
+        """The thresholds that differ from the defaults, as JSON values (what a study keeps)."""
+        defaults = asdict(QcThresholds())
+        return {name: value for name, value in asdict(self).items() if value != defaults[name]}
+
+
+# The admissible range of each threshold: a value outside is a typo or a misunderstanding, not a choice.
+_RANGES: dict[str, tuple[float, float]] = {
+    "empty_std": (0.0, float("inf")),
+    "dark_fraction": (0.0, 1.0),
+    "saturated_percent": (0.0, 100.0),
+    "outlier_z": (1.0, 100.0),
+    "blur_z": (1.0, 100.0),
+    "min_peers": (3, 1_000_000),
+    "z_prime_min": (-1.0, 1.0),
+    "edge_effect": (0.0, 100.0),
+    "line_effect": (0.0, 100.0),
+    "pixel_size_tolerance": (0.0, 1.0),
+}
+
+
+def thresholds_with(changes: dict[str, Any], known_metrics: tuple[str, ...]) -> QcThresholds:
+    """The defaults with ``changes`` applied, each checked: an unknown name, a value that is not a number
+    or lies outside its range, or an unknown metric is InvalidInputError naming it."""
+    names = {item.name for item in fields(QcThresholds)}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise InvalidInputError(
+            f"QC threshold {unknown[0]!r} does not exist; the thresholds are {', '.join(sorted(names))}"
+        )
+    checked: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "outlier_metrics":
+            metrics = tuple(str(m).strip() for m in (value.split(",") if isinstance(value, str) else value))
+            bad = [m for m in metrics if m not in known_metrics]
+            if bad or not metrics:
+                raise InvalidInputError(
+                    f"QC threshold outlier_metrics: {bad[0] if bad else 'none'!r} is not a measure; "
+                    f"use some of {', '.join(known_metrics)}"
+                )
+            checked[name] = metrics
+            continue
+        low, high = _RANGES[name]
+        try:
+            number = int(value) if name == "min_peers" else float(value)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"QC threshold {name}: {value!r} is not a number") from None
+        if not low <= number <= high:
+            raise InvalidInputError(f"QC threshold {name}: {number:g} is outside {low:g} to {high:g}")
+        checked[name] = number
+    return replace(QcThresholds(), **checked)

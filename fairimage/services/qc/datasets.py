@@ -13,7 +13,11 @@ from fairimage.model.qc.dataset import Finding, ImageGeometry, duplicate_images,
 from fairimage.services.curation import study_metadata
 from fairimage.services.governance import access, audit
 from fairimage.services.plates import plates as plate_service
+from fairimage.services.qc.thresholds import study_thresholds
 from fairimage.services.repository import Repository
+
+# The zarr documents of an array (v3, and v2 for registered 0.4 images), which are not pixels.
+METADATA_DOCUMENTS = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup"})
 
 
 def run_dataset_qc(repository: Repository, principal: Principal, study: str) -> dict[str, Any]:
@@ -22,9 +26,12 @@ def run_dataset_qc(repository: Repository, principal: Principal, study: str) -> 
     with repository.reading() as session:
         rows = queries.study_images(session, study_id)
         geometry = [ImageGeometry(row.id, tuple(row.shape), _pixel_size(row.axes, row.scale)) for row in rows]
-        manifests = {row.id: row.manifest_key for row in rows}
-    findings: list[Finding] = inconsistent_geometry(geometry)
-    findings += duplicate_images({image: _pixel_hash(repository, key) for image, key in manifests.items()})
+        manifests = {row.id: (row.manifest_key, str(row.levels[0]["path"])) for row in rows}
+    findings: list[Finding] = inconsistent_geometry(
+        geometry, study_thresholds(repository, principal, study_id)
+    )
+    hashes = {image: _pixel_hash(repository, key, level) for image, (key, level) in manifests.items()}
+    findings += duplicate_images({image: found for image, found in hashes.items() if found is not None})
     plates = plate_service.list_plates(repository, principal, study_id)
     missing = [f"plate {plate.name}: {line}" for plate in plates for line in plate.missing]
     metadata = study_metadata.get_metadata(repository, principal, study_id, with_images=False)
@@ -47,11 +54,14 @@ def _pixel_size(axes: list[dict[str, Any]], scale: list[float]) -> tuple[float, 
     return sizes or None
 
 
-def _pixel_hash(repository: Repository, manifest_key: str) -> str:
+def _pixel_hash(repository: Repository, manifest_key: str, level: str) -> str | None:
     """A hash of an image's full-resolution chunks (their sha256s, from its manifest): the same pixels give
-    the same hash whatever the image's name or metadata."""
+    the same hash whatever the image's name or metadata. None where the manifest holds no chunks (an image
+    registered in place whose chunks were not verified): its pixels are not known here."""
     manifest = json.loads(repository.store.read(manifest_key))
     chunks = sorted(
-        (key, entry["sha256"]) for key, entry in manifest["objects"].items() if key.startswith("0/")
+        (key.removeprefix(f"{level}/"), entry["sha256"])
+        for key, entry in manifest["objects"].items()
+        if key.startswith(f"{level}/") and key.rsplit("/", 1)[-1] not in METADATA_DOCUMENTS
     )
-    return hashlib.sha256(json.dumps(chunks).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(chunks).encode()).hexdigest() if chunks else None

@@ -31,6 +31,7 @@ from fairimage.services.discovery import images as image_service
 from fairimage.services.governance import access, audit
 from fairimage.services.ingest.conversion import Progress
 from fairimage.services.plates import plates as plate_service
+from fairimage.services.qc.thresholds import study_thresholds
 from fairimage.services.repository import Repository
 
 # The power log-log slope is fitted over rings 2 .. side/8 of the spectrum: below 256 pixels a side, a level
@@ -49,9 +50,9 @@ def run_plate_qc(
     """Measure and judge a plate; the report is stored (who ran it, when, with which thresholds) and
     returned as the API serves it. ``readout_channel`` is the channel whose field means are each well's
     readout for control statistics and plate effects; ``progress`` counts fields measured."""
-    limits = thresholds or QcThresholds()
     progress = progress or Progress()
     plate = check_plate_qc(repository, principal, plate_id, readout_channel)
+    limits = thresholds or study_thresholds(repository, principal, plate.study_id)
     places = [
         ((row_index(well.row), int(well.column) - 1), index, image_id)
         for well in plate.wells
