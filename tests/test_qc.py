@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import tifffile
 
@@ -99,6 +100,17 @@ def test_planted_defects_are_found_and_nothing_clean_is_flagged(tmp_path: Path) 
         assert page.text.count("data:image/png;base64,") >= 2 * 3 + 2  # heatmaps, controls, focus
         assert f"{BLURRED} field 1 · w1: blurred" in page.text
         assert httpx.get(f"{server.url}/api/plates/{plate_id}/qc.csv").text.startswith("image,well,field")
+        parquet = httpx.get(f"{server.url}/api/plates/{plate_id}/qc.parquet")
+        measures = pq.read_table(io.BytesIO(parquet.content))
+        assert measures.num_rows == 24 * 2 and measures.schema.field("power_log_log_slope").type == "double"
+        by_well = measures.to_pydict()
+        assert set(by_well["flags"][by_well["well"].index(BLURRED)].split(";")) >= {"blurred"}
+        blurred = httpx.get(f"{server.url}/api/qc/images", params={"flag": "blurred"}).json()["images"]
+        assert {hit["plate"] for hit in blurred} == {plate_id}
+        # the saturated well's clipped square changes its spectrum too: flagged wells are planted ones
+        assert BLURRED in {hit["well"] for hit in blurred} <= {BLURRED, SATURATED, DEAD}
+        saturated = httpx.get(f"{server.url}/api/qc/images", params={"flag": "saturated"}).json()["images"]
+        assert {hit["well"] for hit in saturated} == {SATURATED}
         anonymous_run = httpx.post(f"{server.url}/api/plates/{plate_id}/qc", json={})
         assert anonymous_run.status_code in (401, 403)  # only those who govern the study run QC
 

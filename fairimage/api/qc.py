@@ -4,7 +4,7 @@ Z'-factor is below a cut-off, and the report as a page with its plots."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -65,6 +65,32 @@ def latest_csv(plate_id: str, repository: RepositoryDep, principal: PrincipalDep
     report = qc.latest_report(repository, principal, plate_id)
     headers = {"Content-Disposition": f'attachment; filename="{plate_id}-qc.csv"'}
     return Response(qc.report_csv(report), media_type="text/csv", headers=headers)
+
+
+@router.get(
+    "/api/plates/{plate_id}/qc.parquet",
+    summary="A plate's latest QC measures as Parquet: a row per field and channel, typed columns",
+    response_class=Response,
+    responses={200: {"content": {"application/vnd.apache.parquet": {}}}},
+)
+def latest_parquet(plate_id: str, repository: RepositoryDep, principal: PrincipalDep) -> Response:
+    report = qc.latest_report(repository, principal, plate_id)
+    headers = {"Content-Disposition": f'attachment; filename="{plate_id}-qc.parquet"'}
+    return Response(qc.report_parquet(report), media_type="application/vnd.apache.parquet", headers=headers)
+
+
+@router.get(
+    "/api/qc/images",
+    summary="Fields the latest QC of each plate you may read flags: empty, dark, saturated, blurred, outlier",
+)
+def flagged(
+    repository: RepositoryDep,
+    principal: PrincipalDep,
+    flag: Annotated[
+        Literal["empty", "dark", "saturated", "blurred", "outlier"], Query(description="the flag")
+    ],
+) -> dict[str, list[dict[str, Any]]]:
+    return {"images": qc.flagged_images(repository, principal, flag)}
 
 
 @router.get(

@@ -152,6 +152,9 @@ def qc_command(
         int, typer.Option(min=0, help="the channel whose field means are each well's readout (0: the first)")
     ] = 0,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="also write per-field measures here")] = None,
+    parquet_path: Annotated[
+        Path | None, typer.Option("--parquet", help="also write per-field measures here as Parquet")
+    ] = None,
     repo: RepoOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -167,6 +170,8 @@ def qc_command(
         report = qc.run_plate_qc(repository, operator_principal(), plate_id, readout_channel, progress=bar)
     if csv_path is not None:
         csv_path.write_text(qc.report_csv(report))
+    if parquet_path is not None:
+        parquet_path.write_bytes(qc.report_parquet(report))
     if as_json:
         _json(report)
         return

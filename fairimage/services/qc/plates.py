@@ -276,15 +276,16 @@ def plates_below(repository: Repository, principal: Principal, z_prime: float) -
     return found
 
 
-def report_csv(report: dict[str, Any]) -> str:
-    """A table of per-field measures: a row per field and channel, a column per measure and the flags."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["image", "well", "field", "channel", *MEASURES, "flags", "outliers"])
+TABLE_COLUMNS = ("image", "well", "field", "channel", *MEASURES, "flags", "outliers")
+
+
+def report_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The per-field measures as a table: a row per field and channel, in ``TABLE_COLUMNS`` order."""
+    rows = []
     for row in report["fields"]:
         measures = [row["measures"].get(name) for name in MEASURES]
         outliers = ";".join(f"{o['metric']} z={o['z']:.1f}" for o in row["outliers"])
-        writer.writerow(
+        rows.append(
             [
                 row["image"],
                 row["well"],
@@ -295,4 +296,70 @@ def report_csv(report: dict[str, Any]) -> str:
                 outliers,
             ]
         )
+    return rows
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """The per-field measures as CSV (``report_rows``, with a header)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(TABLE_COLUMNS)
+    writer.writerows(report_rows(report))
     return out.getvalue()
+
+
+def report_parquet(report: dict[str, Any]) -> bytes:
+    """The per-field measures as a Parquet file (typed columns: measures as doubles, the report's id and
+    plate in the file's metadata), for pandas, polars, R and Spark."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = list(zip(*report_rows(report), strict=True)) or [()] * len(TABLE_COLUMNS)
+    types = [pa.string(), pa.string(), pa.int32(), pa.string()] + [pa.float64()] * len(MEASURES)
+    types += [pa.string(), pa.string()]
+    table = pa.table(
+        [pa.array(values, type=kind) for values, kind in zip(columns, types, strict=True)],
+        names=list(TABLE_COLUMNS),
+    ).replace_schema_metadata(
+        {"fairimage.qc_report": str(report["id"]), "fairimage.plate": str(report["plate"])}
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def flagged_images(repository: Repository, principal: Principal, flag: str) -> list[dict[str, Any]]:
+    """The fields and channels the latest QC report of each plate the caller may read flags with
+    ``flag`` (empty, dark, saturated, blurred, or outlier), newest report first."""
+    with repository.reading() as session:
+        latest: dict[str, tuple[str, int]] = {}
+        for report_id, plate_id, flagged in session.execute(
+            select(QcReportRow.id, QcReportRow.plate_id, QcReportRow.flagged_fields).order_by(
+                QcReportRow.id.desc()
+            )
+        ):
+            latest.setdefault(plate_id, (report_id, flagged))
+        wanted = [report_id for report_id, flagged in latest.values() if flagged > 0]
+        reports = session.scalars(
+            select(QcReportRow).where(QcReportRow.id.in_(wanted)).order_by(QcReportRow.id.desc())
+        ).all()
+    found = []
+    for report in reports:
+        try:
+            access.check_plate(repository, principal, report.plate_id)
+        except NotFoundError:
+            continue
+        for row in report.fields:
+            if flag in row["flags"] or (flag == "outlier" and row["outliers"]):
+                found.append(
+                    {
+                        "image": row["image"],
+                        "plate": report.plate_id,
+                        "well": row["well"],
+                        "field": row["field"],
+                        "channel": row["channel"],
+                        "flags": row["flags"],
+                        "report": report.id,
+                    }
+                )
+    return found
