@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fairimage.model.governance.policy import operator
 from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.plates.ingest import PlateRequest, ingest_plate
+from fairimage.services.qc.plates import run_plate_qc
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import plate_samples, samples
@@ -84,6 +86,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     platemap.write_text("well,compound,control\nA1,DMSO,negative\nA2,taxol,positive\nB3,cmpd-9,\n")
     folder = plate_samples.imagexpress(root / "Screen01", [(0, 0), (0, 1), (1, 2)], fields=2, channels=2)
     plate = ingest_plate(repository, PlateRequest(folder, "browser", platemap=platemap))
+    run_plate_qc(repository, operator("browser-test"), plate.plate_id or "", readout_channel=1)
     repository.close()
     with LiveServer(settings) as server:
         yield Site(server.url, ids[0], ids[1], plate.plate_id or "")
@@ -253,7 +256,7 @@ def test_a_plate_is_a_grid_of_wells_framed_by_their_controls(page: Any, site: Si
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     page.goto(f"{site.url}/plates/{site.plate}")
-    grid = page.locator("table.plate-grid")
+    grid = page.locator("table.plate-grid:not(.heatmap)")
     assert grid.get_attribute("data-wells") == "96" and grid.locator("tbody tr").count() == 8
     imaged = grid.locator("td.imaged img")
     assert imaged.count() == 3
@@ -276,6 +279,15 @@ def test_a_plate_is_a_grid_of_wells_framed_by_their_controls(page: Any, site: Si
     pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(np.int16)
     assert pixels.std() > 10  # thumbnails drawn, not empty cells
     assert all(url.startswith(site.url) for url in requests)
+    heatmap = page.locator("table.plate-grid.heatmap")  # the QC readout per well, coloured by decile
+    measured = heatmap.locator("td[class*='heat-']")
+    assert measured.count() == 3
+    classes = {measured.nth(i).get_attribute("class") or "" for i in range(3)}
+    assert len({c.split("heat-")[1].split()[0] for c in classes}) == 3  # three readouts, three deciles
+    assert "A1: " in (measured.nth(0).get_attribute("title") or "")
+    shot = heatmap.screenshot(path=str(ARTIFACTS / "plate-qc-heatmap.png"))
+    colours = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).reshape(-1, 3)
+    assert len({tuple(c) for c in colours[::7]}) > 4  # viridis cells, not one flat colour
     grid.locator("td.imaged a").nth(2).click()
     page.wait_for_url(re.compile(r"/images/img-"))
     assert "B3 field 1" in page.locator("h1").inner_text()

@@ -116,6 +116,7 @@ def plate_page(
         "thumb": 48 if size <= 384 else 24,  # from a low pyramid level; 1536 wells still fit a screen
         "ome_zarr_url": f"{request.base_url}zarr/{plate.id}.ome.zarr",
         "qc": qc.latest_summary(repository, principal, plate.id),
+        "heat": qc.well_heatmap(repository, principal, plate.id),
     }
     return templates.TemplateResponse(request, "plate.html", context)
 

@@ -252,6 +252,41 @@ def latest_summary(repository: Repository, principal: Principal, plate_id: str) 
         return {"id": row.id, "z_prime": row.z_prime, "flags": row.plate_flags, "flagged": row.flagged_fields}
 
 
+HEAT_BINS = 10  # the plate page's QC heatmap colours wells by the rank of their readout, in ten steps
+
+
+def well_heatmap(repository: Repository, principal: Principal, plate_id: str) -> dict[str, Any] | None:
+    """The latest report's readout per well (median over fields of the readout channel's mean), its decile
+    among the plate's wells (0-9, for the page's colour scale) and the flags of the well's fields; None if
+    QC never ran. Keyed by well name ("B3")."""
+    access.check_plate(repository, principal, plate_id)
+    with repository.reading() as session:
+        row = _latest_row(session, plate_id)
+        if row is None:
+            return None
+        channel, fields = row.summary["readout"]["channel"], row.fields
+    means: dict[str, list[float]] = {}
+    flags: dict[str, set[str]] = {}
+    for field in fields:
+        found = flags.setdefault(field["well"], set())
+        found.update(field["flags"])
+        if field["outliers"]:
+            found.add("outlier")
+        value = field["measures"].get("mean")
+        if field["channel"] == channel and value is not None:
+            means.setdefault(field["well"], []).append(float(value))
+    readouts = {well: float(np.median(values)) for well, values in means.items()}
+    order = sorted(readouts, key=readouts.__getitem__)
+    spread = (HEAT_BINS - 1) / max(1, len(order) - 1)  # lowest well in the first step, highest in the last
+    deciles = {well: round(rank * spread) for rank, well in enumerate(order)}
+    wells = {
+        well: {"readout": readouts.get(well), "bin": deciles.get(well), "flags": sorted(flags.get(well, ()))}
+        for well in flags.keys() | readouts.keys()
+    }
+    low, high = (readouts[order[0]], readouts[order[-1]]) if order else (None, None)
+    return {"report": row.id, "channel": channel, "wells": wells, "low": low, "high": high}
+
+
 def plates_below(repository: Repository, principal: Principal, z_prime: float) -> list[dict[str, Any]]:
     """Plates the caller may read whose latest QC report has a Z'-factor below ``z_prime``: each with
     its study, its Z' and its report's id."""
