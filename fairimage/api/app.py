@@ -29,6 +29,7 @@ from fairimage.api import (
     plates,
     qc,
     search,
+    sharing,
     studies,
     tiles,
     versions,
@@ -69,7 +70,25 @@ class FairimageAPI(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self
+        if scope["type"] == "http" and scope["path"].startswith(SHARED_PREFIX):
+            scope = _shared_path(scope)
         await self._hot_path(scope, receive, send)
+
+
+SHARED_PREFIX = "/s/"
+
+
+def _shared_path(scope: Scope) -> Scope:
+    """``/s/SECRET/zarr/...`` (a share link's address for clients that cannot send headers: zarr-python,
+    napari, ome-zarr-py given a URL) as ``/zarr/...`` with the link's secret as its bearer token.
+    ``/s/SECRET`` itself is the page that opens the link in a browser (api/sharing.py), left as it is."""
+    secret, slash, rest = scope["path"][len(SHARED_PREFIX) :].partition("/")
+    if not slash or not rest or not secret:
+        return scope
+    headers = [(name, value) for name, value in scope["headers"] if name != b"authorization"]
+    headers.append((b"authorization", b"Bearer " + secret.encode("latin-1")))
+    path = "/" + rest
+    return {**scope, "path": path, "raw_path": path.encode(), "headers": headers}
 
 
 _PLAIN = [(b"vary", b"Origin")] + [(name.lower().encode(), value.encode()) for name, value in EVERY_RESPONSE]
@@ -138,6 +157,7 @@ def create_app(settings: Settings) -> FastAPI:
         drs,
         pages,
         access_pages,
+        sharing,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")

@@ -16,9 +16,11 @@ from fairimage.services.governance import accounts, sessions
 from fairimage.services.governance.sessions import LoginThrottle, WebSession
 from fairimage.services.jobs import JobRunner
 from fairimage.services.repository import Repository
+from fairimage.services.sharing import links
 from fairimage.services.viewing.tiles import Renderer
 
 SESSION_COOKIE = "fairimage_session"
+SHARE_COOKIE = "fairimage_share"  # a share link opened in this browser (read-only; honoured for GET/HEAD)
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -53,11 +55,16 @@ def known_caller(request: Request) -> Principal | None:
     header = request.headers.get("authorization")
     if header is not None:
         kind, _, secret = header.partition(" ")
-        if kind.lower() != "bearer" or not accounts.token_is_recent(repository_of(request), secret.strip()):
+        if kind.lower() != "bearer" or not _recent(repository_of(request), secret.strip()):
             return None
         return replace(_bearer(request, header), origin=origin_of(request))
     if request.cookies.get(SESSION_COOKIE):
         return None
+    shared = request.cookies.get(SHARE_COOKIE)
+    if shared and request.method in SAFE_METHODS:
+        if not links.link_is_recent(repository_of(request), shared):
+            return None
+        return replace(_shared(request, shared), origin=origin_of(request))
     return replace(ANONYMOUS, origin=origin_of(request))
 
 
@@ -68,11 +75,14 @@ async def _caller(request: Request) -> Principal:
     the session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``)."""
     header = request.headers.get("authorization")
     if header is not None:
-        if accounts.token_is_recent(repository_of(request), header.partition(" ")[2].strip()):
+        if _recent(repository_of(request), header.partition(" ")[2].strip()):
             return _bearer(request, header)  # from memory: no thread hop for each chunk a client reads
         return await run_in_threadpool(_bearer, request, header)
     secret = request.cookies.get(SESSION_COOKIE)
     if not secret:
+        shared = request.cookies.get(SHARE_COOKIE)
+        if shared and request.method in SAFE_METHODS:
+            return await run_in_threadpool(_shared, request, shared)
         return ANONYMOUS
     try:
         web_session = await run_in_threadpool(sessions.session_for, repository_of(request), secret)
@@ -105,10 +115,27 @@ def _bearer(request: Request, header: str) -> Principal:
         raise UnauthorizedError(
             "Authorization: use 'Bearer TOKEN' with a token from 'fairimage token create'"
         )
+    secret = secret.strip()
     try:
-        return accounts.principal_for_token(repository_of(request), secret.strip())
+        if links.is_share_secret(secret):
+            return links.principal_for_link(repository_of(request), secret)
+        return accounts.principal_for_token(repository_of(request), secret)
     except FairimageError as exc:
         raise UnauthorizedError(exc.message) from None
+
+
+def _shared(request: Request, secret: str) -> Principal:
+    """The holder of the share link this browser opened; anonymous once it no longer works (its pages
+    are then 404, as for anyone else)."""
+    try:
+        return links.principal_for_link(repository_of(request), secret)
+    except FairimageError:
+        return ANONYMOUS
+
+
+def _recent(repository: Repository, secret: str) -> bool:
+    """Whether the holder of a bearer secret (a token or a share link) is known from memory."""
+    return accounts.token_is_recent(repository, secret) or links.link_is_recent(repository, secret)
 
 
 async def get_throttle(request: Request) -> LoginThrottle:

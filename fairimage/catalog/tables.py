@@ -233,6 +233,22 @@ class JobRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class ShareLinkRow(Base):
+    """Read-only access to one study for whoever holds the link's secret (only its sha256 is kept), until
+    it expires or is revoked; made by someone who governs the study."""
+
+    __tablename__ = "share_links"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    note: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class GrantRow(Base):
     """Access to one study for one user or every member of one group: given by the owner or a steward (or
     an approved access request), until it expires or is revoked; a revoked grant stops working at the next

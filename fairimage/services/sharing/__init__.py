@@ -1,0 +1,1 @@
+"""Sharing with people who are not users yet: share links for a study."""

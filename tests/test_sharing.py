@@ -1,0 +1,131 @@
+"""Share links as a reviewer uses them: a private study opened from a link without an account (pages in
+Chromium, pixels with zarr-python), every use audited, and everything gone at once when it is revoked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import zarr
+
+from fairimage.settings import load_settings
+from tests import samples
+from tests.conftest import LiveServer, run_cli
+from tests.test_browser import ARGS, CHROMIUM
+
+
+@pytest.fixture
+def private_study(tmp_path: Path) -> tuple[Path, str, np.ndarray]:
+    pixels = samples.ramp((2, 96, 128), seed=8)
+    source = samples.ome_tiff(tmp_path / "embryo.ome.tif", pixels, axes="CYX")
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    (outcome,) = json.loads(
+        run_cli("ingest", source, "--study", "Embryo", "--repo", repo, "--json", check=True).stdout
+    )
+    run_cli("study", "policy", "Embryo", "private", "--repo", repo, check=True)
+    return repo, outcome["images"][0], pixels
+
+
+def test_a_reviewer_reads_a_private_study_from_a_link_until_it_is_revoked(
+    private_study: tuple[Path, str, np.ndarray],
+) -> None:
+    repo, image_id, pixels = private_study
+    made = run_cli(
+        "share",
+        "create",
+        "Embryo",
+        "--days",
+        "7",
+        "--note",
+        "reviewers",
+        "--repo",
+        repo,
+        "--json",
+        check=True,
+    )
+    link = json.loads(made.stdout)
+    secret = link["secret"]
+    assert (
+        secret.startswith("fis_") and secret not in run_cli("share", "list", "Embryo", "--repo", repo).stdout
+    )
+    with LiveServer(load_settings(repo)) as server:
+        zarr_url = f"{server.url}/zarr/{image_id}.ome.zarr"
+        assert httpx.get(f"{zarr_url}/zarr.json").status_code == 404  # private: not for anonymous callers
+        shared_url = f"{server.url}/s/{secret}/zarr/{image_id}.ome.zarr"
+        level = zarr.open_group(shared_url, mode="r")["0"]
+        assert np.array_equal(np.asarray(level[...]).squeeze(), pixels)
+        bearer = {"Authorization": f"Bearer {secret}"}
+        assert httpx.get(f"{zarr_url}/zarr.json", headers=bearer).status_code == 200
+        assert httpx.get(f"{server.url}/api/images/{image_id}/thumbnail", headers=bearer).status_code == 200
+        listed = httpx.get(f"{server.url}/api/studies", headers=bearer).json()
+        assert [study["name"] for study in listed] == ["Embryo"]
+        assert httpx.post(
+            f"{server.url}/api/studies/Embryo/share-links", json={}, headers=bearer
+        ).status_code in (
+            401,
+            403,
+        )  # a link reads; it cannot make links or change anything
+
+        with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
+            opened = browser.get(f"/s/{secret}")
+            assert opened.status_code == 200 and "Embryo" in opened.text
+            assert browser.get(f"/images/{image_id}").status_code == 200
+            run_cli("share", "revoke", link["id"], "--repo", repo, check=True)
+            assert browser.get(f"/images/{image_id}").status_code == 404
+            assert browser.get(f"/s/{secret}").status_code == 404
+        assert httpx.get(f"{shared_url}/zarr.json").status_code in (401, 404)
+        assert httpx.get(f"{server.url}/api/images/{image_id}/thumbnail", headers=bearer).status_code == 401
+    audit = run_cli("audit", "log", "--limit", "200", "--repo", repo, "--json", check=True).stdout
+    entries = json.loads(audit)
+    actions = [(entry["actor"], entry["action"]) for entry in entries]
+    assert ("share:" + link["id"], "data.read") in actions
+    assert any(action == "share.revoke" for _, action in actions)
+
+
+def test_an_expired_link_and_a_made_up_one_open_nothing(private_study: tuple[Path, str, np.ndarray]) -> None:
+    repo, image_id, _ = private_study
+    link = json.loads(run_cli("share", "create", "Embryo", "--repo", repo, "--json", check=True).stdout)
+    import sqlite3
+
+    with sqlite3.connect(repo / "catalog.sqlite") as catalog:
+        catalog.execute(
+            "UPDATE share_links SET expires_at = '2020-01-01 00:00:00' WHERE id = ?", (link["id"],)
+        )
+    with LiveServer(load_settings(repo)) as server:
+        for secret in (link["secret"], "fis_" + "x" * 43):
+            answer = httpx.get(
+                f"{server.url}/zarr/{image_id}.ome.zarr/zarr.json",
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+            assert answer.status_code == 401 and "share link" in answer.text
+            assert httpx.get(f"{server.url}/s/{secret}").status_code == 404
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"
+)
+def test_a_link_opens_the_study_in_chromium_without_an_account(
+    private_study: tuple[Path, str, np.ndarray],
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    repo, image_id, _ = private_study
+    secret = json.loads(run_cli("share", "create", "Embryo", "--repo", repo, "--json", check=True).stdout)[
+        "secret"
+    ]
+    with LiveServer(load_settings(repo)) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{server.url}/s/{secret}")
+            assert "/studies/study-" in page.url and "Embryo" in page.locator("h1").inner_text()
+            page.goto(f"{server.url}/images/{image_id}")
+            assert "Embryo" in page.content() and page.locator("h1").count() == 1
+            thumbnail = page.request.get(f"{server.url}/api/images/{image_id}/thumbnail")
+            assert thumbnail.status == 200  # the browser's cookie carries the link to the API too
+        finally:
+            browser.close()
