@@ -63,8 +63,7 @@ def latest(plate_id: str, repository: RepositoryDep, principal: PrincipalDep) ->
 )
 def latest_csv(plate_id: str, repository: RepositoryDep, principal: PrincipalDep) -> Response:
     report = qc.latest_report(repository, principal, plate_id)
-    headers = {"Content-Disposition": f'attachment; filename="{plate_id}-qc.csv"'}
-    return Response(qc.report_csv(report), media_type="text/csv", headers=headers)
+    return _download(qc.report_csv(report).encode(), "text/csv", f"{plate_id}-qc.csv")
 
 
 @router.get(
@@ -75,8 +74,14 @@ def latest_csv(plate_id: str, repository: RepositoryDep, principal: PrincipalDep
 )
 def latest_parquet(plate_id: str, repository: RepositoryDep, principal: PrincipalDep) -> Response:
     report = qc.latest_report(repository, principal, plate_id)
-    headers = {"Content-Disposition": f'attachment; filename="{plate_id}-qc.parquet"'}
-    return Response(qc.report_parquet(report), media_type="application/vnd.apache.parquet", headers=headers)
+    return _download(qc.report_parquet(report), "application/vnd.apache.parquet", f"{plate_id}-qc.parquet")
+
+
+def _download(body: bytes, media_type: str, filename: str) -> Response:
+    """A file to save, as browsers offer it."""
+    return Response(
+        body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
 
 
 @router.get(
