@@ -370,6 +370,27 @@ DEMO_PLATE_STUDY = "Demo screen (a high-content screening plate)"
 
 
 @app.command()
+def mcp(
+    repo: RepoOption = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FAIRIMAGE_TOKEN",
+            show_envvar=True,
+            help="act as this API token's user (or this share link's holder); without one, as anonymous",
+        ),
+    ] = None,
+) -> None:
+    """Serve the repository to an AI agent over the Model Context Protocol (stdio): search, studies, images,
+    thumbnails, plate QC, consent checks and access requests, each through the same access check and audit
+    log as the HTTP API, as the token's user."""
+    from fairimage.agents.server import build_server, caller_for
+
+    with opened(repo) as repository:
+        build_server(repository, caller_for(repository, token)).run("stdio")
+
+
+@app.command()
 def demo(
     repo: Annotated[Path, typer.Option("--repo", "-r", help="where to build the demo repository")] = Path(
         "demo-repo"

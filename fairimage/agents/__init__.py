@@ -1,0 +1,1 @@
+"""Interfaces for AI agents: the Model Context Protocol server (``fairimage mcp``)."""

@@ -1,0 +1,91 @@
+"""The MCP server as an AI agent uses it: the SDK's own client starts `fairimage mcp` over stdio against a
+real repository; what the agent finds and reads is what its token may read, and reads are audited."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mcp import Client, StdioServerParameters
+from PIL import Image
+
+from tests import samples
+from tests.conftest import FAIRIMAGE, run_cli
+
+
+def _repository(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    public = samples.png(tmp_path / "mitosis.png", samples.ramp((64, 80), "uint8", seed=1))
+    private = samples.png(tmp_path / "biopsy.png", samples.ramp((64, 80), "uint8", seed=2))
+    ids = {}
+    for path, study in ((public, "Mitosis"), (private, "Biopsies")):
+        (outcome,) = json.loads(
+            run_cli("ingest", path, "--study", study, "--repo", repo, "--json", check=True).stdout
+        )
+        ids[study] = outcome["images"][0]
+    run_cli("study", "policy", "Biopsies", "private", "--repo", repo, check=True)
+    run_cli("user", "add", "ada", "--role", "viewer", "--repo", repo, check=True)
+    run_cli("grant", "add", "Biopsies", "ada", "--repo", repo, check=True)
+    ids["token"] = run_cli("token", "create", "ada", "--repo", repo, check=True).stdout.strip()
+    return repo, ids
+
+
+async def _session(repo: Path, token: str | None, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FAIRIMAGE_")}
+    if token:
+        env["FAIRIMAGE_TOKEN"] = token
+    server = StdioServerParameters(command=FAIRIMAGE, args=["mcp", "--repo", str(repo)], env=env)
+    async with Client(server) as client:
+        tools = await client.list_tools()
+        results: list[Any] = [sorted(tool.name for tool in tools.tools)]
+        for name, arguments in calls:
+            results.append(await client.call_tool(name, arguments))
+        return results
+
+
+def _json(result: Any) -> Any:
+    assert not result.is_error, result.content
+    if result.structured_content is not None:
+        found = result.structured_content
+        return found.get("result", found) if isinstance(found, dict) and set(found) == {"result"} else found
+    return json.loads(result.content[0].text)
+
+
+def test_an_agent_finds_and_reads_only_what_its_token_may(tmp_path: Path) -> None:
+    repo, ids = _repository(tmp_path)
+    calls = [
+        ("search_images", {"query": ""}),
+        ("get_image", {"image_id": ids["Biopsies"]}),
+        ("get_thumbnail", {"image_id": ids["Mitosis"], "size": 64}),
+        ("list_studies", {}),
+    ]
+    tools, found, hidden, picture, studies = asyncio.run(_session(repo, None, calls))
+    assert {
+        "search_images",
+        "get_study",
+        "get_image",
+        "get_thumbnail",
+        "get_plate_qc",
+        "request_access",
+    } <= set(tools)
+    assert [hit["id"] for hit in _json(found)["hits"]] == [ids["Mitosis"]]
+    assert hidden.is_error and f"image {ids['Biopsies']!r} not found" in hidden.content[0].text
+    (content,) = picture.content
+    drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(content.data))))
+    assert content.mime_type == "image/png" and drawn.shape[1] == 64 and drawn.std() > 0
+    assert [study["name"] for study in _json(studies)] == ["Mitosis"]
+
+    tools, found, read, *_ = asyncio.run(_session(repo, ids["token"], calls))
+    assert {hit["id"] for hit in _json(found)["hits"]} == {ids["Mitosis"], ids["Biopsies"]}
+    assert _json(read)["id"] == ids["Biopsies"]
+    log = json.loads(
+        run_cli("audit", "log", "--action", "data.read", "--repo", repo, "--json", check=True).stdout
+    )
+    assert any(entry["actor"] == "ada" and entry["decision"] == "allowed" for entry in log), log
