@@ -123,3 +123,25 @@ def test_an_unreachable_scheduler_is_one_clear_line(tmp_path: Path) -> None:
     assert "tcp://127.0.0.1:9" in result.stderr and "dask scheduler" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_a_plate_converted_by_cluster_workers_is_the_plate_converted_here(tmp_path: Path) -> None:
+    from tests import plate_samples
+
+    wells = [(0, 0), (0, 1), (1, 2)]
+    folder = plate_samples.imagexpress(tmp_path / "Screen", wells, fields=2, channels=2)
+    here, there = tmp_path / "here", tmp_path / "there"
+    for repo in (here, there):
+        run_cli("init", repo, check=True)
+    plain = json.loads(run_cli("ingest", folder, "--plate", "--repo", here, "--json", check=True).stdout)
+    clustered = run_cli("plate", "ingest", folder, "--workers", "2", "--repo", there, "--json", check=True)
+    (on_cluster,) = json.loads(clustered.stdout)
+    assert (on_cluster["status"], on_cluster["wells"], on_cluster["fields"]) == ("ingested", 3, 6)
+
+    def chunks(repo: Path, image: str) -> dict[str, str]:
+        manifest = json.loads((repo / "objects" / "manifests" / f"{image}.json").read_text())["objects"]
+        return {key: entry["sha256"] for key, entry in manifest.items() if not key.endswith("zarr.json")}
+
+    for image_here, image_there in zip(plain[0]["images"], on_cluster["images"], strict=True):
+        assert chunks(here, image_here) == chunks(there, image_there)  # the same pixels, field for field
+    assert not list((there / "objects").glob("staging/*/*"))

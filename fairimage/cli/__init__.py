@@ -144,7 +144,9 @@ def ingest(
     cname, clevel = parse_codec(codec) if codec else (None, None)
     if plate:
         how = PlateRequest(Path(), study, pattern, platemap, wells=wells)
-        plates.ingest_folders(paths, repo, how, as_json, cname=cname, clevel=clevel)
+        plates.ingest_folders(
+            paths, repo, how, as_json, workers, cname=cname, clevel=clevel, scheduler=scheduler
+        )
         return
     study_file = study_metadata.read_study_file(metadata) if metadata is not None else None
     if study_file is not None:

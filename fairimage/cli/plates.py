@@ -22,6 +22,7 @@ from fairimage.cli.common import (
 )
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.plates.layout import PLATE_ID_PREFIX
+from fairimage.services.ingest.cluster import ClusterSpec
 from fairimage.services.ingest.conversion import DEFAULT_STUDY
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.plates.ingest import PlateOutcome, PlateRequest, ingest_plate
@@ -41,6 +42,17 @@ PatternOption = Annotated[
 WellsOption = Annotated[
     int | None, typer.Option(help="the plate format (96, 384, 1536 ...) where file names cannot tell it")
 ]
+WorkersOption = Annotated[
+    int, typer.Option(min=0, help="convert fields in parallel on a dask LocalCluster of N worker processes")
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="FAIRIMAGE_SCHEDULER",
+        help="convert fields on a running dask.distributed cluster, e.g. tcp://host:8786; its workers "
+        "must see the plate folder and the repository's storage",
+    ),
+]
 PlatemapOption = Annotated[
     Path | None,
     typer.Option(help="a platemap (CSV or XLSX: well, compound, concentration, unit, control, replicate)"),
@@ -58,22 +70,37 @@ def plate_ingest(
         str | None, typer.Option(help="the plate's name (else the vendor's, or the folder's)")
     ] = None,
     wells: WellsOption = None,
+    workers: WorkersOption = 0,
+    scheduler: SchedulerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Convert plate folders to OME-NGFF plates and add them to the repository, each all or nothing."""
-    ingest_folders(folders, repo, PlateRequest(Path(), study, pattern, platemap, name, wells), as_json)
+    how = PlateRequest(Path(), study, pattern, platemap, name, wells)
+    ingest_folders(folders, repo, how, as_json, workers, scheduler=scheduler)
 
 
 def ingest_folders(
-    folders: list[Path], repo: Path | None, how: PlateRequest, as_json: bool, **settings: Any
+    folders: list[Path],
+    repo: Path | None,
+    how: PlateRequest,
+    as_json: bool,
+    workers: int = 0,
+    **settings: Any,
 ) -> None:
     """Ingest each folder as a plate (read as ``how`` says) and report each outcome; exit 1 if any failed.
-    ``settings`` override the repository's (the codec)."""
+    Fields are converted by ``workers`` processes of a local dask cluster, or by the repository's
+    ``scheduler``, when either is set. ``settings`` override the repository's (the codec, the scheduler)."""
     outcomes: list[PlateOutcome] = []
     with opened(repo, **settings) as repository, progress_bar(as_json) as bar:
+        configured = repository.settings
+        cluster = (
+            ClusterSpec(configured.scheduler, workers, configured.cluster_split_bytes)
+            if configured.scheduler or workers
+            else None
+        )
         for folder in folders:
             request = replace(how, folder=folder)
-            outcomes.append(ingest_plate(repository, request, bar, actor=operator_principal().name))
+            outcomes.append(ingest_plate(repository, request, bar, operator_principal().name, cluster))
     if as_json:
         _json([outcome.__dict__ for outcome in outcomes])
     else:

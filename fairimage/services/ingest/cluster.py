@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fairimage.formats import open_file
+from fairimage.formats import ImageSource, open_file
 from fairimage.model.errors import InvalidInputError
 from fairimage.ngff.writer import ImagePlan, Part, WrittenPart, complete_pyramid, write_planes
 from fairimage.services.ingest.conversion import (
@@ -25,6 +25,7 @@ from fairimage.services.ingest.conversion import (
     FileOutcome,
     InputFile,
     Progress,
+    Staged,
     Staging,
     already_present,
     begin_staging,
@@ -34,6 +35,7 @@ from fairimage.services.ingest.conversion import (
     failure,
     finish_staging,
     publish,
+    stage_image,
 )
 from fairimage.services.ingest.runs import Run
 from fairimage.services.repository import Repository
@@ -129,6 +131,32 @@ def ingest_on_cluster(
                     job.parts.setdefault(image_index, []).append(result)
                 if job.waiting == 0:
                     yield job.item, _finish_parts(repository, run, conversion, job, study)
+
+
+def stage_on_cluster(
+    spec: ClusterSpec, conversion: Conversion, sources: list[ImageSource], progress: Progress
+) -> list[Staged]:
+    """Stage ``sources`` (the fields of a plate, say) on the cluster, one task each, in their order; each
+    worker process writes its images into the run's staging area. All or nothing: the first failure is
+    raised, one line naming what failed, and what was staged is removed with the run."""
+    from distributed import as_completed
+
+    with _client(spec) as client:
+        futures = {
+            client.submit(_stage, conversion, source, pure=False): index
+            for index, source in enumerate(sources)
+        }
+        staged: dict[int, Staged] = {}
+        for future in as_completed(list(futures)):
+            result = future.result()
+            if isinstance(result, FileOutcome):
+                for other in futures:
+                    other.cancel()
+                raise InvalidInputError(result.error or "a field could not be converted")
+            index = futures[future]
+            progress.advance(sources[index].metadata.nbytes)
+            staged[index] = result
+        return [staged[index] for index in range(len(sources))]
 
 
 def _start(
@@ -265,6 +293,14 @@ def _write_part(
             return write_planes(staging.plan, source, staging.target(store), part)
     except Exception as exc:  # noqa: BLE001 - returned, so the client reports it for this file
         return failure(path, exc)
+
+
+def _stage(conversion: Conversion, source: ImageSource) -> Staged | FileOutcome:
+    try:
+        store = _store(conversion.storage, conversion.s3_endpoint)
+        return stage_image(store, conversion, source, Progress())
+    except Exception as exc:  # noqa: BLE001 - returned, so the client reports it for this image
+        return failure(Path(source.metadata.name), exc)
 
 
 def _convert(conversion: Conversion, path: Path) -> ConvertedFile | FileOutcome:

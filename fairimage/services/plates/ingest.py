@@ -28,6 +28,7 @@ from fairimage.model.study import new_id
 from fairimage.ngff.plate import PlacedField, group_document, plate_attributes, well_attributes
 from fairimage.services.discovery import search
 from fairimage.services.governance import audit
+from fairimage.services.ingest.cluster import ClusterSpec, stage_on_cluster
 from fairimage.services.ingest.conversion import (
     DEFAULT_STUDY,
     Progress,
@@ -73,9 +74,14 @@ class PlateRequest:
 
 
 def ingest_plate(
-    repository: Repository, request: PlateRequest, progress: Progress | None = None, actor: str = "operator"
+    repository: Repository,
+    request: PlateRequest,
+    progress: Progress | None = None,
+    actor: str = "operator",
+    cluster: ClusterSpec | None = None,
 ) -> PlateOutcome:
-    """Read, convert and publish one plate; a failure is reported as one line and publishes nothing."""
+    """Read, convert and publish one plate, its fields converted here one after another or, with
+    ``cluster``, by the cluster's workers at once; a failure is one line and publishes nothing."""
     progress = progress or Progress()
     try:
         plate, source_of, originals = _read(request)
@@ -87,11 +93,16 @@ def ingest_plate(
                 return _already_present(session, request, known)
         with ingest_run(repository, actor) as run:
             conversion = conversion_for(repository, run)
-            staged = []
-            for item in plate.fields:
-                source = source_of(item)
-                progress.start_file(request.folder / item.well, source.metadata.nbytes)
-                staged.append((item, stage_image(repository.store, conversion, source, progress)))
+            sources = [source_of(item) for item in plate.fields]
+            if cluster is not None:
+                progress.start_file(request.folder, sum(source.metadata.nbytes for source in sources))
+                images = stage_on_cluster(cluster, conversion, sources, progress)
+            else:
+                images = []
+                for item, source in zip(plate.fields, sources, strict=True):
+                    progress.start_file(request.folder / item.well, source.metadata.nbytes)
+                    images.append(stage_image(repository.store, conversion, source, progress))
+            staged = list(zip(plate.fields, images, strict=True))
             return _publish(repository, run, request, plate, staged, treatments, (files, files_sha256, total))
     except Exception as exc:  # noqa: BLE001 - one line for the user, whatever failed; never a traceback
         return PlateOutcome(str(request.folder), "failed", error=failure(request.folder, exc).error)
