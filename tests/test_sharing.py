@@ -129,3 +129,42 @@ def test_a_link_opens_the_study_in_chromium_without_an_account(
             assert thumbnail.status == 200  # the browser's cookie carries the link to the API too
         finally:
             browser.close()
+
+
+def test_a_blind_link_hides_every_name_from_pages_metadata_versions_and_exports(
+    private_study: tuple[Path, str, np.ndarray], tmp_path: Path
+) -> None:
+    repo, _, _ = private_study
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "schema: fairimage-rembi/1\nstudy:\n  title: Zebrafish embryo development\n"
+        "  description: Light-sheet time lapse of zebrafish embryos.\n"
+        "  authors:\n    - name: Ada Lovelace\n      orcid: 0000-0002-1825-0097\n"
+        "      affiliation: Analytical Lab\n"
+        "  funding: [Lovelace Foundation grant 42]\n  acknowledgements: We thank Charles Babbage.\n"
+    )
+    run_cli("metadata", "set", "Embryo", study, "--repo", repo, check=True)
+    blind = json.loads(
+        run_cli("share", "create", "Embryo", "--blind", "--repo", repo, "--json", check=True).stdout
+    )
+    open_ = json.loads(run_cli("share", "create", "Embryo", "--repo", repo, "--json", check=True).stdout)
+    names = ("Ada Lovelace", "Analytical Lab", "Lovelace Foundation", "Babbage", "operator:")
+    with LiveServer(load_settings(repo)) as server:
+
+        def seen(secret: str) -> str:
+            bearer = {"Authorization": f"Bearer {secret}"}
+            with httpx.Client(base_url=server.url, headers=bearer, follow_redirects=True) as client:
+                study_id = client.get("/api/studies").json()[0]["id"]
+                answers = [
+                    client.get(f"/studies/{study_id}"),
+                    client.get(f"/api/studies/{study_id}/metadata"),
+                    client.get(f"/api/studies/{study_id}/versions"),
+                    client.get(f"/api/studies/{study_id}/export/datacite"),
+                ]
+            assert all(answer.status_code == 200 for answer in answers), [a.status_code for a in answers]
+            return "\n".join(answer.text for answer in answers)
+
+        reviewer, collaborator = seen(blind["secret"]), seen(open_["secret"])
+    assert "Zebrafish embryo development" in reviewer  # the science is there
+    assert [name for name in names if name in reviewer] == []
+    assert all(name in collaborator for name in names[:4])

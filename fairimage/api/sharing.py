@@ -25,6 +25,7 @@ router = APIRouter(tags=["sharing"])
 class ShareLinkIn(RequestBody):
     days: int = Field(default=30, ge=1, le=links.MAX_DAYS, description="how long the link works")
     note: str = Field(default="", max_length=255, description="who it is for, e.g. 'reviewers, Nature'")
+    blind: bool = Field(default=False, description="double-blind review: authors' and owners' names hidden")
 
 
 @router.post(
@@ -35,7 +36,7 @@ class ShareLinkIn(RequestBody):
 def create(
     study_id: str, body: ShareLinkIn, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    link, secret = links.create_link(repository, principal, study_id, body.days, body.note)
+    link, secret = links.create_link(repository, principal, study_id, body.days, body.note, body.blind)
     return {**asdict(link), "secret": secret, "url": f"{request.base_url}s/{secret}"}
 
 

@@ -247,6 +247,7 @@ class ShareLinkRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    blind: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # double-blind review
 
 
 class GrantRow(Base):

@@ -30,13 +30,16 @@ def share_create(
     study: Annotated[str, typer.Argument(help="study id or name")],
     days: Annotated[int, typer.Option(min=1, max=links.MAX_DAYS, help="how long the link works")] = 30,
     note: Annotated[str, typer.Option(help="who it is for, e.g. 'reviewers, Nature'")] = "",
+    blind: Annotated[
+        bool, typer.Option("--blind", help="for double-blind review: no author's or owner's name is shown")
+    ] = False,
     as_json: JsonOption = False,
     repo: RepoOption = None,
 ) -> None:
     """Make a link; its secret is printed once (on stdout) and cannot be shown again. Give reviewers
     SERVER/s/SECRET; zarr clients read SERVER/s/SECRET/zarr/IMAGE.ome.zarr, or send it as a bearer token."""
     with opened(repo) as repository:
-        link, secret = links.create_link(repository, operator_principal(), study, days, note)
+        link, secret = links.create_link(repository, operator_principal(), study, days, note, blind)
         base = repository.settings.public_url.rstrip("/")
     if as_json:
         _json({**asdict(link), "secret": secret, "path": f"/s/{secret}"})

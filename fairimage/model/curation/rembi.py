@@ -156,6 +156,26 @@ class Rembi(_Section):
         """As stored and exported: JSON types, unset fields left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=False)
 
+    def for_blind_review(self) -> Rembi:
+        """The metadata as a double-blind reviewer sees it: what could name the authors (people, their
+        contacts and affiliations, publications' author lists, funders, acknowledgements) left out."""
+        study = self.study.model_copy(
+            update={
+                "authors": [],
+                "funding": [],
+                "acknowledgements": None,
+                "publications": [p.model_copy(update={"authors": None}) for p in self.study.publications],
+            }
+        )
+        return self.model_copy(update={"study": study})
+
+
+def blind_metadata(rembi: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored REMBI document (as versions snapshot it) as a double-blind reviewer sees it."""
+    if not rembi:
+        return rembi
+    return Rembi.model_validate(rembi).for_blind_review().dump()
+
 
 @dataclass(frozen=True)
 class Attribute:

@@ -72,6 +72,7 @@ class Principal:
     scope: Scope = Scope.READ
     granted_studies: frozenset[str] = field(default_factory=frozenset)
     origin: str = ""  # where the request came from (a client address, "cli"), for the audit log
+    blind: bool = False  # a double-blind reviewer (a share link made for one): people's names are hidden
 
     @property
     def is_anonymous(self) -> bool:

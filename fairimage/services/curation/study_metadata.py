@@ -235,7 +235,10 @@ def get_metadata(
         facts = _facts(session, row)
         images = [_extracted(image) for image in queries.study_images(session, study_id)] if may_read else []
     rembi = report.rembi or Rembi()
-    return StudyMetadata(study_id, rembi, report, images, fair_score(rembi, facts))
+    score = fair_score(rembi, facts)
+    return StudyMetadata(
+        study_id, rembi.for_blind_review() if principal.blind else rembi, report, images, score
+    )
 
 
 def _may_read(repository: Repository, principal: Principal, study_id: str) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from fairimage.catalog import queries
 from fairimage.catalog.tables import StudyRow, StudyVersionRow
+from fairimage.model.curation.rembi import blind_metadata
 from fairimage.model.errors import ConflictError, NotFoundError
 from fairimage.model.governance.policy import Principal
 from fairimage.model.governance.version import (
@@ -129,20 +130,23 @@ def list_versions(repository: Repository, principal: Principal, study: str) -> l
             .where(StudyVersionRow.study_id == study_id)
             .order_by(StudyVersionRow.number)
         ).all()
-        return [_version(version, row.name) for version in versions]
+        return [_version(version, row.name, principal.blind) for version in versions]
 
 
 def get_version(repository: Repository, principal: Principal, study: str, number: int | None) -> Version:
     """One version (the latest when ``number`` is None) of a study the caller may read."""
     study_id = access.check_study(repository, principal, study)
     with repository.reading() as session:
-        return _load(session, study_id, number)
+        return _load(session, study_id, number, principal.blind)
 
 
 def diff(repository: Repository, principal: Principal, study: str, before: int, after: int) -> VersionDiff:
     study_id = access.check_study(repository, principal, study)
     with repository.reading() as session:
-        old, new = _load(session, study_id, before), _load(session, study_id, after)
+        old, new = (
+            _load(session, study_id, before, principal.blind),
+            _load(session, study_id, after, principal.blind),
+        )
     return diff_versions(study_id, old.number, old.content, new.number, new.content)
 
 
@@ -217,27 +221,36 @@ def _row(session: Session, study_id: str, number: int | None) -> StudyVersionRow
     return found
 
 
-def _load(session: Session, study_id: str, number: int | None) -> Version:
+def _load(session: Session, study_id: str, number: int | None, blind: bool = False) -> Version:
     version = _row(session, study_id, number)
     study = session.get(StudyRow, study_id)
     assert study is not None
-    return _version(version, study.name)
+    return _version(version, study.name, blind)
 
 
-def _version(row: StudyVersionRow, study_name: str) -> Version:
+HIDDEN_FOR_REVIEW = "(hidden for double-blind review)"
+
+
+def _version(row: StudyVersionRow, study_name: str, blind: bool = False) -> Version:
+    """A version as the caller sees it; a double-blind reviewer sees no one's name (who made or published
+    it, the authors in its metadata). ``intact`` is judged on the content as stored."""
     content = VersionContent.model_validate(row.content)
+    intact = content_sha256(row.content) == row.content_sha256
+    if blind:
+        metadata = {**content.metadata, "rembi": blind_metadata(content.metadata.get("rembi"))}
+        content = content.model_copy(update={"metadata": metadata})
     return Version(
         id=row.id,
         study_id=row.study_id,
         study_name=study_name,
         number=row.number,
         created_at=queries.aware(row.created_at) or row.created_at,
-        created_by=row.created_by,
+        created_by=HIDDEN_FOR_REVIEW if blind else row.created_by,
         note=row.note,
         content_sha256=row.content_sha256,
-        intact=content_sha256(row.content) == row.content_sha256,
+        intact=intact,
         published_at=queries.aware(row.published_at),
-        published_by=row.published_by,
+        published_by=HIDDEN_FOR_REVIEW if blind and row.published_by else row.published_by,
         image_count=len(content.images),
         stored_bytes=sum(image.stored_bytes for image in content.images),
         content=content,

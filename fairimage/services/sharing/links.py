@@ -36,6 +36,7 @@ class ShareLink:
     created_at: datetime
     expires_at: datetime | None
     revoked: bool
+    blind: bool  # for double-blind review: the holder sees no author's or owner's name
 
     @classmethod
     def of(cls, row: ShareLinkRow, study: StudyRow) -> ShareLink:
@@ -48,13 +49,20 @@ class ShareLink:
             created_at=queries.aware(row.created_at) or row.created_at,
             expires_at=queries.aware(row.expires_at),
             revoked=row.revoked_at is not None,
+            blind=row.blind,
         )
 
 
 def create_link(
-    repository: Repository, principal: Principal, study: str, days: int = 30, note: str = ""
+    repository: Repository,
+    principal: Principal,
+    study: str,
+    days: int = 30,
+    note: str = "",
+    blind: bool = False,
 ) -> tuple[ShareLink, str]:
-    """A new link to ``study`` for ``days`` days, made by one who governs it; the link and its secret,
+    """A new link to ``study`` for ``days`` days, made by one who governs it (``blind``: for double-blind
+    review, hiding people's names on pages, metadata, versions and exports); the link and its secret,
     which is shown once and never kept."""
     if not 1 <= days <= MAX_DAYS:
         raise InvalidInputError(f"days {days}: a share link lasts 1 to {MAX_DAYS} days; make a new one after")
@@ -68,6 +76,7 @@ def create_link(
             created_by=principal.name,
             note=note[:255],
             expires_at=datetime.now(UTC) + timedelta(days=days),
+            blind=blind,
         )
         session.add(link)
         session.flush()
@@ -149,6 +158,7 @@ def _holder(repository: Repository, digest: str) -> tuple[Principal, datetime | 
             user_id=link.id,
             scope=Scope.READ,
             granted_studies=frozenset({link.study_id}),
+            blind=link.blind,
         )
         return principal, queries.aware(link.expires_at)
 
