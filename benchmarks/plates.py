@@ -61,33 +61,50 @@ def main() -> None:
     parser.add_argument("--fields", type=int, default=4)
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--size", type=int, default=1080)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[0, 2],
+        help="dask worker processes for each run (0: fields one after another in the CLI's process)",
+    )
     args = parser.parse_args()
+    rows = []
     with tempfile.TemporaryDirectory(prefix="fairimage-bench-plate-", dir=Path.cwd()) as work:
         root = Path(work)
         started = time.perf_counter()
         files, nbytes = write_plate(root / "BENCH", args.wells, args.fields, args.channels, args.size)
         print(f"generated {files} files, {nbytes / 1e9:.2f} GB in {time.perf_counter() - started:.0f} s")
-        repo = root / "repo"
-        subprocess.run([FAIRIMAGE, "init", str(repo)], check=True, capture_output=True)
-        command = [FAIRIMAGE, "plate", "ingest", str(root / "BENCH"), "--repo", str(repo), "--json"]
-        seconds, peak_mib, done = _measure(command)
-        if done.returncode != 0:
-            sys.exit(f"plate ingest failed: {done.stderr.strip()[-500:]}")
-        (outcome,) = json.loads(done.stdout)
-        field = zarr.open_group(
-            str(repo / "objects" / "images" / f"{outcome['images'][0]}.ome.zarr"), mode="r"
-        )
         first = tifffile.imread(root / "BENCH" / "BENCH_A01_s1_w1.tif")
-        same = np.array_equal(np.asarray(field["0"][0]), first)
-        shutil.rmtree(repo)
+        for workers in args.workers:
+            repo = root / "repo"
+            subprocess.run([FAIRIMAGE, "init", str(repo)], check=True, capture_output=True)
+            command = [FAIRIMAGE, "plate", "ingest", str(root / "BENCH"), "--repo", str(repo), "--json"]
+            command += ["--workers", str(workers)] if workers else []
+            seconds, peak_mib, done = _measure(command)
+            if done.returncode != 0:
+                sys.exit(f"plate ingest failed: {done.stderr.strip()[-500:]}")
+            (outcome,) = json.loads(done.stdout)
+            field = zarr.open_group(
+                str(repo / "objects" / "images" / f"{outcome['images'][0]}.ome.zarr"), mode="r"
+            )
+            rows.append((workers, seconds, peak_mib, np.array_equal(np.asarray(field["0"][0]), first)))
+            shutil.rmtree(repo)
     planes = f"{args.size}x{args.size} uint16"
     plate = f"{args.wells} wells x {args.fields} fields x {args.channels} channels of {planes}"
     print(f"\nplate ingest on {platform.node()} ({platform.processor() or platform.machine()}): {plate}")
-    print(f"{'files':>8} {'GB':>7} {'seconds':>8} {'files/s':>8} {'MB/s':>7} {'peak RSS MiB':>13}  pixels")
-    rate = f"{files / seconds:>8.1f} {nbytes / 1e6 / seconds:>7.1f}"
-    verdict = "identical" if same else "DIFFER"
-    print(f"{files:>8} {nbytes / 1e9:>7.2f} {seconds:>8.1f} {rate} {peak_mib:>13.0f}  {verdict}")
-    if not same:
+    print(
+        f"{'workers':>8} {'files':>8} {'GB':>7} {'seconds':>8} {'files/s':>8} {'MB/s':>7} "
+        f"{'peak RSS MiB':>13}  pixels"
+    )
+    for workers, seconds, peak_mib, same in rows:
+        rate = f"{files / seconds:>8.1f} {nbytes / 1e6 / seconds:>7.1f}"
+        verdict = "identical" if same else "DIFFER"
+        print(
+            f"{workers or 'here':>8} {files:>8} {nbytes / 1e9:>7.2f} {seconds:>8.1f} {rate} "
+            f"{peak_mib:>13.0f}  {verdict}"
+        )
+    if not all(same for *_, same in rows):
         sys.exit(1)
 
 

@@ -93,13 +93,14 @@ def ingest_plate(
                 return _already_present(session, request, known)
         with ingest_run(repository, actor) as run:
             conversion = conversion_for(repository, run)
-            sources = [source_of(item) for item in plate.fields]
             if cluster is not None:
+                sources = [source_of(item) for item in plate.fields]  # not read here: sent to workers
                 progress.start_file(request.folder, sum(source.metadata.nbytes for source in sources))
                 images = stage_on_cluster(cluster, conversion, sources, progress)
             else:
                 images = []
-                for item, source in zip(plate.fields, sources, strict=True):
+                for item in plate.fields:  # one source at a time: each keeps its planes while it is read
+                    source = source_of(item)
                     progress.start_file(request.folder / item.well, source.metadata.nbytes)
                     images.append(stage_image(repository.store, conversion, source, progress))
             staged = list(zip(plate.fields, images, strict=True))
