@@ -92,7 +92,9 @@ def test_a_plate_registered_in_place_is_served_as_it_is_and_never_copied(
         ):
             assert httpx.get(address).status_code == 404, address
         assert httpx.get(f"{server.url}/api/images/{image_id}/thumbnail").status_code == 404
-    assert _tree(source) == before, "registering or serving changed the registered folder"
+    report = json.loads(run_cli("qc", outcome["plate_id"], "--json", "--repo", repo, check=True).stdout)
+    assert len(report["fields"]) == 4 * 2  # every field and channel measured from where it lies
+    assert _tree(source) == before, "registering, serving or QC changed the registered folder"
 
 
 def test_verified_chunks_let_fixity_see_a_changed_pixel_and_a_changed_document(tmp_path: Path) -> None:
