@@ -347,6 +347,9 @@ def _serve(settings: Any, host: str, port: int, workers: int = 1) -> None:
         interface=Interfaces.ASGI,
         workers=workers,
         respawn_failed_workers=True,  # a worker that dies (killed, out of memory) is replaced
+        # A stop (Ctrl+C, SIGTERM) waits this long for a worker to finish; a worker respawned after a crash
+        # can miss the stop signal (seen with granian 2.x), and then it is killed rather than waited for.
+        workers_kill_timeout=10,
         log_level=LogLevels.warning,
     ).serve()
 
