@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
+import pytest
 import s3fs
 import tifffile
 import zarr
 
+from fairimage.model.governance.policy import operator
+from fairimage.services.discovery.images import list_images
+from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.recovery import open_repository
+from fairimage.services.repository import Repository, init_repository
 from fairimage.settings import load_settings
 from fairimage.storage import layout
 from tests import samples
@@ -110,3 +122,179 @@ def test_init_with_unusable_object_storage_says_why_and_leaves_nothing(
     for result in (unreachable, missing):
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+S3_ERRORS = {
+    503: ("SlowDown", "Please reduce your request rate."),
+    500: ("InternalError", "We encountered an internal error. Please try again."),
+}
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+# Which requests fail: (number of the request, method, path) -> the status to answer it with, or None.
+FaultRule = Callable[[int, str, str], int | None]
+
+
+class FaultyS3:
+    """An HTTP proxy on 127.0.0.1 in front of the S3 server that answers the requests ``rule`` picks itself,
+    with S3's own errors (503 SlowDown, 500 InternalError), and forwards the others."""
+
+    def __init__(self, upstream: str, rule: FaultRule) -> None:
+        self.upstream = urlsplit(upstream)
+        self.rule = rule
+        self.requests = 0
+        self.failed = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FaultyS3:
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _decide(self, method: str, path: str) -> int | None:
+        with self._lock:
+            self.requests += 1
+            status = self.rule(self.requests, method, path)
+            self.failed += status is not None
+            return status
+
+    def _forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        upstream = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
+        try:
+            upstream.request(method, path, body=body, headers=headers)  # Host kept: the request is signed
+            response = upstream.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            upstream.close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def answer(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status = proxy._decide(self.command, self.path)
+                if status is None:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                    status, headers_back, payload = proxy._forward(self.command, self.path, headers, body)
+                else:
+                    code, message = S3_ERRORS[status]
+                    payload = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+                    headers_back = [("Content-Type", "application/xml")]
+                self.send_response(status)
+                for name, value in headers_back:
+                    if name.lower() not in HOP_BY_HOP:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = answer
+
+        return Handler
+
+
+@contextmanager
+def _repository_behind(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: str, rule: FaultRule
+) -> Iterator[tuple[Repository, FaultyS3]]:
+    """A repository whose objects are in S3, reached through a FaultyS3 proxy that applies ``rule`` once the
+    repository is made."""
+    with FaultyS3(s3_endpoint, lambda number, method, path: None) as proxy:
+        settings = load_settings(tmp_path / "repo", storage=f"s3://{s3_bucket}/lab", s3_endpoint=proxy.url)
+        repository = init_repository(settings)
+        proxy.rule = rule
+        try:
+            yield repository, proxy
+        finally:
+            repository.close()
+
+
+def _every_tenth(number: int, method: str, path: str) -> int | None:
+    return (503, 500)[number // 10 % 2] if number % 10 == 0 else None
+
+
+def test_ingest_through_an_s3_that_fails_now_and_then_stores_every_pixel(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: str
+) -> None:
+    pixels = samples.ramp((2, 700, 300), seed=6)
+    source = samples.ome_tiff(tmp_path / "cells.ome.tif", pixels, axes="CYX")
+    with _repository_behind(tmp_path, s3_endpoint, s3_bucket, _every_tenth) as (repository, proxy):
+        [outcome] = ingest_paths(repository, [source])
+    assert outcome.status == "ingested", outcome.error
+    assert proxy.failed >= 5, "the proxy should have failed some requests"
+    stored = zarr.open_array(
+        f"s3://{s3_bucket}/lab/{layout.IMAGES}/{outcome.images[0]}.ome.zarr/0",
+        mode="r",
+        storage_options={"endpoint_url": s3_endpoint},
+    )
+    np.testing.assert_array_equal(stored[...], pixels)
+    assert _keys(s3_endpoint, f"{s3_bucket}/lab/{layout.STAGING}") == []
+
+
+def _every_request() -> FaultRule:
+    return lambda number, method, path: 503
+
+
+def _every_write() -> FaultRule:
+    return lambda number, method, path: 503 if method == "PUT" else None
+
+
+def _everything_from_the_first_chunk() -> FaultRule:
+    down = threading.Event()
+
+    def rule(number: int, method: str, path: str) -> int | None:
+        if method == "PUT" and "/c/" in path:
+            down.set()
+        return 503 if down.is_set() else None
+
+    return rule
+
+
+@pytest.mark.parametrize(
+    ("outage", "exit_code", "says"),
+    [
+        (_every_request, 5, "error: storage s3://{bucket}/lab at http://127.0.0.1:"),  # opening the store
+        (_every_write, 1, "failed {source}: s3://{bucket}/lab/staging/"),  # the file fails, cleaning up works
+        (_everything_from_the_first_chunk, 5, "error: staging/run-"),  # cleaning up fails: the next command
+    ],
+    ids=["every-request", "every-write", "everything-from-the-first-chunk"],
+)
+def test_an_s3_that_keeps_answering_503_fails_the_ingest_soon_in_one_line_and_publishes_nothing(
+    tmp_path: Path,
+    s3_endpoint: str,
+    s3_bucket: str,
+    outage: Callable[[], FaultRule],
+    exit_code: int,
+    says: str,
+) -> None:
+    source = samples.ome_tiff(tmp_path / "cells.ome.tif", samples.ramp((2, 300, 200), seed=7), axes="CYX")
+    with _repository_behind(tmp_path, s3_endpoint, s3_bucket, outage()) as (repository, proxy):
+        repo = repository.settings.repo
+        started = time.monotonic()
+        failed = run_cli("ingest", "--repo", repo, source)
+        took = time.monotonic() - started
+        proxy.rule = lambda number, method, path: None  # S3 is back
+        with closing(open_repository(load_settings(repo))) as reopened:  # as the next command does: cleans up
+            listed = list_images(reopened, operator("test")).items
+    assert failed.returncode == exit_code, failed.stdout + failed.stderr
+    assert took < 10, f"the ingest took {took:.1f} s to give up"
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert lines[0].startswith(says.format(source=source, bucket=s3_bucket)), lines[0]
+    assert lines[0].endswith(": the object store kept failing (503 SlowDown), tried 3 times; try again later")
+    assert listed == []
+    assert _keys(s3_endpoint, f"{s3_bucket}/lab/{layout.STAGING}") == []
+    assert _keys(s3_endpoint, f"{s3_bucket}/lab/{layout.IMAGES}") == []

@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 import builtins
+import errno
 import os
 import shutil
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from zarr.core.buffer import Buffer
 from zarr.storage import LocalStore as ZarrLocalStore
 
 from fairimage.model.errors import NotFoundError, StorageError
 from fairimage.storage.base import ObjectInfo, check_key
+
+
+@contextmanager
+def _disk_space(root: Path) -> Iterator[None]:
+    """A full disk (or quota) as one StorageError that says what to do; other OSErrors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise StorageError(
+            f"no space left on the repository's disk ({root}: {exc.strerror}); "
+            "free space or use another storage"
+        ) from exc
+
+
+class _ZarrStore(ZarrLocalStore):
+    """zarr-python's local store, reporting a full disk as LocalStore does."""
+
+    async def set(self, key: str, value: Buffer) -> None:
+        with _disk_space(self.root):
+            await super().set(key, value)
 
 
 class LocalStore:
@@ -43,7 +68,7 @@ class LocalStore:
         return path
 
     def zarr_store(self, prefix: str, read_only: bool = False) -> Any:
-        return ZarrLocalStore(self._path(prefix) if prefix else self.root, read_only=read_only)
+        return _ZarrStore(self._path(prefix) if prefix else self.root, read_only=read_only)
 
     def stat(self, key: str) -> ObjectInfo:
         try:
@@ -70,30 +95,36 @@ class LocalStore:
 
     def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
-        with temporary.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        temporary.replace(path)
+        with _disk_space(self.root):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with temporary.open("wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except BaseException:
+                temporary.unlink(missing_ok=True)  # a half-written copy would only take more space
+                raise
+            temporary.replace(path)
 
     def put(self, key: str, data: bytes) -> None:
         # Hot path (one call per chunk): the key is checked, but not resolved for symlinks as _path does;
         # staged images live in folders fairimage itself creates.
         path = os.path.join(self.root, check_key(key))
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fdatasync(fd)  # durable before the catalog can publish it
-        finally:
-            os.close(fd)
+        with _disk_space(self.root):  # a partly written chunk stays staged; the run's cleanup removes it
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fdatasync(fd)  # durable before the catalog can publish it
+            finally:
+                os.close(fd)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         base = self._path(prefix) if prefix else self.root

@@ -4,6 +4,11 @@ Credentials come from where AWS tools look for them (AWS_ACCESS_KEY_ID/AWS_SECRE
 ~/.aws); fairimage never stores them. The endpoint of a non-AWS service (MinIO, Ceph, moto) is a setting.
 S3 has no rename: ``move`` copies on the server and then deletes, which is why only staged, unpublished
 images are ever moved; the catalog commit is what publishes them.
+
+Transient failures (500, 502, 503, 504, throttling such as 503 SlowDown, dropped connections) are retried by
+botocore's "standard" retry mode, with exponential backoff and jitter: up to 1 s before the second attempt,
+up to 2 s before the third. A request still failing after ``ATTEMPTS`` becomes one StorageError naming the
+object.
 """
 
 from __future__ import annotations
@@ -15,8 +20,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import s3fs
+from zarr.abc.store import ByteRequest
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import FsspecStore
+
 from fairimage.model.errors import NotFoundError, StorageError
 from fairimage.storage.base import ObjectInfo, check_key
+
+ATTEMPTS = 3  # per request, the first included: a failing request gives up after at most 3 s of waiting
+
+
+class _S3FileSystem(s3fs.S3FileSystem):
+    """s3fs with its own retry loop off: botocore retries (``ATTEMPTS``), and the two loops would multiply."""
+
+    retries = 1
 
 
 @contextmanager
@@ -29,22 +47,62 @@ def _translated(what: str) -> Iterator[None]:
     except PermissionError as exc:
         raise StorageError(f"{what}: access denied by the object store; check the AWS credentials") from exc
     except OSError as exc:
-        raise StorageError(f"{what}: object store error: {exc}") from exc
+        raise StorageError(f"{what}: {_describe(exc)}") from exc
+
+
+def _describe(exc: OSError) -> str:
+    """What went wrong in the object store's words; a transient failure botocore retried in vain says so."""
+    response = getattr(exc.__cause__, "response", None) or {}
+    answered = response.get("ResponseMetadata", {})
+    if not (answered.get("MaxAttemptsReached") or answered.get("RetryQuotaReached")):
+        return f"object store error: {exc}"
+    status, error = str(answered.get("HTTPStatusCode", "")), response.get("Error", {})
+    code = error.get("Code") or ""
+    why = f"{status} {error.get('Message', '')}" if code == status else f"{status} {code}"  # HEAD: no body
+    attempts = answered.get("RetryAttempts", 0) + 1
+    tried = "once" if attempts == 1 else f"{attempts} times"
+    return f"the object store kept failing ({why.strip()}), tried {tried}; try again later"
+
+
+class _ZarrStore(FsspecStore):
+    """zarr-python's fsspec store, failing as S3Store does: one StorageError naming the object."""
+
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        with _translated(self._url(key)):
+            return await super().get(key, prototype, byte_range)
+
+    async def set(self, key: str, value: Buffer, byte_range: tuple[int, int] | None = None) -> None:
+        with _translated(self._url(key)):
+            await super().set(key, value, byte_range)
+
+    async def exists(self, key: str) -> bool:
+        with _translated(self._url(key)):
+            return await super().exists(key)
+
+    async def delete_dir(self, prefix: str) -> None:
+        with _translated(self._url(prefix)):
+            await super().delete_dir(prefix)
+
+    def _url(self, key: str) -> str:
+        return f"s3://{self.path}/{key}"
 
 
 class S3Store:
     local = False
 
     def __init__(self, url: str, endpoint_url: str | None = None) -> None:
-        import s3fs
-
         bucket_and_prefix = url.removeprefix("s3://").strip("/")
         if not bucket_and_prefix:
             raise StorageError(f"storage {url!r}: name a bucket, e.g. s3://bucket/prefix")
         self.url = f"s3://{bucket_and_prefix}"
         self.root = bucket_and_prefix
-        self._options: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
-        self.fs = s3fs.S3FileSystem(**self._options)
+        retries = {"mode": "standard", "total_max_attempts": ATTEMPTS}
+        self._options: dict[str, Any] = {"config_kwargs": {"retries": retries}}
+        if endpoint_url:
+            self._options["endpoint_url"] = endpoint_url
+        self.fs = _S3FileSystem(**self._options)
         bucket = bucket_and_prefix.split("/")[0]
         where = f" at {endpoint_url}" if endpoint_url else ""
         try:
@@ -57,6 +115,8 @@ class S3Store:
             raise StorageError(
                 f"storage {url}: access to bucket {bucket!r} denied{where}; check the AWS credentials"
             ) from None
+        except OSError as exc:
+            raise StorageError(f"storage {url}{where}: {_describe(exc)}") from None
         except Exception as exc:  # botocore's connection and credential errors are not OSErrors
             raise StorageError(f"storage {url}: cannot reach the object store{where}: {exc}") from None
 
@@ -64,11 +124,9 @@ class S3Store:
         return f"{self.root}/{check_key(key)}"
 
     def zarr_store(self, prefix: str, read_only: bool = False) -> Any:
-        from zarr.storage import FsspecStore
-
-        return FsspecStore.from_url(
-            f"s3://{self._path(prefix) if prefix else self.root}",
-            storage_options=self._options,
+        return _ZarrStore(
+            _S3FileSystem(asynchronous=True, **self._options),
+            path=self._path(prefix) if prefix else self.root,
             read_only=read_only,
         )
 

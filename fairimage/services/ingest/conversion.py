@@ -120,7 +120,10 @@ def failure(path: Path, exc: BaseException) -> FileOutcome:
     """What the user is told about a file that could not be ingested: one line naming it."""
     if isinstance(exc, FairimageError):
         status: Status = "skipped" if exc.code == "unsupported" else "failed"
-        return FileOutcome(str(path), status, error=exc.message)
+        message = exc.message
+        if exc.code == "storage" and path.name not in message:
+            message = f"{path}: {message}"  # the store names its disk or key; the user needs the input too
+        return FileOutcome(str(path), status, error=message)
     if isinstance(exc, MemoryError):
         return FileOutcome(str(path), "failed", error=f"{path}: out of memory while converting")
     first_line = (str(exc).strip().splitlines() or [""])[0]
