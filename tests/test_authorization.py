@@ -50,9 +50,17 @@ PERSONAL = {
     "/api/access-requests/{request_id}",
     "/access-requests",
     "/api/jobs/{job_id}",
+    "/s/{secret}",  # a share link opened by whoever holds it: tests/test_sharing.py
 }
-# Routes about people and permissions, answered by role, checked by tests/test_admin_api.py.
-ADMINISTRATION = {"/api/users", "/api/tokens", "/api/groups", "/api/grants"}
+# Routes about people and permissions, answered by role, checked by tests/test_admin_api.py, and a study's
+# share links, for those who govern it (tests/test_sharing.py).
+ADMINISTRATION = {
+    "/api/users",
+    "/api/tokens",
+    "/api/groups",
+    "/api/grants",
+    "/api/studies/{study_id}/share-links",
+}
 # Routes that show a study's record (name, description, consent terms), which restricted studies show to
 # everyone so that they can be found and requested; every other route serves images and follows may_read.
 STUDY_RECORDS = {
@@ -86,6 +94,7 @@ PARAMETERS = {
 QUERIES = {
     "/api/studies/{study_id}/diff": "?before=1&after=1",
     "/api/qc/plates": "?z_prime_below=2",  # every finite Z' (it is at most 1)
+    "/api/qc/images": "?flag=empty",  # the matrix's plates are constant fields: every one is empty
     "/oai": "?verb=ListIdentifiers&metadataPrefix=oai_dc",
 }
 

@@ -69,6 +69,8 @@ def test_a_reviewer_reads_a_private_study_from_a_link_until_it_is_revoked(
             401,
             403,
         )  # a link reads; it cannot make links or change anything
+        listed_links = httpx.get(f"{server.url}/api/studies/Embryo/share-links", headers=bearer)
+        assert listed_links.status_code == 403  # nor see the study's other links
 
         with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
             opened = browser.get(f"/s/{secret}")

@@ -390,6 +390,7 @@ def flagged_images(repository: Repository, principal: Principal, flag: str) -> l
                     {
                         "image": row["image"],
                         "plate": report.plate_id,
+                        "study_id": report.study_id,
                         "well": row["well"],
                         "field": row["field"],
                         "channel": row["channel"],
