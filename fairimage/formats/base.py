@@ -11,10 +11,49 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fairimage.model.errors import CorruptFileError
+from fairimage.model.errors import CorruptFileError, UnsupportedError
 from fairimage.model.image import AXIS_ORDER, ImageMetadata
 
 Region = tuple[slice, ...]
+
+# Sizes a header may declare, checked before anything is allocated for them: a damaged or hostile header can
+# claim any size in a few bytes. MAX_SIDE is 5x the widest whole slide scans (about 200 000 pixels);
+# MAX_PIECE_BYTES bounds what a reader decodes at once (a PNG or JPEG picture, a TIFF strip or tile, a
+# DICOM frame, a zarr chunk), as Pillow's own guard bounds pictures.
+# MAX_PIXELS (a petabyte of bytes) and MAX_CHANNELS are beyond any instrument's output.
+MAX_SIDE = 1 << 20
+MAX_PIECE_BYTES = 1 << 32
+MAX_PIXELS = 1 << 50
+MAX_CHANNELS = 1 << 14
+
+
+def check_declared(
+    where: str, shape: Sequence[int], itemsize: int, piece: Sequence[int] | None = None, channels: int = 1
+) -> None:
+    """Refuse an image whose header declares no pixels along an axis, a y or x side beyond MAX_SIDE, more
+    than MAX_PIXELS or MAX_CHANNELS, or a piece (``piece``, the whole image by default) that decodes to more
+    than MAX_PIECE_BYTES."""
+    if any(n <= 0 for n in shape):
+        raise CorruptFileError(
+            f"{where}: the header declares a size of {tuple(shape)}, with no pixels along an axis; "
+            "the file is damaged"
+        )
+    if math.prod(shape) > MAX_PIXELS or channels > MAX_CHANNELS:
+        raise UnsupportedError(
+            f"{where}: the header declares {math.prod(shape)} pixels in {channels} channel(s), more than "
+            f"fairimage reads ({MAX_PIXELS} pixels, {MAX_CHANNELS} channels); the file is likely damaged"
+        )
+    if max(shape[-2:]) > MAX_SIDE:
+        raise UnsupportedError(
+            f"{where}: the header declares {' x '.join(map(str, shape[-2:]))} pixels (y x x), more than "
+            f"fairimage reads ({MAX_SIDE} along y and x); if the file is not damaged, split it into tiles"
+        )
+    nbytes = math.prod(piece if piece is not None else shape) * itemsize
+    if nbytes > MAX_PIECE_BYTES:
+        raise UnsupportedError(
+            f"{where}: one piece of the image decodes to {nbytes} bytes, more than fairimage decodes at "
+            f"once ({MAX_PIECE_BYTES}); if the file is not damaged, write it tiled or in smaller chunks"
+        )
 
 
 class ImageSource(Protocol):
@@ -103,7 +142,9 @@ class AxisPlan:
         return block.transpose([remaining.index(d) for d in kept])
 
 
-def plan_axes(source_axes: str, source_shape: Sequence[int], mapping: dict[str, str]) -> tuple[str, AxisPlan]:
+def plan_axes(
+    source_axes: str, source_shape: Sequence[int], mapping: dict[str, str], where: str
+) -> tuple[str, AxisPlan]:
     """Map a reader's axis letters (e.g. tifffile's 'TZCYXS') to tczyx.
 
     ``mapping`` says which target axis each source letter belongs to; several letters may share one target,
@@ -113,10 +154,14 @@ def plan_axes(source_axes: str, source_shape: Sequence[int], mapping: dict[str, 
     for d, letter in enumerate(source_axes):
         target = mapping.get(letter)
         if target is None:
-            raise CorruptFileError(f"axis {letter!r} of shape {tuple(source_shape)} is not understood")
+            raise CorruptFileError(
+                f"{where}: axis {letter!r} of shape {tuple(source_shape)} is not understood"
+            )
         groups.setdefault(target, []).append(d)
     if "y" not in groups or "x" not in groups:
-        raise CorruptFileError(f"no y/x plane in axes {source_axes!r}; fairimage needs 2D to 5D images")
+        raise CorruptFileError(
+            f"{where}: no y/x plane in axes {source_axes!r}; fairimage needs 2D to 5D images"
+        )
     names = "".join(
         name
         for name in AXIS_ORDER

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.encaps import get_frame
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
-from fairimage.formats.base import OpenedFile, Region
+from fairimage.formats.base import ImageSource, OpenedFile, Region, check_declared
 from fairimage.model.errors import CorruptFileError, UnsupportedError
 from fairimage.model.image import Channel, ImageMetadata, make_axes, rgb_channels
 
@@ -78,7 +80,33 @@ class Instance:
 def read_header(path: Path) -> Instance:
     """One file's header; a file that is not DICOM or cannot be parsed is a one-line error naming it."""
     dataset = _read(path, pixels=False)
-    return _instance(path, dataset)
+    with _damaged(path, "a header value cannot be read"):
+        return _instance(path, dataset)
+
+
+# What pydicom raises for a damaged file, while reading it or, lazily, when an element's value is first
+# used: unknown VRs, lengths that are not a multiple of the value size, values that are not numbers.
+_DAMAGED = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    OverflowError,
+    NotImplementedError,
+    struct.error,
+    BytesLengthException,
+)
+
+
+@contextmanager
+def _damaged(path: Path, what: str) -> Iterator[None]:
+    try:
+        yield
+    except _DAMAGED as exc:
+        raise CorruptFileError(f"{path}: {what} ({_first_line(exc)}); the file is damaged") from None
 
 
 def _read(path: Path, pixels: bool) -> Dataset:
@@ -86,8 +114,8 @@ def _read(path: Path, pixels: bool) -> Dataset:
         return pydicom.dcmread(path, stop_before_pixels=not pixels)
     except InvalidDicomError as exc:
         raise CorruptFileError(f"{path}: not a DICOM file ({exc})") from None
-    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as exc:
-        raise CorruptFileError(f"{path}: the DICOM file cannot be read ({exc})") from None
+    except _DAMAGED as exc:
+        raise CorruptFileError(f"{path}: the DICOM file cannot be read ({_first_line(exc)})") from None
 
 
 def _instance(path: Path, dataset: Dataset) -> Instance:
@@ -263,6 +291,8 @@ class DicomSeriesSource(_Source):
         self.stack = stack
         first = stack.instances[0]
         frames = first.frames
+        plane = (first.rows, first.columns)
+        check_declared(str(first.path), plane, _raw_dtype(header).itemsize, piece=(*plane, first.samples))
         photometric = str(header.get("PhotometricInterpretation", "MONOCHROME2"))
         bits = int(header.get("BitsStored", header.get("BitsAllocated", 16)) or 16)
         signed = int(header.get("PixelRepresentation", 0) or 0) == 1
@@ -350,6 +380,12 @@ class DicomSeriesSource(_Source):
         """One slice or frame: (c, y, x) for colour, else (y, x), rescaled."""
         instance = self.stack.instances[instance_index]
         pixels = _pixels(instance.path, frame if frame >= 0 else None)
+        expected = (instance.rows, instance.columns) + ((instance.samples,) if instance.samples > 1 else ())
+        if pixels.shape != expected:
+            raise CorruptFileError(
+                f"{instance.path}: its pixel data decodes to {pixels.shape}, the header says {expected}; "
+                "the file is damaged"
+            )
         if instance.samples > 1:
             pixels = np.moveaxis(pixels, -1, 0)
         if self._rescale:
@@ -412,18 +448,74 @@ def _pixels(path: Path, frame: int | None) -> np.ndarray:
     dataset = _read(path, pixels=True)
     meta = getattr(dataset, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    with _damaged(path, "its pixel data cannot be read"):
+        _check_frame(path, dataset, str(syntax or ""), frame)
     try:
         return np.asarray(pixel_array(dataset, index=frame))
     except (NotImplementedError, RuntimeError) as exc:
-        decoded = _decode_with_imagecodecs(dataset, str(syntax or ""), frame)
+        with _damaged(path, "its pixel data cannot be read"):
+            decoded = _decode_with_imagecodecs(dataset, str(syntax or ""), frame)
         if decoded is None:
             named = getattr(syntax, "name", None) or str(syntax or "unknown")
             raise UnsupportedError(
                 f"{path}: its transfer syntax ({named}) cannot be decoded here ({_first_line(exc)})"
             ) from None
         return decoded
-    except (ValueError, AttributeError, KeyError, OSError) as exc:
+    except _DAMAGED as exc:
         raise CorruptFileError(f"{path}: its pixel data cannot be read ({_first_line(exc)})") from None
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        # pylibjpeg's Rust decoders (RLE) panic on some damaged frames; pyo3 raises that as a BaseException
+        raise CorruptFileError(f"{path}: its pixel data cannot be decoded ({_first_line(exc)})") from None
+
+
+RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+# RLE (PS3.5 G.3, PackBits) turns 2 bytes into at most 128: a frame is never more than 64 times its encoding.
+_RLE_RATIO = 64
+_NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+# JPEG's start-of-frame markers (ISO 10918-1 B.1.1.3: C0-CF but DHT C4, JPG C8, DAC CC) and JPEG-LS's (F7)
+_SOF = {*range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC} | {0xF7}
+
+
+def _check_frame(path: Path, dataset: Dataset, syntax: str, frame: int | None) -> None:
+    """Before a compressed frame is decoded into a buffer of the header's Rows x Columns: the frame can be
+    of that size. An RLE frame's bytes must hold it (pylibjpeg's decoder fills the whole frame before it
+    finds them short); a JPEG, JPEG-LS or JPEG 2000 frame's own header must say the same size."""
+    if syntax in _NATIVE or "PixelData" not in dataset:
+        return  # pydicom compares native pixel data with the size it should have, before allocating
+    rows, columns = int(dataset.Rows), int(dataset.Columns)
+    encoded = len(dataset.PixelData or b"")
+    if syntax == RLE_LOSSLESS:
+        size = rows * columns * int(dataset.get("SamplesPerPixel", 1) or 1)
+        size *= math.ceil(int(dataset.get("BitsAllocated", 8) or 8) / 8)
+        if size > _RLE_RATIO * encoded:
+            raise CorruptFileError(
+                f"{path}: its RLE pixel data ({encoded} bytes) cannot hold a frame of {size} bytes; "
+                "the file is truncated or damaged"
+            )
+        return
+    count = int(dataset.get("NumberOfFrames", 1) or 1)
+    declared = _codestream_size(get_frame(dataset.PixelData, frame or 0, number_of_frames=count))
+    if declared is not None and declared != (rows, columns):
+        raise CorruptFileError(
+            f"{path}: its compressed frame is {declared[0]} x {declared[1]} pixels, the header says "
+            f"{rows} x {columns} (Rows x Columns); the file is damaged"
+        )
+
+
+def _codestream_size(data: bytes) -> tuple[int, int] | None:
+    """The (rows, columns) a JPEG, JPEG-LS or JPEG 2000 codestream declares; None if it says none."""
+    if data[:4] == b"\xff\x4f\xff\x51" and len(data) >= 24:  # J2K: SOC, then SIZ (ISO 15444-1 A.5.1)
+        width, height, left, top = struct.unpack(">IIII", data[8:24])
+        return height - top, width - left
+    offset = 2 if data[:2] == b"\xff\xd8" else len(data)  # JPEG: SOI, then segments up to the SOF
+    while offset + 9 <= len(data) and data[offset] == 0xFF:
+        if data[offset + 1] in _SOF:
+            height, width = struct.unpack(">HH", data[offset + 5 : offset + 9])
+            return (height, width) if height else None  # 0: the height comes later, in a DNL segment
+        offset += 2 + struct.unpack(">H", data[offset + 2 : offset + 4])[0]
+    return None
 
 
 # Encapsulated syntaxes imagecodecs decodes where pydicom's plugins give up (12-bit JPEG Extended, say).
@@ -520,15 +612,19 @@ def open_series(instances: Sequence[Instance], prepare: Any = None) -> Iterator[
         header = _read(base.path, pixels=False)
         if prepare is not None:
             prepare(header)
-        name = str(header.get("SeriesDescription") or "") or base.path.name
-        yield OpenedFile(format="dicom", images=[DicomSlideSource(base, header, name)])
+        with _damaged(base.path, "a header value cannot be read"):
+            name = str(header.get("SeriesDescription") or "") or base.path.name
+            source: ImageSource = DicomSlideSource(base, header, name)
+        yield OpenedFile(format="dicom", images=[source])
         return
     stack = order_slices(with_pixels)
     header = _read(stack.instances[0].path, pixels=False)
     if prepare is not None:
         prepare(header)
-    name = str(header.get("SeriesDescription") or "") or stack.instances[0].path.name
-    yield OpenedFile(format="dicom", images=[DicomSeriesSource(stack, header, name)])
+    with _damaged(stack.instances[0].path, "a header value cannot be read"):
+        name = str(header.get("SeriesDescription") or "") or stack.instances[0].path.name
+        source = DicomSeriesSource(stack, header, name)
+    yield OpenedFile(format="dicom", images=[source])
 
 
 def whole_slide_base(instances: Sequence[Instance]) -> Instance:
@@ -552,6 +648,8 @@ class DicomSlideSource(_Source):
                 "planes; fairimage reads TILED_FULL single-plane slides"
             )
         rows, columns = base.matrix or (base.rows, base.columns)
+        tile = (base.rows, base.columns, base.samples)
+        check_declared(str(base.path), (*tile, rows, columns), _raw_dtype(header).itemsize, piece=tile)
         self._tiles_across = math.ceil(columns / base.columns)
         self._dtype = _raw_dtype(header) if base.samples == 1 else np.dtype(np.uint8)
         colour = base.samples > 1
@@ -595,4 +693,10 @@ class DicomSlideSource(_Source):
         return np.ascontiguousarray(block)
 
     def _tile(self, frame: int) -> np.ndarray:
-        return _pixels(self.base.path, frame)
+        pixels = _pixels(self.base.path, frame)
+        if pixels.size != self.base.rows * self.base.columns * self.base.samples:
+            raise CorruptFileError(
+                f"{self.base.path}: frame {frame} decodes to {pixels.shape}, not a tile of "
+                f"{self.base.rows} x {self.base.columns}; the file is damaged"
+            )
+        return pixels

@@ -3,6 +3,7 @@ HCS plates (one image per field of view). Level 0 is read; fairimage writes its 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,11 +13,13 @@ from typing import Any
 import numpy as np
 import zarr
 
-from fairimage.formats.base import ImageSource, OpenedFile, Region
+from fairimage.formats.base import ImageSource, OpenedFile, Region, check_declared
 from fairimage.model.errors import CorruptFileError, InvalidInputError, UnsupportedError
 from fairimage.model.image import ImageMetadata, default_channels, make_axes
-from fairimage.model.plates.layout import Field, Geometry, PlateChannel, PlateLayout, missing_wells
-from fairimage.ngff.metadata import parse_multiscale
+from fairimage.model.plates.layout import FORMATS, Field, Geometry, PlateChannel, PlateLayout, missing_wells
+from fairimage.ngff.metadata import check_node_path, parse_multiscale
+
+MAX_ROWS, MAX_COLUMNS = FORMATS[max(FORMATS)]  # a 1536-well plate's
 
 
 def is_zarr_dir(path: Path) -> bool:
@@ -28,32 +31,97 @@ class OmeZarrReader:
 
     @contextmanager
     def open(self, path: Path) -> Iterator[OpenedFile]:
-        try:
-            root = zarr.open_group(str(path), mode="r")
-            attrs = _attributes(root)
-        except Exception as exc:  # zarr raises many kinds for a damaged folder; all mean "unreadable"
-            raise CorruptFileError(f"{path}: not a readable zarr group ({exc})") from exc
-        ome = attrs.get("ome", attrs)
+        root, ome = _open_root(path)
         images: list[ImageSource]
-        if ome.get("bioformats2raw.layout") == 3:
-            kind, images = "bioformats2raw", _series(path, root, ome)
-        elif "plate" in ome:
-            kind, images = "ome-zarr-plate", _fields(path, root, ome["plate"])
-        else:
-            kind, images = "ome-zarr", [OmeZarrSource(path, root, path.name)]
+        with _malformed(path):
+            if ome.get("bioformats2raw.layout") == 3:
+                kind, images = "bioformats2raw", _series(path, root, ome)
+            elif "plate" in ome:
+                kind, images = "ome-zarr-plate", _fields(path, root, ome["plate"])
+            else:
+                kind, images = "ome-zarr", [OmeZarrSource(path, root, path.name)]
         yield OpenedFile(format=kind, images=images)
+
+
+def _open_root(path: Path) -> tuple[zarr.Group, dict[str, Any]]:
+    """The root group and its OME metadata (under "ome" in 0.5, at the top level before)."""
+    try:
+        _refuse_links_outside(path)
+    except OSError as exc:
+        raise CorruptFileError(f"{path}: not a readable zarr group ({exc})") from None
+    try:
+        root = zarr.open_group(str(path), mode="r")
+        attrs = _attributes(root)
+    except Exception as exc:  # zarr raises many kinds for a damaged folder; all mean "unreadable"
+        raise CorruptFileError(f"{path}: not a readable zarr group ({_first_line(exc)})") from exc
+    ome = attrs.get("ome", attrs)
+    if not isinstance(ome, dict):
+        raise CorruptFileError(f"{path}: its 'ome' attribute is not a JSON object; the metadata is damaged")
+    return root, ome
+
+
+def _refuse_links_outside(path: Path) -> None:
+    """A symbolic link in the folder that leads out of it (to /etc, another user's data) is refused:
+    zarr would follow it and ingest would store what it points to."""
+    inside = path.resolve()
+    folders = [path]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    if not Path(entry.path).resolve().is_relative_to(inside):
+                        raise InvalidInputError(
+                            f"{entry.path}: a symbolic link out of the OME-Zarr folder {path}; copy what it "
+                            "points to into the folder instead"
+                        )
+                elif entry.is_dir():
+                    folders.append(Path(entry.path))
+
+
+@contextmanager
+def _malformed(path: Path) -> Iterator[None]:
+    """Metadata of the wrong shape (a number where a list belongs, a well without a path) is damage."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        reason = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else _first_line(exc)
+        raise CorruptFileError(
+            f"{path}: malformed OME-Zarr metadata ({reason}); the image is damaged"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _node(parent: zarr.Group, key: Any, where: str) -> Any:
+    """The group or array at ``key`` under ``parent``, a path the metadata gives (checked to stay inside)."""
+    key = check_node_path(key, where)
+    try:
+        return parent[key]
+    except KeyError:
+        raise CorruptFileError(f"{where}: {key!r} is missing; the image is incomplete") from None
+    except Exception as exc:  # zarr raises many kinds for damaged metadata; all mean "unreadable"
+        raise CorruptFileError(f"{where}: {key!r} is not readable zarr ({_first_line(exc)})") from exc
+
+
+def _has(parent: zarr.Group, key: str, where: str) -> bool:
+    try:
+        return key in parent
+    except Exception as exc:  # zarr reads the child's metadata to answer, and raises as _node says
+        raise CorruptFileError(f"{where}: {key!r} is not readable zarr ({_first_line(exc)})") from exc
 
 
 def _series(path: Path, root: zarr.Group, ome: dict[str, Any]) -> list[ImageSource]:
     """bioformats2raw layout 3: series listed by OME/ .attrs "series", else numbered groups 0, 1, ..."""
     listed: list[str] | None = None
-    if "OME" in root:
-        meta = _attributes(root["OME"])
+    if _has(root, "OME", path.name):
+        meta = _attributes(_node(root, "OME", path.name))
         listed = meta.get("ome", meta).get("series")
-    names = [str(name) for name in listed] if listed else _numbered(root)
+    names = [str(name) for name in listed] if listed else _numbered(root, path.name)
     if not names:
         raise CorruptFileError(f"{path}: a bioformats2raw folder without any series")
-    return [OmeZarrSource(path, root[name], f"{path.name} [{name}]") for name in names]
+    return [OmeZarrSource(path, _node(root, name, path.name), f"{path.name} [{name}]") for name in names]
 
 
 def _attributes(node: Any) -> dict[str, Any]:
@@ -61,9 +129,9 @@ def _attributes(node: Any) -> dict[str, Any]:
     return dict(node.attrs.asdict())
 
 
-def _numbered(root: zarr.Group) -> list[str]:
+def _numbered(root: zarr.Group, where: str) -> list[str]:
     names: list[str] = []
-    while str(len(names)) in root:
+    while _has(root, str(len(names)), where):
         names.append(str(len(names)))
     return names
 
@@ -72,10 +140,10 @@ def _fields(path: Path, root: zarr.Group, plate: dict[str, Any]) -> list[ImageSo
     """Each field of view of each well of an HCS plate (OME-NGFF "plate" and "well" metadata)."""
     images: list[ImageSource] = []
     for well in plate.get("wells", []):
-        meta = _attributes(root[well["path"]])
+        meta = _attributes(_node(root, well["path"], path.name))
         for field in meta.get("ome", meta).get("well", {}).get("images", []):
             key = f"{well['path']}/{field['path']}"
-            images.append(OmeZarrSource(path, root[key], f"{path.name} [{key}]"))
+            images.append(OmeZarrSource(path, _node(root, key, path.name), f"{path.name} [{key}]"))
     if not images:
         raise CorruptFileError(f"{path}: a plate whose wells list no images")
     return images
@@ -91,23 +159,31 @@ class ZarrPlate:
 
 def read_zarr_plate(path: Path, name: str | None = None) -> ZarrPlate:
     """An OME-Zarr 0.4 or 0.5 plate: its rows, columns and acquisitions, and its wells' fields in order."""
-    try:
-        root = zarr.open_group(str(path), mode="r")
-        attrs = _attributes(root)
-    except Exception as exc:  # zarr raises many kinds for a damaged folder; all mean "unreadable"
-        raise CorruptFileError(f"{path}: not a readable zarr group ({exc})") from exc
-    plate = attrs.get("ome", attrs).get("plate")
+    root, ome = _open_root(path)
+    plate = ome.get("plate")
     if not isinstance(plate, dict):
         raise InvalidInputError(f"{path}: an OME-Zarr without plate metadata; ingest it without --plate")
+    with _malformed(path):
+        return _plate(path, root, plate, name)
+
+
+def _plate(path: Path, root: zarr.Group, plate: dict[str, Any], name: str | None) -> ZarrPlate:
     rows, columns = [r["name"] for r in plate.get("rows", [])], [c["name"] for c in plate.get("columns", [])]
+    if not 0 < len(rows) <= MAX_ROWS or not 0 < len(columns) <= MAX_COLUMNS:
+        raise CorruptFileError(
+            f"{path}: a plate of {len(rows)} rows x {len(columns)} columns; plates have 1 to {MAX_ROWS} rows "
+            f"and 1 to {MAX_COLUMNS} columns"
+        )
     sources: dict[tuple[int, int, int], ImageSource] = {}
     fields = []
     for well in plate.get("wells", []):
         row, column = _well_index(well, rows, columns, path)
-        meta = _attributes(root[well["path"]])
+        meta = _attributes(_node(root, well["path"], path.name))
         for index, item in enumerate(meta.get("ome", meta).get("well", {}).get("images", [])):
             key = f"{well['path']}/{item['path']}"
-            sources[(row, column, index)] = OmeZarrSource(path, root[key], f"{path.name} [{key}]")
+            sources[(row, column, index)] = OmeZarrSource(
+                path, _node(root, key, path.name), f"{path.name} [{key}]"
+            )
             fields.append(Field(row, column, index, {}, acquisition=int(item.get("acquisition", 0) or 0)))
     if not fields:
         raise CorruptFileError(f"{path}: a plate whose wells list no images")
@@ -128,29 +204,41 @@ def read_zarr_plate(path: Path, name: str | None = None) -> ZarrPlate:
 def _well_index(well: dict[str, Any], rows: list[str], columns: list[str], path: Path) -> tuple[int, int]:
     """A well's (row, column): its rowIndex/columnIndex (0.4+), else the names in its path."""
     if "rowIndex" in well and "columnIndex" in well:
-        return int(well["rowIndex"]), int(well["columnIndex"])
-    row, _, column = str(well["path"]).partition("/")
-    if row not in rows or column not in columns:
+        row, column = int(well["rowIndex"]), int(well["columnIndex"])
+        if not (0 <= row < len(rows) and 0 <= column < len(columns)):
+            raise CorruptFileError(
+                f"{path}: well {well['path']!r} is at row {row}, column {column}, off the plate"
+            )
+        return row, column
+    row_name, _, column_name = str(well["path"]).partition("/")
+    if row_name not in rows or column_name not in columns:
         raise CorruptFileError(f"{path}: well {well['path']!r} names a row or column the plate does not list")
-    return rows.index(row), columns.index(column)
+    return rows.index(row_name), columns.index(column_name)
 
 
 class OmeZarrSource:
     def __init__(self, path: Path, group: Any, name: str) -> None:
         where = name
+        if not isinstance(group, zarr.Group):
+            raise CorruptFileError(f"{where}: an array where an image group belongs; the metadata is damaged")
         multiscale = parse_multiscale(group.attrs.asdict(), where)
-        try:
-            self._array = group[multiscale.datasets[0].path]
-        except KeyError as exc:
-            raise CorruptFileError(f"{where}: level {multiscale.datasets[0].path!r} is missing") from exc
+        self._array = _node(group, multiscale.datasets[0].path, where)
+        if not isinstance(self._array, zarr.Array):
+            raise CorruptFileError(f"{where}: level {multiscale.datasets[0].path!r} is not an array")
         axes = "".join(axis.name for axis in multiscale.axes)
         try:
             make_axes(axes)
         except ValueError as exc:
             raise UnsupportedError(f"{where}: {exc}") from exc
+        if "y" not in axes or "x" not in axes:
+            raise UnsupportedError(
+                f"{where}: axes {axes!r} have no y/x plane; fairimage reads 2D to 5D images"
+            )
         if len(axes) != self._array.ndim:
             raise CorruptFileError(f"{where}: {len(axes)} axes for a {self._array.ndim}-dimensional array")
         count = self._array.shape[axes.index("c")] if "c" in axes else 1
+        itemsize = np.dtype(self._array.dtype).itemsize
+        check_declared(where, self._array.shape, itemsize, piece=self._array.chunks, channels=count)
         channels = multiscale.channels if len(multiscale.channels) == count else default_channels(count)
         self._metadata = ImageMetadata(
             name=name,

@@ -3,6 +3,7 @@ lazily plane by plane, so a plate of any size converts in the memory of a few pl
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from fairimage.formats.base import Region
+from fairimage.formats.base import Region, check_declared
 from fairimage.model.errors import CorruptFileError, InvalidInputError
 from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes
 from fairimage.model.plates.layout import Field, Plane, PlateChannel, PlateLayout
@@ -19,22 +20,48 @@ _CACHED_PLANES = 8  # a writer reads a plane's rows band by band: keep the plane
 
 
 def plane_header(plane: Plane) -> tuple[tuple[int, int], str]:
-    """The (height, width) and dtype of a plane, from its file's header alone."""
+    """The (height, width) and dtype of a plane, from its file's header alone; planes are decoded whole,
+    so a declared size beyond what fairimage decodes at once is refused here."""
     try:
-        if plane.path.suffix.lower() == ".png":
-            with Image.open(plane.path) as picture:
-                dtype = "uint16" if picture.mode.startswith("I;16") or picture.mode == "I" else "uint8"
-                return (picture.height, picture.width), dtype
-        with tifffile.TiffFile(plane.path) as tif:
-            page = tif.pages[plane.page]
-            shape = tuple(page.shape)
-            if len(shape) != 2:
-                raise InvalidInputError(
-                    f"{plane.path}: a plane of shape {shape}; plate images are single-channel 2D planes"
-                )
-            return (shape[0], shape[1]), np.dtype(page.dtype).name
-    except (OSError, tifffile.TiffFileError, IndexError) as exc:
+        shape, dtype = _plane_header(plane)
+        check_declared(str(plane.path), shape, np.dtype(dtype).itemsize)
+    except _DAMAGED as exc:
         raise CorruptFileError(f"{plane.path}: not a readable image ({exc}); copy it again") from None
+    return shape, dtype
+
+
+def _plane_header(plane: Plane) -> tuple[tuple[int, int], str]:
+    if plane.path.suffix.lower() == ".png":
+        with Image.open(plane.path) as picture:
+            dtype = "uint16" if picture.mode.startswith("I;16") or picture.mode == "I" else "uint8"
+            return (picture.height, picture.width), dtype
+    with tifffile.TiffFile(plane.path) as tif:
+        page = tif.pages[plane.page]
+        shape = tuple(page.shape)
+        if len(shape) != 2:
+            raise InvalidInputError(
+                f"{plane.path}: a plane of shape {shape}; plate images are single-channel 2D planes"
+            )
+        return (shape[0], shape[1]), np.dtype(page.dtype).name
+
+
+# What tifffile and Pillow raise for a damaged image (as in formats/tiff.py: offsets, counts and tag values
+# of any kind), and the imagecodecs decoders' RuntimeErrors.
+_DAMAGED = (
+    OSError,
+    tifffile.TiffFileError,
+    IndexError,
+    ValueError,
+    TypeError,
+    KeyError,
+    ZeroDivisionError,
+    OverflowError,
+    struct.error,
+    EOFError,
+    RuntimeError,
+    SyntaxError,
+    AssertionError,  # tifffile asserts what it expects of a file's structure
+)
 
 
 def check_planes(layout: PlateLayout) -> tuple[tuple[int, int], str]:
@@ -118,7 +145,7 @@ class PlateFieldSource:
                     pixels = np.asarray(picture).astype(self._dtype, copy=False)
             else:
                 pixels = tifffile.imread(plane.path, key=plane.page)
-        except (OSError, ValueError, tifffile.TiffFileError) as exc:
+        except _DAMAGED as exc:
             raise CorruptFileError(f"{plane.path}: pixel data unreadable ({exc}); copy it again") from None
         self._cache[plane] = pixels
         if len(self._cache) > _CACHED_PLANES:

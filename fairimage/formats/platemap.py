@@ -132,8 +132,18 @@ def _rows(path: Path) -> Iterator[list[str]]:
         yield from _sheet_rows(path)
         return
     text = path.read_text(encoding="utf-8-sig", errors="replace")
-    dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t") if text.strip() else csv.excel
-    yield from csv.reader(text.splitlines(), dialect)
+    try:
+        yield from csv.reader(text.splitlines(), _dialect(text))
+    except csv.Error as exc:
+        raise InvalidInputError(f"{path}: not a readable CSV file ({exc})") from None
+
+
+def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
+    """The delimiter the sheet uses; a sheet with one column has none to find, and is read as CSV."""
+    try:
+        return csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        return csv.excel
 
 
 def _sheet_rows(path: Path) -> Iterator[list[str]]:
@@ -141,7 +151,12 @@ def _sheet_rows(path: Path) -> Iterator[list[str]]:
 
     try:
         sheet = load_workbook(path, read_only=True, data_only=True).worksheets[0]
+        # read-only sheets parse their XML while rows are read: read them here, where errors are translated
+        rows = [
+            ["" if value is None else str(value) for value in values]
+            for values in sheet.iter_rows(values_only=True)
+        ]
     except Exception as exc:  # openpyxl raises several kinds for a file that is not a workbook
-        raise InvalidInputError(f"{path}: not a readable Excel workbook ({exc})") from None
-    for values in sheet.iter_rows(values_only=True):
-        yield ["" if value is None else str(value) for value in values]
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InvalidInputError(f"{path}: not a readable Excel workbook ({reason})") from None
+    yield from rows

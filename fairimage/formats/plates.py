@@ -9,8 +9,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from fairimage.formats.base import MAX_CHANNELS
 from fairimage.model.errors import CorruptFileError, InvalidInputError
 from fairimage.model.plates.layout import (
+    FORMATS,
     Field,
     Geometry,
     PixelSize,
@@ -25,6 +27,7 @@ from fairimage.model.plates.layout import (
 )
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
+MAX_FIELDS = 1 << 16  # fields of view in one well: far beyond any screen
 HARMONY_INDEXES = ("Index.idx.xml", "Index.xml", "Index.ref.xml")
 # Named fields of a pattern and what they match; numbers in vendor names count from 1.
 _FIELDS = {
@@ -220,20 +223,28 @@ def read_harmony(index: Path, name: str | None = None) -> PlateLayout:
     images = root.findall("Images/Image")
     if plate is None or not images:
         raise CorruptFileError(f"{index}: no Plates/Plate or Images/Image in it; is it a Harmony index?")
-    geometry = Geometry(_int(plate, "PlateRows", index), _int(plate, "PlateColumns", index))
+    largest_rows, largest_columns = FORMATS[max(FORMATS)]
+    geometry = Geometry(
+        _int(plate, "PlateRows", index, within=(1, largest_rows)),
+        _int(plate, "PlateColumns", index, within=(1, largest_columns)),
+    )
+    # A plane or timepoint number beyond the count of images means a damaged index (and would make a plate
+    # of millions of missing planes); fields and channels are only named, within generous bounds.
+    count = len(images)
     channels: dict[int, PlateChannel] = {}
     fields: dict[tuple[int, int, int], dict[tuple[int, int, int], Plane]] = {}
     positions: dict[tuple[int, int, int], tuple[float, float]] = {}
     size: PixelSize | None = None
     for image in images:
-        row, column = _int(image, "Row", index) - 1, _int(image, "Col", index) - 1
-        field_index = _int(image, "FieldID", index) - 1
-        channel = _int(image, "ChannelID", index)
-        key = (channel, _int(image, "PlaneID", index) - 1, _int(image, "TimepointID", index, 0))
+        row = _int(image, "Row", index, within=(1, geometry.rows)) - 1
+        column = _int(image, "Col", index, within=(1, geometry.columns)) - 1
+        field_index = _int(image, "FieldID", index, within=(1, MAX_FIELDS)) - 1
+        channel = _int(image, "ChannelID", index, within=(0, MAX_CHANNELS))
+        plane_id = _int(image, "PlaneID", index, within=(1, count)) - 1
+        key = (channel, plane_id, _int(image, "TimepointID", index, 0, within=(0, count)))
         channels.setdefault(channel, _harmony_channel(image))
-        url = image.findtext("URL") or ""
         planes = fields.setdefault((row, column, field_index), {})
-        planes[key] = Plane(index.parent / url)
+        planes[key] = Plane(_image_file(index, image.findtext("URL") or ""))
         x, y = _metres(image, "PositionX"), _metres(image, "PositionY")
         if x is not None and y is not None:
             positions[(row, column, field_index)] = (x * 1e6, y * 1e6)
@@ -275,14 +286,36 @@ def _harmony_channel(image: ET.Element) -> PlateChannel:
     return PlateChannel(name, number("MainEmissionWavelength"), number("MainExcitationWavelength"))
 
 
-def _int(node: ET.Element, tag: str, index: Path, default: int | None = None) -> int:
+def _int(
+    node: ET.Element, tag: str, index: Path, default: int | None = None, within: tuple[int, int] | None = None
+) -> int:
     text = node.findtext(tag)
     if text is None and default is not None:
         return default
     try:
-        return int(text or "")
+        value = int(text or "")
     except ValueError:
         raise CorruptFileError(f"{index}: <{tag}> is {text!r}, not a whole number") from None
+    if within is not None and not within[0] <= value <= within[1]:
+        raise CorruptFileError(f"{index}: <{tag}> is {value}, not between {within[0]} and {within[1]}")
+    return value
+
+
+def _image_file(index: Path, url: str) -> Path:
+    """An image the index names, which must lie in the index's folder: an absolute URL, '..' or a link
+    out of the folder would read files that are not the plate's."""
+    folder = index.parent.resolve()
+    path = index.parent / url
+    if (
+        not url
+        or Path(url).is_absolute()
+        or ".." in Path(url).parts
+        or not path.resolve().is_relative_to(folder)
+    ):
+        raise CorruptFileError(
+            f"{index}: the image URL {url!r} is not a file in the index's folder; export the plate again"
+        )
+    return path
 
 
 def _metres(node: ET.Element, tag: str) -> float | None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from PIL.Image import DecompressionBombError
 
-from fairimage.formats.base import OpenedFile, Region
+from fairimage.formats.base import OpenedFile, Region, check_declared
 from fairimage.model.errors import CorruptFileError
 from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes, rgb_channels
 
@@ -73,6 +74,7 @@ def _decode(path: Path) -> tuple[np.ndarray, str]:
     """The pixels (y, x[, samples]) and the Pillow mode they are in."""
     try:
         with Image.open(path) as opened:
+            _check_picture(path, opened)
             opened.load()
             picture: Image.Image = opened
             if picture.mode == "P":  # palette: keep what the picture shows, with transparency if it has any
@@ -81,13 +83,42 @@ def _decode(path: Path) -> tuple[np.ndarray, str]:
                 picture = picture.convert("RGB")
             mode = picture.mode
             pixels = np.asarray(picture)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (
+        UnidentifiedImageError,
+        DecompressionBombError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        OverflowError,
+    ) as exc:
         raise CorruptFileError(
             f"{path}: cannot decode the picture ({exc}); the file may be truncated or damaged, copy it again"
         ) from exc
     if mode in ("I;16B", "I;16L", "I;16") and pixels.dtype.byteorder not in ("=", "|"):
         pixels = pixels.astype(pixels.dtype.newbyteorder("="))
     return pixels, mode
+
+
+# The most decoded bytes one byte of a file can give: deflate never compresses better than 1032:1
+# (RFC 1951: a 258-byte match costs at least 2 bits); Huffman-coded JPEG spends at least a bit on each 8x8
+# block of each component, 64 pixels of up to 3 bytes (chroma subsampling aside: 2048 leaves room for it).
+# libjpeg fills what a truncated JPEG lacks with grey, so a header alone would otherwise decode to gigabytes.
+_MOST_PER_BYTE = {"PNG": 1032, "JPEG": 2048, "MPO": 2048}
+
+
+def _check_picture(path: Path, picture: Image.Image) -> None:
+    """The declared size, before Pillow allocates it: one fairimage decodes at once, and one the file's
+    bytes can hold (a few bytes cannot inflate to gigabytes)."""
+    width, height = picture.size
+    sample = 2 if picture.mode.startswith("I;16") else 4 if picture.mode in ("I", "F") else 1
+    itemsize = len(picture.getbands()) * sample
+    check_declared(str(path), (height, width), itemsize)
+    size = path.stat().st_size
+    if width * height * itemsize > _MOST_PER_BYTE.get(picture.format or "", 1 << 30) * size + (1 << 20):
+        raise CorruptFileError(
+            f"{path}: truncated: it declares {width} x {height} pixels, more than its {size} bytes can hold; "
+            "the file is incomplete or damaged, copy it again"
+        )
 
 
 def _colour_channels(mode: str, count: int) -> tuple[Channel, ...]:

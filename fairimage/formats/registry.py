@@ -12,7 +12,9 @@ from fairimage.formats.raster import RasterReader
 from fairimage.formats.tiff import TiffReader
 from fairimage.model.errors import CorruptFileError, UnsupportedError
 
-READERS: tuple[Reader, ...] = (TiffReader(), RasterReader(), DicomReader())
+# DICOM first: its 'DICM' at byte 128 is conclusive, while its preamble may hold a TIFF header (a "dual
+# personality" file, PS3.10 7.1), as pydicom's CT_small.dcm does.
+READERS: tuple[Reader, ...] = (DicomReader(), TiffReader(), RasterReader())
 SUPPORTED = "TIFF, OME-TIFF, PNG, JPEG, DICOM or OME-Zarr"
 
 

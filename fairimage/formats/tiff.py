@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import numpy as np
 import tifffile
 import zarr
 
-from fairimage.formats.base import OpenedFile, Region, plan_axes
+from fairimage.formats.base import ImageSource, OpenedFile, Region, check_declared, plan_axes
 from fairimage.model.errors import CorruptFileError
 from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes, rgb_channels
 from fairimage.model.units import space_unit, time_unit
@@ -57,24 +58,84 @@ class TiffReader:
 
     @contextmanager
     def open(self, path: Path) -> Iterator[OpenedFile]:
-        try:
+        with _damaged(path, "not a readable TIFF"):
             tif = tifffile.TiffFile(path)
-        except (tifffile.TiffFileError, ValueError, OSError, struct.error) as exc:
-            raise CorruptFileError(f"{path}: not a readable TIFF ({exc}); the file may be truncated") from exc
         try:
-            kind = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
-            yield OpenedFile(format=kind, images=list(_series_sources(path, tif)))
+            with _damaged(path, "not a readable TIFF"):
+                kind = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
+                images: list[ImageSource] = list(_series_sources(path, tif))
+            yield OpenedFile(format=kind, images=images)
         finally:
             tif.close()
 
 
+# What tifffile and the imagecodecs decoders under it raise for a damaged file: its own error, the codecs'
+# RuntimeErrors, and the built-in errors its reading of offsets, counts and tag values runs into.
+_DAMAGED = (
+    tifffile.TiffFileError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    ZeroDivisionError,
+    OverflowError,
+    struct.error,
+    OSError,
+    EOFError,
+    RuntimeError,
+    AttributeError,
+    ET.ParseError,
+    AssertionError,  # tifffile asserts what it expects of a file's structure
+)
+
+
+@contextmanager
+def _damaged(path: Path, what: str) -> Iterator[None]:
+    """Translate tifffile's errors for a damaged file into one CorruptFileError naming it."""
+    try:
+        yield
+    except _DAMAGED as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CorruptFileError(
+            f"{path}: {what} ({reason}); the file may be truncated or damaged, copy it again"
+        ) from exc
+
+
 def _series_sources(path: Path, tif: tifffile.TiffFile) -> Iterator[TiffSeriesSource]:
+    _check_page_chain(path, tif)
     ome = _parse_ome(tif.ome_metadata) if tif.is_ome else []
     if not tif.series:
         raise CorruptFileError(f"{path}: the TIFF holds no image data")
     for index, series in enumerate(tif.series):
         described = ome[index] if index < len(ome) else None
         yield TiffSeriesSource(path, tif, index, series, described)
+
+
+def _check_page_chain(path: Path, tif: tifffile.TiffFile) -> None:
+    """tifffile follows the chain of IFDs (one per page) without noticing a loop: an IFD that points back
+    to one before it makes endless pages. Walk the chain first, stopping where tifffile stops (a short
+    read, an offset past the end, an implausible tag count), and refuse a loop."""
+    fmt, fh = tif.tiff, tif.filehandle
+    seen: set[int] = set()
+    fh.seek(4 if fmt.version == 42 else 8)  # the first IFD's offset follows the header (TIFF 6.0, BigTIFF)
+    offset = _unpack(fmt.offsetformat, fh.read(fmt.offsetsize))
+    while offset and offset < fh.size:
+        if offset in seen:
+            raise CorruptFileError(
+                f"{path}: its pages form a loop (the IFD at byte {offset} comes twice); the file is damaged"
+            )
+        seen.add(offset)
+        fh.seek(offset)
+        count = _unpack(fmt.tagnoformat, fh.read(fmt.tagnosize))
+        if count > 4096:
+            return
+        fh.seek(offset + fmt.tagnosize + count * fmt.tagsize)
+        offset = _unpack(fmt.offsetformat, fh.read(fmt.offsetsize))
+
+
+def _unpack(fmt: str, data: bytes) -> int:
+    """One integer, or 0 (the end of the chain) where the file ends before it."""
+    return int(struct.unpack(fmt, data)[0]) if len(data) == struct.calcsize(fmt) else 0
 
 
 @dataclass
@@ -212,8 +273,9 @@ class TiffSeriesSource:
         self.path = path
         self._tif = tif
         self._series = series
-        axes, self._plan = plan_axes(series.axes, series.shape, _AXIS_MAP)
+        axes, self._plan = plan_axes(series.axes, series.shape, _AXIS_MAP, str(path))
         dtype = np.dtype(series.dtype)
+        _check_sizes(path, tif, series, dtype, _count(axes, self._plan.shape))
         self._array: Any = None
         name = (
             path.name if len(tif.series) == 1 else f"{path.name} [{ome.name if ome and ome.name else index}]"
@@ -235,15 +297,40 @@ class TiffSeriesSource:
         return self._metadata
 
     def read(self, region: Region) -> np.ndarray:
-        if self._array is None:
-            self._array = _pixels(self.path, self._tif, self._series)
-        try:
+        with _damaged(self.path, "pixel data unreadable"):
+            if self._array is None:
+                self._array = _pixels(self.path, self._tif, self._series)
             return self._plan.read(self._array, region)
-        except (ValueError, OSError, IndexError, tifffile.TiffFileError) as exc:
+
+
+def _check_sizes(path: Path, tif: tifffile.TiffFile, series: Any, dtype: np.dtype, channels: int) -> None:
+    """Before any pixel is read: the declared sizes are ones fairimage can read, and uncompressed pixels
+    lie inside the file (reads are by region, so the largest piece is a compressed strip or tile)."""
+    if series.dataoffset is not None and not series.is_pyramidal:
+        check_declared(str(path), series.shape, dtype.itemsize, piece=(), channels=channels)
+        end = series.dataoffset + math.prod(series.shape) * dtype.itemsize
+        size = tif.filehandle.size
+        if end > size:
             raise CorruptFileError(
-                f"{self.path}: pixel data unreadable ({exc}); the file may be "
-                "truncated or damaged, copy it again"
-            ) from exc
+                f"{path}: truncated: its pixels end at byte {end}, the file has {size} bytes; "
+                "the file is incomplete, copy it again"
+            )
+        return
+    page = series.keyframe
+    check_declared(str(path), series.shape, dtype.itemsize, piece=page.chunks, channels=channels)
+    piece = math.prod(page.chunks) * dtype.itemsize
+    ratio = _MOST_PER_BYTE.get(int(page.compression))
+    if ratio and page.databytecounts and max(page.databytecounts) * ratio + (1 << 20) < piece:
+        raise CorruptFileError(
+            f"{path}: truncated: its {page.compression.name} strips or tiles of {max(page.databytecounts)} "
+            f"bytes at most cannot hold {piece} bytes each; the file is damaged, copy it again"
+        )
+
+
+# The most decoded bytes one byte of a strip or tile can give, for the codecs where it is bounded: deflate
+# 1032 (RFC 1951), LZW about 2730 (12-bit codes of at most 4096 bytes), PackBits 64, Huffman JPEG about
+# 2048 (a bit for each 8x8 block). Other codecs (zstd, LERC, JPEG 2000) have no useful bound.
+_MOST_PER_BYTE = {5: 4096, 7: 2048, 8: 1032, 32946: 1032, 32773: 64}
 
 
 def _pixels(path: Path, tif: tifffile.TiffFile, series: Any) -> Any:
@@ -351,8 +438,12 @@ def _resolution(page: Any, tag: str) -> float | None:
     return float(denominator) / float(numerator)
 
 
+def _count(axes: str, shape: tuple[int, ...]) -> int:
+    return shape[axes.index("c")] if "c" in axes else 1
+
+
 def _channels(axes: str, shape: tuple[int, ...], series: Any, ome: _OmeImage | None) -> tuple[Channel, ...]:
-    count = shape[axes.index("c")] if "c" in axes else 1
+    count = _count(axes, shape)
     if ome is not None and len(ome.channels) == count:
         defaults = default_channels(count)
         return tuple(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fairimage.model.errors import UnsupportedError
+from fairimage.model.errors import CorruptFileError, UnsupportedError
 from fairimage.model.image import AXIS_TYPES, Axis, Channel, Window
 from fairimage.model.units import space_unit, time_unit
 
@@ -88,10 +89,17 @@ VERSIONS: tuple[NgffVersion, ...] = (Ngff05(), Ngff04())
 
 
 def parse_multiscale(attrs: dict[str, Any], where: str) -> Multiscale:
-    """The first multiscale image described by a group's attributes, whatever the spec version."""
+    """The first multiscale image described by a group's attributes, whatever the spec version; metadata
+    of the wrong shape (a missing key, a string for a list) is a CorruptFileError naming ``where``."""
     for version in VERSIONS:
         if version.matches(attrs):
-            return version.parse(attrs, where)
+            try:
+                return version.parse(attrs, where)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                reason = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else str(exc)
+                raise CorruptFileError(
+                    f"{where}: malformed OME-NGFF multiscales metadata ({reason}); the image is damaged"
+                ) from None
     raise UnsupportedError(
         f"{where}: a zarr group without OME-NGFF multiscales metadata; fairimage reads "
         "OME-Zarr images (0.1 to 0.5), bioformats2raw folders and HCS plates"
@@ -106,12 +114,15 @@ def _parse_multiscale(
     global_scale = _scale_of(multiscale.get("coordinateTransformations"), ndim)
     datasets = tuple(
         Dataset(
-            path=str(dataset["path"]),
-            scale=tuple(
-                a * b
-                for a, b in zip(
-                    _scale_of(dataset.get("coordinateTransformations"), ndim), global_scale, strict=True
-                )
+            path=check_node_path(dataset["path"], where),
+            scale=_checked_scale(
+                tuple(
+                    a * b
+                    for a, b in zip(
+                        _scale_of(dataset.get("coordinateTransformations"), ndim), global_scale, strict=True
+                    )
+                ),
+                where,
             ),
         )
         for dataset in multiscale["datasets"]
@@ -125,6 +136,34 @@ def _parse_multiscale(
         datasets=datasets,
         channels=_parse_omero(omero),
     )
+
+
+def check_node_path(path: Any, where: str) -> str:
+    """A path the metadata gives to a level, well, field or series: a relative zarr path that stays inside
+    the group (no '..', '.', empty parts, leading '/' or backslash), so a crafted image cannot read beyond
+    its folder."""
+    if isinstance(path, int) and not isinstance(path, bool):
+        path = str(path)  # early writers gave level paths as numbers
+    if (
+        not isinstance(path, str)
+        or path.startswith("/")
+        or "\\" in path
+        or "\x00" in path
+        or any(part in ("", ".", "..") for part in path.split("/"))
+    ):
+        raise CorruptFileError(
+            f"{where}: {path!r} is not a path inside the image (it must be relative, without '..'); "
+            "the metadata is damaged or crafted"
+        )
+    return path
+
+
+def _checked_scale(scale: tuple[float, ...], where: str) -> tuple[float, ...]:
+    if not all(math.isfinite(s) and s > 0 for s in scale):
+        raise CorruptFileError(
+            f"{where}: scale {list(scale)} has values that are not positive finite numbers"
+        )
+    return scale
 
 
 def _parse_axis(axis: Any, where: str) -> Axis:

@@ -54,16 +54,43 @@ def read_study_file(path: Path) -> Any:
         raise InvalidInputError(f"{path}: cannot read it as text ({exc})") from None
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            return _bounded(path, json.loads(text))
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise InvalidInputError(f"{path}: nested deeper than a study file can be") from None
     try:
-        return yaml.safe_load(text) or {}
+        return _bounded(path, yaml.safe_load(text) or {})
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InvalidInputError(f"{path}: {where}not valid YAML ({problem})") from None
+    except ValueError as exc:  # a value YAML types but cannot build, e.g. the date 2025-13-45
+        raise InvalidInputError(f"{path}: not valid YAML ({exc})") from None
+    except RecursionError:
+        raise InvalidInputError(f"{path}: nested deeper than a study file can be") from None
+
+
+MAX_VALUES = 1_000_000
+MAX_DEPTH = 64
+
+
+def _bounded(path: Path, data: Any) -> Any:
+    """``data`` if it is of a size a study file can be: YAML aliases can make a few lines a tree of
+    billions of values ("billion laughs"), and checking such a tree would never end."""
+    count, stack = 0, [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES or depth > MAX_DEPTH:
+            raise InvalidInputError(
+                f"{path}: more than {MAX_VALUES} values or nested deeper than {MAX_DEPTH} levels "
+                "(YAML aliases repeated?); a study file is far smaller"
+            )
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return data
 
 
 # The template's layout: each line a field (with its path in model.rembi.ATTRIBUTES) or a list marker.
