@@ -128,6 +128,7 @@ def _workers(server: subprocess.Popen[bytes]) -> list[int]:
     return [int(pid) for pid in children]
 
 
+@pytest.mark.slow  # 25 s: ten of them waiting for the respawned worker that ignores SIGTERM to be killed
 def test_a_server_worker_killed_with_9_is_replaced_and_chunks_keep_coming(tmp_path: Path) -> None:
     pixels = samples.ramp((2, 300, 200), seed=5)
     source = samples.ome_tiff(tmp_path / "cells.ome.tif", pixels, axes="CYX")

@@ -15,14 +15,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("images") as images:
-        images.add_column(sa.Column("location", sa.Text, nullable=True))
-    with op.batch_alter_table("plates") as plates:
-        plates.add_column(sa.Column("location", sa.Text, nullable=True))
+    # Plain ADD COLUMN (SQLite has it): a batch copy would drop and rebuild tables other rows refer to.
+    op.add_column("images", sa.Column("location", sa.Text, nullable=True))
+    op.add_column("plates", sa.Column("location", sa.Text, nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("plates") as plates:
-        plates.drop_column("location")
-    with op.batch_alter_table("images") as images:
-        images.drop_column("location")
+    op.drop_column("plates", "location")  # SQLite 3.35+ drops a column in place
+    op.drop_column("images", "location")

@@ -14,10 +14,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("studies") as studies:
-        studies.add_column(sa.Column("qc_thresholds", sa.JSON, nullable=True))
+    # Plain ADD COLUMN (SQLite has it): a batch copy would drop and rebuild a table other rows refer to.
+    op.add_column("studies", sa.Column("qc_thresholds", sa.JSON, nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("studies") as studies:
-        studies.drop_column("qc_thresholds")
+    op.drop_column("studies", "qc_thresholds")  # SQLite 3.35+ drops a column in place
