@@ -8,6 +8,7 @@ and read, reads of protected data are audited, and what the caller may not read 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from mcp.server.mcpserver import Image, MCPServer
@@ -38,12 +39,11 @@ def caller_for(repository: Repository, secret: str | None) -> Principal:
     """Who the agent acts as: the holder of ``secret`` (an API token or a share link), else anonymous."""
     if not secret:
         return ANONYMOUS
-    origin = "mcp"
     if links.is_share_secret(secret):
         principal = links.principal_for_link(repository, secret)
     else:
         principal = accounts.principal_for_token(repository, secret)
-    return Principal(**{**principal.__dict__, "origin": origin})
+    return replace(principal, origin="mcp")
 
 
 def build_server(repository: Repository, principal: Principal) -> MCPServer:

@@ -58,10 +58,9 @@ def revoke(link_id: str, repository: RepositoryDep, principal: PrincipalDep) -> 
 async def open_link(secret: str, request: Request, repository: RepositoryDep) -> Response:
     """A share link opened in a browser: remembered in a cookie, then the study's page."""
     try:
-        principal = await run_in_threadpool(links.principal_for_link, repository, secret)
+        principal, expires = await run_in_threadpool(links.link_expiry, repository, secret)
     except FairimageError:
         return not_found_page(request, "This share link is unknown, has expired or was revoked.")
-    _, expires = await run_in_threadpool(links.link_expiry, repository, secret)
     study_id = next(iter(principal.granted_studies))
     response = RedirectResponse(f"/studies/{study_id}", status_code=303)
     seconds = int((expires - datetime.now(UTC)).total_seconds()) if expires else None

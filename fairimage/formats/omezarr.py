@@ -177,7 +177,7 @@ def _plate(path: Path, root: zarr.Group, plate: dict[str, Any], name: str | None
     sources: dict[tuple[int, int, int], ImageSource] = {}
     fields = []
     for well in plate.get("wells", []):
-        row, column = _well_index(well, rows, columns, path)
+        row, column = well_index(well, rows, columns, path)
         meta = _attributes(_node(root, well["path"], path.name))
         for index, item in enumerate(meta.get("ome", meta).get("well", {}).get("images", [])):
             key = f"{well['path']}/{item['path']}"
@@ -201,7 +201,9 @@ def _plate(path: Path, root: zarr.Group, plate: dict[str, Any], name: str | None
     return ZarrPlate(layout, sources)
 
 
-def _well_index(well: dict[str, Any], rows: list[str], columns: list[str], path: Path) -> tuple[int, int]:
+def well_index(
+    well: dict[str, Any], rows: list[str], columns: list[str], path: Path | str
+) -> tuple[int, int]:
     """A well's (row, column): its rowIndex/columnIndex (0.4+), else the names in its path."""
     if "rowIndex" in well and "columnIndex" in well:
         row, column = int(well["rowIndex"]), int(well["columnIndex"])

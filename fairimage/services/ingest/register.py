@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow, OriginalFileRow, PlateRow, WellRow
+from fairimage.formats.omezarr import well_index
 from fairimage.formats.platemap import read_platemap
 from fairimage.model.errors import (
     ConflictError,
@@ -200,7 +201,7 @@ def _register_plate(
     name = request.name or str(plate.get("name") or _base_name(url))
     geometry = Geometry(len(rows), len(columns))
     treatments = read_platemap(request.platemap, geometry) if request.platemap else []
-    wells = [(str(w["path"]), *_well_index(w, rows, columns, url)) for w in plate.get("wells", [])]
+    wells = [(str(w["path"]), *well_index(w, rows, columns, url)) for w in plate.get("wells", [])]
     if not wells:
         raise CorruptFileError(f"{url}: a plate that lists no wells")
     well_nodes = _in_parallel(lambda well: _node(store, well[0], url), wells)
@@ -479,15 +480,6 @@ def _ome(attributes: dict[str, Any]) -> dict[str, Any]:
     """OME-NGFF attributes: 0.5 keeps them under "ome", 0.4 at the top level."""
     ome = attributes.get("ome")
     return ome if isinstance(ome, dict) else attributes
-
-
-def _well_index(well: dict[str, Any], rows: list[str], columns: list[str], url: str) -> tuple[int, int]:
-    if "rowIndex" in well and "columnIndex" in well:
-        return int(well["rowIndex"]), int(well["columnIndex"])
-    row, _, column = str(well["path"]).partition("/")
-    if row not in rows or column not in columns:
-        raise CorruptFileError(f"{url}: well {well['path']!r} names a row or column the plate does not list")
-    return rows.index(row), columns.index(column)
 
 
 def _well_rows(
