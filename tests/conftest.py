@@ -40,8 +40,8 @@ def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProce
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh schema in the PostgreSQL database ``test`` at 127.0.0.1:5432; skips where none is reachable."""
+def postgres_server() -> str:
+    """The PostgreSQL database ``test`` at 127.0.0.1:5432; skips where none is reachable."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(POSTGRES)
@@ -50,11 +50,22 @@ def postgres_url() -> Iterator[str]:
             connection.execute(text("select 1"))
     except Exception as exc:
         pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 (user postgres, database test): {type(exc).__name__}")
+    finally:
+        engine.dispose()
+    return POSTGRES
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A schema of its own for each test, dropped after it: nothing one test leaves is seen by the next."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(postgres_server)
     schema = f"fi_test_{secrets.token_hex(4)}"
     with engine.begin() as connection:
         connection.execute(text(f"create schema {schema}"))
     try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+        yield f"{postgres_server}?options=-csearch_path%3D{schema}"
     finally:
         with engine.begin() as connection:
             connection.execute(text(f"drop schema {schema} cascade"))
@@ -63,19 +74,11 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Each catalog test runs on a SQLite file and on PostgreSQL (its own schema, emptied per test)."""
+    """Each catalog test runs on a SQLite file and on PostgreSQL (in a schema of its own)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.sqlite'}"
         return
-    from sqlalchemy import MetaData, create_engine
-
-    url = request.getfixturevalue("postgres_url")
-    yield url
-    engine = create_engine(url)
-    tables = MetaData()
-    tables.reflect(engine)  # every table the migrations made, whatever their number
-    tables.drop_all(engine)
-    engine.dispose()
+    yield request.getfixturevalue("postgres_url")
 
 
 def _free_port() -> int:
