@@ -4,6 +4,8 @@ HTTP; bad folders are one line naming the file and publish nothing."""
 from __future__ import annotations
 
 import json
+import shutil
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -23,7 +25,8 @@ from fairimage.model.plates.layout import parse_well, row_name
 from fairimage.services.governance import policies
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.plates.ingest import PlateRequest, ingest_plate
-from fairimage.services.repository import Repository
+from fairimage.services.repository import Repository, init_repository
+from fairimage.settings import load_settings
 from tests import plate_samples
 from tests.conftest import LiveServer, run_cli
 
@@ -180,3 +183,69 @@ def test_an_existing_ome_zarr_plate_is_stored_as_a_plate(repository: Repository,
         HCS.from_zarr(group)
     again = ingest_plate(repository, PlateRequest(source, "Legacy"))
     assert again.status == "already_present" and again.plate_id == outcome.plate_id
+
+
+def test_an_ome_zarr_plate_over_http_is_copied_in_and_stays_when_its_server_is_gone(
+    tmp_path: Path, static_server: tuple[str, Path]
+) -> None:
+    """`plate ingest URL` reads a 0.4 plate where it is served and stores a 0.5 copy of its own: still
+    there, pixel for pixel, after the source is deleted; the same plate again is already present."""
+    base, www = static_server
+    plate_samples.ome_zarr_plate_v04(www / "legacy.ome.zarr", [(0, 0), (1, 2)])
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    url = f"{base}/legacy.ome.zarr"
+    result = run_cli("plate", "ingest", url, "--study", "Screens", "--repo", repo, "--json", check=True)
+    (outcome,) = json.loads(result.stdout)
+    assert (outcome["status"], outcome["path"], outcome["wells"], outcome["fields"]) == (
+        "ingested",
+        url,
+        2,
+        4,
+    )
+    assert len(list((repo / "objects" / "images").iterdir())) == 4  # copied: fields of its own
+    shutil.rmtree(www / "legacy.ome.zarr")
+    with LiveServer(load_settings(repo)) as server:
+        group = zarr.open_group(f"{server.url}/zarr/{outcome['plate_id']}.ome.zarr", mode="r")
+        HCS.from_zarr(group)
+        for row, column in [(0, 0), (1, 2)]:
+            for field in range(2):
+                pixels = group[f"{'AB'[row]}/{column + 1}/{field}/0"][...]
+                for channel in range(2):
+                    assert np.array_equal(
+                        pixels[channel], plate_samples.field_pixels(row, column, field, channel)
+                    )
+    assert run_cli("fixity", "--repo", repo).returncode == 0
+    gone = run_cli("plate", "ingest", url, "--repo", repo)
+    assert gone.returncode == 1 and "Traceback" not in gone.stderr
+    assert gone.stderr.strip().splitlines() == [
+        f"failed {url}: no zarr group or array there (no zarr.json, .zgroup or .zarray)"
+    ]
+    assert len(json.loads(run_cli("plate", "list", "--repo", repo, "--json", check=True).stdout)) == 1
+
+
+def test_ome_zarr_plates_in_object_storage_and_in_ozx_files_are_copied_in(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: str
+) -> None:
+    """The same plate in a bucket and in a zipped .ozx is one plate: its identity is its metadata."""
+    import s3fs
+
+    source = plate_samples.ome_zarr_plate(tmp_path / "screen.ome.zarr", [(1, 2)], fields=1)
+    s3fs.S3FileSystem(endpoint_url=s3_endpoint).put(str(source), f"{s3_bucket}/copy/", recursive=True)
+    ozx = tmp_path / "screen.ozx"
+    with zipfile.ZipFile(ozx, "w", zipfile.ZIP_STORED) as archive:
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(source).as_posix())
+    settings = load_settings(tmp_path / "repo", s3_endpoint=s3_endpoint)  # the copy's objects stay local
+    copying = init_repository(settings)
+    in_s3 = ingest_plate(copying, PlateRequest(Path(), "S3", url=f"s3://{s3_bucket}/copy/screen.ome.zarr"))
+    assert (in_s3.status, in_s3.wells, in_s3.fields) == ("ingested", 1, 1), in_s3.error
+    zipped = ingest_plate(copying, PlateRequest(Path(), "Zip", url=str(ozx)))
+    assert zipped.status == "already_present" and zipped.plate_id == in_s3.plate_id  # the same documents
+    with LiveServer(settings) as server:
+        group = zarr.open_group(f"{server.url}/zarr/{in_s3.plate_id}.ome.zarr", mode="r")
+        assert np.array_equal(group["B/3/0/0"][1], plate_samples.field_pixels(1, 2, 0, 1))
+    broken = ingest_plate(copying, PlateRequest(Path(), "S3", url=f"s3://{s3_bucket}/copy/nothing.ome.zarr"))
+    copying.close()
+    assert broken.status == "failed" and broken.error.startswith(f"s3://{s3_bucket}/copy/nothing.ome.zarr")

@@ -4,14 +4,10 @@ written to; verified chunks make fixity see a changed pixel, and a changed docum
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import json
-import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -123,25 +119,6 @@ def test_verified_chunks_let_fixity_see_a_changed_pixel_and_a_changed_document(t
         f"{source}/zarr.json: changed since it was registered; register the new version again" in again.stderr
     )
     assert "Traceback" not in again.stderr
-
-
-@pytest.fixture
-def static_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A plain static file server (as a lab's web server or a bucket's public endpoint would be)."""
-    folder = tmp_path / "www"
-    folder.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", folder
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 def test_an_image_over_http_and_a_zipped_ozx_are_served_where_they_are(

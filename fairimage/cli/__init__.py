@@ -101,7 +101,14 @@ def init(
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="files and folders (walked recursively)")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="files and folders (walked recursively); with --plate also OME-Zarr plates at http(s):// "
+            "or s3:// URLs or in .ozx files, copied here",
+            show_default=False,
+        ),
+    ],
     repo: RepoOption = None,
     study: Annotated[str, typer.Option(help="study to add the images to (created if new)")] = DEFAULT_STUDY,
     workers: Annotated[
@@ -163,7 +170,9 @@ def ingest(
     )
     try:
         with progress_bar(as_json) as bar:
-            outcomes = ingest_paths(repository, paths, study, bar, cluster, actor=operator_principal().name)
+            outcomes = ingest_paths(
+                repository, [Path(p) for p in paths], study, bar, cluster, actor=operator_principal().name
+            )
         if study_file is not None and any(o.status in ("ingested", "already_present") for o in outcomes):
             study_metadata.set_metadata(repository, operator_principal(), study, study_file)
     finally:

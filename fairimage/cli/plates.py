@@ -25,10 +25,11 @@ from fairimage.model.plates.layout import PLATE_ID_PREFIX
 from fairimage.services.ingest.cluster import ClusterSpec
 from fairimage.services.ingest.conversion import DEFAULT_STUDY
 from fairimage.services.plates import plates as plate_service
-from fairimage.services.plates.ingest import PlateOutcome, PlateRequest, ingest_plate
+from fairimage.services.plates.ingest import PlateOutcome, PlateRequest, ingest_plate, is_remote
 from fairimage.services.qc import datasets
 from fairimage.services.qc import plates as qc
 from fairimage.services.qc import thresholds as qc_thresholds
+from fairimage.storage.sources import source_url
 
 plate_app = typer.Typer(help="High-content screening plates: ingest, list, show.", no_args_is_help=True)
 
@@ -61,7 +62,14 @@ PlatemapOption = Annotated[
 
 @plate_app.command("ingest")
 def plate_ingest(
-    folders: Annotated[list[Path], typer.Argument(help="plate folders, one plate each")],
+    folders: Annotated[
+        list[str],
+        typer.Argument(
+            help="plates, one each: vendor folders, OME-Zarr plates in folders, at http(s):// or s3:// URLs "
+            "or in .ozx files (read where they are, copied here)",
+            show_default=False,
+        ),
+    ],
     repo: RepoOption = None,
     study: Annotated[str, typer.Option(help="study to add the plates to (created if new)")] = DEFAULT_STUDY,
     pattern: PatternOption = None,
@@ -80,7 +88,7 @@ def plate_ingest(
 
 
 def ingest_folders(
-    folders: list[Path],
+    folders: list[str],
     repo: Path | None,
     how: PlateRequest,
     as_json: bool,
@@ -98,8 +106,9 @@ def ingest_folders(
             if configured.scheduler or workers
             else None
         )
-        for folder in folders:
-            request = replace(how, folder=folder)
+        for given in folders:
+            remote = is_remote(given)
+            request = replace(how, folder=Path(given), url=source_url(given) if remote else None)
             outcomes.append(ingest_plate(repository, request, bar, operator_principal().name, cluster))
     if as_json:
         _json([outcome.__dict__ for outcome in outcomes])

@@ -39,7 +39,7 @@ class OmeZarrReader:
             elif "plate" in ome:
                 kind, images = "ome-zarr-plate", _fields(path, root, ome["plate"])
             else:
-                kind, images = "ome-zarr", [OmeZarrSource(path, root, path.name)]
+                kind, images = "ome-zarr", [OmeZarrSource(root, path.name)]
         yield OpenedFile(format=kind, images=images)
 
 
@@ -79,7 +79,7 @@ def _refuse_links_outside(path: Path) -> None:
 
 
 @contextmanager
-def _malformed(path: Path) -> Iterator[None]:
+def _malformed(path: Path | str) -> Iterator[None]:
     """Metadata of the wrong shape (a number where a list belongs, a well without a path) is damage."""
     try:
         yield
@@ -121,7 +121,7 @@ def _series(path: Path, root: zarr.Group, ome: dict[str, Any]) -> list[ImageSour
     names = [str(name) for name in listed] if listed else _numbered(root, path.name)
     if not names:
         raise CorruptFileError(f"{path}: a bioformats2raw folder without any series")
-    return [OmeZarrSource(path, _node(root, name, path.name), f"{path.name} [{name}]") for name in names]
+    return [OmeZarrSource(_node(root, name, path.name), f"{path.name} [{name}]") for name in names]
 
 
 def _attributes(node: Any) -> dict[str, Any]:
@@ -143,7 +143,7 @@ def _fields(path: Path, root: zarr.Group, plate: dict[str, Any]) -> list[ImageSo
         meta = _attributes(_node(root, well["path"], path.name))
         for field in meta.get("ome", meta).get("well", {}).get("images", []):
             key = f"{well['path']}/{field['path']}"
-            images.append(OmeZarrSource(path, _node(root, key, path.name), f"{path.name} [{key}]"))
+            images.append(OmeZarrSource(_node(root, key, path.name), f"{path.name} [{key}]"))
     if not images:
         raise CorruptFileError(f"{path}: a plate whose wells list no images")
     return images
@@ -155,42 +155,56 @@ class ZarrPlate:
 
     layout: PlateLayout
     sources: dict[tuple[int, int, int], ImageSource]  # (row, column, field), 0-based
+    nodes: tuple[str, ...] = ()  # the groups and arrays read: the root (""), wells, fields, their level 0
 
 
 def read_zarr_plate(path: Path, name: str | None = None) -> ZarrPlate:
-    """An OME-Zarr 0.4 or 0.5 plate: its rows, columns and acquisitions, and its wells' fields in order."""
-    root, ome = _open_root(path)
-    plate = ome.get("plate")
-    if not isinstance(plate, dict):
-        raise InvalidInputError(f"{path}: an OME-Zarr without plate metadata; ingest it without --plate")
-    with _malformed(path):
-        return _plate(path, root, plate, name)
+    """An OME-Zarr 0.4 or 0.5 plate in a folder: its rows, columns and acquisitions, and its wells' fields
+    in order."""
+    root, _ = _open_root(path)
+    return open_zarr_plate(root, str(path), name)
 
 
-def _plate(path: Path, root: zarr.Group, plate: dict[str, Any], name: str | None) -> ZarrPlate:
+def open_zarr_plate(root: zarr.Group, where: str, name: str | None = None) -> ZarrPlate:
+    """The plate whose root group is ``root``, wherever its store is (a folder, HTTP, S3, a zip);
+    ``where`` names it in messages and gives its default name."""
+    with _malformed(where):
+        attrs = _attributes(root)
+        ome = attrs.get("ome", attrs)
+        plate = ome.get("plate") if isinstance(ome, dict) else None
+        if not isinstance(plate, dict):
+            raise InvalidInputError(f"{where}: an OME-Zarr without plate metadata; ingest it without --plate")
+        return _plate(where, root, plate, name)
+
+
+def _plate(where: str, root: zarr.Group, plate: dict[str, Any], name: str | None) -> ZarrPlate:
     rows, columns = [r["name"] for r in plate.get("rows", [])], [c["name"] for c in plate.get("columns", [])]
     if not 0 < len(rows) <= MAX_ROWS or not 0 < len(columns) <= MAX_COLUMNS:
         raise CorruptFileError(
-            f"{path}: a plate of {len(rows)} rows x {len(columns)} columns; plates have 1 to {MAX_ROWS} rows "
-            f"and 1 to {MAX_COLUMNS} columns"
+            f"{where}: a plate of {len(rows)} rows x {len(columns)} columns; plates have 1 to {MAX_ROWS} "
+            f"rows and 1 to {MAX_COLUMNS} columns"
         )
+    base = where.rstrip("/").rsplit("/", 1)[-1]
     sources: dict[tuple[int, int, int], ImageSource] = {}
     fields = []
+    nodes = [""]
     for well in plate.get("wells", []):
-        row, column = well_index(well, rows, columns, path)
-        meta = _attributes(_node(root, well["path"], path.name))
+        row, column = well_index(well, rows, columns, where)
+        meta = _attributes(_node(root, well["path"], base))
+        nodes.append(str(well["path"]))
         for index, item in enumerate(meta.get("ome", meta).get("well", {}).get("images", [])):
             key = f"{well['path']}/{item['path']}"
-            sources[(row, column, index)] = OmeZarrSource(
-                path, _node(root, key, path.name), f"{path.name} [{key}]"
-            )
+            source = OmeZarrSource(_node(root, key, base), f"{base} [{key}]")
+            sources[(row, column, index)] = source
+            nodes += [key, f"{key}/{source.level_path}"]
             fields.append(Field(row, column, index, {}, acquisition=int(item.get("acquisition", 0) or 0)))
     if not fields:
-        raise CorruptFileError(f"{path}: a plate whose wells list no images")
+        raise CorruptFileError(f"{where}: a plate whose wells list no images")
     first = next(iter(sources.values())).metadata
     geometry = Geometry(len(rows), len(columns))
     layout = PlateLayout(
-        name=name or str(plate.get("name") or path.name.removesuffix(".zarr").removesuffix(".ome")),
+        name=name
+        or str(plate.get("name") or base.removesuffix(".ozx").removesuffix(".zarr").removesuffix(".ome")),
         kind="ome-zarr",
         geometry=geometry,
         channels=tuple(PlateChannel(channel.label) for channel in first.channels),
@@ -198,7 +212,13 @@ def _plate(path: Path, root: zarr.Group, plate: dict[str, Any], name: str | None
         acquisitions=tuple(str(a.get("name", "")) for a in plate.get("acquisitions", [])) or ("",),
         missing=tuple(missing_wells(geometry, {(f.row, f.column) for f in fields})),
     )
-    return ZarrPlate(layout, sources)
+    return ZarrPlate(layout, sources, tuple(nodes))
+
+
+def _stem(name: str) -> str:
+    for suffix in (".ozx", ".zarr", ".ome"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 def well_index(
@@ -219,12 +239,13 @@ def well_index(
 
 
 class OmeZarrSource:
-    def __init__(self, path: Path, group: Any, name: str) -> None:
+    def __init__(self, group: Any, name: str) -> None:
         where = name
         if not isinstance(group, zarr.Group):
             raise CorruptFileError(f"{where}: an array where an image group belongs; the metadata is damaged")
         multiscale = parse_multiscale(group.attrs.asdict(), where)
-        self._array = _node(group, multiscale.datasets[0].path, where)
+        self.level_path = check_node_path(multiscale.datasets[0].path, where)  # the level read: level 0
+        self._array = _node(group, self.level_path, where)
         if not isinstance(self._array, zarr.Array):
             raise CorruptFileError(f"{where}: level {multiscale.datasets[0].path!r} is not an array")
         axes = "".join(axis.name for axis in multiscale.axes)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import zarr
@@ -22,7 +25,7 @@ from fairimage.formats.dicom import Instance
 from fairimage.model.errors import CorruptFileError, FairimageError, NotFoundError
 from fairimage.model.image import ImageMetadata
 from fairimage.model.study import new_id
-from fairimage.ngff.chunks import StoredObject
+from fairimage.ngff.chunks import StoredObject, thread_count
 from fairimage.ngff.metadata import parse_multiscale
 from fairimage.ngff.writer import (
     ImagePlan,
@@ -42,12 +45,11 @@ from fairimage.services.progress import Progress
 from fairimage.services.repository import Repository
 from fairimage.storage import ImagePrefix, Store, layout
 
-if TYPE_CHECKING:
-    pass
-
 Status = Literal["ingested", "already_present", "failed", "skipped"]
 DEFAULT_STUDY = "default"
 _HASH_BLOCK = 4 << 20
+IN_FLIGHT_BYTES = 256 << 20
+"""Pixels of the images staged at once by ``stage_concurrently`` (the memory bound of a plate's ingest)."""
 
 
 @dataclass
@@ -116,12 +118,13 @@ def already_present(repository: Repository, path: Path, sha256: str) -> FileOutc
         )
 
 
-def failure(path: Path, exc: BaseException) -> FileOutcome:
-    """What the user is told about a file that could not be ingested: one line naming it."""
+def failure(path: Path | str, exc: BaseException) -> FileOutcome:
+    """What the user is told about a file (or URL: given as text) that could not be ingested: one line
+    naming it."""
     if isinstance(exc, FairimageError):
         status: Status = "skipped" if exc.code == "unsupported" else "failed"
         message = exc.message
-        if exc.code == "storage" and path.name not in message:
+        if exc.code == "storage" and Path(path).name not in message:
             message = f"{path}: {message}"  # the store names its disk or key; the user needs the input too
         return FileOutcome(str(path), status, error=message)
     if isinstance(exc, MemoryError):
@@ -169,6 +172,43 @@ def stage_image(store: Store, conversion: Conversion, source: ImageSource, progr
     staging = begin_staging(store, conversion, source.metadata)
     part = write_planes(staging.plan, source, staging.target(store), on_progress=progress.advance)
     return finish_staging(store, conversion, staging, [part])
+
+
+def stage_concurrently(
+    store: Store,
+    conversion: Conversion,
+    sources: Iterable[tuple[Path, ImageSource]],
+    progress: Progress,
+    in_flight_bytes: int = IN_FLIGHT_BYTES,
+) -> list[Staged]:
+    """Stage many small images (a plate's fields), several at once, in the order given.
+
+    One field at a time leaves cores idle: its reading, zarr metadata and verification run on one thread,
+    and only its chunks on all of them. So up to a core's count of images are staged together, as long as
+    their pixels stay within ``in_flight_bytes`` (one image is always let through, whatever its size).
+    ``sources`` is consumed as images are started, so that a source is only made when it is needed.
+    """
+    limit = thread_count(conversion.options.threads)
+    staged: list[Staged] = []
+    pending: deque[tuple[Future[Staged], int]] = deque()
+    held = 0
+    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="fairimage-stage") as pool:
+        try:
+            for path, source in sources:
+                nbytes = source.metadata.nbytes
+                while pending and (len(pending) >= limit or held + nbytes > in_flight_bytes):
+                    future, size = pending.popleft()
+                    staged.append(future.result())
+                    held -= size
+                progress.start_file(path, nbytes)
+                pending.append((pool.submit(stage_image, store, conversion, source, progress), nbytes))
+                held += nbytes
+            staged.extend(future.result() for future, _ in pending)
+        except BaseException:
+            for future, _ in pending:
+                future.cancel()  # those not started; the run removes whatever was staged
+            raise
+    return staged
 
 
 @dataclass(frozen=True)

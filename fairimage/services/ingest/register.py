@@ -155,7 +155,7 @@ def register(
             )
         raise InvalidInputError(f"{url}: a zarr group without OME-NGFF image or plate metadata")
     except Exception as exc:  # noqa: BLE001 - one line for the user, whatever failed; never a traceback
-        message = failure(Path(url), exc).error or ""
+        message = failure(url, exc).error or ""
         if not message.startswith(url):
             message = f"{url}: {message}"
         return RegisterOutcome(url, "failed", error=message)
@@ -530,6 +530,15 @@ def _manifest_body(documents: dict[str, bytes], chunks: dict[str, dict[str, Any]
         "objects": dict(sorted(objects.items())),
     }
     return json.dumps(manifest, indent=1, sort_keys=True).encode()
+
+
+def metadata_documents(store: Store, url: str, prefixes: list[str]) -> dict[str, bytes]:
+    """The metadata documents (key -> body) of the zarr groups and arrays at ``prefixes``, read in
+    parallel (HTTP and S3 wait on latency)."""
+    documents: dict[str, bytes] = {}
+    for node in _in_parallel(lambda prefix: _node(store, prefix, url), prefixes):
+        documents.update(node.documents)
+    return documents
 
 
 def _identity(documents: dict[str, bytes]) -> str:

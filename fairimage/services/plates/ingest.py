@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import zarr
 from sqlalchemy.orm import Session
 
 from fairimage.catalog import queries
 from fairimage.catalog.tables import OriginalFileRow, PlateRow, WellRow
 from fairimage.formats import ImageSource, is_zarr_dir
-from fairimage.formats.omezarr import read_zarr_plate
+from fairimage.formats.omezarr import open_zarr_plate, read_zarr_plate
 from fairimage.formats.plate_fields import PlateFieldSource, check_planes
 from fairimage.formats.platemap import read_platemap
 from fairimage.formats.plates import read_plate_folder
@@ -37,12 +39,14 @@ from fairimage.services.ingest.conversion import (
     ensure_study,
     failure,
     image_row,
-    stage_image,
+    stage_concurrently,
 )
 from fairimage.services.ingest.intake import conversion_for
+from fairimage.services.ingest.register import metadata_documents
 from fairimage.services.ingest.runs import Run, ingest_run
 from fairimage.services.repository import Repository
 from fairimage.storage import layout
+from fairimage.storage.sources import open_source
 
 
 @dataclass
@@ -71,6 +75,19 @@ class PlateRequest:
     platemap: Path | None = None
     name: str | None = None
     wells: int | None = None  # the plate format, where file names cannot tell it
+    url: str | None = None  # an OME-Zarr plate elsewhere (http(s)://, s3://, a .ozx file): read, copied here
+
+    @property
+    def location(self) -> str:
+        """The plate as the user named it: its URL, or its folder."""
+        return self.url or str(self.folder)
+
+
+def is_remote(given: str) -> bool:
+    """Whether a plate given on the command line is an OME-Zarr elsewhere rather than a folder here."""
+    return given.startswith(("http://", "https://", "s3://")) or (
+        Path(given).is_file() and zipfile.is_zipfile(given)
+    )
 
 
 def ingest_plate(
@@ -80,13 +97,19 @@ def ingest_plate(
     actor: str = "operator",
     cluster: ClusterSpec | None = None,
 ) -> PlateOutcome:
-    """Read, convert and publish one plate, its fields converted here one after another or, with
-    ``cluster``, by the cluster's workers at once; a failure is one line and publishes nothing."""
+    """Read, convert and publish one plate, its fields converted here several at once or, with
+    ``cluster``, by the cluster's workers; a failure is one line and publishes nothing."""
     progress = progress or Progress()
+    where = request.location
     try:
-        plate, source_of, originals = _read(request)
+        if request.url is not None:
+            plate, source_of, (files, files_sha256, total) = _read_elsewhere(
+                repository, request.url, request.name
+            )
+        else:
+            plate, source_of, originals = _read(request)
+            files, files_sha256, total = _file_list(request.folder, originals)
         treatments = read_platemap(request.platemap, plate.geometry) if request.platemap else []
-        files, files_sha256, total = _file_list(request.folder, originals)
         with repository.reading() as session:
             known = queries.original_file_by_sha256(session, files_sha256)
             if known is not None:
@@ -95,18 +118,18 @@ def ingest_plate(
             conversion = conversion_for(repository, run)
             if cluster is not None:
                 sources = [source_of(item) for item in plate.fields]  # not read here: sent to workers
-                progress.start_file(request.folder, sum(source.metadata.nbytes for source in sources))
+                progress.start_file(Path(where), sum(source.metadata.nbytes for source in sources))
                 images = stage_on_cluster(cluster, conversion, sources, progress)
             else:
-                images = []
-                for item in plate.fields:  # one source at a time: each keeps its planes while it is read
-                    source = source_of(item)
-                    progress.start_file(request.folder / item.well, source.metadata.nbytes)
-                    images.append(stage_image(repository.store, conversion, source, progress))
+                fields = ((Path(item.well), source_of(item)) for item in plate.fields)
+                images = stage_concurrently(repository.store, conversion, fields, progress)
             staged = list(zip(plate.fields, images, strict=True))
             return _publish(repository, run, request, plate, staged, treatments, (files, files_sha256, total))
     except Exception as exc:  # noqa: BLE001 - one line for the user, whatever failed; never a traceback
-        return PlateOutcome(str(request.folder), "failed", error=failure(request.folder, exc).error)
+        message = failure(where, exc).error or ""
+        if request.url is not None and not message.startswith(where):
+            message = f"{where}: {message}"  # a message about one of its objects, e.g. a well's
+        return PlateOutcome(where, "failed", error=message)
 
 
 def _read(request: PlateRequest) -> tuple[PlateLayout, Callable[[Field], ImageSource], list[Path]]:
@@ -120,6 +143,28 @@ def _read(request: PlateRequest) -> tuple[PlateLayout, Callable[[Field], ImageSo
     plane_shape, dtype = check_planes(plate)
     files = sorted({plane.path for item in plate.fields for plane in item.planes.values()})
     return plate, lambda item: PlateFieldSource(plate, item, plane_shape, dtype), files
+
+
+def _read_elsewhere(
+    repository: Repository, url: str, name: str | None
+) -> tuple[PlateLayout, Callable[[Field], ImageSource], tuple[bytes, str, int]]:
+    """An OME-Zarr plate over HTTP(S), in S3 or zipped (.ozx), read where it is, to be copied here.
+
+    Its identity is its metadata documents (plate, wells, fields, their level 0) by key and sha256, wherever
+    it is served from: hashing every remote object would read the plate twice. The pixels it gives are
+    checksummed in the copy's own manifests, as every ingested image's are."""
+    store = open_source(url, repository.settings.s3_endpoint)
+    documents = metadata_documents(store, url, [""])  # what is there, said plainly, before zarr looks
+    root = zarr.open_group(store.zarr_store("", read_only=True), mode="r")
+    zarr_plate = open_zarr_plate(root, url, name)
+    documents |= metadata_documents(store, url, list(zarr_plate.nodes[1:]))
+    entries = {
+        key: {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        for key, body in sorted(documents.items())
+    }
+    body = json.dumps({"documents": entries}, indent=1).encode()
+    identity = (body, hashlib.sha256(body).hexdigest(), sum(len(b) for b in documents.values()))
+    return zarr_plate.layout, lambda item: zarr_plate.sources[(item.row, item.column, item.index)], identity
 
 
 def _file_list(folder: Path, files: list[Path]) -> tuple[bytes, str, int]:
@@ -138,7 +183,7 @@ def _file_list(folder: Path, files: list[Path]) -> tuple[bytes, str, int]:
 def _already_present(session: Session, request: PlateRequest, known: OriginalFileRow) -> PlateOutcome:
     plate = queries.plate_of_file(session, known.id)
     return PlateOutcome(
-        str(request.folder),
+        request.location,
         "already_present",
         plate_id=plate.id if plate else None,
         name=plate.name if plate else None,
@@ -177,8 +222,8 @@ def _publish(
                 OriginalFileRow(
                     id=file_id,
                     study_id=study.id,
-                    name=request.folder.name,
-                    source_path=str(request.folder),
+                    name=request.location.rstrip("/").rsplit("/", 1)[-1],
+                    source_path=request.location,
                     format=f"plate/{plate.kind}",
                     size=files[2],
                     sha256=files[1],
@@ -228,7 +273,7 @@ def _publish(
         raise
     run.published(study.id)
     return PlateOutcome(
-        str(request.folder),
+        request.location,
         "ingested",
         plate_id=plate_id,
         name=plate.name,
@@ -279,7 +324,7 @@ def _plate_row(
         field_count=max((f.index + 1 for f in plate.fields), default=1),
         source={
             "layout": plate.kind,
-            "folder": str(request.folder),
+            "folder": request.location,
             "pattern": request.pattern,
             "platemap": str(request.platemap) if request.platemap else None,
         },
