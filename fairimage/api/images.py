@@ -8,11 +8,12 @@ from fastapi.responses import JSONResponse
 
 from fairimage.api.deps import JobsDep, NoBody, PrincipalDep, RepositoryDep
 from fairimage.api.jobs import accepted
-from fairimage.api.schemas import ImageOut, ImagePageOut
+from fairimage.api.schemas import ImageOut, ImagePageOut, LabelOut
 from fairimage.model.errors import ConflictError
 from fairimage.services.discovery import images as image_service
 from fairimage.services.ingest import register
 from fairimage.services.jobs import JobProgress
+from fairimage.services.labels import labels
 
 router = APIRouter(prefix="/api/images", tags=["images"])
 
@@ -43,6 +44,19 @@ def get_image(
     image_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> ImageOut:
     return ImageOut.of(image_service.get_image(repository, principal, image_id), str(request.base_url))
+
+
+@router.get(
+    "/{image_id}/labels",
+    response_model=list[LabelOut],
+    summary="An image's label images (segmentation masks): who or what made each, where zarr clients read it",
+    responses={404: {"description": "No such image"}},
+)
+def get_labels(
+    image_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> list[LabelOut]:
+    found = labels.list_labels(repository, principal, image_id)
+    return [LabelOut.of(label, str(request.base_url)) for label in found]
 
 
 @router.get(

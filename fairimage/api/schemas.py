@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fairimage.model.governance.drs import drs_uri
 from fairimage.model.image import Axis, Channel
+from fairimage.model.labels import Label
 from fairimage.model.study import Image, Level, OriginalFile, Study
 
 
@@ -27,6 +28,40 @@ class StudyRef(BaseModel):
 class PhysicalSize(BaseModel):
     size: float
     unit: str | None
+
+
+class LabelOut(BaseModel):
+    """A label image of an image (OME-NGFF labels/NAME), and who or what made it."""
+
+    id: str
+    image_id: str
+    name: str
+    made_by: dict[str, str]  # {"kind": "person" | "model", "name": ...}
+    ai_generated: bool
+    added_by: str
+    created_at: datetime | None
+    source_name: str
+    dtype: str
+    shape: list[int]
+    objects: int
+    ome_zarr_url: str
+
+    @classmethod
+    def of(cls, label: Label, base_url: str) -> LabelOut:
+        return cls(
+            id=label.id,
+            image_id=label.image_id,
+            name=label.name,
+            made_by={"kind": label.made_by.kind, "name": label.made_by.name},
+            ai_generated=label.ai_generated,
+            added_by=label.added_by,
+            created_at=label.created_at,
+            source_name=label.source_name,
+            dtype=label.dtype,
+            shape=label.shape,
+            objects=label.values,
+            ome_zarr_url=f"{base_url.rstrip('/')}/zarr/{label.image_id}.ome.zarr/labels/{label.name}",
+        )
 
 
 class ImageOut(BaseModel):

@@ -9,7 +9,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
-from fairimage.catalog.tables import AnnotationRow, ImageRow, OriginalFileRow, PlateRow, StudyRow, WellRow
+from fairimage.catalog.tables import (
+    AnnotationRow,
+    ImageRow,
+    LabelRow,
+    OriginalFileRow,
+    PlateRow,
+    StudyRow,
+    WellRow,
+)
 from fairimage.model.governance.policy import PolicyKind, Principal, StudyPolicy
 
 
@@ -257,3 +265,21 @@ def wells_of_images(session: Session, images: Sequence[ImageRow]) -> dict[str, t
         if image.plate_id and well is not None:
             found[image.id] = (names.get(image.plate_id, ""), well)
     return found
+
+
+def label_names(session: Session, image_id: str) -> list[str]:
+    """The names of an image's labels, in order."""
+    return list(
+        session.scalars(select(LabelRow.name).where(LabelRow.image_id == image_id).order_by(LabelRow.name))
+    )
+
+
+def label_id(session: Session, image_id: str, name: str) -> str | None:
+    """The id of the image's label ``name``."""
+    return session.scalars(
+        select(LabelRow.id).where(LabelRow.image_id == image_id, LabelRow.name == name)
+    ).first()
+
+
+def existing_label_ids(session: Session, ids: list[str]) -> set[str]:
+    return set(session.scalars(select(LabelRow.id).where(LabelRow.id.in_(ids)))) if ids else set()

@@ -136,6 +136,35 @@ class ImageRow(Base):
     original_file: Mapped[OriginalFileRow] = relationship(back_populates="images")
 
 
+class LabelRow(Base):
+    """A label image of an image (OME-NGFF ``labels/NAME``): integer object ids on the image's pixel grid,
+    made by a person (``made_by_kind`` "person", the annotator) or a model ("model": AI-generated)."""
+
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("image_id", "name", name="uq_labels_image_name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    made_by_kind: Mapped[str] = mapped_column(String(16))
+    made_by: Mapped[str] = mapped_column(String(255))
+    added_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    source_name: Mapped[str] = mapped_column(String(1024))  # the mask file it came from
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    dtype: Mapped[str] = mapped_column(String(20))
+    axes: Mapped[list[Any]] = mapped_column(JSON)
+    shape: Mapped[list[Any]] = mapped_column(JSON)
+    levels: Mapped[list[Any]] = mapped_column(JSON)
+    label_values: Mapped[list[Any]] = mapped_column(JSON)  # the ids present, 0 (background) excluded
+    image_label: Mapped[dict[str, Any]] = mapped_column(JSON)  # OME-NGFF image-label: colours, properties
+    storage_key: Mapped[str] = mapped_column(String(255))
+    manifest_key: Mapped[str] = mapped_column(String(255))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)
+    object_count: Mapped[int] = mapped_column(Integer)
+
+
 class PlateRow(Base):
     """A high-content screening plate: its geometry, acquisitions and where its group documents are stored;
     its fields are images (``ImageRow.plate_id``)."""

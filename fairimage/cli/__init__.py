@@ -17,7 +17,18 @@ from rich.progress import (
 from rich.table import Table
 
 from fairimage import __version__, web
-from fairimage.cli import access, annotating, dicom, governance, metadata, plates, register, sharing, versions
+from fairimage.cli import (
+    access,
+    annotating,
+    dicom,
+    governance,
+    labels,
+    metadata,
+    plates,
+    register,
+    sharing,
+    versions,
+)
 from fairimage.cli import search as search_cli
 from fairimage.cli.common import (
     JsonOption,
@@ -189,6 +200,7 @@ app.command("qc")(plates.qc_command)
 governance.study_app.command("qc-thresholds")(plates.qc_thresholds_command)
 app.command("register")(register.register_command)
 app.add_typer(sharing.share_app, name="share")
+app.add_typer(labels.label_app, name="label")
 app.command("verify-registered")(register.verify_command)
 
 

@@ -67,6 +67,7 @@ class Ngff05:
         scales: list[tuple[float, ...]],
         channels: tuple[Channel, ...],
         method: dict[str, Any],
+        kind: str = "mean",
     ) -> dict[str, Any]:
         """The group attributes of an image (OME-NGFF 0.5 "multiscales" and transitional "omero")."""
         multiscale = {
@@ -76,7 +77,7 @@ class Ngff05:
                 {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]}
                 for level, scale in enumerate(scales)
             ],
-            "type": "mean",
+            "type": kind,
             "metadata": method,
         }
         ome: dict[str, Any] = {"version": self.version, "multiscales": [multiscale]}

@@ -54,6 +54,36 @@ def _downsample_piece(block: np.ndarray) -> np.ndarray:
     return total.astype(block.dtype, copy=False)
 
 
+def mode_2x(block: np.ndarray, columns: int = 4096) -> np.ndarray:
+    """The most frequent value of each 2x2 square over the last two axes (y, x): how label images (integer
+    ids of objects) are halved, since a mean would invent ids that label nothing.
+
+    Ties go to the first value in reading order (top-left, top-right, bottom-left), so a square of four
+    different ids keeps its top-left one. An odd last row or column is paired with itself, as in
+    ``downsample_2x``, so the levels have the same shapes.
+    """
+    height, width = block.shape[-2:]
+    out = np.empty((*block.shape[:-2], -(-height // 2), -(-width // 2)), dtype=block.dtype)
+    for start in range(0, out.shape[-1], columns):
+        stop = min(start + columns, out.shape[-1])
+        out[..., start:stop] = _mode_piece(block[..., 2 * start : 2 * stop])
+    return out
+
+
+def _mode_piece(block: np.ndarray) -> np.ndarray:
+    if block.shape[-2] % 2:
+        block = np.concatenate([block, block[..., -1:, :]], axis=-2)
+    if block.shape[-1] % 2:
+        block = np.concatenate([block, block[..., -1:]], axis=-1)
+    a, b = block[..., 0::2, 0::2], block[..., 0::2, 1::2]
+    c, d = block[..., 1::2, 0::2], block[..., 1::2, 1::2]
+    # With four values, a value seen twice is the mode unless another is also seen twice (then the first
+    # of the two pairs, in reading order, wins); a value seen once is the mode only where all differ.
+    out = np.where((b == c) | (b == d), b, a)
+    out = np.where((c == d) & (a != b) & (a != c) & (a != d) & (b != c), c, out)
+    return np.where((a == b) | (a == c) | (a == d), a, out)
+
+
 def display_window(values: np.ndarray, sample_size: int = 1 << 20) -> tuple[float, float]:
     """A contrast window that ignores the brightest and darkest 0.1%, as viewers' auto-contrast does.
 

@@ -29,7 +29,7 @@ from fairimage.model.image import (
 )
 from fairimage.ngff.chunks import ChunkWriter, StoredObject, blosc_codec, thread_count
 from fairimage.ngff.metadata import Ngff05
-from fairimage.ngff.pyramid import display_window, downsample_2x
+from fairimage.ngff.pyramid import display_window, downsample_2x, mode_2x
 from fairimage.ngff.shards import ShardAssembler, ShardGrid
 
 Progress = Callable[[int], None]
@@ -48,6 +48,9 @@ class WriteOptions:
     # Chunks per shard along y and x (zarr v3 sharding): 0 stores every chunk as its own object, 8 stores up
     # to 8x8 chunks per object (fewer rows of chunks for very wide images; see ImagePlan.shard_grids).
     shard_chunks: int = 0
+    # How each level is made from the one above: the mean of 2x2 pixels, or (label images, whose values are
+    # object ids) their most frequent value.
+    pyramid: Literal["mean", "mode"] = "mean"
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class _LevelPipe:
     level: _LevelOut
     lead: tuple[slice, ...]
     below: _LevelPipe | None
+    halve: Callable[[np.ndarray], np.ndarray] = downsample_2x
     carry: np.ndarray | None = None  # an odd row waiting for its pair
     pending: list[np.ndarray] = field(default_factory=list)
     pending_rows: int = 0
@@ -135,7 +139,7 @@ class _LevelPipe:
             self.carry = None
         if not final and rows.shape[-2] % 2:
             self.carry, rows = rows[..., -1:, :], rows[..., :-1, :]
-        halved = downsample_2x(rows)
+        halved = self.halve(rows)
         self.pending.append(halved)
         self.pending_rows += halved.shape[-2]
         chunk_rows = self.level.chunks[-2]
@@ -304,7 +308,8 @@ def write_planes(
         for index in part.groups if part.groups is not None else range(len(all_groups)):
             lead = all_groups[index]
             channel = lead[channel_axis].start if channel_axis >= 0 else 0
-            writing = _GroupWrite(source, outs, lead, dtype, stats, channel, on_progress)
+            halve = mode_2x if options.pyramid == "mode" else downsample_2x
+            writing = _GroupWrite(source, outs, lead, dtype, stats, channel, on_progress, halve)
             writing.run(part.source_level, levels, part.rows)
         objects = writer.finish()
     return WrittenPart(chunks=objects, low=stats.low, high=stats.high)
@@ -336,8 +341,28 @@ class _StoredLevel:
         return np.asarray(self.array[region])
 
 
-def finish_image(plan: ImagePlan, target: ImageTarget, parts: list[WrittenPart]) -> WrittenImage:
-    """Once every plane group is written: channel windows from the data, then the OME-NGFF attributes."""
+_METHODS = {
+    "mean": {
+        "description": "2x2 mean in y and x, odd edges averaged with themselves",
+        "method": "fairimage.ngff.pyramid.downsample_2x",
+    },
+    "mode": {
+        "description": "2x2 mode in y and x (ties to the first in reading order), odd edges paired with "
+        "themselves",
+        "method": "fairimage.ngff.pyramid.mode_2x",
+    },
+}
+
+
+def finish_image(
+    plan: ImagePlan,
+    target: ImageTarget,
+    parts: list[WrittenPart],
+    image_label: dict[str, Any] | None = None,
+) -> WrittenImage:
+    """Once every plane group is written: channel windows from the data, then the OME-NGFF attributes; a
+    label image gets its ``image-label`` metadata (colours, properties, source) instead of display
+    settings."""
     meta = plan.meta
     channel_axis = meta.axis_names.find("c")
     stats = _ChannelStats(_channel_count(meta))
@@ -346,19 +371,17 @@ def finish_image(plan: ImagePlan, target: ImageTarget, parts: list[WrittenPart])
     root = zarr.open_group(target.zarr_store(), mode="r+")
     smallest = zarr.open_array(target.zarr_store(), path=plan.levels[-1].path, mode="r")
     channels = _with_windows(meta, stats, np.asarray(smallest[...]), channel_axis)
-    root.attrs.update(
-        Ngff05().build(
-            name=meta.name,
-            axes=meta.axes,
-            scales=[level.scale for level in plan.levels],
-            channels=channels,
-            method={
-                "description": "2x2 mean in y and x, odd edges averaged with themselves",
-                "method": "fairimage.ngff.pyramid.downsample_2x",
-                "version": __version__,
-            },
-        )
+    attributes = Ngff05().build(
+        name=meta.name,
+        axes=meta.axes,
+        scales=[level.scale for level in plan.levels],
+        channels=channels if image_label is None else (),
+        method={**_METHODS[plan.options.pyramid], "version": __version__},
+        kind=plan.options.pyramid,
     )
+    if image_label is not None:
+        attributes["ome"]["image-label"] = image_label
+    root.attrs.update(attributes)
     chunks = {key: stored for part in parts for key, stored in part.chunks.items()}
     return WrittenImage(dtype=plan.dtype, levels=list(plan.levels), channels=channels, chunks=chunks)
 
@@ -396,6 +419,7 @@ class _GroupWrite:
     stats: _ChannelStats
     channel: int
     on_progress: Progress | None
+    halve: Callable[[np.ndarray], np.ndarray] = downsample_2x
 
     def run(self, source_level: int, levels: range, rows: range | None) -> None:
         height = self.source.metadata.shape[-2]
@@ -404,7 +428,9 @@ class _GroupWrite:
         pipe: _LevelPipe | None = None
         for index in reversed(range(source_level + 1, levels.stop)):
             shift = index - source_level
-            pipe = _LevelPipe(level=self.outs[index], lead=self.lead, below=pipe, next_row=first >> shift)
+            pipe = _LevelPipe(
+                level=self.outs[index], lead=self.lead, below=pipe, halve=self.halve, next_row=first >> shift
+            )
         for start in range(first, stop, top.chunks[-2]):
             end = min(start + top.chunks[-2], stop)
             block = self.source.read((*self.lead, slice(start, end), slice(None)))

@@ -7,10 +7,16 @@ MANIFESTS = "manifests"
 STAGING = "staging"
 ORIGINALS = "originals"
 PLATES = "plates"
+LABELS = "labels"
 
 
 def image_prefix(image_id: str) -> str:
     return f"{IMAGES}/{image_id}.ome.zarr"
+
+
+def label_prefix(label_id: str) -> str:
+    """A label image (OME-NGFF labels/NAME of its image, served there; stored by its own id)."""
+    return f"{LABELS}/{label_id}.ome.zarr"
 
 
 def plate_prefix(plate_id: str) -> str:

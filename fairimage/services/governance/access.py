@@ -9,6 +9,8 @@ revealed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +26,7 @@ from fairimage.model.governance.policy import Principal, Role, Scope, StudyPolic
 from fairimage.model.plates.layout import PLATE_ID_PREFIX
 from fairimage.services.governance import audit
 from fairimage.services.repository import Repository
-from fairimage.storage import ImagePrefix, ObjectInfo, Store
+from fairimage.storage import ImagePrefix, ObjectInfo, Store, layout
 from fairimage.storage.base import check_key
 
 
@@ -168,14 +170,17 @@ def _readable(principal: Principal, study: StudyRow) -> bool:
 @dataclass(frozen=True)
 class ImageObject:
     """One stored key of an image, ready to stream: a local file, or (object storage, HTTP, a .ozx) a key
-    of the store that holds it."""
+    of the store that holds it, or a document made from the catalog (``body``)."""
 
     info: ObjectInfo
     path: Path | None
     store: Store
+    body: bytes | None = None
 
     def read(self, start: int | None = None, end: int | None = None) -> bytes:
         """Bytes ``start`` to ``end`` (exclusive) of the object, from whichever store holds it."""
+        if self.body is not None:
+            return self.body[start or 0 : end]
         if self.path is None:
             return self.store.read(self.info.key, start, end)
         with open(self.path, "rb") as f:  # the store checked the path when it made this object
@@ -197,7 +202,44 @@ def image_object(repository: Repository, principal: Principal, image_id: str, ke
     missing key, so zarr clients see a plain 404.
     """
     check_image(repository, principal, image_id)
-    return _object(repository.image_root(image_id), check_key(key))
+    key = check_key(key)
+    if key.startswith(LABELS_GROUP + "/"):
+        return _label_object(repository, image_id, key.removeprefix(LABELS_GROUP + "/"))
+    return _object(repository.image_root(image_id), key)
+
+
+LABELS_GROUP = "labels"
+
+
+def _label_object(repository: Repository, image_id: str, key: str) -> ImageObject:
+    """A key below an image's ``labels/`` group: the group's own document, made from the catalog (the names
+    of its labels), or a key of one label, stored under the label's id."""
+    name, _, rest = key.partition("/")
+    if not rest:
+        if name != "zarr.json":
+            raise NotFoundError(f"image {image_id!r} has no key labels/{key!r}")
+
+        def names() -> list[str]:
+            with repository.reading() as session:
+                return queries.label_names(session, image_id)
+
+        listed = repository.recent.get(("labels", image_id), names)
+        if not listed:
+            raise NotFoundError(f"image {image_id!r} has no labels")
+        attributes = {"ome": {"version": "0.5", "labels": listed}}
+        body = json.dumps({"zarr_format": 3, "node_type": "group", "attributes": attributes}).encode()
+        etag = hashlib.sha256(body).hexdigest()[:32]
+        info = ObjectInfo(key=f"{LABELS_GROUP}/zarr.json", size=len(body), mtime=0.0, etag=etag)
+        return ImageObject(info=info, path=None, store=repository.store, body=body)
+
+    def label() -> str | None:
+        with repository.reading() as session:
+            return queries.label_id(session, image_id, name)
+
+    label_id = repository.recent.get(("label", image_id, name), label)
+    if label_id is None:
+        raise NotFoundError(f"image {image_id!r} has no label {name!r}")
+    return _object(ImagePrefix(repository.store, layout.label_prefix(label_id)), rest)
 
 
 def answers_from_memory(repository: Repository, zarr_id: str, key: str) -> bool:
@@ -205,6 +247,8 @@ def answers_from_memory(repository: Repository, zarr_id: str, key: str) -> bool:
     lookups they need are recent and the store is a local folder. An event loop may then call them inline
     (a thread hop per chunk costs more than the chunk); otherwise they belong in a worker thread."""
     recent = repository.recent
+    if key.startswith(LABELS_GROUP + "/"):
+        return False  # labels are looked up by name: not on the hot path
     if not zarr_id.startswith(PLATE_ID_PREFIX):
         return (
             recent.knows(("image", zarr_id))
@@ -268,4 +312,6 @@ def plate_object(repository: Repository, principal: Principal, plate_id: str, ke
         image_id = repository.recent.get(("plate field", plate_id, row, column, field), load)
     if image_id is None:
         raise NotFoundError(f"plate {plate_id!r} has no key {key!r}")
+    if parts[3] == LABELS_GROUP and len(parts) > 4:
+        return _label_object(repository, image_id, "/".join(parts[4:]))
     return _object(repository.image_root(image_id), "/".join(parts[3:]))

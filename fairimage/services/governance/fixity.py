@@ -22,11 +22,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from fairimage.catalog.tables import ImageRow
+from fairimage.catalog.tables import ImageRow, LabelRow
 from fairimage.model.errors import FairimageError, InvalidInputError, StorageError
 from fairimage.services.governance import audit
 from fairimage.services.repository import Repository
-from fairimage.storage import layout
+from fairimage.storage import ImagePrefix, layout
 
 _BLOCK = 1 << 20
 _log = logging.getLogger("fairimage.fixity")
@@ -63,25 +63,26 @@ def check_fixity(
     progress: Callable[[int], None] | None = None,
     seed: int | None = None,
 ) -> FixityReport:
-    """Check every image's manifest and (a sample of) its objects; record the outcome in the audit log."""
+    """Check every image's and label's manifest and (a sample of) its objects; record the outcome in the
+    audit log."""
     if not 0 < sample_percent <= 100:
         raise InvalidInputError(f"--sample {sample_percent}: give a percentage above 0 and at most 100")
     chooser = random.Random(seed)
     report = FixityReport(sample_percent=sample_percent)
     lock = threading.Lock()
     with ThreadPoolExecutor(4) as pool:
-        for image_id, manifest_sha256 in _images(repository):
+        for image_id, manifest_sha256, root in _checked(repository):
             report.images += 1
             objects = _manifest(repository, image_id, manifest_sha256, report)
             if objects is None:
                 continue
-            _unexpected(repository, image_id, objects, report)
+            _unexpected(repository, root, image_id, objects, report)
             chosen = [
                 (key, entry)
                 for key, entry in sorted(objects.items())
                 if sample_percent >= 100 or chooser.random() * 100 < sample_percent
             ]
-            checks = pool.map(partial(_verify, repository, image_id), chosen)
+            checks = pool.map(partial(_verify, root, image_id), chosen)
             for problem, size in checks:
                 with lock:
                     report.objects += 1
@@ -147,14 +148,23 @@ class FixitySchedule:
 def stored_bytes(repository: Repository) -> int:
     """The total size of what a full check reads (for a progress bar)."""
     with repository.reading() as session:
-        return int(sum(session.scalars(select(ImageRow.stored_bytes))))
+        images = sum(session.scalars(select(ImageRow.stored_bytes)))
+        return int(images + sum(session.scalars(select(LabelRow.stored_bytes))))
 
 
-def _images(repository: Repository) -> Iterator[tuple[str, str]]:
+def _checked(repository: Repository) -> Iterator[tuple[str, str, ImagePrefix]]:
+    """Every image and label: its id, its manifest's sha256 and where its objects are."""
     with repository.reading() as session:
-        rows = session.execute(select(ImageRow.id, ImageRow.manifest_sha256).order_by(ImageRow.id)).all()
-    for image_id, manifest_sha256 in rows:
-        yield str(image_id), str(manifest_sha256)
+        images = session.execute(select(ImageRow.id, ImageRow.manifest_sha256).order_by(ImageRow.id)).all()
+        labels = session.execute(select(LabelRow.id, LabelRow.manifest_sha256).order_by(LabelRow.id)).all()
+    for image_id, manifest_sha256 in images:
+        yield str(image_id), str(manifest_sha256), repository.image_root(str(image_id))
+    for label_id, manifest_sha256 in labels:
+        yield (
+            str(label_id),
+            str(manifest_sha256),
+            ImagePrefix(repository.store, layout.label_prefix(label_id)),
+        )
 
 
 def load_manifest(repository: Repository, image_id: str, expected_sha256: str) -> dict[str, Any]:
@@ -186,8 +196,9 @@ def _manifest(
         return None
 
 
-def _unexpected(repository: Repository, image_id: str, objects: dict[str, Any], report: FixityReport) -> None:
-    root = repository.image_root(image_id)
+def _unexpected(
+    repository: Repository, root: ImagePrefix, image_id: str, objects: dict[str, Any], report: FixityReport
+) -> None:
     if root.store is not repository.store:
         return  # a registered image's folder is its owner's: what else is there is not ours to judge
     for info in root.store.list(root.prefix):
@@ -198,11 +209,8 @@ def _unexpected(repository: Repository, image_id: str, objects: dict[str, Any], 
             )
 
 
-def _verify(
-    repository: Repository, image_id: str, item: tuple[str, dict[str, Any]]
-) -> tuple[Problem | None, int]:
+def _verify(root: ImagePrefix, image_id: str, item: tuple[str, dict[str, Any]]) -> tuple[Problem | None, int]:
     key, entry = item
-    root = repository.image_root(image_id)
     digest = hashlib.sha256()
     size = 0
     try:

@@ -241,7 +241,7 @@ def finish_staging(
     """After every part is written: OME attributes, verification and the manifest."""
     meta = staging.plan.meta
     written = finish_image(staging.plan, staging.target(store), parts)
-    _verify(store, staging.prefix, meta.name, written)
+    verify_staged(store, staging.prefix, meta.name, written)
     manifest = build_manifest(store, staging.prefix, written.chunks)
     body = json.dumps(manifest, indent=1, sort_keys=True).encode()
     store.write(layout.staged_manifest_key(conversion.run_id, staging.image_id), body)
@@ -260,7 +260,7 @@ def finish_staging(
     )
 
 
-def _verify(store: Store, prefix: str, name: str, written: WrittenImage) -> None:
+def verify_staged(store: Store, prefix: str, name: str, written: WrittenImage) -> None:
     """Re-open what was staged: valid OME-NGFF metadata, every level present with the planned shape."""
     group = zarr.open_group(store.zarr_store(prefix, read_only=True), mode="r")
     multiscale = parse_multiscale(group.attrs.asdict(), name)

@@ -22,7 +22,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fairimage.catalog.queries import existing_image_ids
+from fairimage.catalog.queries import existing_image_ids, existing_label_ids
 from fairimage.catalog.tables import ImageRow, IngestRunRow
 from fairimage.model.study import new_id
 from fairimage.services.governance import versions
@@ -64,7 +64,7 @@ class Run:
         self.files += 1
 
     def intend(self, image_id: str) -> None:
-        """Record, durably, that ``image_id`` is about to be published."""
+        """Record, durably, that ``image_id`` (or a label's id) is about to be published."""
         self.intend_all([image_id])
 
     def intend_all(self, image_ids: list[str]) -> None:
@@ -135,11 +135,13 @@ def clean_stale_runs(repository: Repository) -> list[str]:
             run_id = lock_path.stem
             intents = runs / f"{run_id}.intents"
             intended = intents.read_text().split() if intents.exists() else []
+            labels = [key for key in intended if key.startswith("lbl-")]
             with repository.reading() as session:
-                known = existing_image_ids(session, intended)
-            for image_id in set(intended) - known:
-                repository.store.delete(layout.image_prefix(image_id))
-                repository.store.delete(layout.manifest_key(image_id))
+                known = existing_image_ids(session, intended) | existing_label_ids(session, labels)
+            for key in set(intended) - known:
+                prefix = layout.label_prefix(key) if key in labels else layout.image_prefix(key)
+                repository.store.delete(prefix)
+                repository.store.delete(layout.manifest_key(key))
             repository.store.delete(layout.staging_prefix(run_id))
             _version_interrupted(repository, run_id)
             intents.unlink(missing_ok=True)
