@@ -13,9 +13,11 @@ from fairimage.model.plates.layout import row_name
 def field_pixels(
     row: int, column: int, field: int, channel: int, shape: tuple[int, int] = (24, 32)
 ) -> np.ndarray:
-    """Pixels that say where they came from: a ramp offset by well, field and channel."""
+    """Pixels that say where they came from: a ramp offset by well, field and channel (wrapping around
+    65536 for wells far down a 1536-well plate)."""
     base = (row * 100 + column) * 40 + field * 8 + channel
-    return (np.arange(shape[0] * shape[1], dtype=np.uint16).reshape(shape) + base * 7).astype(np.uint16)
+    ramp = np.arange(shape[0] * shape[1], dtype=np.int64).reshape(shape) + base * 7
+    return (ramp % 65536).astype(np.uint16)
 
 
 def imagexpress(

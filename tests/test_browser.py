@@ -53,6 +53,7 @@ class Site:
     stack: str
     plane: str
     plate: str = ""
+    dense_plate: str = ""  # a 1536-well plate with rows A and C imaged
     requests: list[str] = field(default_factory=list)
 
 
@@ -87,9 +88,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = plate_samples.imagexpress(root / "Screen01", [(0, 0), (0, 1), (1, 2)], fields=2, channels=2)
     plate = ingest_plate(repository, PlateRequest(folder, "browser", platemap=platemap))
     run_plate_qc(repository, operator("browser-test"), plate.plate_id or "", readout_channel=1)
+    dense_wells = [(0, column) for column in range(48)] + [(2, column) for column in range(0, 48, 4)]
+    dense_map = root / "dense-platemap.csv"
+    dense_map.write_text("well,compound,control\nA01,DMSO,negative\nA02,taxol,positive\n")
+    dense_folder = plate_samples.imagexpress(root / "Screen1536", dense_wells, fields=1, channels=1)
+    dense = ingest_plate(repository, PlateRequest(dense_folder, "browser", platemap=dense_map, wells=1536))
+    assert dense.status == "ingested", dense.error
     repository.close()
     with LiveServer(settings) as server:
-        yield Site(server.url, ids[0], ids[1], plate.plate_id or "")
+        yield Site(server.url, ids[0], ids[1], plate.plate_id or "", dense.plate_id or "")
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +298,42 @@ def test_a_plate_is_a_grid_of_wells_framed_by_their_controls(page: Any, site: Si
     grid.locator("td.imaged a").nth(2).click()
     page.wait_for_url(re.compile(r"/images/img-"))
     assert "B3 field 1" in page.locator("h1").inner_text()
+
+
+def test_a_1536_well_plate_is_one_picture_under_a_map_of_its_wells(page: Any, site: Site) -> None:
+    """A dense plate's page asks for one overview picture, not a thumbnail per well; each imaged well is a
+    link framed by its control type, and the picture shows the wells where the map says they are."""
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{site.url}/plates/{site.dense_plate}")
+    plate_map = page.locator("svg.plate-map")
+    assert plate_map.get_attribute("data-wells") == "1536"
+    links = plate_map.locator("a")
+    assert links.count() == 60
+    loaded = (
+        "() => { const i = document.querySelector('svg.plate-map image'); return i && i.getBBox().width > 0 }"
+    )
+    picture = page.request.get(f"{site.url}/api/plates/{site.dense_plate}/overview?size=22")
+    assert picture.status == 200 and picture.headers["content-type"] == "image/png"
+    overview = np.asarray(Image.open(io.BytesIO(picture.body())).convert("L")).astype(np.int16)
+    cell = 22 + 2
+    assert overview.shape == (32 * cell, 48 * cell)
+    assert overview[:cell].std() > 10 and overview[2 * cell : 3 * cell].std() > 10  # rows A and C imaged
+    band = overview[5 * cell : 6 * cell]  # row F: no well imaged, only the dark squares of its wells
+    assert set(np.unique(band)) == {12, 40}
+    assert page.evaluate(loaded)
+    thumbnails = [url for url in requests if "/thumbnail" in url]
+    overviews = [url for url in requests if "/overview" in url]
+    assert thumbnails == [] and len(overviews) == 1, requests
+    assert "control-positive" in (links.nth(1).locator("rect").get_attribute("class") or "")
+    assert "A2 · taxol · positive control · 1 field" in (links.nth(1).locator("title").text_content() or "")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = plate_map.screenshot(path=str(ARTIFACTS / "plate-1536-map.png"))
+    drawn = np.asarray(Image.open(io.BytesIO(shot)).convert("L")).astype(np.int16)
+    assert drawn.std() > 10
+    links.nth(47).click()
+    page.wait_for_url(re.compile(r"/images/img-"))
+    assert "A48" in page.locator("h1").inner_text()
 
 
 def test_pages_have_no_console_errors(page: Any, site: Site) -> None:

@@ -29,6 +29,7 @@ from fairimage.services.governance import versions
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.qc import plates as qc
 from fairimage.services.repository import Repository
+from fairimage.services.viewing import tiles
 
 templates = Jinja2Templates(directory=web.TEMPLATES)
 templates.env.globals["version"] = __version__
@@ -109,16 +110,35 @@ def plate_page(
     plate = plate_service.get_plate(repository, principal, plate_id)
     wells = {(well.row, well.column): well for well in plate.wells}
     size = len(plate.rows) * len(plate.columns)
+    thumb = 48 if size <= 384 else 22  # from a low pyramid level; 1536 wells still fit a screen
     context = {
         "plate": plate,
         "wells": wells,
         "imaged": sum(1 for well in plate.wells if well.images),
-        "thumb": 48 if size <= 384 else 24,  # from a low pyramid level; 1536 wells still fit a screen
+        "thumb": thumb,
+        # More wells than a 384-well plate: one picture of every well (a request, not one per well) under
+        # a map of links, instead of a thumbnail each.
+        "overview": _overview_geometry(len(plate.rows), len(plate.columns), thumb) if size > 384 else None,
         "ome_zarr_url": f"{request.base_url}zarr/{plate.id}.ome.zarr",
         "qc": qc.latest_summary(repository, principal, plate.id),
         "heat": qc.well_heatmap(repository, principal, plate.id),
     }
     return templates.TemplateResponse(request, "plate.html", context)
+
+
+def _overview_geometry(rows: int, columns: int, thumb: int) -> dict[str, int]:
+    """Where the plate overview and its wells are drawn in the plate page's SVG (labels left and on top;
+    every other column labelled where there are more than 24)."""
+    cell = thumb + tiles.OVERVIEW_GAP
+    left, top = 30, 16
+    return {
+        "cell": cell,
+        "left": left,
+        "top": top,
+        "width": left + columns * cell + 2,
+        "height": top + rows * cell + 2,
+        "every": 2 if columns > 24 else 1,
+    }
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)

@@ -66,6 +66,22 @@ def thumbnail(
 
 
 @router.get(
+    "/api/plates/{plate_id}/overview",
+    summary="Every well of a plate in one picture: each well's first field in a size x size cell of its grid",
+    response_class=Response,
+    responses=_PICTURE,
+)
+def plate_overview(
+    plate_id: str,
+    renderer: RendererDep,
+    principal: PrincipalDep,
+    size: Annotated[int, Query(ge=8, le=128)] = 24,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    return picture_response(tiles.plate_overview(renderer, principal, plate_id, size, if_none_match))
+
+
+@router.get(
     "/api/images/{image_id}/render",
     summary="A region of one plane, channels composed with colours and windows as the viewer does",
     response_class=Response,

@@ -283,3 +283,19 @@ def label_id(session: Session, image_id: str, name: str) -> str | None:
 
 def existing_label_ids(session: Session, ids: list[str]) -> set[str]:
     return set(session.scalars(select(LabelRow.id).where(LabelRow.id.in_(ids)))) if ids else set()
+
+
+def plate_first_fields(session: Session, plate_id: str) -> tuple[list[str], list[str], list[ImageRow]]:
+    """A plate's row and column names, and the first field's image of each well that has one."""
+    plate = session.get(PlateRow, plate_id)
+    if plate is None:
+        return [], [], []
+    fields = session.scalars(
+        select(ImageRow)
+        .where(ImageRow.plate_id == plate_id)
+        .order_by(ImageRow.well_row, ImageRow.well_column, ImageRow.field)
+    )
+    first: dict[tuple[str | None, str | None], ImageRow] = {}
+    for row in fields:
+        first.setdefault((row.well_row, row.well_column), row)
+    return list(plate.rows), list(plate.columns), list(first.values())

@@ -15,6 +15,8 @@ import io
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ import numpy as np
 import zarr
 from PIL import Image as PILImage
 
+from fairimage.catalog import queries
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.governance.policy import Principal, StudyPolicy
 from fairimage.model.study import Image
@@ -39,6 +42,7 @@ from fairimage.model.viewing.render import (
     parse_plane,
     parse_region,
 )
+from fairimage.ngff.chunks import thread_count
 from fairimage.ngff.reader import open_level, read_region
 from fairimage.services.discovery import images
 from fairimage.services.governance import access
@@ -191,6 +195,37 @@ class Renderer:
         resized = PILImage.fromarray(composed, "RGB").resize((request.width, request.height), resample)
         return np.asarray(resized)
 
+    def kept(self, key: str, make: Callable[[], bytes]) -> bytes:
+        """The picture kept under ``key``, made (and kept) when it is not."""
+        content = self._pictures.get(key)
+        if content is None:
+            content = make()
+            self._pictures.put(key, content)
+        return content
+
+    def mosaic(self, rows: int, columns: int, placed: list[tuple[int, int, Image]], size: int) -> bytes:
+        """A PNG of ``rows`` x ``columns`` cells, each image of ``placed`` (row, column, image) fitted into
+        its cell's ``size`` x ``size``, centred; images rendered on several threads."""
+        cell = size + OVERVIEW_GAP
+        canvas = np.full((rows * cell, columns * cell, 3), 12, np.uint8)  # the gaps between wells
+        inside = np.zeros(cell, bool)
+        inside[OVERVIEW_GAP // 2 : OVERVIEW_GAP // 2 + size] = True
+        wells = np.tile(inside, rows)[:, None] & np.tile(inside, columns)[None, :]
+        canvas[wells] = 40  # every well, imaged or not, a dark square
+
+        def draw(item: tuple[int, int, Image]) -> None:
+            row, column, image = item
+            box = parse_region(None, image_size(image, "x"), image_size(image, "y"))
+            width, height = fit_size(box, size)
+            pixels = self._pixels(image, RenderRequest(default_plane(image), box, width, height, "png"))
+            top = row * cell + OVERVIEW_GAP // 2 + (size - height) // 2
+            left = column * cell + OVERVIEW_GAP // 2 + (size - width) // 2
+            canvas[top : top + height, left : left + width] = pixels
+
+        with ThreadPoolExecutor(max_workers=2 * thread_count(), thread_name_prefix="overview") as pool:
+            list(pool.map(draw, placed))
+        return _encode(PILImage.fromarray(canvas, "RGB"), "png")
+
     def _level(self, image: Image, index: int) -> zarr.Array:
         array = self._arrays.get((image.id, index))
         if array is None:
@@ -247,6 +282,40 @@ def thumbnail(
     media_type(format)
     request = RenderRequest(default_plane(image), box, width, height, format)
     return renderer.picture(policy, image, request, if_none_match)
+
+
+OVERVIEW_SIZES = range(8, 129)
+OVERVIEW_GAP = 2  # pixels between two wells of a plate overview
+
+
+def plate_overview(
+    renderer: Renderer, principal: Principal, plate_id: str, size: int = 24, if_none_match: str | None = None
+) -> Picture:
+    """Every well of a plate in one PNG: each well's first field fitted into ``size`` x ``size`` (from its
+    lowest pyramid level that is large enough, like a thumbnail), in the plate's grid of cells of
+    ``size + OVERVIEW_GAP`` pixels, dark where a well has no image. One request and one access check for
+    the whole plate, where thumbnails would be one per well (1536 for a 1536-well plate); rendered on
+    several threads, then kept like any picture."""
+    if size not in OVERVIEW_SIZES:
+        raise InvalidInputError(f"size={size}: a plate overview has wells of 8 to 128 pixels")
+    repository = renderer.repository
+    policy = access.check_plate(repository, principal, plate_id)
+    key = f"{plate_id}/overview/{size}"
+    etag = '"' + hashlib.sha256(f"{RENDER_VERSION}/{key}".encode()).hexdigest()[:32] + '"'
+    cache_control = access.cache_control(policy)
+    if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
+        return Picture(b"", "image/png", etag, cache_control, not_modified=True)
+
+    def draw() -> bytes:
+        with repository.reading() as session:
+            rows, columns, fields = queries.plate_first_fields(session, plate_id)
+            placed = [
+                (rows.index(str(f.well_row)), columns.index(str(f.well_column)), images.to_image(f))
+                for f in fields
+            ]
+        return renderer.mosaic(len(rows), len(columns), placed, size)
+
+    return Picture(renderer.kept(key, draw), "image/png", etag, cache_control)
 
 
 def deepzoom(renderer: Renderer, principal: Principal, image_id: str, format: str = "png") -> str:
