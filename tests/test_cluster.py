@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import s3fs
 
 from tests import samples
@@ -31,6 +32,7 @@ def _manifests(outcomes: list[dict], read: object) -> dict[str, dict]:
     return found
 
 
+@pytest.mark.slow  # 30 s; cluster workers writing to the local store, and S3 writes, are tested by default
 def test_a_local_cluster_converts_a_folder_into_s3_exactly_as_a_local_run(
     tmp_path: Path, s3_endpoint: str, s3_bucket: str
 ) -> None:
