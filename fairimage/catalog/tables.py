@@ -165,6 +165,39 @@ class LabelRow(Base):
     object_count: Mapped[int] = mapped_column(Integer)
 
 
+class DatasetRow(Base):
+    """One version of a dataset for machine learning (immutable once made): the studies it was drawn from,
+    how (label, split proportions, group and stratum keys, seed) and what was left out."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_datasets_name_version"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    studies: Mapped[list[Any]] = mapped_column(JSON)  # study ids
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    excluded: Mapped[dict[str, Any]] = mapped_column(JSON)  # why images were left out, and how many
+    item_count: Mapped[int] = mapped_column(Integer)
+
+
+class DatasetItemRow(Base):
+    """An image of a dataset version, its label (where the dataset has labels) and its split."""
+
+    __tablename__ = "dataset_items"
+
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    label_id: Mapped[str | None] = mapped_column(ForeignKey("labels.id"), nullable=True)
+    split: Mapped[str] = mapped_column(String(16))
+    group_key: Mapped[str] = mapped_column(String(255))
+    stratum: Mapped[str] = mapped_column(String(255))
+    content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ai_generated: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
 class PlateRow(Base):
     """A high-content screening plate: its geometry, acquisitions and where its group documents are stored;
     its fields are images (``ImageRow.plate_id``)."""

@@ -227,3 +227,20 @@ def _verify(root: ImagePrefix, image_id: str, item: tuple[str, dict[str, Any]]) 
         )
         return Problem(image_id, key, "corrupted", detail), size
     return None, size
+
+
+# The zarr documents of an array (v3, and v2 for registered 0.4 images), which are not pixels.
+METADATA_DOCUMENTS = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup"})
+
+
+def pixel_hash(repository: Repository, manifest_key: str, level: str) -> str | None:
+    """A hash of an image's full-resolution chunks (their sha256s, from its manifest): the same pixels give
+    the same hash whatever the image's name or metadata. None where the manifest holds no chunks (an image
+    registered in place whose chunks were not verified): its pixels are not known here."""
+    manifest = json.loads(repository.store.read(manifest_key))
+    chunks = sorted(
+        (key.removeprefix(f"{level}/"), entry["sha256"])
+        for key, entry in manifest["objects"].items()
+        if key.startswith(f"{level}/") and key.rsplit("/", 1)[-1] not in METADATA_DOCUMENTS
+    )
+    return hashlib.sha256(json.dumps(chunks).encode()).hexdigest() if chunks else None

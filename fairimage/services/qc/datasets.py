@@ -3,8 +3,6 @@ pixels stored twice, wells and fields its plates lack, metadata problems and the
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from fairimage.catalog import queries
@@ -12,12 +10,10 @@ from fairimage.model.governance.policy import Principal
 from fairimage.model.qc.dataset import Finding, ImageGeometry, duplicate_images, inconsistent_geometry
 from fairimage.services.curation import study_metadata
 from fairimage.services.governance import access, audit
+from fairimage.services.governance.fixity import pixel_hash
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.qc.thresholds import study_thresholds
 from fairimage.services.repository import Repository
-
-# The zarr documents of an array (v3, and v2 for registered 0.4 images), which are not pixels.
-METADATA_DOCUMENTS = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup"})
 
 
 def run_dataset_qc(repository: Repository, principal: Principal, study: str) -> dict[str, Any]:
@@ -30,7 +26,7 @@ def run_dataset_qc(repository: Repository, principal: Principal, study: str) -> 
     findings: list[Finding] = inconsistent_geometry(
         geometry, study_thresholds(repository, principal, study_id)
     )
-    hashes = {image: _pixel_hash(repository, key, level) for image, (key, level) in manifests.items()}
+    hashes = {image: pixel_hash(repository, key, level) for image, (key, level) in manifests.items()}
     findings += duplicate_images({image: found for image, found in hashes.items() if found is not None})
     plates = plate_service.list_plates(repository, principal, study_id)
     missing = [f"plate {plate.name}: {line}" for plate in plates for line in plate.missing]
@@ -52,16 +48,3 @@ def _pixel_size(axes: list[dict[str, Any]], scale: list[float]) -> tuple[float, 
     """The physical pixel size along the axes that have a unit; None where the image records none."""
     sizes = tuple(float(s) for axis, s in zip(axes, scale, strict=True) if axis.get("unit"))
     return sizes or None
-
-
-def _pixel_hash(repository: Repository, manifest_key: str, level: str) -> str | None:
-    """A hash of an image's full-resolution chunks (their sha256s, from its manifest): the same pixels give
-    the same hash whatever the image's name or metadata. None where the manifest holds no chunks (an image
-    registered in place whose chunks were not verified): its pixels are not known here."""
-    manifest = json.loads(repository.store.read(manifest_key))
-    chunks = sorted(
-        (key.removeprefix(f"{level}/"), entry["sha256"])
-        for key, entry in manifest["objects"].items()
-        if key.startswith(f"{level}/") and key.rsplit("/", 1)[-1] not in METADATA_DOCUMENTS
-    )
-    return hashlib.sha256(json.dumps(chunks).encode()).hexdigest() if chunks else None

@@ -1,0 +1,1 @@
+"""Datasets for machine learning: leak-free splits of studies' images and labels, their checks and cards."""
