@@ -68,7 +68,7 @@ def test_a_plates_fields_split_by_well_never_leak_and_the_seed_repeats_the_split
     assert sizes == {"negative": 9, "positive": 9, "(none)": 18}  # 3, 3 and 6 wells of 3 fields
     for stratum, size in sizes.items():  # each split within a well (3 fields) of its share of each stratum
         for split, share in (("train", 0.5), ("validation", 0.25), ("test", 0.25)):
-            assert 0 < per_split[(split, stratum)] and abs(per_split[(split, stratum)] - size * share) <= 3
+            assert per_split[(split, stratum)] > 0 and abs(per_split[(split, stratum)] - size * share) <= 3
 
     checked = run_cli("dataset", "check", "mitosis", "--repo", repo, "--json")
     report = json.loads(checked.stdout)
