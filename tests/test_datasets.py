@@ -198,3 +198,40 @@ def test_splits_keep_groups_whole_and_strata_balanced() -> None:
     leaky = check_splits(moved)
     assert leaky.leaks == [f"group 'g0' is in {', '.join(sorted({moved[0].split, splits['i1']}))}"]
     assert len(leaky.duplicates) == 1
+
+
+def test_an_exported_dataset_loads_in_mlcroissant_and_its_card_tells_its_composition(tmp_path: Path) -> None:
+    import mlcroissant as mlc
+
+    folder, platemap = _screen(tmp_path)
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    run_cli(
+        "plate", "ingest", folder, "--platemap", platemap, "--study", "Screen", "--repo", repo, check=True
+    )
+    run_cli("study", "data-use", "Screen", "HMB", "--repo", repo)
+    run_cli("dataset", "create", "mitosis", "--from", "Screen", "--split", "80/20", "--group-by", "plate",
+            "--repo", repo, check=True)  # fmt: skip
+    made = json.loads(run_cli("dataset", "show", "mitosis", "--repo", repo, "--json", check=True).stdout)
+    out = tmp_path / "export"
+    run_cli("dataset", "export", "mitosis", "--to", out, "--repo", repo, check=True)
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "card.json", "croissant.json", "items.csv"]
+    again = run_cli("dataset", "export", "mitosis", "--to", out, "--repo", repo)
+    assert again.returncode != 0 and f"{out}: already exists; export into a new folder" in again.stderr
+
+    dataset = mlc.Dataset(jsonld=str(out / "croissant.json"))  # validates: raises on an invalid description
+    assert dataset.metadata.name == "mitosis"
+    records = list(dataset.records(record_set="items"))
+    assert len(records) == 36
+    by_image = {r["items/image_id"].decode(): r["items/split"].decode() for r in records}
+    assert by_image == {item["image_id"]: item["split"] for item in made["items"]}
+    assert set(by_image.values()) == {"train"}  # one plate, grouped by plate: all on one side
+    urls = {r["items/ome_zarr_url"].decode() for r in records}
+    assert all(url.startswith("http") and url.endswith(".ome.zarr") for url in urls)
+
+    card = (out / "README.md").read_text()
+    assert "# Dataset mitosis, version 1" in card and "36 images: train 36, test 0." in card
+    assert "grouped by plate (no group is in two splits)" in card
+    description = json.loads((out / "croissant.json").read_text())
+    assert description["conformsTo"] == "http://mlcommons.org/croissant/1.1"
+    assert {"rai:dataCollection", "rai:dataBiases", "rai:personalSensitiveInformation"} <= set(description)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,7 +19,7 @@ from fairimage.cli.common import (
     out,
     print_listing,
 )
-from fairimage.services.datasets import datasets
+from fairimage.services.datasets import datasets, exports
 from fairimage.services.datasets.datasets import Dataset, DatasetRequest
 
 dataset_app = typer.Typer(
@@ -153,6 +154,28 @@ def dataset_check(
         out.print(table)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@dataset_app.command("export")
+def dataset_export(
+    name: Annotated[str, typer.Argument(help="the dataset's name")],
+    to: Annotated[
+        Path, typer.Option(help="a new folder to write: items.csv, croissant.json, README.md, card.json")
+    ],
+    version: VersionOption = None,
+    as_json: JsonOption = False,
+    repo: RepoOption = None,
+) -> None:
+    """Write a dataset version for machine-learning tools: its items, a Croissant 1.1 description with the
+    Responsible-AI fields (mlcroissant loads it), and its dataset card."""
+    with opened(repo) as repository:
+        exported = exports.export_dataset(
+            repository, operator_principal(), name, version, to, repository.settings.public_url
+        )
+    if as_json:
+        _json({"folder": str(exported.folder), "files": exported.files})
+        return
+    out.print(f"[green]exported[/] {name} to {exported.folder}: {', '.join(exported.files)}", highlight=False)
 
 
 def _summary(dataset: Dataset) -> dict[str, object]:

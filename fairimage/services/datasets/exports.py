@@ -1,0 +1,363 @@
+"""A dataset version handed to a machine-learning user: a folder with its items (``items.csv``), a
+Croissant 1.1 description with the Responsible-AI fields (``croissant.json``, which mlcroissant loads
+offline), and a dataset card (``README.md``, and ``card.json`` for machines) written from the catalog:
+composition per split and stratum, the studies, organisms and imaging methods, consent and access
+conditions, what was left out and why, licence, citation and how to load it.
+
+The folder is written beside its final name and renamed into place, so it is whole or absent."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from fairimage.catalog.tables import ImageRow, LabelRow, StudyRow
+from fairimage.model.errors import InvalidInputError
+from fairimage.model.governance.policy import Principal
+from fairimage.services.datasets.datasets import Dataset, get_dataset
+from fairimage.services.repository import Repository
+
+CROISSANT = "http://mlcommons.org/croissant/1.1"
+CONTEXT: dict[str, Any] = {
+    "@language": "en",
+    "@vocab": "https://schema.org/",
+    "citeAs": "cr:citeAs",
+    "column": "cr:column",
+    "conformsTo": "dct:conformsTo",
+    "cr": "http://mlcommons.org/croissant/",
+    "rai": "http://mlcommons.org/croissant/RAI/",
+    "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "dct": "http://purl.org/dc/terms/",
+    "examples": {"@id": "cr:examples", "@type": "@json"},
+    "extract": "cr:extract",
+    "field": "cr:field",
+    "fileProperty": "cr:fileProperty",
+    "fileObject": "cr:fileObject",
+    "fileSet": "cr:fileSet",
+    "format": "cr:format",
+    "includes": "cr:includes",
+    "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath",
+    "key": "cr:key",
+    "md5": "cr:md5",
+    "parentField": "cr:parentField",
+    "path": "cr:path",
+    "recordSet": "cr:recordSet",
+    "references": "cr:references",
+    "regex": "cr:regex",
+    "repeated": "cr:repeated",
+    "replace": "cr:replace",
+    "sc": "https://schema.org/",
+    "separator": "cr:separator",
+    "source": "cr:source",
+    "subField": "cr:subField",
+    "transform": "cr:transform",
+}
+COLUMNS = (
+    ("image_id", "sc:Text", "the image's id in the repository"),
+    ("split", "sc:Text", "train, validation or test"),
+    ("group", "sc:Text", "the value of the grouping key: never in two splits"),
+    ("stratum", "sc:Text", "the value of the stratifying key"),
+    ("study", "sc:Text", "the study the image belongs to"),
+    ("label_id", "sc:Text", "the label image paired with it, if the dataset has labels"),
+    ("ai_generated", "sc:Boolean", "whether its label was made by a model"),
+    ("content_sha256", "sc:Text", "a hash of its full-resolution chunks: the same pixels, the same hash"),
+    ("ome_zarr_url", "sc:URL", "its OME-Zarr 0.5 image, for zarr-python, ome-zarr-py, napari"),
+    ("label_url", "sc:URL", "its label's OME-Zarr, if it has one"),
+)
+
+
+@dataclass(frozen=True)
+class Exported:
+    folder: Path
+    files: list[str]
+
+
+def export_dataset(
+    repository: Repository,
+    principal: Principal,
+    name: str,
+    version: int | None,
+    folder: Path,
+    base_url: str,
+) -> Exported:
+    """Write the dataset version's folder (``folder`` must not exist yet)."""
+    if folder.exists():
+        raise InvalidInputError(f"{folder}: already exists; export into a new folder")
+    dataset = get_dataset(repository, principal, name, version)
+    base = base_url.rstrip("/")
+    with repository.reading() as session:
+        studies = {study_id: session.get(StudyRow, study_id) for study_id in dataset.studies}
+        label_names = {
+            row.id: row.name
+            for row in (session.get(LabelRow, item.label_id) for item in dataset.items if item.label_id)
+            if row is not None
+        }
+        facts = _facts([study for study in studies.values() if study is not None])
+    image_studies = _image_studies(repository, dataset)
+    rows = [
+        {
+            "image_id": item.image_id,
+            "split": item.split,
+            "group": item.group,
+            "stratum": item.stratum,
+            "study": facts.names.get(image_studies.get(item.image_id, ""), ""),
+            "label_id": item.label_id or "",
+            "ai_generated": "true" if item.ai_generated else "false",
+            "content_sha256": item.content_sha256 or "",
+            "ome_zarr_url": f"{base}/zarr/{item.image_id}.ome.zarr",
+            "label_url": f"{base}/zarr/{item.image_id}.ome.zarr/labels/{label_names[item.label_id]}"
+            if item.label_id in label_names
+            else "",
+        }
+        for item in dataset.items
+    ]
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=[column for column, _, _ in COLUMNS], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    items_csv = table.getvalue().encode()
+    card = dataset_card(dataset, facts, base)
+    documents = {
+        "items.csv": items_csv,
+        "croissant.json": _json(croissant(dataset, facts, card, hashlib.sha256(items_csv).hexdigest(), base)),
+        "card.json": _json(card),
+        "README.md": card_markdown(card).encode(),
+    }
+    partial = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        for file_name, body in documents.items():
+            (partial / file_name).write_bytes(body)
+        partial.rename(folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return Exported(folder, sorted(documents))
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the studies of a dataset say of themselves."""
+
+    names: dict[str, str]  # study id -> name
+    titles: list[str]
+    licenses: list[str]
+    organisms: list[str]
+    methods: list[str]
+    access: list[str]  # one line per study: its policy and consent terms
+
+
+def _facts(studies: list[StudyRow]) -> _Facts:
+    titles, licenses, organisms, methods, access = [], [], [], [], []
+    for study in studies:
+        rembi = study.rembi or {}
+        titles.append(str((rembi.get("study") or {}).get("title") or study.name))
+        if license_ := (rembi.get("study") or {}).get("license"):
+            licenses.append(str(license_))
+        for biosample in rembi.get("biosamples") or []:
+            organism = biosample.get("organism")
+            if isinstance(organism, dict):
+                organisms.append(str(organism.get("label") or organism.get("id")))
+            elif organism:
+                organisms.append(str(organism))
+        for component in rembi.get("study_components") or []:
+            for method in component.get("imaging_methods") or []:
+                methods.append(
+                    str(method.get("label") or method.get("id")) if isinstance(method, dict) else str(method)
+                )
+        consent = (study.data_use or {}).get("permission")
+        modifiers = ", ".join((study.data_use or {}).get("modifiers") or [])
+        terms = f"; consent {consent}" + (f" with {modifiers}" if modifiers else "") if consent else ""
+        access.append(f"{study.name}: {study.policy}{terms}")
+    return _Facts(
+        names={study.id: study.name for study in studies},
+        titles=titles,
+        licenses=sorted(set(licenses)),
+        organisms=sorted(set(organisms)),
+        methods=sorted(set(methods)),
+        access=access,
+    )
+
+
+def _image_studies(repository: Repository, dataset: Dataset) -> dict[str, str]:
+    ids = [item.image_id for item in dataset.items]
+    with repository.reading() as session:
+        return dict(session.execute(select(ImageRow.id, ImageRow.study_id).where(ImageRow.id.in_(ids))).all())
+
+
+def dataset_card(dataset: Dataset, facts: _Facts, base_url: str) -> dict[str, Any]:
+    """The dataset card as data: what the Markdown card and the Croissant RAI fields say."""
+    parameters = dataset.parameters
+    balance: dict[str, dict[str, int]] = {}
+    for item in dataset.items:
+        by_stratum = balance.setdefault(item.split, {})
+        by_stratum[item.stratum or "all"] = by_stratum.get(item.stratum or "all", 0) + 1
+    generated = sum(item.ai_generated for item in dataset.items)
+    gaps = [f"{count} image(s) left out: {reason}" for reason, count in dataset.excluded.items()]
+    if any(item.content_sha256 is None for item in dataset.items):
+        gaps.append("some images' pixels are not known here (registered, not verified): duplicates unchecked")
+    return {
+        "name": dataset.name,
+        "version": dataset.version,
+        "id": dataset.id,
+        "created_by": dataset.created_by,
+        "created_at": dataset.created_at.isoformat() if dataset.created_at else None,
+        "studies": facts.titles,
+        "organisms": facts.organisms,
+        "imaging_methods": facts.methods,
+        "licenses": facts.licenses,
+        "access": facts.access,
+        "items": len(dataset.items),
+        "splits": dataset.counts,
+        "balance": balance,
+        "how_split": {
+            "proportions": parameters.get("split"),
+            "group_by": parameters.get("group_by"),
+            "stratify": parameters.get("stratify"),
+            "seed": parameters.get("seed"),
+            "label": parameters.get("label"),
+        },
+        "ai_generated_items": generated,
+        "known_gaps": gaps,
+        "how_to_load": (
+            f"fairimage dataset show {dataset.name} --version {dataset.version} --json; each item's pixels: "
+            f"zarr.open_group('{base_url}/zarr/IMAGE.ome.zarr') (zarr-python), or the ome_zarr_url column "
+            "of items.csv; in Python, mlcroissant.Dataset('croissant.json').records('items')"
+        ),
+        "citation": f"{dataset.name} version {dataset.version} ({dataset.id}), drawn from "
+        + "; ".join(facts.titles),
+    }
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """The card a person reads: a README for the dataset's folder."""
+    split = card["how_split"]
+    lines = [
+        f"# Dataset {card['name']}, version {card['version']}",
+        "",
+        f"`{card['id']}`, made by {card['created_by']} on {card['created_at'] or 'an unknown date'}.",
+        "",
+        "## Composition",
+        "",
+        f"{card['items']} images: "
+        + ", ".join(f"{name} {count}" for name, count in card["splits"].items())
+        + ".",
+        "",
+        "| split | " + " | ".join(sorted({s for counts in card["balance"].values() for s in counts})) + " |",
+    ]
+    strata = sorted({s for counts in card["balance"].values() for s in counts})
+    lines.append("|---" * (len(strata) + 1) + "|")
+    for name, counts in card["balance"].items():
+        lines.append(f"| {name} | " + " | ".join(str(counts.get(s, 0)) for s in strata) + " |")
+    lines += [
+        "",
+        f"Split {split['proportions']} with seed {split['seed']}, grouped by {split['group_by']} (no group "
+        f"is in two splits){', stratified by ' + split['stratify'] if split['stratify'] else ''}"
+        f"{'; each image with its label ' + repr(split['label']) if split['label'] else ''}.",
+        f"AI-generated items (labels made by a model): {card['ai_generated_items']}.",
+        "",
+        "## Sources",
+        "",
+        *(f"- {title}" for title in card["studies"]),
+        "",
+        f"Organisms: {', '.join(card['organisms']) or 'not recorded'}. "
+        f"Imaging methods: {', '.join(card['imaging_methods']) or 'not recorded'}.",
+        "",
+        "## Access and consent",
+        "",
+        *(f"- {line}" for line in card["access"]),
+        "",
+        f"Licence: {', '.join(card['licenses']) or 'not recorded: ask the studies owners'}.",
+        "",
+        "## Known gaps and biases",
+        "",
+        *([f"- {gap}" for gap in card["known_gaps"]] or ["- none recorded"]),
+        "",
+        "## How to load it",
+        "",
+        card["how_to_load"],
+        "",
+        "## Citation",
+        "",
+        card["citation"],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def croissant(
+    dataset: Dataset, facts: _Facts, card: dict[str, Any], items_sha256: str, base_url: str
+) -> dict[str, Any]:
+    """Croissant 1.1 JSON-LD: the dataset, its items file and record set, and the Responsible-AI fields."""
+    studies = f"{len(facts.titles)} stud{'y' if len(facts.titles) == 1 else 'ies'}"
+    description = (
+        f"{card['items']} images drawn from {studies}, "
+        f"split {card['how_split']['proportions']} by {card['how_split']['group_by']}."
+    )
+    return {
+        "@context": CONTEXT,
+        "@type": "sc:Dataset",
+        "name": dataset.name,
+        "description": description,
+        "conformsTo": CROISSANT,
+        "citeAs": card["citation"],
+        "datePublished": card["created_at"][:10] if card["created_at"] else None,
+        "license": facts.licenses[0] if len(facts.licenses) == 1 else (facts.licenses or "not recorded"),
+        "url": f"{base_url}/api/datasets/{dataset.name}/{dataset.version}",
+        "version": f"{dataset.version}.0.0",
+        "creator": {"@type": "sc:Person", "name": dataset.created_by},
+        "rai:dataCollection": "Microscopy images acquired by "
+        + (", ".join(facts.methods) or "methods not recorded")
+        + "; converted to OME-Zarr 0.5 by fairimage, every object checksummed.",
+        "rai:dataBiases": "Per split and stratum: "
+        + "; ".join(f"{split} {counts}" for split, counts in card["balance"].items()),
+        "rai:dataLimitations": "; ".join(card["known_gaps"]) or "none recorded",
+        "rai:personalSensitiveInformation": "; ".join(facts.access),
+        "rai:dataUseCases": "Training and evaluating image-analysis models, within each study's consent "
+        "terms.",
+        "rai:machineAnnotationTools": f"{card['ai_generated_items']} items have labels made by a model",
+        "distribution": [
+            {
+                "@type": "cr:FileObject",
+                "@id": "items.csv",
+                "name": "items.csv",
+                "contentUrl": "items.csv",
+                "encodingFormat": "text/csv",
+                "sha256": items_sha256,
+            }
+        ],
+        "recordSet": [
+            {
+                "@type": "cr:RecordSet",
+                "@id": "items",
+                "name": "items",
+                "description": "One record per image: its split and where its pixels and label are.",
+                "field": [
+                    {
+                        "@type": "cr:Field",
+                        "@id": f"items/{column}",
+                        "name": column,
+                        "description": about,
+                        "dataType": data_type,
+                        "source": {"fileObject": {"@id": "items.csv"}, "extract": {"column": column}},
+                    }
+                    for column, data_type, about in COLUMNS
+                ],
+            }
+        ],
+    }
+
+
+def _json(document: Any) -> bytes:
+    return json.dumps(document, indent=1, ensure_ascii=False).encode()
