@@ -101,6 +101,7 @@ bench: install $(NGINX) $(WRK)  ## conversion against ome-zarr-py and ngff-zarr 
 	$(BIN)/python benchmarks/register.py --verify
 	$(BIN)/python benchmarks/qc.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/plate_page.py
 
 clean:
 	rm -rf demo-repo .venv-drs .venv-rocrate .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules fairimage/web/static/build

@@ -61,12 +61,16 @@ def _group_document(ome: dict[str, object] | None = None) -> bytes:
     return json.dumps({"zarr_format": 3, "node_type": "group", "attributes": attributes}).encode()
 
 
-def write_plate(root: Path, wells: int, fields: int) -> int:
-    """An OME-Zarr 0.5 plate; the number of files written."""
+def write_plate(root: Path, wells: int, fields: int, shaded: bool = False) -> int:
+    """An OME-Zarr 0.5 plate; the number of files written. Every pixel is 100, or with ``shaded`` each well
+    has its own constant, from 0 in the first well to 100 in the last, so their thumbnails differ."""
     import numcodecs
 
+    def constant_chunk(value: int) -> bytes:
+        return numcodecs.Zstd(level=3).encode(np.full((1, CHUNK, CHUNK), value, dtype="<u2").tobytes())
+
     rows, columns = FORMATS[wells]
-    chunk = numcodecs.Zstd(level=3).encode(np.full((1, CHUNK, CHUNK), 100, dtype="<u2").tobytes())
+    chunk = constant_chunk(100)
     image_ome = {
         "multiscales": [
             {
@@ -121,7 +125,9 @@ def write_plate(root: Path, wells: int, fields: int) -> int:
         {"well": {"images": [{"path": str(f), "acquisition": 0} for f in range(fields)]}}
     )
     image_document = _group_document(image_ome)
-    for path in well_paths:
+    for index, path in enumerate(well_paths):
+        if shaded:
+            chunk = constant_chunk(100 * index // max(1, len(well_paths) - 1))
         put(root / path / "zarr.json", well_document)
         for field in range(fields):
             image = root / path / str(field)
