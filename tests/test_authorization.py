@@ -18,6 +18,7 @@ import tifffile
 
 from fairimage.api import create_app
 from fairimage.model.governance.policy import Role, Scope, operator
+from fairimage.services.datasets.datasets import DatasetRequest, create_dataset
 from fairimage.services.discovery import images
 from fairimage.services.governance import accounts, policies
 from fairimage.services.ingest.intake import ingest_paths
@@ -108,6 +109,7 @@ class World:
     dicom_images: dict[str, str] = field(default_factory=dict)  # state -> a DICOM image's id
     files: dict[str, str] = field(default_factory=dict)  # state -> original file id
     plates: dict[str, str] = field(default_factory=dict)  # state -> a plate's id (with a QC report)
+    datasets: dict[str, str] = field(default_factory=dict)  # state -> a dataset's name, over that study
     routes: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
 
     def headers(self, caller: str) -> dict[str, str]:
@@ -171,6 +173,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             policies.add_grant(repository, admin, study, "granted")  # a grant does not open a quarantine
         world.studies[state] = images.get_study(repository, admin, study).id
         world.plates[state] = _plate(repository, root / f"plate-{state}", study, index)
+        world.datasets[state] = f"ds-{state}"
+        create_dataset(repository, admin, DatasetRequest(f"ds-{state}", (study,), "100/0/0"))
     repository.close()
     world.routes = sorted(
         {
@@ -221,6 +225,9 @@ def _fill(route: str, world: World, state: str) -> list[str]:
         "study_id": world.studies[state],
         "object_id": f"{image}~zarr.json",
         "plate_id": world.plates[state],
+        "name": world.datasets[state],  # /api/datasets/{name}: a dataset over the study
+        "version": "1",
+        "document": "croissant.json",
     }
     names = re.findall(r"{(\w+)(?::\w+)?}", route)
     if "pid" in names:
@@ -243,7 +250,7 @@ def test_the_matrix_covers_every_data_route(world: World) -> None:
     for route in item_routes:
         assert any(
             name in route for name in ("{image_id}", "{study_id}", "{object_id}", "{pid}", "{plate_id}")
-        ), f"{route}: no study or image to check access on"
+        ) or route.startswith("/api/datasets/{name}"), f"{route}: no study or image to check access on"
 
 
 @pytest.mark.parametrize("caller", CALLERS)

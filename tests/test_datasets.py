@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import tifffile
@@ -31,7 +32,7 @@ from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.labels.labels import add_label
 from fairimage.services.repository import Repository
 from tests import plate_samples, samples
-from tests.conftest import run_cli
+from tests.conftest import LiveServer, run_cli
 
 ADMIN = operator("test")
 WELLS = [(row, column) for row in range(2) for column in range(6)]  # A1..B6
@@ -235,3 +236,32 @@ def test_an_exported_dataset_loads_in_mlcroissant_and_its_card_tells_its_composi
     description = json.loads((out / "croissant.json").read_text())
     assert description["conformsTo"] == "http://mlcommons.org/croissant/1.1"
     assert {"rai:dataCollection", "rai:dataBiases", "rai:personalSensitiveInformation"} <= set(description)
+
+
+def test_datasets_over_http_are_for_readers_of_every_study_and_serve_their_croissant(
+    repository: Repository, tmp_path: Path
+) -> None:
+    import mlcroissant as mlc
+
+    for n, study in enumerate(("Open", "Closed")):
+        path = samples.png(tmp_path / f"{study}.png", np.full((20, 20), n + 1, np.uint8))
+        ingest_paths(repository, [path], study=study)
+    policies.set_policy(repository, ADMIN, "Closed", "restricted")
+    create_dataset(repository, ADMIN, DatasetRequest("open", ("Open",), "100/0/0"))
+    create_dataset(repository, ADMIN, DatasetRequest("both", ("Open", "Closed"), "50/50"))
+    with LiveServer(repository.settings) as server:
+        listed = httpx.get(f"{server.url}/api/datasets").json()["items"]
+        assert [d["name"] for d in listed] == ["open"]  # "both" draws on a study the anonymous may not read
+        assert httpx.get(f"{server.url}/api/datasets/both").status_code == 404
+        assert httpx.get(f"{server.url}/api/datasets/both/1/croissant.json").status_code == 404
+        version = httpx.get(f"{server.url}/api/datasets/open/1").json()
+        assert [item["split"] for item in version["items"]] == ["train"]
+        check = httpx.get(f"{server.url}/api/datasets/open/1/check").json()
+        assert check["ok"] and check["balance"] == {"train": {"": 1}}
+        url = f"{server.url}/api/datasets/open/1/croissant.json"
+        loaded = mlc.Dataset(jsonld=url)  # its items.csv resolves beside it, over HTTP
+        records = list(loaded.records(record_set="items"))
+        assert [r["items/image_id"].decode() for r in records] == [version["items"][0]["image_id"]]
+        card = httpx.get(f"{server.url}/api/datasets/open/1/README.md")
+        assert card.headers["content-type"].startswith("text/markdown") and "# Dataset open" in card.text
+        assert httpx.get(f"{server.url}/api/datasets/open/1/secrets.txt").status_code == 422

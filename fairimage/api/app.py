@@ -19,6 +19,7 @@ from fairimage.api import (
     access_pages,
     admin,
     annotating,
+    datasets,
     drs,
     images,
     jobs,
@@ -158,6 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
         pages,
         access_pages,
         sharing,
+        datasets,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")

@@ -35,6 +35,7 @@ CONTEXT: dict[str, Any] = {
     "cr": "http://mlcommons.org/croissant/",
     "rai": "http://mlcommons.org/croissant/RAI/",
     "data": {"@id": "cr:data", "@type": "@json"},
+    "equivalentProperty": "cr:equivalentProperty",
     "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
     "dct": "http://purl.org/dc/terms/",
     "examples": {"@id": "cr:examples", "@type": "@json"},
@@ -56,6 +57,7 @@ CONTEXT: dict[str, Any] = {
     "regex": "cr:regex",
     "repeated": "cr:repeated",
     "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
     "sc": "https://schema.org/",
     "separator": "cr:separator",
     "source": "cr:source",
@@ -82,6 +84,14 @@ class Exported:
     files: list[str]
 
 
+DOCUMENTS = {
+    "croissant.json": "application/ld+json",
+    "items.csv": "text/csv",
+    "card.json": "application/json",
+    "README.md": "text/markdown",
+}
+
+
 def export_dataset(
     repository: Repository,
     principal: Principal,
@@ -93,6 +103,31 @@ def export_dataset(
     """Write the dataset version's folder (``folder`` must not exist yet)."""
     if folder.exists():
         raise InvalidInputError(f"{folder}: already exists; export into a new folder")
+    documents = dataset_documents(repository, principal, name, version, base_url)
+    partial = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        for file_name, body in documents.items():
+            (partial / file_name).write_bytes(body)
+        partial.rename(folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return Exported(folder, sorted(documents))
+
+
+def dataset_documents(
+    repository: Repository,
+    principal: Principal,
+    name: str,
+    version: int | None,
+    base_url: str,
+    served: bool = False,
+) -> dict[str, bytes]:
+    """The files of a dataset version's export (``DOCUMENTS``), by name: what the folder holds and, with
+    ``served``, what ``GET /api/datasets/NAME/VERSION/FILE`` serves (the Croissant description then names
+    its items file by its URL, which a loader fetches; in a folder it is the file beside it)."""
     dataset = get_dataset(repository, principal, name, version)
     base = base_url.rstrip("/")
     with repository.reading() as session:
@@ -127,23 +162,14 @@ def export_dataset(
     writer.writerows(rows)
     items_csv = table.getvalue().encode()
     card = dataset_card(dataset, facts, base)
-    documents = {
+    items_url = f"{base}/api/datasets/{dataset.name}/{dataset.version}/items.csv" if served else "items.csv"
+    sha256 = hashlib.sha256(items_csv).hexdigest()
+    return {
+        "croissant.json": _json(croissant(dataset, facts, card, (items_url, sha256), base)),
         "items.csv": items_csv,
-        "croissant.json": _json(croissant(dataset, facts, card, hashlib.sha256(items_csv).hexdigest(), base)),
         "card.json": _json(card),
         "README.md": card_markdown(card).encode(),
     }
-    partial = folder.with_name(f".{folder.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        for file_name, body in documents.items():
-            (partial / file_name).write_bytes(body)
-        partial.rename(folder)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return Exported(folder, sorted(documents))
 
 
 @dataclass(frozen=True)
@@ -297,7 +323,7 @@ def card_markdown(card: dict[str, Any]) -> str:
 
 
 def croissant(
-    dataset: Dataset, facts: _Facts, card: dict[str, Any], items_sha256: str, base_url: str
+    dataset: Dataset, facts: _Facts, card: dict[str, Any], items: tuple[str, str], base_url: str
 ) -> dict[str, Any]:
     """Croissant 1.1 JSON-LD: the dataset, its items file and record set, and the Responsible-AI fields."""
     studies = f"{len(facts.titles)} stud{'y' if len(facts.titles) == 1 else 'ies'}"
@@ -314,7 +340,7 @@ def croissant(
         "citeAs": card["citation"],
         "datePublished": card["created_at"][:10] if card["created_at"] else None,
         "license": facts.licenses[0] if len(facts.licenses) == 1 else (facts.licenses or "not recorded"),
-        "url": f"{base_url}/api/datasets/{dataset.name}/{dataset.version}",
+        "url": f"{base_url}/api/datasets/{dataset.name}/{dataset.version}/croissant.json",
         "version": f"{dataset.version}.0.0",
         "creator": {"@type": "sc:Person", "name": dataset.created_by},
         "rai:dataCollection": "Microscopy images acquired by "
@@ -332,9 +358,9 @@ def croissant(
                 "@type": "cr:FileObject",
                 "@id": "items.csv",
                 "name": "items.csv",
-                "contentUrl": "items.csv",
+                "contentUrl": items[0],
                 "encodingFormat": "text/csv",
-                "sha256": items_sha256,
+                "sha256": items[1],
             }
         ],
         "recordSet": [

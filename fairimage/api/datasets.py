@@ -1,0 +1,117 @@
+"""Datasets for machine learning over HTTP: versions with their items and splits, the leak check, and the
+export's files (Croissant 1.1, items.csv, the dataset card), for those who may read every study in them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel
+
+from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.services.datasets import datasets, exports
+
+router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+_MISSING: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such dataset, or one over a study the caller may not read"}
+}
+VersionPath = Annotated[int, Path(ge=1, description="the dataset's version")]
+
+
+class DatasetItemOut(BaseModel):
+    image_id: str
+    label_id: str | None
+    split: str
+    group: str
+    stratum: str
+    content_sha256: str | None
+    ai_generated: bool
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    version: int
+    created_by: str
+    created_at: datetime | None
+    studies: list[str]
+    parameters: dict[str, Any]
+    excluded: dict[str, int]
+    counts: dict[str, int]
+    items: list[DatasetItemOut] = []
+
+    @classmethod
+    def of(cls, dataset: datasets.Dataset) -> DatasetOut:
+        return cls.model_validate(asdict(dataset))
+
+
+class DatasetListOut(BaseModel):
+    items: list[DatasetOut]
+
+
+class DatasetCheckOut(BaseModel):
+    dataset: str
+    ok: bool
+    leaks: list[str]
+    duplicates: list[str]
+    balance: dict[str, dict[str, int]]
+
+
+@router.get("", response_model=DatasetListOut, summary="Dataset versions the caller may read (no items)")
+def list_datasets(repository: RepositoryDep, principal: PrincipalDep) -> DatasetListOut:
+    found = datasets.list_datasets(repository, principal)
+    return DatasetListOut(items=[DatasetOut.of(dataset) for dataset in found])
+
+
+@router.get(
+    "/{name}",
+    response_model=DatasetOut,
+    summary="A dataset's latest version, every item with its split",
+    responses=_MISSING,
+)
+def latest_dataset(name: str, repository: RepositoryDep, principal: PrincipalDep) -> DatasetOut:
+    return DatasetOut.of(datasets.get_dataset(repository, principal, name))
+
+
+@router.get(
+    "/{name}/{version}", response_model=DatasetOut, summary="One version of a dataset", responses=_MISSING
+)
+def dataset_version(
+    name: str, version: VersionPath, repository: RepositoryDep, principal: PrincipalDep
+) -> DatasetOut:
+    return DatasetOut.of(datasets.get_dataset(repository, principal, name, version))
+
+
+@router.get(
+    "/{name}/{version}/check",
+    response_model=DatasetCheckOut,
+    summary="Leaks (a group or the same pixels in two splits) and the balance of each split",
+    responses=_MISSING,
+)
+def check_dataset(
+    name: str, version: VersionPath, repository: RepositoryDep, principal: PrincipalDep
+) -> DatasetCheckOut:
+    dataset, report = datasets.check_dataset(repository, principal, name, version)
+    return DatasetCheckOut(dataset=dataset.id, ok=report.ok, **asdict(report))
+
+
+@router.get(
+    "/{name}/{version}/{document}",
+    summary="A file of the dataset's export: croissant.json (Croissant 1.1), items.csv, card.json, README.md",
+    response_class=Response,
+    responses={200: {"content": {media: {} for media in exports.DOCUMENTS.values()}}, **_MISSING},
+)
+def dataset_document(
+    name: str,
+    version: VersionPath,
+    document: Literal["croissant.json", "items.csv", "card.json", "README.md"],
+    request: Request,
+    repository: RepositoryDep,
+    principal: PrincipalDep,
+) -> Response:
+    files = exports.dataset_documents(
+        repository, principal, name, version, str(request.base_url), served=True
+    )
+    return Response(files[document], media_type=exports.DOCUMENTS[document])
