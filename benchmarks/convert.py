@@ -231,15 +231,20 @@ def _tree_high_water_kib(pid: int) -> int:
 
 
 def _measure(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, _tree_high_water_kib(process.pid))
-        time.sleep(0.1)  # VmHWM is a high-water mark: polling only has to see each process once
-    stdout, stderr = process.communicate()
-    seconds = time.perf_counter() - started
-    return seconds, peak / 1024, subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    """Seconds, peak RSS (MiB) and the outcome of ``command``. Its output goes to temporary files, not
+    pipes: a child writing more than a pipe holds (a plate's JSON) would otherwise wait for us forever."""
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True)
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, _tree_high_water_kib(process.pid))
+            time.sleep(0.1)  # VmHWM is a high-water mark: polling only has to see each process once
+        seconds = time.perf_counter() - started
+        stdout.seek(0)
+        stderr.seek(0)
+        done = subprocess.CompletedProcess(command, process.returncode, stdout.read(), stderr.read())
+    return seconds, peak / 1024, done
 
 
 def _folder_mib(path: Path) -> float:
