@@ -149,7 +149,8 @@ def dataset_check(
             out.print(f"  [red]-[/] {line}", highlight=False)
         strata = sorted({stratum for counts in report.balance.values() for stratum in counts})
         table = Table("split", *(stratum or "items" for stratum in strata), box=None)
-        for split, counts in report.balance.items():
+        for split in dataset.counts:  # in the dataset's split order
+            counts = report.balance.get(split, {})
             table.add_row(split, *(str(counts.get(stratum, 0)) for stratum in strata))
         out.print(table)
     if not report.ok:

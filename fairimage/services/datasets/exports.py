@@ -225,12 +225,22 @@ def _image_studies(repository: Repository, dataset: Dataset) -> dict[str, str]:
 def dataset_card(dataset: Dataset, facts: _Facts, base_url: str) -> dict[str, Any]:
     """The dataset card as data: what the Markdown card and the Croissant RAI fields say."""
     parameters = dataset.parameters
-    balance: dict[str, dict[str, int]] = {}
+    balance: dict[str, dict[str, int]] = {split: {} for split in dataset.counts}  # in split order
     for item in dataset.items:
         by_stratum = balance.setdefault(item.split, {})
         by_stratum[item.stratum or "all"] = by_stratum.get(item.stratum or "all", 0) + 1
     generated = sum(item.ai_generated for item in dataset.items)
     gaps = [f"{count} image(s) left out: {reason}" for reason, count in dataset.excluded.items()]
+    strata = sorted({stratum for counts in balance.values() for stratum in counts})
+    for stratum in strata:
+        absent = [
+            split for split, counts in balance.items() if dataset.counts[split] and stratum not in counts
+        ]
+        if absent and parameters.get("stratify"):
+            gaps.append(
+                f"{parameters['stratify']} {stratum!r} is in no {' or '.join(absent)} item: too few groups "
+                "of it to split"
+            )
     if any(item.content_sha256 is None for item in dataset.items):
         gaps.append("some images' pixels are not known here (registered, not verified): duplicates unchecked")
     return {
@@ -304,7 +314,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         *(f"- {line}" for line in card["access"]),
         "",
-        f"Licence: {', '.join(card['licenses']) or 'not recorded: ask the studies owners'}.",
+        f"Licence: {', '.join(card['licenses']) or 'not recorded: ask the owners of the studies'}.",
         "",
         "## Known gaps and biases",
         "",
