@@ -4,7 +4,6 @@ export's files (Croissant 1.1, items.csv, the dataset card), for those who may r
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request, Response
@@ -20,35 +19,8 @@ _MISSING: dict[int | str, dict[str, Any]] = {
 VersionPath = Annotated[int, Path(ge=1, description="the dataset's version")]
 
 
-class DatasetItemOut(BaseModel):
-    image_id: str
-    label_id: str | None
-    split: str
-    group: str
-    stratum: str
-    content_sha256: str | None
-    ai_generated: bool
-
-
-class DatasetOut(BaseModel):
-    id: str
-    name: str
-    version: int
-    created_by: str
-    created_at: datetime | None
-    studies: list[str]
-    parameters: dict[str, Any]
-    excluded: dict[str, int]
-    counts: dict[str, int]
-    items: list[DatasetItemOut] = []
-
-    @classmethod
-    def of(cls, dataset: datasets.Dataset) -> DatasetOut:
-        return cls.model_validate(asdict(dataset))
-
-
 class DatasetListOut(BaseModel):
-    items: list[DatasetOut]
+    items: list[datasets.Dataset]
 
 
 class DatasetCheckOut(BaseModel):
@@ -62,26 +34,29 @@ class DatasetCheckOut(BaseModel):
 @router.get("", response_model=DatasetListOut, summary="Dataset versions the caller may read (no items)")
 def list_datasets(repository: RepositoryDep, principal: PrincipalDep) -> DatasetListOut:
     found = datasets.list_datasets(repository, principal)
-    return DatasetListOut(items=[DatasetOut.of(dataset) for dataset in found])
+    return DatasetListOut(items=found)
 
 
 @router.get(
     "/{name}",
-    response_model=DatasetOut,
+    response_model=datasets.Dataset,
     summary="A dataset's latest version, every item with its split",
     responses=_MISSING,
 )
-def latest_dataset(name: str, repository: RepositoryDep, principal: PrincipalDep) -> DatasetOut:
-    return DatasetOut.of(datasets.get_dataset(repository, principal, name))
+def latest_dataset(name: str, repository: RepositoryDep, principal: PrincipalDep) -> datasets.Dataset:
+    return datasets.get_dataset(repository, principal, name)
 
 
 @router.get(
-    "/{name}/{version}", response_model=DatasetOut, summary="One version of a dataset", responses=_MISSING
+    "/{name}/{version}",
+    response_model=datasets.Dataset,
+    summary="One version of a dataset",
+    responses=_MISSING,
 )
 def dataset_version(
     name: str, version: VersionPath, repository: RepositoryDep, principal: PrincipalDep
-) -> DatasetOut:
-    return DatasetOut.of(datasets.get_dataset(repository, principal, name, version))
+) -> datasets.Dataset:
+    return datasets.get_dataset(repository, principal, name, version)
 
 
 @router.get(

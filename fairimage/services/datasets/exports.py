@@ -138,7 +138,10 @@ def dataset_documents(
             if row is not None
         }
         facts = _facts([study for study in studies.values() if study is not None])
-    image_studies = _image_studies(repository, dataset)
+        ids = [item.image_id for item in dataset.items]
+        image_studies = dict(
+            session.execute(select(ImageRow.id, ImageRow.study_id).where(ImageRow.id.in_(ids))).all()
+        )
     rows = [
         {
             "image_id": item.image_id,
@@ -214,12 +217,6 @@ def _facts(studies: list[StudyRow]) -> _Facts:
         methods=sorted(set(methods)),
         access=access,
     )
-
-
-def _image_studies(repository: Repository, dataset: Dataset) -> dict[str, str]:
-    ids = [item.image_id for item in dataset.items]
-    with repository.reading() as session:
-        return dict(session.execute(select(ImageRow.id, ImageRow.study_id).where(ImageRow.id.in_(ids))).all())
 
 
 def dataset_card(dataset: Dataset, facts: _Facts, base_url: str) -> dict[str, Any]:
