@@ -36,6 +36,7 @@ from fairimage.cli.common import (
     RepoOption,
     _json,
     _open,
+    as_operator,
     err,
     opened,
     operator_principal,
@@ -317,8 +318,7 @@ def images(
 @app.command()
 def studies(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """List the studies in the repository."""
-    with opened(repo) as repository:
-        found = image_service.list_studies(repository, operator_principal())
+    found = as_operator(repo, image_service.list_studies)
     if as_json:
         _json([study.model_dump(mode="json") for study in found])
         return

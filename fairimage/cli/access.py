@@ -8,7 +8,15 @@ import typer
 from rich.table import Table
 
 from fairimage import ontology
-from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out, print_listing
+from fairimage.cli.common import (
+    JsonOption,
+    RepoOption,
+    _json,
+    as_operator,
+    opened,
+    out,
+    print_listing,
+)
 from fairimage.cli.governance import UntilOption, _date, study_app
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.governance.duo import DataUse, Match, ResearchPurpose
@@ -66,8 +74,7 @@ def study_consent(
             months=months,
             moratorium_until=until.date() if until else None,
         )
-    with opened(repo) as repository:
-        saved = policies.set_data_use(repository, operator_principal(), study, terms)
+    saved = as_operator(repo, policies.set_data_use, study, terms)
     if as_json:
         _json(saved.model_dump(mode="json") if saved else None)
     else:
@@ -153,8 +160,7 @@ def access_list(
     as_json: JsonOption = False,
 ) -> None:
     """List access requests, oldest first."""
-    with opened(repo) as repository:
-        found = access_requests.list_requests(repository, operator_principal(), study, state)
+    found = as_operator(repo, access_requests.list_requests, study, state)
     if as_json:
         _json([_request_json(request) for request in found])
         return
@@ -178,8 +184,7 @@ def access_show(
     as_json: JsonOption = False,
 ) -> None:
     """One request: the purpose, the assessment against the consent terms, and the decision."""
-    with opened(repo) as repository:
-        request = access_requests.get_request(repository, operator_principal(), request_id)
+    request = as_operator(repo, access_requests.get_request, request_id)
     if as_json:
         _json(_request_json(request))
         return
@@ -203,8 +208,7 @@ def access_approve(
     as_json: JsonOption = False,
 ) -> None:
     """Approve a request: the applicant may read the study (until --until, or the consent's TS limit)."""
-    with opened(repo) as repository:
-        request = access_requests.approve(repository, operator_principal(), request_id, _date(until), note)
+    request = as_operator(repo, access_requests.approve, request_id, _date(until), note)
     _decided(request, as_json)
 
 
@@ -216,8 +220,7 @@ def access_deny(
     as_json: JsonOption = False,
 ) -> None:
     """Deny a request, with a reason the applicant sees."""
-    with opened(repo) as repository:
-        request = access_requests.deny(repository, operator_principal(), request_id, note)
+    request = as_operator(repo, access_requests.deny, request_id, note)
     _decided(request, as_json)
 
 
@@ -229,8 +232,7 @@ def access_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke an approved request's access, effective at the applicant's next request."""
-    with opened(repo) as repository:
-        request = access_requests.revoke(repository, operator_principal(), request_id, note)
+    request = as_operator(repo, access_requests.revoke, request_id, note)
     _decided(request, as_json)
 
 

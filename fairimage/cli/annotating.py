@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out, print_listing
+from fairimage.cli.common import (
+    JsonOption,
+    RepoOption,
+    _json,
+    as_operator,
+    opened,
+    operator_principal,
+    out,
+    print_listing,
+)
 from fairimage.model.errors import InvalidInputError
 from fairimage.services.curation import annotations as annotation_service
 from fairimage.services.curation.annotations import Change
@@ -58,8 +67,7 @@ def annotate_command(
 
 def annotations_command(target: TargetArgument, repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """List the annotations and tags of a study or an image."""
-    with opened(repo) as repository:
-        found = annotation_service.annotations_of(repository, operator_principal(), target)
+    found = as_operator(repo, annotation_service.annotations_of, target)
     if as_json:
         _json([annotation.__dict__ for annotation in found])
         return

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 import typer
 from rich.cells import cell_len
@@ -30,6 +30,9 @@ from fairimage.services.ingest.conversion import Progress as IngestProgress
 from fairimage.services.recovery import open_repository
 from fairimage.services.repository import Repository
 from fairimage.settings import load_settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -68,6 +71,18 @@ def opened(repo: Path | None, **flags: Any) -> Iterator[Repository]:
         yield repository
     finally:
         repository.close()
+
+
+def as_operator(
+    repo: Path | None,
+    action: Callable[Concatenate[Repository, Principal, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """``action(repository, operator, *args, **kwargs)`` on the repository at ``repo``, as the person at this
+    machine's command line: what most commands do, in one line."""
+    with opened(repo) as repository:
+        return action(repository, operator_principal(), *args, **kwargs)
 
 
 def print_listing(table: Table, empty: str = "") -> None:

@@ -13,6 +13,7 @@ from fairimage.cli.common import (
     JsonOption,
     RepoOption,
     _json,
+    as_operator,
     err,
     opened,
     operator_principal,
@@ -63,8 +64,7 @@ def dataset_create(
 ) -> None:
     """Make a new, immutable version of a dataset from the studies' images, each in a split."""
     request = DatasetRequest(name, tuple(studies), split, group_by, stratify, label, seed, include_generated)
-    with opened(repo) as repository:
-        made = datasets.create_dataset(repository, operator_principal(), request)
+    made = as_operator(repo, datasets.create_dataset, request)
     if as_json:
         _json(_summary(made))
         return
@@ -79,8 +79,7 @@ def dataset_create(
 @dataset_app.command("list")
 def dataset_list(as_json: JsonOption = False, repo: RepoOption = None) -> None:
     """Every dataset version you may read."""
-    with opened(repo) as repository:
-        found = datasets.list_datasets(repository, operator_principal())
+    found = as_operator(repo, datasets.list_datasets)
     if as_json:
         _json([_summary(dataset) for dataset in found])
         return
@@ -107,8 +106,7 @@ def dataset_show(
     repo: RepoOption = None,
 ) -> None:
     """A dataset version: how it was made, and (with --json) every item with its split."""
-    with opened(repo) as repository:
-        dataset = datasets.get_dataset(repository, operator_principal(), name, version)
+    dataset = as_operator(repo, datasets.get_dataset, name, version)
     if as_json:
         _json(_summary(dataset) | {"items": [asdict(item) for item in dataset.items]})
         return
@@ -127,8 +125,7 @@ def dataset_check(
 ) -> None:
     """Prove a dataset version leak-free: no group and no pixels in two splits; show the balance of
     strata in each split. Exits 1 if it leaks."""
-    with opened(repo) as repository:
-        dataset, report = datasets.check_dataset(repository, operator_principal(), name, version)
+    dataset, report = as_operator(repo, datasets.check_dataset, name, version)
     if as_json:
         _json(
             {

@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out, print_listing
+from fairimage.cli.common import (
+    JsonOption,
+    RepoOption,
+    _json,
+    as_operator,
+    out,
+    print_listing,
+)
 from fairimage.services.ingest import originals
 from fairimage.services.privacy import deid, phi
 
@@ -31,8 +38,7 @@ def quarantine_command(
 ) -> None:
     """List the images held back because their pixels may show identifying text (Burned In Annotation,
     ultrasound, secondary captures): their studies are readable by their owners and stewards only."""
-    with opened(repo) as repository:
-        found = deid.quarantined(repository, operator_principal(), include_cleared)
+    found = as_operator(repo, deid.quarantined, include_cleared)
     if as_json:
         _json([entry.to_dict() for entry in found])
         return
@@ -55,8 +61,7 @@ def clear_command(
     as_json: JsonOption = False,
 ) -> None:
     """Release an image from quarantine after looking at every frame for burned-in text (audited)."""
-    with opened(repo) as repository:
-        cleared = deid.clear(repository, operator_principal(), image, note)
+    cleared = as_operator(repo, deid.clear, image, note)
     if as_json:
         _json(cleared.to_dict())
         return
@@ -75,8 +80,7 @@ def phi_command(
 ) -> None:
     """What the PHI scanner found in a study's metadata, annotations and file names (names, dates of
     birth, record numbers, phone numbers, e-mail and postal addresses), and who acknowledged it."""
-    with opened(repo) as repository:
-        found = phi.study_phi(repository, operator_principal(), study)
+    found = as_operator(repo, phi.study_phi, study)
     if as_json:
         _json(found.to_dict())
         return
@@ -101,8 +105,7 @@ def acknowledge_phi_command(
     repo: RepoOption = None,
 ) -> None:
     """As a steward, acknowledge what the PHI scanner found so that the study may be published (audited)."""
-    with opened(repo) as repository:
-        found = phi.acknowledge(repository, operator_principal(), study, note)
+    found = as_operator(repo, phi.acknowledge, study, note)
     out.print(f"{found.study}: {len(found.findings)} finding(s) acknowledged", highlight=False)
 
 
@@ -123,8 +126,7 @@ def export_originals_command(
 ) -> None:
     """Re-encrypt a file's kept originals for an approved recipient's public key (audited); only they can
     open them, with 'crypt4gh decrypt --sk THEIR.sec'."""
-    with opened(repo) as repository:
-        written = originals.export(repository, operator_principal(), file_id, recipient, to)
+    written = as_operator(repo, originals.export, file_id, recipient, to)
     if as_json:
         _json([str(path) for path in written])
         return

@@ -13,6 +13,7 @@ from fairimage.cli.common import (
     JsonOption,
     RepoOption,
     _json,
+    as_operator,
     err,
     opened,
     operator_principal,
@@ -83,8 +84,7 @@ def user_add(
 ) -> None:
     """Add a user. Without a password the user works with API tokens only."""
     secret = _read_password(password_stdin) if password or password_stdin else None
-    with opened(repo) as repository:
-        user = accounts.add_user(repository, operator_principal(), name, parse_role(role), email, secret)
+    user = as_operator(repo, accounts.add_user, name, parse_role(role), email, secret)
     if as_json:
         _json(user.__dict__)
     else:
@@ -94,8 +94,7 @@ def user_add(
 @user_app.command("list")
 def user_list(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """List the users."""
-    with opened(repo) as repository:
-        users = accounts.list_users(repository, operator_principal())
+    users = as_operator(repo, accounts.list_users)
     if as_json:
         _json([user.__dict__ for user in users])
         return
@@ -112,8 +111,7 @@ def user_disable(
     repo: RepoOption = None,
 ) -> None:
     """Disable a user: their tokens and web sessions stop working at the next request."""
-    with opened(repo) as repository:
-        user = accounts.set_disabled(repository, operator_principal(), name, not enable)
+    user = as_operator(repo, accounts.set_disabled, name, not enable)
     out.print(f"{user.name}: {'disabled' if user.disabled else 'enabled'}", highlight=False)
 
 
@@ -125,8 +123,7 @@ def user_password(
 ) -> None:
     """Set a user's password (asked for, hidden)."""
     secret = _read_password(password_stdin)
-    with opened(repo) as repository:
-        accounts.set_password(repository, operator_principal(), name, secret)
+    as_operator(repo, accounts.set_password, name, secret)
     out.print(f"password of {name} set")
 
 
@@ -140,15 +137,8 @@ def token_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an API token. Its secret is printed once and cannot be shown again."""
-    with opened(repo) as repository:
-        made = accounts.create_token(
-            repository,
-            operator_principal(),
-            user,
-            parse_scope(scope),
-            timedelta(days=expires_days) if expires_days else None,
-            note,
-        )
+    expires = timedelta(days=expires_days) if expires_days else None
+    made = as_operator(repo, accounts.create_token, user, parse_scope(scope), expires, note)
     if as_json:
         _json({**made.token.__dict__, "secret": made.secret})
         return
@@ -164,8 +154,7 @@ def token_list(
     as_json: JsonOption = False,
 ) -> None:
     """List tokens (never their secrets)."""
-    with opened(repo) as repository:
-        tokens = accounts.list_tokens(repository, operator_principal(), user)
+    tokens = as_operator(repo, accounts.list_tokens, user)
     if as_json:
         _json([token.__dict__ for token in tokens])
         return
@@ -181,8 +170,7 @@ def token_revoke(
     token_id: Annotated[str, typer.Argument(help="the token's id (not its secret)")], repo: RepoOption = None
 ) -> None:
     """Revoke a token; it stops working at once."""
-    with opened(repo) as repository:
-        accounts.revoke_token(repository, operator_principal(), token_id)
+    as_operator(repo, accounts.revoke_token, token_id)
     out.print(f"revoked {token_id}")
 
 
@@ -194,8 +182,7 @@ def study_policy(
     repo: RepoOption = None,
 ) -> None:
     """Set who may see a study: everyone, everyone after an embargo, granted users, or owner and grants."""
-    with opened(repo) as repository:
-        kind = policies.set_policy(repository, operator_principal(), study, policy, _date(until))
+    kind = as_operator(repo, policies.set_policy, study, policy, _date(until))
     out.print(f"{study}: {kind}" + (f" until {until}" if until else ""), highlight=False)
 
 
@@ -206,8 +193,7 @@ def study_owner(
     repo: RepoOption = None,
 ) -> None:
     """Give a study an owner, who may then change its policy and grant access."""
-    with opened(repo) as repository:
-        policies.set_owner(repository, operator_principal(), study, user)
+    as_operator(repo, policies.set_owner, study, user)
     out.print(f"{study}: owned by {user}", highlight=False)
 
 
@@ -222,10 +208,7 @@ def grant_add(
     as_json: JsonOption = False,
 ) -> None:
     """Let a user, or the members of a group, read a private or restricted study."""
-    with opened(repo) as repository:
-        grant = policies.add_grant(
-            repository, operator_principal(), study, user, _date(until), reason, group=group
-        )
+    grant = as_operator(repo, policies.add_grant, study, user, _date(until), reason, group=group)
     if as_json:
         _json(grant.__dict__)
     else:
@@ -240,8 +223,7 @@ def grant_list(
     as_json: JsonOption = False,
 ) -> None:
     """List grants."""
-    with opened(repo) as repository:
-        grants = policies.list_grants(repository, operator_principal(), study)
+    grants = as_operator(repo, policies.list_grants, study)
     if as_json:
         _json([grant.__dict__ for grant in grants])
         return
@@ -258,8 +240,7 @@ def grant_revoke(
     grant_id: Annotated[str, typer.Argument(help="the grant's id")], repo: RepoOption = None
 ) -> None:
     """Revoke a grant; it stops working at the user's next request."""
-    with opened(repo) as repository:
-        policies.revoke_grant(repository, operator_principal(), grant_id)
+    as_operator(repo, policies.revoke_grant, grant_id)
     out.print(f"revoked {grant_id}")
 
 
@@ -270,8 +251,7 @@ def group_add(
     repo: RepoOption = None,
 ) -> None:
     """Create a group; add users with 'fairimage group member GROUP USER'."""
-    with opened(repo) as repository:
-        group = accounts.add_group(repository, operator_principal(), name, description)
+    group = as_operator(repo, accounts.add_group, name, description)
     out.print(f"added group {group.name}, id {group.id}", highlight=False)
 
 
@@ -292,8 +272,7 @@ def group_member(
 @group_app.command("list")
 def group_list(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """List the groups and their members."""
-    with opened(repo) as repository:
-        groups = accounts.list_groups(repository, operator_principal())
+    groups = as_operator(repo, accounts.list_groups)
     if as_json:
         _json([group.__dict__ for group in groups])
         return

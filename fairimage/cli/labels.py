@@ -13,6 +13,7 @@ from fairimage.cli.common import (
     JsonOption,
     RepoOption,
     _json,
+    as_operator,
     opened,
     operator_principal,
     out,
@@ -65,8 +66,7 @@ def label_list(
     repo: RepoOption = None,
 ) -> None:
     """An image's labels: name, objects, who or what made them."""
-    with opened(repo) as repository:
-        found = labels.list_labels(repository, operator_principal(), image)
+    found = as_operator(repo, labels.list_labels, image)
     if as_json:
         _json([asdict(label) | {"ai_generated": label.ai_generated} for label in found])
         return

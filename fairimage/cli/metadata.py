@@ -16,6 +16,7 @@ from fairimage.cli.common import (
     JsonOption,
     RepoOption,
     _json,
+    as_operator,
     err,
     opened,
     operator_principal,
@@ -56,8 +57,7 @@ def template_command(
     if from_study is None:
         out.print(study_metadata.template(), end="", highlight=False, markup=False, soft_wrap=True)
         return
-    with opened(repo) as repository:
-        text = study_metadata.prefilled(repository, operator_principal(), from_study)
+    text = as_operator(repo, study_metadata.prefilled, from_study)
     out.print(text, end="", highlight=False, markup=False, soft_wrap=True)
 
 
@@ -120,8 +120,7 @@ def show_command(
     as_json: JsonOption = False,
 ) -> None:
     """A study's REMBI metadata, the image data its files gave (marked extracted) and its FAIR score."""
-    with opened(repo) as repository:
-        found = study_metadata.get_metadata(repository, operator_principal(), study)
+    found = as_operator(repo, study_metadata.get_metadata, study)
     if as_json:
         _json(found.to_dict())
         return
@@ -145,8 +144,7 @@ def score_command(
     as_json: JsonOption = False,
 ) -> None:
     """A study's FAIR completeness score (0-100) and what would raise it."""
-    with opened(repo) as repository:
-        found = study_metadata.get_metadata(repository, operator_principal(), study)
+    found = as_operator(repo, study_metadata.get_metadata, study)
     if as_json:
         _json(found.score.to_dict())
     else:

@@ -13,6 +13,7 @@ from fairimage.cli.common import (
     JsonOption,
     RepoOption,
     _json,
+    as_operator,
     err,
     opened,
     operator_principal,
@@ -143,8 +144,7 @@ def plate_list(
     as_json: JsonOption = False,
 ) -> None:
     """List plates."""
-    with opened(repo) as repository:
-        found = plate_service.list_plates(repository, operator_principal(), study)
+    found = as_operator(repo, plate_service.list_plates, study)
     if as_json:
         _json([plate.model_dump(mode="json") for plate in found])
         return
@@ -165,8 +165,7 @@ def plate_show(
     as_json: JsonOption = False,
 ) -> None:
     """A plate's wells: treatments from the platemap and field images."""
-    with opened(repo) as repository:
-        plate = plate_service.get_plate(repository, operator_principal(), plate_id)
+    plate = as_operator(repo, plate_service.get_plate, plate_id)
     if as_json:
         _json(plate.model_dump(mode="json"))
         return
@@ -228,8 +227,7 @@ def qc_command(
 
 
 def _dataset_qc(study: str, repo: Path | None, as_json: bool) -> None:
-    with opened(repo) as repository:
-        report = datasets.run_dataset_qc(repository, operator_principal(), study)
+    report = as_operator(repo, datasets.run_dataset_qc, study)
     if as_json:
         _json(report)
         return

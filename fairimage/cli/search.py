@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out, print_listing
+from fairimage.cli.common import (
+    JsonOption,
+    RepoOption,
+    _json,
+    as_operator,
+    out,
+    print_listing,
+)
 from fairimage.model.discovery.search import FACETS
 from fairimage.services.discovery import search as search_service
 
@@ -29,8 +36,7 @@ def search_command(
 ) -> None:
     """Find images by what they show and how they were made, with facet counts."""
     filters = search_service.parse_filters(facet or [])
-    with opened(repo) as repository:
-        results = search_service.search(repository, operator_principal(), query, filters, limit, offset)
+    results = as_operator(repo, search_service.search, query, filters, limit, offset)
     if as_json:
         _json(results.to_dict())
         return

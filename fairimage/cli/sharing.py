@@ -12,6 +12,7 @@ from fairimage.cli.common import (
     JsonOption,
     RepoOption,
     _json,
+    as_operator,
     err,
     opened,
     operator_principal,
@@ -60,8 +61,7 @@ def share_list(
     repo: RepoOption = None,
 ) -> None:
     """A study's share links (never their secrets)."""
-    with opened(repo) as repository:
-        found = links.list_links(repository, operator_principal(), study)
+    found = as_operator(repo, links.list_links, study)
     if as_json:
         _json([asdict(link) for link in found])
         return
@@ -77,6 +77,5 @@ def share_revoke(
     link_id: Annotated[str, typer.Argument(help="the link's id (not its secret)")], repo: RepoOption = None
 ) -> None:
     """Revoke a link: its pages, zarr keys and tiles are 404 from the next request on."""
-    with opened(repo) as repository:
-        links.revoke_link(repository, operator_principal(), link_id)
+    as_operator(repo, links.revoke_link, link_id)
     out.print(f"revoked {link_id}")

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairimage.cli.common import JsonOption, RepoOption, _json, opened, operator_principal, out, print_listing
+from fairimage.cli.common import (
+    JsonOption,
+    RepoOption,
+    _json,
+    as_operator,
+    opened,
+    operator_principal,
+    out,
+    print_listing,
+)
 from fairimage.model.governance.version import Version, VersionDiff
 from fairimage.services.discovery import exports
 from fairimage.services.governance import policies, provenance, versions
@@ -40,8 +49,7 @@ def describe_command(
 
 def versions_command(study: StudyArgument, repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """List a study's versions: every ingest run and metadata change made one."""
-    with opened(repo) as repository:
-        found = versions.list_versions(repository, operator_principal(), study)
+    found = as_operator(repo, versions.list_versions, study)
     if as_json:
         _json([_summary(version) for version in found])
         return
@@ -67,8 +75,7 @@ def diff_command(
     as_json: JsonOption = False,
 ) -> None:
     """What changed between two versions of a study: metadata fields and images."""
-    with opened(repo) as repository:
-        changes = versions.diff(repository, operator_principal(), study, before, after)
+    changes = as_operator(repo, versions.diff, study, before, after)
     if as_json:
         _json(changes.model_dump(mode="json"))
         return
