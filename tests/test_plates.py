@@ -3,6 +3,7 @@ HTTP; bad folders are one line naming the file and publish nothing."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import zipfile
@@ -17,6 +18,7 @@ from ome_zarr.io import parse_url
 from ome_zarr.reader import Plate as PlateSpec
 from ome_zarr.reader import Reader
 from ome_zarr_models.v05.hcs import HCS
+from PIL import Image
 
 from fairimage.formats.plates import compile_pattern
 from fairimage.model.errors import InvalidInputError
@@ -26,7 +28,9 @@ from fairimage.services.governance import policies
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.plates.ingest import PlateRequest, ingest_plate
 from fairimage.services.repository import Repository, init_repository
+from fairimage.services.viewing import tiles
 from fairimage.settings import load_settings
+from fairimage.storage import layout
 from tests import plate_samples
 from tests.conftest import LiveServer, run_cli
 
@@ -156,6 +160,42 @@ def test_a_restricted_plate_is_404_to_those_not_allowed(repository: Repository, 
             assert httpx.get(f"{url}/{key}").status_code == 404, key
         assert httpx.get(f"{server.url}/api/plates").json()["items"] == []
         assert httpx.get(f"{server.url}/api/plates/{outcome.plate_id}").status_code == 404
+
+
+def test_a_dense_plate_keeps_its_overview_from_ingest_for_every_server_after(
+    repository: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1536-well plate's page picture is drawn once, at ingest, and kept in the store: a server started
+    later sends it without reading a field; it is drawn again where it was removed. A 96-well plate's page
+    shows thumbnails, so nothing is drawn for it."""
+    wells = [(0, 0), (0, 47), (31, 0), (16, 20)]
+    folder = plate_samples.imagexpress(tmp_path / "Dense", wells, fields=1, channels=1)
+    dense = ingest_plate(repository, PlateRequest(folder, "Screen", wells=1536))
+    assert dense.status == "ingested", dense.error
+    key = layout.rendering_key(dense.plate_id or "", f"overview-22.r{tiles.RENDER_VERSION}.png")
+    kept = repository.store.read(key)
+    cell = 22 + tiles.OVERVIEW_GAP
+    assert Image.open(io.BytesIO(kept)).size == (48 * cell, 32 * cell)
+
+    def no_drawing(*args: object) -> bytes:
+        raise AssertionError("the kept overview was drawn again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tiles.Renderer, "mosaic", no_drawing)
+        sent = tiles.plate_overview(tiles.Renderer(repository), ADMIN, dense.plate_id or "", size=22)
+    assert sent.content == kept
+    repository.store.delete(key)
+    drawn = tiles.plate_overview(tiles.Renderer(repository), ADMIN, dense.plate_id or "", size=22)
+    assert np.array_equal(
+        np.asarray(Image.open(io.BytesIO(drawn.content))), np.asarray(Image.open(io.BytesIO(kept)))
+    )
+    assert repository.store.read(key) == drawn.content  # and kept again
+
+    sparse = ingest_plate(
+        repository, PlateRequest(plate_samples.imagexpress(tmp_path / "P96", WELLS[:1], 1, 1), "Screen")
+    )
+    assert sparse.status == "ingested", sparse.error
+    assert list(repository.store.list(f"{layout.RENDERINGS}/{sparse.plate_id}")) == []
 
 
 def test_user_patterns_and_well_names() -> None:

@@ -109,8 +109,8 @@ def plate_page(
     """A plate as a grid of wells: thumbnails of each well's first field, framed by its control type."""
     plate = plate_service.get_plate(repository, principal, plate_id)
     wells = {(well.row, well.column): well for well in plate.wells}
-    size = len(plate.rows) * len(plate.columns)
-    thumb = 48 if size <= 384 else 22  # from a low pyramid level; 1536 wells still fit a screen
+    overview = tiles.page_overview_size(len(plate.rows), len(plate.columns))
+    thumb = overview or 48  # both from a low pyramid level
     context = {
         "plate": plate,
         "wells": wells,
@@ -118,7 +118,7 @@ def plate_page(
         "thumb": thumb,
         # More wells than a 384-well plate: one picture of every well (a request, not one per well) under
         # a map of links, instead of a thumbnail each.
-        "overview": _overview_geometry(len(plate.rows), len(plate.columns), thumb) if size > 384 else None,
+        "overview": _overview_geometry(len(plate.rows), len(plate.columns), overview) if overview else None,
         "ome_zarr_url": f"{request.base_url}zarr/{plate.id}.ome.zarr",
         "qc": qc.latest_summary(repository, principal, plate.id),
         "heat": qc.well_heatmap(repository, principal, plate.id),

@@ -8,6 +8,7 @@ STAGING = "staging"
 ORIGINALS = "originals"
 PLATES = "plates"
 LABELS = "labels"
+RENDERINGS = "renderings"
 
 
 def image_prefix(image_id: str) -> str:
@@ -49,3 +50,9 @@ def original_key(series_sha256: str, index: int) -> str:
 
 def staged_manifest_key(run_id: str, image_id: str) -> str:
     return f"{STAGING}/{run_id}/{image_id}.manifest.json"
+
+
+def rendering_key(owner_id: str, name: str) -> str:
+    """A picture rendered once and kept (a dense plate's overview): derived from stored pixels, which never
+    change, so it may be removed at any time and is drawn again when asked for."""
+    return f"{RENDERINGS}/{owner_id}/{name}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,8 +46,11 @@ from fairimage.services.ingest.intake import conversion_for
 from fairimage.services.ingest.register import metadata_documents
 from fairimage.services.ingest.runs import Run, ingest_run
 from fairimage.services.repository import Repository
+from fairimage.services.viewing import tiles
 from fairimage.storage import layout
 from fairimage.storage.sources import open_source
+
+_log = logging.getLogger("fairimage.plates")
 
 
 @dataclass
@@ -124,12 +128,27 @@ def ingest_plate(
                 fields = ((Path(item.well), source_of(item)) for item in plate.fields)
                 images = stage_concurrently(repository.store, conversion, fields, progress)
             staged = list(zip(plate.fields, images, strict=True))
-            return _publish(repository, run, request, plate, staged, treatments, (files, files_sha256, total))
+            listed = (files, files_sha256, total)
+            outcome = _publish(repository, run, request, plate, staged, treatments, listed)
+        _keep_overview(repository, outcome)
+        return outcome
     except Exception as exc:  # noqa: BLE001 - one line for the user, whatever failed; never a traceback
         message = failure(where, exc).error or ""
         if request.url is not None and not message.startswith(where):
             message = f"{where}: {message}"  # a message about one of its objects, e.g. a well's
         return PlateOutcome(where, "failed", error=message)
+
+
+def _keep_overview(repository: Repository, outcome: PlateOutcome) -> None:
+    """A dense plate's page overview, drawn now that the plate is published, so that its first visitor does
+    not wait for it. The plate stands whatever happens here: a picture that could not be drawn now is drawn
+    when the page first asks for it."""
+    if outcome.plate_id is None:
+        return
+    try:
+        tiles.keep_page_overview(repository, outcome.plate_id)
+    except Exception as exc:  # noqa: BLE001 - the plate is published; its picture can wait
+        _log.warning("plate %s: overview not drawn now (%s); drawn on its first view", outcome.plate_id, exc)
 
 
 def _read(request: PlateRequest) -> tuple[PlateLayout, Callable[[Field], ImageSource], list[Path]]:

@@ -25,7 +25,8 @@ import zarr
 from PIL import Image as PILImage
 
 from fairimage.catalog import queries
-from fairimage.model.errors import InvalidInputError
+from fairimage.catalog.tables import PlateRow
+from fairimage.model.errors import InvalidInputError, NotFoundError
 from fairimage.model.governance.policy import Principal, StudyPolicy
 from fairimage.model.study import Image
 from fairimage.model.viewing.deepzoom import DeepZoom
@@ -47,6 +48,7 @@ from fairimage.ngff.reader import open_level, read_region
 from fairimage.services.discovery import images
 from fairimage.services.governance import access
 from fairimage.services.repository import Repository
+from fairimage.storage import layout
 
 RENDER_VERSION = "1"  # part of every ETag: bump when the same request would render differently
 THUMBNAIL_SIZES = range(16, 1025)
@@ -286,6 +288,13 @@ def thumbnail(
 
 OVERVIEW_SIZES = range(8, 129)
 OVERVIEW_GAP = 2  # pixels between two wells of a plate overview
+DENSE_PLATE_WELLS = 384  # plates of more wells are shown as one overview picture, not a thumbnail a well
+DENSE_WELL_SIZE = 22  # pixels a well of a dense plate's page: 1536 wells still fit a screen
+
+
+def page_overview_size(rows: int, columns: int) -> int | None:
+    """The well size of the overview a plate's page shows, or None where it shows thumbnails."""
+    return DENSE_WELL_SIZE if rows * columns > DENSE_PLATE_WELLS else None
 
 
 def plate_overview(
@@ -294,28 +303,53 @@ def plate_overview(
     """Every well of a plate in one PNG: each well's first field fitted into ``size`` x ``size`` (from its
     lowest pyramid level that is large enough, like a thumbnail), in the plate's grid of cells of
     ``size + OVERVIEW_GAP`` pixels, dark where a well has no image. One request and one access check for
-    the whole plate, where thumbnails would be one per well (1536 for a 1536-well plate); rendered on
-    several threads, then kept like any picture."""
+    the whole plate, where thumbnails would be one per well (1536 for a 1536-well plate)."""
     if size not in OVERVIEW_SIZES:
         raise InvalidInputError(f"size={size}: a plate overview has wells of 8 to 128 pixels")
-    repository = renderer.repository
-    policy = access.check_plate(repository, principal, plate_id)
-    key = f"{plate_id}/overview/{size}"
-    etag = '"' + hashlib.sha256(f"{RENDER_VERSION}/{key}".encode()).hexdigest()[:32] + '"'
+    policy = access.check_plate(renderer.repository, principal, plate_id)
+    tag = hashlib.sha256(f"{RENDER_VERSION}/{plate_id}/overview/{size}".encode()).hexdigest()[:32]
+    etag = f'"{tag}"'
     cache_control = access.cache_control(policy)
     if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
         return Picture(b"", "image/png", etag, cache_control, not_modified=True)
+    return Picture(_overview(renderer, plate_id, size), "image/png", etag, cache_control)
+
+
+def keep_page_overview(repository: Repository, plate_id: str) -> bool:
+    """Draw and keep the overview a dense plate's page shows, so that its first visitor does not wait for
+    it (a 1536-well plate reads 1536 fields); False where the page shows thumbnails instead. Called once a
+    plate is published; no bytes leave the server here, so no access check."""
+    with repository.reading() as session:
+        plate = session.get(PlateRow, plate_id)
+        size = page_overview_size(len(plate.rows), len(plate.columns)) if plate is not None else None
+    if size is None:
+        return False
+    _overview(Renderer(repository, cache_bytes=0), plate_id, size)
+    return True
+
+
+def _overview(renderer: Renderer, plate_id: str, size: int) -> bytes:
+    """The overview from memory, else from the store (drawn once, kept for every process and restart),
+    else drawn on several threads and kept in both."""
+    store = renderer.repository.store
+    key = layout.rendering_key(plate_id, f"overview-{size}.r{RENDER_VERSION}.png")
 
     def draw() -> bytes:
-        with repository.reading() as session:
+        try:
+            return store.read(key)
+        except NotFoundError:
+            pass
+        with renderer.repository.reading() as session:
             rows, columns, fields = queries.plate_first_fields(session, plate_id)
             placed = [
                 (rows.index(str(f.well_row)), columns.index(str(f.well_column)), images.to_image(f))
                 for f in fields
             ]
-        return renderer.mosaic(len(rows), len(columns), placed, size)
+        content = renderer.mosaic(len(rows), len(columns), placed, size)
+        store.write(key, content)
+        return content
 
-    return Picture(renderer.kept(key, draw), "image/png", etag, cache_control)
+    return renderer.kept(f"{plate_id}/overview/{size}", draw)
 
 
 def deepzoom(renderer: Renderer, principal: Principal, image_id: str, format: str = "png") -> str:
