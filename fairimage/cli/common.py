@@ -3,7 +3,6 @@ who the operator is."""
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from fairimage.model.governance.policy import Principal, operator
+from fairimage.model.governance.policy import Principal, operator_here
 from fairimage.services.ingest.conversion import Progress as IngestProgress
 from fairimage.services.recovery import open_repository
 from fairimage.services.repository import Repository
@@ -56,11 +55,7 @@ def _json(value: Any) -> None:
 
 def operator_principal() -> Principal:
     """The person at this machine's command line, named by their login in the audit log."""
-    try:
-        name = getpass.getuser()
-    except Exception:  # no login name (some containers): still an operator
-        name = "unknown"
-    return operator(name)
+    return operator_here()
 
 
 @contextmanager

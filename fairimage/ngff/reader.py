@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,11 +23,39 @@ def open_level(zarr_store: Any, label: str) -> zarr.Array:
 
 
 class ChunkCache(Protocol):
-    """Decoded chunks by key (``_Lru`` in the renderer): neighbouring tiles share them."""
+    """Decoded chunks by key (an ``Lru``): neighbouring tiles, or patches, share them."""
 
     def get(self, key: Any) -> Any: ...
 
     def put(self, key: Any, value: Any) -> None: ...
+
+
+@dataclass
+class Lru:
+    """A thread-safe least-recently-used map bounded by the total ``size`` of its values."""
+
+    capacity: int
+    size: Any = len
+    _items: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
+    _used: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._used += self.size(value)
+            while self._used > self.capacity and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self._used -= self.size(dropped)
 
 
 def read_region(
@@ -87,3 +118,27 @@ def _assemble(array: zarr.Array, selection: list[int | slice], cache: ChunkCache
             target.append(slice(low - start, high - start))
         out[tuple(target)] = chunk[tuple(source)]
     return out[tuple(0 if isinstance(s, int) else slice(None) for s in selection)]
+
+
+def preload(array: zarr.Array, selection: list[int | slice], cache: ChunkCache, key: Any) -> None:
+    """Put every chunk ``array[selection]`` touches into ``cache``, in one zarr read of the chunk-aligned box
+    around it where any is missing: zarr fetches and decodes that box's chunks concurrently, which matters
+    over HTTP, where ``_assemble`` alone would ask for them one after another."""
+    spans = [(s, s + 1) if isinstance(s, int) else (s.start, s.stop) for s in selection]
+    grid = [
+        range(start // size, (stop - 1) // size + 1)
+        for (start, stop), size in zip(spans, array.chunks, strict=True)
+    ]
+    if all(cache.get((key, cell)) is not None for cell in itertools.product(*grid)):
+        return
+    box = tuple(
+        slice(cells.start * size, min(cells.stop * size, extent))
+        for cells, size, extent in zip(grid, array.chunks, array.shape, strict=True)
+    )
+    block = np.asarray(array[box])
+    for cell in itertools.product(*grid):
+        part = tuple(
+            slice((index - cells.start) * size, (index - cells.start + 1) * size)
+            for index, cells, size in zip(cell, grid, array.chunks, strict=True)
+        )
+        cache.put((key, cell), np.ascontiguousarray(block[part]))

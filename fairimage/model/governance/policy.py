@@ -6,6 +6,8 @@ the caller's grants) and asks here.
 
 from __future__ import annotations
 
+import getpass
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -91,6 +93,15 @@ def operator(name: str) -> Principal:
     """Whoever runs the command line on the repository's machine: they hold its files and its catalog
     already, so they act as an admin (and are recorded in the audit log by their login name)."""
     return Principal(name=f"operator:{name}", role=Role.ADMIN, scope=Scope.ADMIN, origin="cli")
+
+
+def operator_here() -> Principal:
+    """The operator at this machine, named by their login."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no login name (some containers): still an operator
+        name = "unknown"
+    return operator(name)
 
 
 def may_read(principal: Principal, study_id: str, policy: StudyPolicy, now: datetime) -> bool:

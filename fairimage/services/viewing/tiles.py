@@ -13,11 +13,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,7 +42,7 @@ from fairimage.model.viewing.render import (
     parse_region,
 )
 from fairimage.ngff.chunks import thread_count
-from fairimage.ngff.reader import open_level, read_region
+from fairimage.ngff.reader import Lru, open_level, read_region
 from fairimage.services.discovery import images
 from fairimage.services.governance import access
 from fairimage.services.repository import Repository
@@ -86,34 +84,6 @@ class RenderRequest:
         )
 
 
-@dataclass
-class _Lru:
-    """A thread-safe least-recently-used map bounded by the total ``size`` of its values."""
-
-    capacity: int
-    size: Any = len
-    _items: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
-    _used: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            if key in self._items:
-                return
-            self._items[key] = value
-            self._used += self.size(value)
-            while self._used > self.capacity and len(self._items) > 1:
-                _, dropped = self._items.popitem(last=False)
-                self._used -= self.size(dropped)
-
-
 # Decoded chunks each server process keeps (a 512 x 1024 uint16 chunk is 1 MiB): neighbouring tiles mostly
 # lie in chunks a tile next to them has decoded.
 CHUNK_CACHE_BYTES = 256 << 20
@@ -124,10 +94,10 @@ class Renderer:
 
     def __init__(self, repository: Repository, cache_bytes: int = 256 << 20) -> None:
         self.repository = repository
-        self._pictures = _Lru(cache_bytes)
-        self._chunks = _Lru(CHUNK_CACHE_BYTES, size=lambda chunk: chunk.nbytes)  # decoded, by level and cell
-        self._arrays = _Lru(256, size=lambda _: 1)
-        self._images = _Lru(1024, size=lambda _: 1)
+        self._pictures = Lru(cache_bytes)
+        self._chunks = Lru(CHUNK_CACHE_BYTES, size=lambda chunk: chunk.nbytes)  # decoded, by level and cell
+        self._arrays = Lru(256, size=lambda _: 1)
+        self._images = Lru(1024, size=lambda _: 1)
 
     def image(self, principal: Principal, image_id: str) -> tuple[Image, StudyPolicy]:
         """The image and its study's policy after the access check; the image's (immutable) metadata is
