@@ -265,3 +265,63 @@ def test_datasets_over_http_are_for_readers_of_every_study_and_serve_their_crois
         card = httpx.get(f"{server.url}/api/datasets/open/1/README.md")
         assert card.headers["content-type"].startswith("text/markdown") and "# Dataset open" in card.text
         assert httpx.get(f"{server.url}/api/datasets/open/1/secrets.txt").status_code == 422
+
+
+def test_an_export_with_pixels_gives_every_plane_and_label_through_mlcroissant(tmp_path: Path) -> None:
+    """`--with-pixels`: mlcroissant's records are the stored planes (16-bit, every channel and z) and the
+    labels' planes, losslessly; (the next test: an image a PNG cannot hold is one line naming it)."""
+    import mlcroissant as mlc
+
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    stacks = {f"cells-{n}.ome.tif": samples.ramp((2, 3, 40, 30), seed=n) for n in range(2)}  # c, z, y, x
+    paths = [samples.ome_tiff(tmp_path / file, data) for file, data in stacks.items()]
+    ingested = json.loads(
+        run_cli("ingest", *paths, "--study", "Cells", "--repo", repo, "--json", check=True).stdout
+    )
+    pixels = {outcome["images"][0]: stacks[Path(outcome["path"]).name] for outcome in ingested}
+    masks = {}
+    for n, image_id in enumerate(pixels):
+        masks[image_id] = np.zeros((3, 40, 30), np.uint16)
+        masks[image_id][:, 5:20, 5 + n : 15 + n] = 300 + n  # ids above 255: a 16-bit PNG
+        mask = samples.ome_tiff(tmp_path / f"mask-{n}.ome.tif", masks[image_id], axes="ZYX")
+        run_cli("label", "add", image_id, mask, "--name", "nuclei", "--annotator", "Ada", "--repo", repo,
+                check=True)  # fmt: skip
+    run_cli("dataset", "create", "cells", "--from", "Cells", "--split", "50/50", "--label", "nuclei",
+            "--repo", repo, check=True)  # fmt: skip
+    out = tmp_path / "export"
+    exported = run_cli("dataset", "export", "cells", "--to", out, "--with-pixels", "--repo", repo, "--json")
+    assert json.loads(exported.stdout)["files"] == [
+        "README.md", "card.json", "croissant.json", "items.csv", "labels.parquet", "pixels.parquet"
+    ]  # fmt: skip
+
+    dataset = mlc.Dataset(jsonld=str(out / "croissant.json"))
+    planes = list(dataset.records(record_set="pixels"))
+    assert len(planes) == 2 * 3 * 2  # images x planes x channels
+    for record in planes:
+        image_id = record["pixels/image_id"].decode()
+        c, z = record["pixels/c"], record["pixels/z"]
+        assert np.array_equal(np.asarray(record["pixels/image"]), pixels[image_id][c, z])
+    labels = list(dataset.records(record_set="labels"))
+    assert len(labels) == 2 * 3
+    for record in labels:
+        image_id, z = record["labels/image_id"].decode(), record["labels/z"]
+        assert np.array_equal(np.asarray(record["labels/image"]), masks[image_id][z])
+
+
+def test_an_export_with_pixels_refuses_planes_a_png_cannot_hold(
+    repository: Repository, tmp_path: Path
+) -> None:
+    from fairimage.services.datasets.exports import export_dataset
+
+    path = samples.ome_tiff(
+        tmp_path / "float.ome.tif", np.linspace(0, 1, 1200, dtype=np.float32).reshape(1, 1, 40, 30)
+    )
+    (outcome,) = ingest_paths(repository, [path], study="Floats")
+    create_dataset(repository, ADMIN, DatasetRequest("floats", ("Floats",), "50/50"))
+    out = tmp_path / "export"
+    with pytest.raises(
+        InvalidInputError, match=f"image {outcome.images[0]}: its pixels are float32, which a PNG"
+    ):
+        export_dataset(repository, ADMIN, "floats", None, out, "http://127.0.0.1", pixels=True)
+    assert not out.exists() and not list(tmp_path.glob(".export*"))  # nothing half-written

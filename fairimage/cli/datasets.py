@@ -19,6 +19,7 @@ from fairimage.cli.common import (
     operator_principal,
     out,
     print_listing,
+    progress_bar,
 )
 from fairimage.services.datasets import datasets, exports
 from fairimage.services.datasets.datasets import Dataset, DatasetRequest
@@ -161,14 +162,35 @@ def dataset_export(
         Path, typer.Option(help="a new folder to write: items.csv, croissant.json, README.md, card.json")
     ],
     version: VersionOption = None,
+    with_pixels: Annotated[
+        bool,
+        typer.Option(
+            "--with-pixels",
+            help="also every plane of every image and label, as lossless PNGs in pixels.parquet and "
+            "labels.parquet, which mlcroissant's records give as images (8- and 16-bit images only)",
+        ),
+    ] = False,
     as_json: JsonOption = False,
     repo: RepoOption = None,
 ) -> None:
     """Write a dataset version for machine-learning tools: its items, a Croissant 1.1 description with the
     Responsible-AI fields (mlcroissant loads it), and its dataset card."""
-    with opened(repo) as repository:
+    with progress_bar(as_json, counting="images") as bar, opened(repo) as repository:
+
+        def counted(done: int, of: int) -> None:
+            if done == 1:
+                bar.start_file(Path(name), of)
+            bar.advance(1)
+
         exported = exports.export_dataset(
-            repository, operator_principal(), name, version, to, repository.settings.public_url
+            repository,
+            operator_principal(),
+            name,
+            version,
+            to,
+            repository.settings.public_url,
+            pixels=with_pixels,
+            progress=counted,
         )
     if as_json:
         _json({"folder": str(exported.folder), "files": exported.files})

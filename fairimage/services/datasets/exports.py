@@ -13,16 +13,23 @@ import hashlib
 import io
 import json
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image as PILImage
 from sqlalchemy import select
 
 from fairimage.catalog.tables import ImageRow, LabelRow, StudyRow
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.governance.policy import Principal
-from fairimage.services.datasets.datasets import Dataset, get_dataset
+from fairimage.ngff.reader import open_level, read_region
+from fairimage.services.datasets.datasets import Dataset, DatasetItem, get_dataset
+from fairimage.services.discovery import images
 from fairimage.services.repository import Repository
 
 CROISSANT = "http://mlcommons.org/croissant/1.1"
@@ -64,6 +71,7 @@ CONTEXT: dict[str, Any] = {
     "subField": "cr:subField",
     "transform": "cr:transform",
 }
+PIXELS, LABELS = "pixels.parquet", "labels.parquet"
 COLUMNS = (
     ("image_id", "sc:Text", "the image's id in the repository"),
     ("split", "sc:Text", "train, validation or test"),
@@ -99,22 +107,124 @@ def export_dataset(
     version: int | None,
     folder: Path,
     base_url: str,
+    pixels: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Exported:
-    """Write the dataset version's folder (``folder`` must not exist yet)."""
+    """Write the dataset version's folder (``folder`` must not exist yet). With ``pixels``, every plane of
+    every item (and of its label) as well, in ``pixels.parquet`` and ``labels.parquet``, which the Croissant
+    description names, so that mlcroissant's records give the pixels themselves; ``progress(done, of)``
+    counts items."""
     if folder.exists():
         raise InvalidInputError(f"{folder}: already exists; export into a new folder")
-    documents = dataset_documents(repository, principal, name, version, base_url)
     partial = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
+        planes = _write_planes(repository, principal, name, version, partial, progress) if pixels else {}
+        documents = dataset_documents(repository, principal, name, version, base_url, planes=planes)
         for file_name, body in documents.items():
             (partial / file_name).write_bytes(body)
         partial.rename(folder)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return Exported(folder, sorted(documents))
+    return Exported(folder, sorted([*documents, *planes]))
+
+
+PLANE_COLUMNS = {
+    PIXELS: (
+        ("image_id", "sc:Text", "the image's id"),
+        ("split", "sc:Text", "train, validation or test"),
+        ("t", "sc:Integer", "the timepoint"),
+        ("z", "sc:Integer", "the plane"),
+        ("c", "sc:Integer", "the channel"),
+        ("image", "sc:ImageObject", "the plane at full resolution, a lossless 8- or 16-bit PNG"),
+    ),
+    LABELS: (
+        ("image_id", "sc:Text", "the image the label belongs to"),
+        ("split", "sc:Text", "train, validation or test"),
+        ("t", "sc:Integer", "the timepoint"),
+        ("z", "sc:Integer", "the plane"),
+        ("image", "sc:ImageObject", "the label ids at full resolution, a lossless 8- or 16-bit PNG"),
+    ),
+}
+
+
+def _write_planes(
+    repository: Repository,
+    principal: Principal,
+    name: str,
+    version: int | None,
+    folder: Path,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, str]:
+    """Every plane of every item (and of its label) as PNGs in two Parquet tables, an item a row group, so
+    that memory holds one image's planes at a time; their sha256 by file name."""
+    dataset = get_dataset(repository, principal, name, version)
+    kinds = {"sc:ImageObject": pa.binary(), "sc:Text": pa.string(), "sc:Integer": pa.int32()}
+    schemas = {
+        file: pa.schema([(column, kinds[kind]) for column, kind, _ in columns])
+        for file, columns in PLANE_COLUMNS.items()
+    }
+    written: set[str] = set()
+    writers = {file: pq.ParquetWriter(folder / file, schema) for file, schema in schemas.items()}
+    try:
+        for done, item in enumerate(dataset.items, start=1):
+            image = images.get_image(repository, principal, item.image_id)
+            stored = repository.image_root(image.id).zarr_store(image.levels[0].path, read_only=True)
+            rows = list(_planes(open_level(stored, image.id), image.axis_names, item, channels=True))
+            writers[PIXELS].write_table(pa.Table.from_pylist(rows, schemas[PIXELS]))
+            written.add(PIXELS)
+            if item.label_id is not None:
+                with repository.reading() as session:
+                    label = session.get(LabelRow, item.label_id)
+                assert label is not None  # a dataset's labels are never removed
+                axes = "".join(axis["name"] for axis in label.axes)
+                stored = repository.store.zarr_store(
+                    f"{label.storage_key}/{label.levels[0]['path']}", read_only=True
+                )
+                rows = list(_planes(open_level(stored, label.id), axes, item, channels=False))
+                writers[LABELS].write_table(pa.Table.from_pylist(rows, schemas[LABELS]))
+                written.add(LABELS)
+            if progress is not None:
+                progress(done, len(dataset.items))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for file in set(writers) - written:
+        (folder / file).unlink()
+    return {file: hashlib.sha256((folder / file).read_bytes()).hexdigest() for file in sorted(written)}
+
+
+def _planes(array: Any, axes: str, item: DatasetItem, channels: bool) -> Iterator[dict[str, Any]]:
+    """A row per plane of ``array`` (per channel too, with ``channels``): its place and its PNG."""
+    shape = dict(zip(axes, array.shape, strict=True))
+    what = f"image {item.image_id}" if channels else f"the label of image {item.image_id}"
+    for t in range(shape.get("t", 1)):
+        for z in range(shape.get("z", 1)):
+            indices = list(range(shape.get("c", 1))) if channels else [0]
+            planes = read_region(array, axes, indices, z, t, (0, shape["y"]), (0, shape["x"]))
+            for c, plane in zip(indices, planes, strict=True):
+                row: dict[str, Any] = {"image_id": item.image_id, "split": item.split, "t": t, "z": z}
+                if channels:
+                    row["c"] = c
+                row["image"] = _png(plane, what)
+                yield row
+
+
+def _png(plane: np.ndarray, what: str) -> bytes:
+    """A lossless grayscale PNG of an 8- or 16-bit plane (label ids that fit 16 bits included)."""
+    if plane.dtype not in (np.uint8, np.uint16):
+        fits = plane.dtype.kind in "ui" and (not plane.size or (plane.min() >= 0 and plane.max() < 1 << 16))
+        if not fits:
+            raise InvalidInputError(
+                f"{what}: its pixels are {plane.dtype}, which a PNG cannot hold without loss; export without "
+                "--with-pixels and read it from its ome_zarr_url"
+            )
+        plane = plane.astype(np.uint16)
+    buffer = io.BytesIO()
+    PILImage.fromarray(plane).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def dataset_documents(
@@ -124,6 +234,7 @@ def dataset_documents(
     version: int | None,
     base_url: str,
     served: bool = False,
+    planes: dict[str, str] | None = None,
 ) -> dict[str, bytes]:
     """The files of a dataset version's export (``DOCUMENTS``), by name: what the folder holds and, with
     ``served``, what ``GET /api/datasets/NAME/VERSION/FILE`` serves (the Croissant description then names
@@ -168,7 +279,7 @@ def dataset_documents(
     items_url = f"{base}/api/datasets/{dataset.name}/{dataset.version}/items.csv" if served else "items.csv"
     sha256 = hashlib.sha256(items_csv).hexdigest()
     return {
-        "croissant.json": _json(croissant(dataset, facts, card, (items_url, sha256), base)),
+        "croissant.json": _json(croissant(dataset, facts, card, (items_url, sha256), base, planes or {})),
         "items.csv": items_csv,
         "card.json": _json(card),
         "README.md": card_markdown(card).encode(),
@@ -330,9 +441,15 @@ def card_markdown(card: dict[str, Any]) -> str:
 
 
 def croissant(
-    dataset: Dataset, facts: _Facts, card: dict[str, Any], items: tuple[str, str], base_url: str
+    dataset: Dataset,
+    facts: _Facts,
+    card: dict[str, Any],
+    items: tuple[str, str],
+    base_url: str,
+    planes: dict[str, str],
 ) -> dict[str, Any]:
-    """Croissant 1.1 JSON-LD: the dataset, its items file and record set, and the Responsible-AI fields."""
+    """Croissant 1.1 JSON-LD: the dataset, its items file and record set, the Responsible-AI fields, and
+    where ``planes`` names them (file name: sha256), the pixel and label planes' files and record sets."""
     studies = f"{len(facts.titles)} stud{'y' if len(facts.titles) == 1 else 'ies'}"
     description = (
         f"{card['items']} images drawn from {studies}, "
@@ -368,7 +485,18 @@ def croissant(
                 "contentUrl": items[0],
                 "encodingFormat": "text/csv",
                 "sha256": items[1],
-            }
+            },
+            *(
+                {
+                    "@type": "cr:FileObject",
+                    "@id": file,
+                    "name": file,
+                    "contentUrl": file,
+                    "encodingFormat": "application/x-parquet",
+                    "sha256": sha256,
+                }
+                for file, sha256 in planes.items()
+            ),
         ],
         "recordSet": [
             {
@@ -387,7 +515,30 @@ def croissant(
                     }
                     for column, data_type, about in COLUMNS
                 ],
+            },
+            *(_plane_records(file) for file in planes),
+        ],
+    }
+
+
+def _plane_records(file: str) -> dict[str, Any]:
+    name = file.removesuffix(".parquet")
+    about = "the images' planes" if file == PIXELS else "their labels' planes"
+    return {
+        "@type": "cr:RecordSet",
+        "@id": name,
+        "name": name,
+        "description": f"One record per plane: {about}, at full resolution, losslessly.",
+        "field": [
+            {
+                "@type": "cr:Field",
+                "@id": f"{name}/{column}",
+                "name": column,
+                "description": description,
+                "dataType": data_type,
+                "source": {"fileObject": {"@id": file}, "extract": {"column": column}},
             }
+            for column, data_type, description in PLANE_COLUMNS[file]
         ],
     }
 
