@@ -102,6 +102,7 @@ bench: install $(NGINX) $(WRK)  ## conversion against ome-zarr-py and ngff-zarr 
 	$(BIN)/python benchmarks/qc.py
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/plate_page.py
+	$(BIN)/python benchmarks/ml_patches.py
 
 clean:
 	rm -rf demo-repo .venv-drs .venv-rocrate .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules fairimage/web/static/build

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,6 +65,7 @@ class _Item:
     image_at: Callable[[], zarr.Group]
     label_at: Callable[[], zarr.Group] | None
     _opened: tuple[int, zarr.Group, zarr.Group | None] | None = None
+    _levels: dict[tuple[bool, int], tuple[zarr.Array, str]] = field(default_factory=dict)
 
     @property
     def image(self) -> zarr.Group:
@@ -74,10 +75,23 @@ class _Item:
     def label(self) -> zarr.Group | None:
         return self._groups()[1]
 
+    def level(self, level: int, label: bool = False) -> tuple[zarr.Array, str]:
+        """A level's array and axes, opened once per process (each opening reads its zarr.json, over
+        HTTP a request)."""
+        image, labels = self._groups()
+        found = self._levels.get((label, level))
+        if found is None:
+            group = labels if label else image
+            assert group is not None
+            what = f"the label of {self.image_id}" if label else self.image_id
+            found = self._levels[(label, level)] = _level(group, level, what)
+        return found
+
     def _groups(self) -> tuple[zarr.Group, zarr.Group | None]:
         if self._opened is None or self._opened[0] != os.getpid():
             label = self.label_at() if self.label_at is not None else None
             self._opened = (os.getpid(), self.image_at(), label)
+            self._levels = {}
         return self._opened[1], self._opened[2]
 
 
@@ -150,7 +164,7 @@ class Patches:
         return len(self._places)
 
     def __getitem__(self, index: int) -> Patch:
-        return self._read(self._places[index])
+        return self._read(self._places[index], band=False)  # in any order: only its own chunks
 
     def __iter__(self) -> Iterator[Patch]:
         return (self._read(place) for place in self._places)
@@ -160,9 +174,19 @@ class Patches:
         reads a chunk once, not every worker a piece of it."""
         return (self._read(place) for place in self._places if place.item % parts == part)
 
+    def close(self) -> None:
+        """Let go of the server's connection or the repository."""
+        self._source.close()
+
+    def __enter__(self) -> Patches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _windows(self, index: int, min_foreground: float) -> Iterator[_Place]:
         item = self._items[index]
-        array, axes = _level(item.image, self.level, item.image_id)
+        array, axes = item.level(self.level)
         shape = dict(zip(axes, array.shape, strict=True))
         height, width = shape["y"], shape["x"]
         last = (lambda extent: max(extent - 1, 0)) if self.pad else (lambda extent: extent - self.size)
@@ -176,26 +200,28 @@ class Patches:
                         if judged is None or judged.fraction(t, z, y, x) >= min_foreground:
                             yield _Place(index, t, z, y, x)
 
-    def _read(self, place: _Place) -> Patch:
+    def _read(self, place: _Place, band: bool = True) -> Patch:
         item = self._items[place.item]
-        array, axes = _level(item.image, self.level, item.image_id)
+        array, axes = item.level(self.level)
         channels = self.channels if self.channels is not None else list(range(_extent(array, axes, "c")))
-        image = np.stack(self._window(array, axes, channels, place, (item.image_id, self.level)))
+        image = np.stack(self._window(array, axes, channels, place, (item.image_id, self.level), band))
         mask = None
-        if item.label is not None:
-            labels, label_axes = _level(item.label, self.level, f"the label of {item.image_id}")
-            mask = self._window(labels, label_axes, [0], place, (item.image_id, "label", self.level))[0]
+        if item.label_at is not None:
+            labels, label_axes = item.level(self.level, label=True)
+            key = (item.image_id, "label", self.level)
+            mask = self._window(labels, label_axes, [0], place, key, band)[0]
         return Patch(item.image_id, item.split, place.t, place.z, place.y, place.x, image, mask)
 
     def _window(
-        self, array: zarr.Array, axes: str, channels: list[int], place: _Place, key: Any
+        self, array: zarr.Array, axes: str, channels: list[int], place: _Place, key: Any, band: bool
     ) -> list[np.ndarray]:
-        """The patch's window of each channel, zero-filled where it sticks out of the image."""
+        """The patch's window of each channel, zero-filled where it sticks out of the image. With ``band``
+        (patches read in order) the chunks under the whole row of patches are read at once."""
         height, width = _extent(array, axes, "y"), _extent(array, axes, "x")
         rows = (place.y, min(place.y + self.size, height))
         columns = (place.x, min(place.x + self.size, width))
-        row_band = [_whole(name, array, axes, channels, place, rows) for name in axes]
-        preload(array, row_band, self._cache, key)  # the row of patches this one belongs to, at once
+        wanted = [_whole(name, array, axes, channels, place, rows, columns, band) for name in axes]
+        preload(array, wanted, self._cache, key)
         planes = read_region(
             array, axes, channels, place.z, place.t, rows, columns, chunks=(self._cache, key)
         )
@@ -210,9 +236,16 @@ class Patches:
 
 
 def _whole(
-    name: str, array: zarr.Array, axes: str, channels: list[int], place: _Place, rows: tuple[int, int]
+    name: str,
+    array: zarr.Array,
+    axes: str,
+    channels: list[int],
+    place: _Place,
+    rows: tuple[int, int],
+    columns: tuple[int, int],
+    band: bool,
 ) -> int | slice:
-    """The selection along axis ``name`` of the full-width band of rows ``rows``."""
+    """The selection along axis ``name`` of the window (with ``band``: the full width of its rows)."""
     if name == "t":
         return place.t
     if name == "z":
@@ -221,7 +254,7 @@ def _whole(
         return slice(min(channels), max(channels) + 1) if channels else slice(0, 1)
     if name == "y":
         return slice(*rows)
-    return slice(0, array.shape[axes.index(name)])
+    return slice(0, array.shape[axes.index(name)]) if band else slice(*columns)
 
 
 class _Foreground:
@@ -230,15 +263,15 @@ class _Foreground:
     def __init__(self, item: _Item, level: int, size: int) -> None:
         assert item.label is not None
         datasets = _multiscale(item.label, f"the label of {item.image_id}")["datasets"]
-        full, _ = _level(item.label, level, item.image_id)
+        full, _ = item.level(level, label=True)
         self.factor, self.level = 1.0, level
         for coarser in range(level + 1, len(datasets)):
-            array, axes = _level(item.label, coarser, item.image_id)
+            array, axes = item.level(coarser, label=True)
             factor = full.shape[axes.index("x")] / array.shape[axes.index("x")]
             if size / factor < FOREGROUND_PIXELS:
                 break
             self.factor, self.level = factor, coarser
-        self.array, self.axes = _level(item.label, self.level, item.image_id)
+        self.array, self.axes = item.level(self.level, label=True)
         self.size = size
         self._planes: dict[tuple[int, int], np.ndarray] = {}
 
@@ -286,6 +319,8 @@ class _Source(Protocol):
 
     def label(self, image_id: str, name: str) -> Callable[[], zarr.Group]: ...
 
+    def close(self) -> None: ...
+
 
 def _open_source(source: str | Path, token: str | None) -> _Source:
     text = str(source)
@@ -328,7 +363,10 @@ class _Server:
 
     def _group(self, url: str) -> Callable[[], zarr.Group]:
         options = {"headers": self.headers} if self.headers else {}
-        return partial(zarr.open_group, url, mode="r", storage_options=options)
+        return partial(zarr.open_group, url, mode="r", zarr_format=3, storage_options=options)
+
+    def close(self) -> None:
+        self._client.close()
 
 
 class _Repository:
@@ -354,7 +392,7 @@ class _Repository:
 
         access.check_image(self.repository, self.principal, image_id)
         root = self.repository.image_root(image_id)
-        return partial(zarr.open_group, store=root.zarr_store("", read_only=True), mode="r")
+        return partial(zarr.open_group, store=root.zarr_store("", read_only=True), mode="r", zarr_format=3)
 
     def label(self, image_id: str, name: str) -> Callable[[], zarr.Group]:
         from fairimage.services.labels.labels import list_labels
@@ -364,4 +402,7 @@ class _Repository:
         if name not in found:
             raise InvalidInputError(f"image {image_id} has no label {name!r}")
         store = self.repository.store.zarr_store(layout.label_prefix(found[name].id), read_only=True)
-        return partial(zarr.open_group, store=store, mode="r")
+        return partial(zarr.open_group, store=store, mode="r", zarr_format=3)
+
+    def close(self) -> None:
+        self.repository.close()
