@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from fairimage.model.governance.drs import drs_uri
 from fairimage.model.image import Axis, Channel
 from fairimage.model.labels import Label
-from fairimage.model.study import Image, Level, OriginalFile, Study
+from fairimage.model.study import Generated, Image, Level, OriginalFile, Study
 
 
 class RequestBody(BaseModel):
@@ -83,6 +83,8 @@ class ImageOut(BaseModel):
     ome_zarr_url: str | None
     drs_uri: str | None = None  # the image as a GA4GH DRS bundle
     acquisition: dict[str, str] = {}  # what the file says of its acquisition (extracted, not curated)
+    ai_generated: bool = False  # a model made it: see generated
+    generated: Generated | None = None  # the model, and the images it was made from
 
     @classmethod
     def of(cls, image: Image, base_url: str | None) -> ImageOut:
@@ -105,6 +107,8 @@ class ImageOut(BaseModel):
             ome_zarr_url=f"{base_url.rstrip('/')}/zarr/{image.id}.ome.zarr" if base_url else None,
             drs_uri=drs_uri(urlsplit(base_url).netloc, image.id) if base_url else None,
             acquisition=image.acquisition,
+            ai_generated=image.ai_generated,
+            generated=image.generated,
         )
 
 

@@ -82,6 +82,13 @@ def search_images(
     tag: FacetQuery = None,
     compound: FacetQuery = None,
     control: FacetQuery = None,
+    origin: Annotated[
+        list[str] | None,
+        Query(
+            max_length=255,
+            description="acquired, or ai-generated (a model made it): 'acquired' leaves those out",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=search_service.MAX_LIMIT)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> SearchOut:
@@ -97,6 +104,7 @@ def search_images(
         "tag": tag,
         "compound": compound,
         "control": control,
+        "origin": origin,
     }
     assert set(filters) == set(FACETS)
     return run_search(request, repository, principal, q, filters, limit, offset)

@@ -131,6 +131,8 @@ class ImageRow(Base):
     # A registered image: the root (folder, .ozx, http(s):// or s3:// URL) its storage_key is relative to;
     # None for images in the repository's own store.
     location: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Made by a model ({"by": MODEL, "from_images": [...]}): AI-generated; None for acquired images.
+    generated: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     study: Mapped[StudyRow] = relationship(back_populates="images")
     original_file: Mapped[OriginalFileRow] = relationship(back_populates="images")

@@ -45,7 +45,8 @@ from fairimage.cli.common import (
     progress_bar,
 )
 from fairimage.cli.metadata import print_report
-from fairimage.model.errors import FairimageError
+from fairimage.model.errors import FairimageError, InvalidInputError
+from fairimage.model.study import Generated
 from fairimage.services.curation import study_metadata
 from fairimage.services.discovery import images as image_service
 from fairimage.services.ingest.cluster import ClusterSpec
@@ -158,11 +159,32 @@ def ingest(
             "otherwise",
         ),
     ] = None,
+    generated_by: Annotated[
+        str | None,
+        typer.Option(
+            "--generated-by",
+            help="the files are a model's output (predictions, restorations, synthetic images): the model's "
+            "PID or name@version; every image is marked AI-generated, for good",
+        ),
+    ] = None,
+    generated_from: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--generated-from", help="with --generated-by: an image the model was run on (repeat it)"
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Convert image files to OME-Zarr 0.5 and add them to the repository."""
     cname, clevel = parse_codec(codec) if codec else (None, None)
+    if generated_from and generated_by is None:
+        raise InvalidInputError("--generated-from: say which model made the files with --generated-by MODEL")
+    generated = Generated(by=generated_by, from_images=tuple(generated_from or ())) if generated_by else None
     if plate:
+        if generated is not None:
+            raise InvalidInputError(
+                "--generated-by: marks image files a model made, not plates; leave --plate out"
+            )
         how = PlateRequest(Path(), study, pattern, platemap, wells=wells)
         plates.ingest_folders(
             paths, repo, how, as_json, workers, cname=cname, clevel=clevel, scheduler=scheduler
@@ -184,7 +206,13 @@ def ingest(
     try:
         with progress_bar(as_json) as bar:
             outcomes = ingest_paths(
-                repository, [Path(p) for p in paths], study, bar, cluster, actor=operator_principal().name
+                repository,
+                [Path(p) for p in paths],
+                study,
+                bar,
+                cluster,
+                actor=operator_principal().name,
+                generated=generated,
             )
         if study_file is not None and any(o.status in ("ingested", "already_present") for o in outcomes):
             study_metadata.set_metadata(repository, operator_principal(), study, study_file)

@@ -8,7 +8,7 @@ from typing import Any
 
 from fairimage.model.curation.checks import LICENSES
 from fairimage.model.curation.rembi import Rembi, TermRef
-from fairimage.model.discovery.jsonld import TERM_SETS, Links, term_iri
+from fairimage.model.discovery.jsonld import TERM_SETS, Links, source_type, term_iri
 from fairimage.model.study import Image, Study
 
 ROCRATE = "https://w3id.org/ro/crate/1.3"
@@ -107,9 +107,25 @@ def rocrate(
                 "identifier": links.pid(image.id),
                 "conformsTo": {"@id": "https://ngff.openmicroscopy.org/0.5/"},
                 **({} if folder else {"url": links.zarr(image.id)}),
+                **_origin(image, links, entities),
             }
         )
     return {"@context": ROCRATE_CONTEXT, "@graph": entities}
+
+
+def _origin(image: Image, links: Links, entities: list[dict[str, Any]]) -> dict[str, Any]:
+    """An image's digitalSourceType, flattened as RO-Crate wants it: the model that made an AI-generated
+    image is an entity of its own, referred to by id."""
+    said = source_type(image, links)
+    found: dict[str, Any] = {"digitalSourceType": {"@id": said["digitalSourceType"]}}
+    if image.generated is not None:
+        model = f"#model-{image.generated.by}"
+        if not any(entity["@id"] == model for entity in entities):
+            entities.append({"@id": model, "@type": "SoftwareApplication", "name": image.generated.by})
+        found["creator"] = {"@id": model}
+        found["isBasedOn"] = said.get("isBasedOn", [])
+        found["disambiguatingDescription"] = image.generated.statement
+    return found
 
 
 def datacite(study: Study, rembi: Rembi, links: Links, year: int, version: int | None) -> dict[str, Any]:

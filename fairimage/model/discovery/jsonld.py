@@ -147,10 +147,26 @@ def image_object(
     }
     if methods:
         document["measurementTechnique"] = _unique([defined_term(method) for method in methods])
+    document.update(source_type(image, links))
     if part_of is not None:
         document["@context"] = CONTEXT
         document["isPartOf"] = {"@type": "Dataset", "@id": part_of}
     return document
+
+
+def source_type(image: Image, links: Links) -> dict[str, Any]:
+    """How an image came to be (schema.org's digitalSourceType, the IPTC codes): acquired by an instrument,
+    or made by a trained model (AI-generated: the model as its creator, the images it was made from)."""
+    if image.generated is None:
+        return {"digitalSourceType": "https://schema.org/DigitalCaptureDigitalSource"}
+    made: dict[str, Any] = {
+        "digitalSourceType": "https://schema.org/TrainedAlgorithmicMediaDigitalSource",
+        "creator": {"@type": "SoftwareApplication", "name": image.generated.by},
+        "description": image.generated.statement,
+    }
+    if image.generated.from_images:
+        made["isBasedOn"] = [{"@id": links.pid(source)} for source in image.generated.from_images]
+    return made
 
 
 def _person(person: Any) -> dict[str, Any]:

@@ -27,7 +27,9 @@ FACETS = (
     "tag",
     "compound",  # what the platemap says was put in a plate's well
     "control",  # positive, negative or neutral control wells
+    "origin",  # acquired, or ai-generated (made by a model)
 )
+ACQUIRED, AI_GENERATED = "acquired", "ai-generated"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class ImageFacts:
     compound: str | None = None  # a plate field's well, as its platemap says: the compound or treatment,
     control: str | None = None  # and its control type
     plate: str | None = None  # the plate's name and the well ("Screen01 B03")
+    generated_by: str | None = None  # the model that made it: AI-generated
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ def build_document(
         words += [image.control, "control"]
     if image.plate:
         own.append(image.plate)
+    facets.append(FacetValue("origin", AI_GENERATED if image.generated_by else ACQUIRED))
+    if image.generated_by:
+        own += [AI_GENERATED, "generated", image.generated_by]
     for target, notes in ((words, study_annotations), (own, image_annotations)):
         for kind, key, value in notes:
             target += [value] if kind == "tag" else [key, value]

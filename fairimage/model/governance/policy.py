@@ -7,7 +7,6 @@ the caller's grants) and asks here.
 from __future__ import annotations
 
 import getpass
-
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum

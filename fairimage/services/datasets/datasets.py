@@ -3,9 +3,9 @@
 ``create_dataset`` takes the images of the studies (with the label of a given name, where asked), groups them
 by a key that must not be on two sides of a split (the plate, the well, the patient, an annotation such as
 a donor), stratifies by another (a control type, a compound, an annotation), and assigns the splits with a
-seed; AI-generated items (a label a model made) are left out unless asked for, and everything left out is
-counted. ``check_dataset`` proves any version leak-free: no group in two splits, no pixels in two splits
-(by a hash of the full-resolution chunks, whatever the group keys say), and shows the balance.
+seed; AI-generated items (an image or a label a model made) are left out unless asked for, and everything
+left out is counted. ``check_dataset`` proves any version leak-free: no group in two splits, no pixels in
+two splits (by a hash of the full-resolution chunks, whatever the group keys say), and shows the balance.
 
 Only someone who may read every study of a dataset may create it or read it (restricted studies included:
 their readers are those granted access); others get a 404, as for the studies themselves.
@@ -113,7 +113,7 @@ def create_dataset(repository: Repository, principal: Principal, request: Datase
             label = labels.get(image.id)
             if request.label is not None and label is None:
                 excluded["without the label"] += 1
-            elif label is not None and label.made_by_kind == "model" and not request.include_generated:
+            elif _generated(image, label) and not request.include_generated:
                 excluded["AI-generated"] += 1
             else:
                 chosen.append((image, label))
@@ -167,7 +167,7 @@ def create_dataset(repository: Repository, principal: Principal, request: Datase
                 group_key=by_image[image.id].group,
                 stratum=by_image[image.id].stratum,
                 content_sha256=contents[image.id],
-                ai_generated=label is not None and label.made_by_kind == "model",
+                ai_generated=_generated(image, label),
             )
             for image, label in chosen
         )
@@ -185,6 +185,11 @@ def create_dataset(repository: Repository, principal: Principal, request: Datase
             parameters=parameters,
         )
         return _dataset(session, row, with_items=True)
+
+
+def _generated(image: ImageRow, label: LabelRow | None) -> bool:
+    """Whether a model made the image, or its label: an AI-generated item."""
+    return image.generated is not None or (label is not None and label.made_by_kind == "model")
 
 
 def list_datasets(repository: Repository, principal: Principal) -> list[Dataset]:

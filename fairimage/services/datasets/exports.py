@@ -79,7 +79,7 @@ COLUMNS = (
     ("stratum", "sc:Text", "the value of the stratifying key"),
     ("study", "sc:Text", "the study the image belongs to"),
     ("label_id", "sc:Text", "the label image paired with it, if the dataset has labels"),
-    ("ai_generated", "sc:Boolean", "whether its label was made by a model"),
+    ("ai_generated", "sc:Boolean", "whether a model made the image or its label (AI-generated)"),
     ("content_sha256", "sc:Text", "a hash of its full-resolution chunks: the same pixels, the same hash"),
     ("ome_zarr_url", "sc:URL", "its OME-Zarr 0.5 image, for zarr-python, ome-zarr-py, napari"),
     ("label_url", "sc:URL", "its label's OME-Zarr, if it has one"),
@@ -409,7 +409,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"Split {split['proportions']} with seed {split['seed']}, grouped by {split['group_by']} (no group "
         f"is in two splits){', stratified by ' + split['stratify'] if split['stratify'] else ''}"
         f"{'; each image with its label ' + repr(split['label']) if split['label'] else ''}.",
-        f"AI-generated items (labels made by a model): {card['ai_generated_items']}.",
+        f"AI-generated items (a model made the image or its label): {card['ai_generated_items']}.",
         "",
         "## Sources",
         "",
@@ -476,7 +476,8 @@ def croissant(
         "rai:personalSensitiveInformation": "; ".join(facts.access),
         "rai:dataUseCases": "Training and evaluating image-analysis models, within each study's consent "
         "terms.",
-        "rai:machineAnnotationTools": f"{card['ai_generated_items']} items have labels made by a model",
+        "rai:machineAnnotationTools": f"{card['ai_generated_items']} items are AI-generated (a model made "
+        "the image or its label)",
         "distribution": [
             {
                 "@type": "cr:FileObject",

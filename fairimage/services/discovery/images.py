@@ -11,7 +11,7 @@ from fairimage.model.errors import InvalidInputError, NotFoundError
 from fairimage.model.governance.duo import DataUse
 from fairimage.model.governance.policy import Principal
 from fairimage.model.image import Axis, Channel
-from fairimage.model.study import Image, ImagePage, Level, OriginalFile, Study
+from fairimage.model.study import Generated, Image, ImagePage, Level, OriginalFile, Study
 from fairimage.services.governance import access
 from fairimage.services.repository import Repository
 
@@ -115,4 +115,5 @@ def to_image(row: ImageRow) -> Image:
         object_count=row.object_count,
         created_at=queries.aware(row.created_at) or row.created_at,
         acquisition=row.acquisition or {},
+        generated=Generated.model_validate(row.generated) if row.generated else None,
     )

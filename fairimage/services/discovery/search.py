@@ -94,6 +94,7 @@ def _facts(image: ImageRow, well: tuple[str, WellRow] | None = None) -> ImageFac
         dtype=image.dtype,
         channels=tuple(channel.get("label", "") for channel in image.channels),
         acquisition=tuple(str(value) for value in (image.acquisition or {}).values()),
+        generated_by=str(image.generated["by"]) if image.generated else None,
     )
 
 

@@ -352,7 +352,7 @@ def publish(
                 repository.store.move(
                     layout.staged_manifest_key(run.id, image.image_id), layout.manifest_key(image.image_id)
                 )
-                rows.append(image_row(image, index, study.id, file_id, run.id))
+                rows.append(image_row(image, index, study.id, file_id, run.id, run.generated))
                 session.add(rows[-1])
             session.flush()
             study.quarantined = (study.quarantined or 0) + sum(1 for image in staged if image.quarantine)
@@ -401,11 +401,19 @@ def _where(field: str) -> str:
     return "its name" if field.startswith("file name ") else field
 
 
-def image_row(image: Staged, index: int, study_id: str, file_id: str, run_id: str) -> ImageRow:
+def image_row(
+    image: Staged,
+    index: int,
+    study_id: str,
+    file_id: str,
+    run_id: str,
+    generated: dict[str, Any] | None = None,
+) -> ImageRow:
     written = image.written
     return ImageRow(
         id=image.image_id,
         run_id=run_id,
+        generated=generated,
         acquisition=image.acquisition or None,
         dicom=image.dicom,
         quarantine=image.quarantine,

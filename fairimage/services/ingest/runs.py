@@ -42,6 +42,7 @@ class Run:
     studies: set[str] = field(default_factory=set)  # studies that got images: each gets a new version
     files: int = 0  # files published
     recorded: bool = False  # whether its catalog row (the provenance activity) exists yet
+    generated: dict[str, Any] | None = None  # its files are a model's output: every image it makes is marked
 
     def record(self, session: Session) -> None:
         """The run's catalog row, in the transaction of the first file it publishes."""
