@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -196,3 +197,48 @@ def test_the_mode_of_four_is_the_most_frequent_value_ties_to_the_first() -> None
         assert mode_2x(np.array(values, np.uint16).reshape(2, 2))[0, 0] == expected, values
     odd = np.array([[1, 2, 3], [1, 2, 3], [4, 4, 5]], np.uint8)
     assert mode_2x(odd).tolist() == [[1, 3], [4, 5]]
+
+
+def test_the_labels_of_an_ome_zarr_input_are_copied_with_it(tmp_path: Path) -> None:
+    """An OME-Zarr with a labels group keeps them: each stored as the new image's label, served where
+    OME-NGFF puts it, pixel for pixel; who made it is unknown unless --labels-by says so."""
+    from ome_zarr.format import FormatV05
+    from ome_zarr.writer import write_labels
+
+    data = samples.ramp((2, 64, 48))
+    source = samples.ome_zarr_v05(tmp_path / "cells.ome.zarr", data)
+    nuclei = np.zeros((64, 48), np.uint16)
+    nuclei[10:30, 5:25], nuclei[40:60, 20:40] = 1, 700
+    root = zarr.open_group(str(source), mode="a", zarr_format=3)
+    write_labels(nuclei, root, name="nuclei", axes="yx", fmt=FormatV05(), scale_factors=(2,))
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    bad = run_cli("ingest", source, "--labels-by", "robot", "--repo", repo)
+    assert (
+        bad.returncode != 0
+        and "--labels-by robot: say person:NAME (an annotator) or model:NAME" in bad.stderr
+    )
+    assert json.loads(run_cli("images", "--repo", repo, "--json").stdout) == []  # refused before any ingest
+
+    done = run_cli("ingest", source, "--repo", repo, check=True)
+    assert (
+        "with its label nuclei (lbl-" in done.stdout
+        and "made by unknown: copied from cells.ome.zarr" in done.stdout
+    )
+    (image,) = json.loads(run_cli("images", "--repo", repo, "--json").stdout)
+    (label,) = json.loads(run_cli("label", "list", image["id"], "--repo", repo, "--json").stdout)
+    assert (label["name"], label["made_by"]) == (
+        "nuclei",
+        {"kind": "unknown", "name": "copied from cells.ome.zarr"},
+    )
+    with LiveServer(load_settings(repo)) as server:
+        served = zarr.open_group(f"{server.url}/zarr/{image['id']}.ome.zarr/labels/nuclei", mode="r")
+        assert np.array_equal(np.asarray(served["0"]), nuclei)
+
+    again = tmp_path / "again.ome.zarr"
+    shutil.copytree(source, again)
+    group = zarr.open_group(str(again), mode="a")
+    group[group.attrs["ome"]["multiscales"][0]["datasets"][0]["path"]][0, 0, 0] = 1  # other pixels: new image
+    made = json.loads(run_cli("ingest", again, "--labels-by", "model:cellpose@3", "--repo", repo, "--json",
+                              check=True).stdout)  # fmt: skip
+    assert made[0]["labels"][0].endswith("made by model: cellpose@3)")

@@ -32,6 +32,7 @@ from fairimage.cli import (
 )
 from fairimage.cli import search as search_cli
 from fairimage.cli.common import (
+    IngestBar,
     JsonOption,
     RepoOption,
     _json,
@@ -46,16 +47,18 @@ from fairimage.cli.common import (
 )
 from fairimage.cli.metadata import print_report
 from fairimage.model.errors import FairimageError, InvalidInputError
+from fairimage.model.labels import MadeBy
 from fairimage.model.study import Generated
 from fairimage.services.curation import study_metadata
 from fairimage.services.discovery import images as image_service
 from fairimage.services.ingest.cluster import ClusterSpec
 from fairimage.services.ingest.conversion import DEFAULT_STUDY, FileOutcome
 from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.labels import labels as label_service
 from fairimage.services.plates.ingest import PlateRequest, ingest_plate
 from fairimage.services.qc.plates import run_plate_qc
 from fairimage.services.recovery import open_repository
-from fairimage.services.repository import init_repository
+from fairimage.services.repository import Repository, init_repository
 from fairimage.settings import load_settings, parse_codec
 
 app = typer.Typer(
@@ -167,6 +170,14 @@ def ingest(
             "PID or name@version; every image is marked AI-generated, for good",
         ),
     ] = None,
+    labels_by: Annotated[
+        str | None,
+        typer.Option(
+            "--labels-by",
+            help="who made the labels an OME-Zarr input holds (copied with it): person:NAME or model:NAME "
+            "(AI-generated); unknown otherwise",
+        ),
+    ] = None,
     generated_from: Annotated[
         list[str] | None,
         typer.Option(
@@ -180,6 +191,7 @@ def ingest(
     if generated_from and generated_by is None:
         raise InvalidInputError("--generated-from: say which model made the files with --generated-by MODEL")
     generated = Generated(by=generated_by, from_images=tuple(generated_from or ())) if generated_by else None
+    maker = _made_by(labels_by)
     if plate:
         if generated is not None:
             raise InvalidInputError(
@@ -214,6 +226,7 @@ def ingest(
                 actor=operator_principal().name,
                 generated=generated,
             )
+            _copy_input_labels(repository, outcomes, maker, bar)
         if study_file is not None and any(o.status in ("ingested", "already_present") for o in outcomes):
             study_metadata.set_metadata(repository, operator_principal(), study, study_file)
     finally:
@@ -274,6 +287,38 @@ def dicomweb_pull(
     _report(outcomes, as_json)
 
 
+def _copy_input_labels(
+    repository: Repository, outcomes: list[FileOutcome], maker: MadeBy | None, progress: IngestBar
+) -> None:
+    """Each ingested OME-Zarr's labels, stored as its image's labels; one that cannot be is a warning (the
+    image stands: add the label with 'fairimage label add')."""
+    for outcome in outcomes:
+        source = Path(outcome.path)
+        if outcome.status != "ingested" or len(outcome.images) != 1 or not source.is_dir():
+            continue
+        for name in label_service.input_label_names(source):
+            try:
+                (copied,) = label_service.copy_input_labels(
+                    repository, operator_principal(), outcome.images[0], source, maker, progress, only=name
+                )
+            except FairimageError as exc:
+                outcome.warnings.append(f"label {name!r} not copied ({exc}): use 'fairimage label add'")
+                continue
+            made = f"{copied.made_by.kind}: {copied.made_by.name}"
+            outcome.labels.append(f"{copied.name} ({copied.id}, made by {made})")
+
+
+def _made_by(given: str | None) -> MadeBy | None:
+    if given is None:
+        return None
+    kind, _, name = given.partition(":")
+    if kind not in ("person", "model") or not name.strip():
+        raise InvalidInputError(
+            f"--labels-by {given}: say person:NAME (an annotator) or model:NAME (a model)"
+        )
+    return MadeBy(kind, name.strip())  # type: ignore[arg-type]
+
+
 def _report(outcomes: list[FileOutcome], as_json: bool) -> None:
     """What happened to each input, as JSON or lines; exit 1 if any failed."""
     if as_json:
@@ -292,6 +337,8 @@ def _print_outcomes(outcomes: list[FileOutcome]) -> None:
                 + (f", written by {outcome.parts} cluster tasks)" if outcome.parts > 1 else ")"),
                 highlight=False,
             )
+            for label in outcome.labels:
+                out.print(f"  with its label {label}", highlight=False)
             for warning in outcome.warnings:
                 err.print(f"[yellow]warning[/] {warning}", highlight=False)
         elif outcome.status == "already_present":

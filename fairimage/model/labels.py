@@ -9,9 +9,10 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class MadeBy:
-    """Who or what made a label: a person (an annotator) or a model (then the label is AI-generated)."""
+    """Who or what made a label: a person (an annotator), a model (then the label is AI-generated), or
+    nobody knows (copied from an OME-Zarr input whose labels do not say: a dataset card counts them)."""
 
-    kind: Literal["person", "model"]
+    kind: Literal["person", "model", "unknown"]
     name: str
 
 

@@ -243,11 +243,13 @@ def dataset_documents(
     base = base_url.rstrip("/")
     with repository.reading() as session:
         studies = {study_id: session.get(StudyRow, study_id) for study_id in dataset.studies}
-        label_names = {
-            row.id: row.name
+        label_rows = [
+            row
             for row in (session.get(LabelRow, item.label_id) for item in dataset.items if item.label_id)
             if row is not None
-        }
+        ]
+        label_names = {row.id: row.name for row in label_rows}
+        unknown = sum(row.made_by_kind == "unknown" for row in label_rows)
         facts = _facts([study for study in studies.values() if study is not None])
         ids = [item.image_id for item in dataset.items]
         image_studies = dict(
@@ -275,7 +277,7 @@ def dataset_documents(
     writer.writeheader()
     writer.writerows(rows)
     items_csv = table.getvalue().encode()
-    card = dataset_card(dataset, facts, base)
+    card = dataset_card(dataset, facts, base, unknown_labels=unknown)
     items_url = f"{base}/api/datasets/{dataset.name}/{dataset.version}/items.csv" if served else "items.csv"
     sha256 = hashlib.sha256(items_csv).hexdigest()
     return {
@@ -330,7 +332,7 @@ def _facts(studies: list[StudyRow]) -> _Facts:
     )
 
 
-def dataset_card(dataset: Dataset, facts: _Facts, base_url: str) -> dict[str, Any]:
+def dataset_card(dataset: Dataset, facts: _Facts, base_url: str, unknown_labels: int = 0) -> dict[str, Any]:
     """The dataset card as data: what the Markdown card and the Croissant RAI fields say."""
     parameters = dataset.parameters
     balance: dict[str, dict[str, int]] = {split: {} for split in dataset.counts}  # in split order
@@ -349,6 +351,11 @@ def dataset_card(dataset: Dataset, facts: _Facts, base_url: str) -> dict[str, An
                 f"{parameters['stratify']} {stratum!r} is in no {' or '.join(absent)} item: too few groups "
                 "of it to split"
             )
+    if unknown_labels:
+        gaps.append(
+            f"{unknown_labels} label(s) of unknown origin: copied from OME-Zarr inputs that do not say "
+            "who or what made them (a person or a model)"
+        )
     if any(item.content_sha256 is None for item in dataset.items):
         gaps.append("some images' pixels are not known here (registered, not verified): duplicates unchecked")
     return {

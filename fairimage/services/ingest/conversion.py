@@ -64,6 +64,7 @@ class FileOutcome:
     error: str | None = None
     parts: int = 1  # conversion tasks; more than one when a cluster split a large image between workers
     warnings: list[str] = field(default_factory=list)  # e.g. a file name that may identify a person
+    labels: list[str] = field(default_factory=list)  # copied from the input: "NAME (ID, made by ...)"
 
 
 @dataclass(frozen=True)

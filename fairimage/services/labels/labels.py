@@ -24,7 +24,7 @@ from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow, LabelRow
 from fairimage.formats import ImageSource, open_file
 from fairimage.formats.base import Region
-from fairimage.model.errors import ConflictError, InvalidInputError, NotFoundError
+from fairimage.model.errors import ConflictError, CorruptFileError, InvalidInputError, NotFoundError
 from fairimage.model.governance.policy import Principal
 from fairimage.model.image import ImageMetadata, make_axes
 from fairimage.model.labels import Label, MadeBy
@@ -38,7 +38,7 @@ from fairimage.ngff.writer import (
     write_planes,
 )
 from fairimage.services.governance import access, audit
-from fairimage.services.ingest.conversion import build_manifest, file_sha256, verify_staged
+from fairimage.services.ingest.conversion import build_manifest, content_sha256, verify_staged
 from fairimage.services.ingest.intake import conversion_for
 from fairimage.services.ingest.runs import ingest_run
 from fairimage.services.progress import Progress
@@ -93,7 +93,7 @@ def add_label(
         raise InvalidInputError(f"label {name!r}: say who made it (--annotator NAME or --model MODEL)")
     with repository.reading() as session:
         grid = _grid(_unlabelled_image(session, principal, image_id, name))
-    sha256, _ = file_sha256(path)
+    sha256, _ = content_sha256(path)
     with open_file(path) as opened:
         if len(opened.images) != 1:
             raise InvalidInputError(f"{path}: holds {len(opened.images)} images; a label file holds one mask")
@@ -127,6 +127,50 @@ def add_label(
             )
             run.intend(staged.label_id)
             return _publish(repository, principal, run.id, row, staged.manifest)
+
+
+def copy_input_labels(
+    repository: Repository,
+    principal: Principal,
+    image_id: str,
+    source: Path,
+    made_by: MadeBy | None = None,
+    progress: Progress | None = None,
+    only: str | None = None,
+) -> list[Label]:
+    """The labels an OME-Zarr input holds (its ``labels`` group; with ``only``, that one), stored as the
+    labels of the image it became, so an ingest copies them rather than dropping them. OME-Zarr does not say
+    who made a label: that is ``made_by`` where the caller knows it, else unknown. Each is checked and stored
+    as ``add_label`` does."""
+    names = [name for name in input_label_names(source) if only is None or name == only]
+    return [
+        add_label(
+            repository,
+            principal,
+            image_id,
+            source / "labels" / name,
+            name,
+            made_by or MadeBy("unknown", f"copied from {source.name}"),
+            progress,
+        )
+        for name in names
+    ]
+
+
+def input_label_names(source: Path) -> list[str]:
+    """The names an OME-Zarr folder lists in ``labels/zarr.json`` (0.5) or ``labels/.zattrs`` (0.4)."""
+    for document in (source / "labels" / "zarr.json", source / "labels" / ".zattrs"):
+        if document.is_file():
+            try:
+                attributes = json.loads(document.read_text())
+            except (OSError, ValueError) as exc:
+                raise CorruptFileError(f"{document}: not valid JSON ({exc})") from exc
+            attributes = attributes.get("attributes", attributes)
+            listed = attributes.get("ome", attributes).get("labels", [])
+            if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+                raise CorruptFileError(f"{document}: 'labels' must be a list of names")
+            return [name for name in listed if (source / "labels" / name).is_dir()]
+    return []
 
 
 @dataclass(frozen=True)
