@@ -34,6 +34,8 @@ def _repository(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     run_cli("user", "add", "ada", "--role", "viewer", "--repo", repo, check=True)
     run_cli("grant", "add", "Biopsies", "ada", "--repo", repo, check=True)
     ids["token"] = run_cli("token", "create", "ada", "--repo", repo, check=True).stdout.strip()
+    run_cli("dataset", "create", "both", "--from", "Mitosis", "--from", "Biopsies", "--split", "50/50",
+            "--repo", repo, check=True)  # fmt: skip
     return repo, ids
 
 
@@ -65,8 +67,13 @@ def test_an_agent_finds_and_reads_only_what_its_token_may(tmp_path: Path) -> Non
         ("get_image", {"image_id": ids["Biopsies"]}),
         ("get_thumbnail", {"image_id": ids["Mitosis"], "size": 64}),
         ("list_studies", {}),
+        ("get_region", {"image_id": ids["Mitosis"], "x": 10, "y": 20, "width": 40, "height": 20, "size": 80}),
+        ("list_datasets", {}),
+        ("get_dataset", {"name": "both"}),
     ]
-    tools, found, hidden, picture, studies = asyncio.run(_session(repo, None, calls))
+    tools, found, hidden, picture, studies, region, no_datasets, no_dataset = asyncio.run(
+        _session(repo, None, calls)
+    )
     assert {
         "search_images",
         "get_study",
@@ -74,6 +81,9 @@ def test_an_agent_finds_and_reads_only_what_its_token_may(tmp_path: Path) -> Non
         "get_thumbnail",
         "get_plate_qc",
         "request_access",
+        "get_region",
+        "list_datasets",
+        "get_dataset",
     } <= set(tools)
     assert [hit["id"] for hit in _json(found)["hits"]] == [ids["Mitosis"]]
     assert hidden.is_error and f"image {ids['Biopsies']!r} not found" in hidden.content[0].text
@@ -81,10 +91,17 @@ def test_an_agent_finds_and_reads_only_what_its_token_may(tmp_path: Path) -> Non
     drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(content.data))))
     assert content.mime_type == "image/png" and drawn.shape[1] == 64 and drawn.std() > 0
     assert [study["name"] for study in _json(studies)] == ["Mitosis"]
+    (content,) = region.content
+    cut = np.asarray(Image.open(io.BytesIO(base64.b64decode(content.data))))
+    assert cut.shape[:2] == (20, 40)  # the 40 x 20 region, never enlarged
+    assert _json(no_datasets) == []  # a dataset over a study the agent may not read does not exist
+    assert no_dataset.is_error and "dataset 'both' not found" in no_dataset.content[0].text
 
-    tools, found, read, *_ = asyncio.run(_session(repo, ids["token"], calls))
+    tools, found, read, *_, listed, dataset = asyncio.run(_session(repo, ids["token"], calls))
     assert {hit["id"] for hit in _json(found)["hits"]} == {ids["Mitosis"], ids["Biopsies"]}
     assert _json(read)["id"] == ids["Biopsies"]
+    assert [(d["name"], d["version"]) for d in _json(listed)] == [("both", 1)]
+    assert {item["image_id"] for item in _json(dataset)["items"]} == {ids["Mitosis"], ids["Biopsies"]}
     log = json.loads(
         run_cli("audit", "log", "--action", "data.read", "--repo", repo, "--json", check=True).stdout
     )

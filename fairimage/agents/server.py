@@ -1,5 +1,6 @@
 """The repository as a Model Context Protocol server, for AI agents (``fairimage mcp``, over stdio): search,
-studies and their REMBI metadata, images, thumbnails, plate QC, consent checks and access requests.
+studies and their REMBI metadata, images, thumbnails and rendered regions, datasets for machine learning,
+plate QC, consent checks and access requests.
 
 Each call acts as one caller, the holder of the API token (or share link) the server was started with, else
 anonymous, and goes through the same services as the HTTP API: the one access check decides what is found
@@ -8,7 +9,7 @@ and read, reads of protected data are audited, and what the caller may not read 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 from mcp.server.mcpserver import Image, MCPServer
@@ -19,17 +20,19 @@ from fairimage.model.errors import FairimageError
 from fairimage.model.governance.duo import ResearchPurpose
 from fairimage.model.governance.policy import ANONYMOUS, Principal
 from fairimage.services.curation import study_metadata
+from fairimage.services.datasets import datasets
 from fairimage.services.discovery import images, search
 from fairimage.services.governance import access_requests, accounts
 from fairimage.services.qc import plates as qc
 from fairimage.services.repository import Repository
 from fairimage.services.sharing import links
-from fairimage.services.viewing.tiles import Renderer, thumbnail
+from fairimage.services.viewing.tiles import Renderer, render, thumbnail
 
 T = TypeVar("T")
 INSTRUCTIONS = (
     "A fairimage repository of FAIR bioimage data (OME-Zarr, REMBI metadata). Search images with "
-    "search_images, read a study's metadata with get_study, look at an image with get_thumbnail. Restricted "
+    "search_images, read a study's metadata with get_study, look at an image with get_thumbnail or a part "
+    "of it with get_region, find training data with list_datasets and get_dataset. Restricted "
     "studies can be found but not read: check a research purpose against their consent with assess_access "
     "and apply with request_access. Everything you read is what your token may read, and is audited."
 )
@@ -84,6 +87,29 @@ def build_server(repository: Repository, principal: Principal) -> MCPServer:
         """The whole image (middle z, first t, default channels and contrast) fitted into size x size, PNG."""
         picture = _answer(lambda: thumbnail(renderer, principal, image_id, size))
         return Image(data=picture.content, format="png")
+
+    @server.tool()
+    def get_region(
+        image_id: str, x: int, y: int, width: int, height: int, size: int = 512, z: int | None = None
+    ) -> Image:
+        """A region of an image (x, y, width, height in full-resolution pixels; plane z, default the middle)
+        rendered with its default channels and contrast, fitted into size x size (never enlarged), PNG:
+        read from the pyramid level that matches, so a large region costs no more than a small one."""
+        region = f"{x},{y},{width},{height}"
+        picture = _answer(lambda: render(renderer, principal, image_id, {"z": z}, region=region, size=size))
+        return Image(data=picture.content, format="png")
+
+    @server.tool()
+    def list_datasets() -> list[dict[str, Any]]:
+        """Datasets for machine learning you may read (every study in them readable by you): name, version,
+        studies, how they were split, items per split, what was left out."""
+        return _answer(lambda: [asdict(found) for found in datasets.list_datasets(repository, principal)])
+
+    @server.tool()
+    def get_dataset(name: str, version: int | None = None) -> dict[str, Any]:
+        """One dataset version (default the latest): every item (image id, label id, split, group, stratum,
+        pixel hash, AI-generated or not); load its pixels with fairimage.ml or the images' OME-Zarr URLs."""
+        return _answer(lambda: asdict(datasets.get_dataset(repository, principal, name, version)))
 
     @server.tool()
     def get_plate_qc(plate_id: str) -> dict[str, Any]:
