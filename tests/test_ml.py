@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from fairimage.ml import Patches
 from fairimage.ml.torch import PatchDataset, PatchStream
-from fairimage.model.errors import InvalidInputError
+from fairimage.model.errors import InvalidInputError, StorageError
 from fairimage.model.governance.policy import Role, Scope, operator
 from fairimage.model.labels import MadeBy
 from fairimage.services.datasets.datasets import DatasetRequest, create_dataset
@@ -120,6 +120,8 @@ def test_a_restricted_dataset_over_http_needs_an_allowed_token_and_feeds_pytorch
             Patches(server.url, "nuclei", token=other)
         with pytest.raises(InvalidInputError, match="no dataset 'nuclei'"):
             Patches(server.url, "nuclei")
+        with pytest.raises(InvalidInputError, match="the server does not know this token"):
+            Patches(server.url, "nuclei", token="fi_made-up")
         remote = Patches(server.url, "nuclei", size=SIZE, token=allowed)
         assert len(remote) == 18
         _check(remote, pixels, masks)
@@ -131,6 +133,9 @@ def test_a_restricted_dataset_over_http_needs_an_allowed_token_and_feeds_pytorch
             assert batch["mask"].dtype == torch.int64 and batch["mask"].shape[1:] == (SIZE, SIZE)
             seen.update(zip(batch["image_id"], batch["y"].tolist(), batch["x"].tolist(), strict=True))
         assert len(seen) == 18 and set(seen.values()) == {1}  # every patch once, over two workers
+
+    with pytest.raises(StorageError, match=r"no answer .*; is the server running"):
+        Patches(server.url, "nuclei", token=allowed)  # the server has stopped
 
     local = PatchDataset(Patches(repository.settings.repo, "nuclei", size=SIZE))
     shuffled = DataLoader(

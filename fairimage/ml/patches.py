@@ -21,10 +21,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 import numpy as np
 import zarr
 
-from fairimage.model.errors import InvalidInputError
+from fairimage.model.errors import InvalidInputError, StorageError
 from fairimage.ngff.reader import Lru, preload, read_region
 
 CACHE_BYTES = 256 << 20  # decoded chunks kept: a row of patches across a wide image, with its labels
@@ -337,23 +338,32 @@ class _Server:
     """A fairimage server: the dataset from its API, pixels from its /zarr/ with zarr-python."""
 
     def __init__(self, base: str, token: str | None) -> None:
-        import httpx
-
         self.base = base
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(headers=self.headers, timeout=60)
 
     def dataset(self, name: str, version: int | None) -> dict[str, Any]:
         url = f"{self.base}/api/datasets/{name}" + (f"/{version}" if version is not None else "")
-        response = self._client.get(url)
+        try:
+            response = self._client.get(url)
+        except httpx.HTTPError as exc:
+            raise StorageError(
+                f"{url}: no answer ({type(exc).__name__}: {exc}); is the server running?"
+            ) from exc
+        if response.status_code == 401:
+            raise InvalidInputError(
+                f"{url}: the server does not know this token (401); create one with 'fairimage token create'"
+            )
         if response.status_code == 404:
             raise InvalidInputError(
                 f"{url}: no dataset {name!r}"
                 + (f" version {version}" if version is not None else "")
                 + " that this token may read (a dataset over studies you may not read is not shown)"
             )
-        response.raise_for_status()
-        return response.json()
+        if response.status_code != 200:
+            raise StorageError(f"{url}: the server answered {response.status_code} ({response.text[:200]})")
+        described: dict[str, Any] = response.json()
+        return described
 
     def image(self, image_id: str) -> Callable[[], zarr.Group]:
         return self._group(f"{self.base}/zarr/{image_id}.ome.zarr")
