@@ -298,8 +298,8 @@ def _copy_input_labels(
             continue
         for name in label_service.input_label_names(source):
             try:
-                (copied,) = label_service.copy_input_labels(
-                    repository, operator_principal(), outcome.images[0], source, maker, progress, only=name
+                copied = label_service.copy_input_label(
+                    repository, operator_principal(), outcome.images[0], source, name, maker, progress
                 )
             except FairimageError as exc:
                 outcome.warnings.append(f"label {name!r} not copied ({exc}): use 'fairimage label add'")

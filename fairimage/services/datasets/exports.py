@@ -31,6 +31,7 @@ from fairimage.ngff.reader import open_level, read_region
 from fairimage.services.datasets.datasets import Dataset, DatasetItem, get_dataset
 from fairimage.services.discovery import images
 from fairimage.services.repository import Repository
+from fairimage.storage import ImagePrefix
 
 CROISSANT = "http://mlcommons.org/croissant/1.1"
 CONTEXT: dict[str, Any] = {
@@ -180,9 +181,8 @@ def _write_planes(
                     label = session.get(LabelRow, item.label_id)
                 assert label is not None  # a dataset's labels are never removed
                 axes = "".join(axis["name"] for axis in label.axes)
-                stored = repository.store.zarr_store(
-                    f"{label.storage_key}/{label.levels[0]['path']}", read_only=True
-                )
+                label_root = ImagePrefix(repository.store, label.storage_key)
+                stored = label_root.zarr_store(label.levels[0]["path"], read_only=True)
                 rows = list(_planes(open_level(stored, label.id), axes, item, channels=False))
                 writers[LABELS].write_table(pa.Table.from_pylist(rows, schemas[LABELS]))
                 written.add(LABELS)

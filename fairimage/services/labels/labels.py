@@ -129,32 +129,20 @@ def add_label(
             return _publish(repository, principal, run.id, row, staged.manifest)
 
 
-def copy_input_labels(
+def copy_input_label(
     repository: Repository,
     principal: Principal,
     image_id: str,
     source: Path,
+    name: str,
     made_by: MadeBy | None = None,
     progress: Progress | None = None,
-    only: str | None = None,
-) -> list[Label]:
-    """The labels an OME-Zarr input holds (its ``labels`` group; with ``only``, that one), stored as the
-    labels of the image it became, so an ingest copies them rather than dropping them. OME-Zarr does not say
-    who made a label: that is ``made_by`` where the caller knows it, else unknown. Each is checked and stored
-    as ``add_label`` does."""
-    names = [name for name in input_label_names(source) if only is None or name == only]
-    return [
-        add_label(
-            repository,
-            principal,
-            image_id,
-            source / "labels" / name,
-            name,
-            made_by or MadeBy("unknown", f"copied from {source.name}"),
-            progress,
-        )
-        for name in names
-    ]
+) -> Label:
+    """Label ``name`` of an OME-Zarr input (one of ``input_label_names``), stored as a label of the image it
+    became, so an ingest copies it rather than dropping it. OME-Zarr does not say who made a label: that is
+    ``made_by`` where the caller knows it, else unknown. It is checked and stored as ``add_label`` does."""
+    maker = made_by or MadeBy("unknown", f"copied from {source.name}")
+    return add_label(repository, principal, image_id, source / "labels" / name, name, maker, progress)
 
 
 def input_label_names(source: Path) -> list[str]:
