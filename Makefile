@@ -74,10 +74,10 @@ test: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR)  
 	$(BIN)/lint-imports
 	$(BIN)/ruff check fairimage tests benchmarks build_viewer.py
 	$(BIN)/mypy fairimage build_viewer.py
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n auto
 
 test-all: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR)  ## every test, slow ones included
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 lint: install
 	$(BIN)/ruff check fairimage tests benchmarks build_viewer.py

@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from fairimage.model.errors import StorageError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Each revision is named by its file's number ("0019_generated_images.py" is revision "0019"), so the newest
+# is known without loading Alembic and every migration script, which costs each command ~0.3 s.
+HEAD = max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
 def open_engine(url: str) -> Engine:
@@ -39,22 +40,38 @@ def _sqlite_pragmas(connection: Any, _: Any) -> None:
 
 def migrate(engine: Engine) -> bool:
     """Create or upgrade the catalog tables to the newest revision; whether any revision was applied."""
-    from alembic.runtime.migration import MigrationContext
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.begin() as connection:
-            before = MigrationContext.configure(connection).get_current_revision()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-            return MigrationContext.configure(connection).get_current_revision() != before
+        if current_revision(engine) == HEAD:
+            return False
+        return _upgrade(engine)
     except SQLAlchemyError as exc:
         cause = getattr(exc, "orig", None) or exc  # the driver's own error, where SQLAlchemy wraps one
         raise StorageError(
             f"catalog {redact(str(engine.url))}: cannot reach or upgrade it "
             f"({type(cause).__name__}: {str(cause).strip().splitlines()[0]})"
         ) from exc
+
+
+def _upgrade(engine: Engine) -> bool:
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        before = MigrationContext.configure(connection).get_current_revision()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        return MigrationContext.configure(connection).get_current_revision() != before
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The catalog's revision as Alembic recorded it; None for a catalog without tables."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("select version_num from alembic_version")).scalar()
 
 
 def redact(url: str) -> str:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
-
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
-from pydicom.tag import BaseTag, Tag
+from typing import TYPE_CHECKING, Any
 
 from fairimage.model.privacy import deid
 from fairimage.model.privacy.deid import Option, Profile
+
+if TYPE_CHECKING:  # pydicom is imported where a data set is changed, not by every command that imports this
+    from pydicom.dataset import Dataset
+    from pydicom.tag import BaseTag
 
 _BYTES_VRS = {"OB", "OW", "OD", "OF", "OL", "OV", "UN"}
 _NUMBER_VRS = {"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"}
@@ -155,6 +155,8 @@ class _Walker:
         if action == "X":
             del dataset[tag]
         elif action == "Z":
+            from pydicom.sequence import Sequence as DicomSequence
+
             element.value = DicomSequence() if vr == "SQ" else _empty(vr)
         elif action in ("K", "U*") or (vr == "SQ" and action in ("D", "C")):
             if vr == "SQ":
@@ -167,6 +169,8 @@ class _Walker:
             element.value = self._clean(vr, element.value)
 
     def _dummy(self, tag: BaseTag, vr: str) -> Any:
+        from pydicom.tag import Tag
+
         if tag == Tag("PatientID"):
             return deid.pseudonym(self.key, self.patient_id)
         if vr in ("DA", "DT") and self.report.date_shift_days is not None:
@@ -243,6 +247,9 @@ def _record(dataset: Dataset, profile: Profile, choice: Choice, report: Report) 
     """E.1.1: the instance says it was de-identified, how, and what became of its dates."""
     dataset.PatientIdentityRemoved = "YES"
     dataset.DeidentificationMethod = deid.method_description(profile.edition, choice.options)
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
     codes = DicomSequence()
     for value, meaning in deid.method_codes(choice.options):
         item = Dataset()

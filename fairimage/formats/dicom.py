@@ -18,18 +18,18 @@ import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.encaps import get_frame
-from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from fairimage.formats.base import ImageSource, OpenedFile, Region, check_declared
 from fairimage.model.errors import CorruptFileError, UnsupportedError
 from fairimage.model.image import Channel, ImageMetadata, make_axes, rgb_channels
+
+if TYPE_CHECKING:  # pydicom is imported where a DICOM file is read: it costs every command 0.25 s otherwise
+    from pydicom.dataset import Dataset
 
 DICM_OFFSET = 128
 WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy Image Storage
@@ -84,37 +84,44 @@ def read_header(path: Path) -> Instance:
         return _instance(path, dataset)
 
 
-# What pydicom raises for a damaged file, while reading it or, lazily, when an element's value is first
-# used: unknown VRs, lengths that are not a multiple of the value size, values that are not numbers.
-_DAMAGED = (
-    OSError,
-    ValueError,
-    EOFError,
-    KeyError,
-    IndexError,
-    TypeError,
-    AttributeError,
-    OverflowError,
-    NotImplementedError,
-    struct.error,
-    BytesLengthException,
-)
+@cache
+def _damaged_errors() -> tuple[type[BaseException], ...]:
+    """What pydicom raises for a damaged file, while reading it or, lazily, when an element's value is first
+    used: unknown VRs, lengths that are not a multiple of the value size, values that are not numbers."""
+    from pydicom.errors import BytesLengthException
+
+    return (
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+        NotImplementedError,
+        struct.error,
+        BytesLengthException,
+    )
 
 
 @contextmanager
 def _damaged(path: Path, what: str) -> Iterator[None]:
     try:
         yield
-    except _DAMAGED as exc:
+    except _damaged_errors() as exc:
         raise CorruptFileError(f"{path}: {what} ({_first_line(exc)}); the file is damaged") from None
 
 
 def _read(path: Path, pixels: bool) -> Dataset:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
     try:
         return pydicom.dcmread(path, stop_before_pixels=not pixels)
     except InvalidDicomError as exc:
         raise CorruptFileError(f"{path}: not a DICOM file ({exc})") from None
-    except _DAMAGED as exc:
+    except _damaged_errors() as exc:
         raise CorruptFileError(f"{path}: the DICOM file cannot be read ({_first_line(exc)})") from None
 
 
@@ -461,7 +468,7 @@ def _pixels(path: Path, frame: int | None) -> np.ndarray:
                 f"{path}: its transfer syntax ({named}) cannot be decoded here ({_first_line(exc)})"
             ) from None
         return decoded
-    except _DAMAGED as exc:
+    except _damaged_errors() as exc:
         raise CorruptFileError(f"{path}: its pixel data cannot be read ({_first_line(exc)})") from None
     except BaseException as exc:
         if type(exc).__name__ != "PanicException":
@@ -495,6 +502,8 @@ def _check_frame(path: Path, dataset: Dataset, syntax: str, frame: int | None) -
                 "the file is truncated or damaged"
             )
         return
+    from pydicom.encaps import get_frame
+
     count = int(dataset.get("NumberOfFrames", 1) or 1)
     declared = _codestream_size(get_frame(dataset.PixelData, frame or 0, number_of_frames=count))
     if declared is not None and declared != (rows, columns):
@@ -579,6 +588,8 @@ def acquisition(header: Dataset) -> dict[str, str]:
 
 def header_json(header: Dataset) -> dict[str, Any]:
     """The header as the DICOM JSON model (PS3.18 F.2), without pixel data."""
+    from pydicom.dataset import Dataset
+
     copy = Dataset(header)
     for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
         if keyword in copy:

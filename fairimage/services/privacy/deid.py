@@ -10,8 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import partial
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING
 
 from fairimage import ontology
 from fairimage.catalog import queries
@@ -29,6 +28,9 @@ from fairimage.model.privacy.deid import Option
 from fairimage.services.governance import audit
 from fairimage.services.repository import Repository
 from fairimage.settings import Settings
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 __all__ = [
     "Choice",
