@@ -22,6 +22,7 @@ from fairimage.services.datasets.datasets import DatasetRequest, create_dataset
 from fairimage.services.discovery import images
 from fairimage.services.governance import accounts, policies
 from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.models.models import register_model
 from fairimage.services.plates.ingest import PlateRequest, ingest_plate
 from fairimage.services.qc.plates import run_plate_qc
 from fairimage.services.repository import init_repository
@@ -61,6 +62,16 @@ ADMINISTRATION = {
     "/api/groups",
     "/api/grants",
     "/api/studies/{study_id}/share-links",
+}
+# Model cards are public records; what one says of the data the model learnt from depends on the reader
+# (test_model_cards_name_only_the_datasets_the_caller_may_read below).
+MODEL_CARDS = {
+    "/api/models",
+    "/models",
+    "/api/models/{model_id}",
+    "/api/models/{model_id}/jsonld",
+    "/api/models/{model_id}/files/{name}",
+    "/models/{model_id}",
 }
 # Routes that show a study's record (name, description, consent terms), which restricted studies show to
 # everyone so that they can be found and requested; every other route serves images and follows may_read.
@@ -110,7 +121,9 @@ class World:
     files: dict[str, str] = field(default_factory=dict)  # state -> original file id
     plates: dict[str, str] = field(default_factory=dict)  # state -> a plate's id (with a QC report)
     datasets: dict[str, str] = field(default_factory=dict)  # state -> a dataset's name, over that study
+    models: dict[str, str] = field(default_factory=dict)  # state -> a model trained on that dataset
     routes: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    paths: set[str] = field(default_factory=set)  # every path the app answers
 
     def headers(self, caller: str) -> dict[str, str]:
         return {} if caller == "anonymous" else {"Authorization": f"Bearer {self.tokens[caller]}"}
@@ -175,13 +188,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         world.plates[state] = _plate(repository, root / f"plate-{state}", study, index)
         world.datasets[state] = f"ds-{state}"
         create_dataset(repository, admin, DatasetRequest(f"ds-{state}", (study,), "100/0/0"))
+        card = root / f"model-{state}.yaml"
+        card.write_text(f"name: model {state}\ntrained_on: ['ds-{state}:1']\n")
+        world.models[state] = register_model(repository, admin, card).id
     repository.close()
+    table = get_routes(create_app(settings))
+    world.paths = {path for path, _ in table}
     world.routes = sorted(
         {
             (method, path)
-            for path, methods in get_routes(create_app(settings))
+            for path, methods in table
             for method in methods & {"GET", "HEAD"}
-            if path not in INFRASTRUCTURE | VOCABULARIES | PERSONAL | ADMINISTRATION
+            if path not in INFRASTRUCTURE | VOCABULARIES | PERSONAL | ADMINISTRATION | MODEL_CARDS
         }
     )
     with LiveServer(settings) as server:
@@ -287,6 +305,35 @@ def test_listings_show_exactly_what_the_caller_may_read(world: World, caller: st
         total = client.get("/api/images").json()["total"]
         # a picture, a DICOM image and a plate's four fields per study the caller may read
         assert total == (2 + 4) * sum(_may_read(caller, state) for state in STATES)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_model_cards_name_only_the_datasets_the_caller_may_read(world: World, caller: str) -> None:
+    """Every model's card is there for everyone; the dataset it was trained on is named only to those who
+    may read its study, and a study is named only to those who may find it (restricted ones: everyone)."""
+    routes = {route for route in world.paths if "model" in route}
+    assert routes == MODEL_CARDS, routes ^ MODEL_CARDS  # a new model route joins the list and this test
+    with httpx.Client(base_url=world.url, headers=world.headers(caller), timeout=30) as client:
+        listed = client.get("/api/models").json()["items"]
+        assert len(listed) == len(STATES) and client.get("/models").status_code == 200
+        for state in STATES:
+            model = world.models[state]
+            texts = []
+            for url in (f"/api/models/{model}", f"/api/models/{model}/jsonld", f"/models/{model}"):
+                response = client.get(url)
+                assert response.status_code == 200, f"{caller} {state} {url}: {response.status_code}"
+                texts.append(response.text)
+            assert client.get(f"/api/models/{model}/files/card.yaml").status_code == 200
+            (entry,) = [m for m in listed if m["id"] == model]
+            texts.append(str(entry))
+            for text in texts:
+                named = f"ds-{state}" in text
+                assert named == _may_read(caller, state), f"{caller}: {state} dataset named: {named}"
+                if not _may_see(caller, state, "/api/studies/{study_id}"):
+                    assert f"study {state}" not in text, f"{caller}: the {state} study is named"
+            public = state in ("public", "embargo-over")
+            assert entry["trained_on_public_data"] == public
+            assert ("not public" in entry["training_data"]) == (not public)
 
 
 def test_bad_tokens_are_401_not_anonymous(world: World) -> None:

@@ -36,6 +36,9 @@ def _repository(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     ids["token"] = run_cli("token", "create", "ada", "--repo", repo, check=True).stdout.strip()
     run_cli("dataset", "create", "both", "--from", "Mitosis", "--from", "Biopsies", "--split", "50/50",
             "--repo", repo, check=True)  # fmt: skip
+    card = tmp_path / "card.yaml"
+    card.write_text("name: Mitosis finder\ntask: detection\ntrained_on: ['both:1']\n")
+    run_cli("model", "register", card, "--repo", repo, check=True)
     return repo, ids
 
 
@@ -70,8 +73,9 @@ def test_an_agent_finds_and_reads_only_what_its_token_may(tmp_path: Path) -> Non
         ("get_region", {"image_id": ids["Mitosis"], "x": 10, "y": 20, "width": 40, "height": 20, "size": 80}),
         ("list_datasets", {}),
         ("get_dataset", {"name": "both"}),
+        ("list_models", {}),
     ]
-    tools, found, hidden, picture, studies, region, no_datasets, no_dataset = asyncio.run(
+    tools, found, hidden, picture, studies, region, no_datasets, no_dataset, model = asyncio.run(
         _session(repo, None, calls)
     )
     assert {
@@ -84,6 +88,8 @@ def test_an_agent_finds_and_reads_only_what_its_token_may(tmp_path: Path) -> Non
         "get_region",
         "list_datasets",
         "get_dataset",
+        "list_models",
+        "get_model",
     } <= set(tools)
     assert [hit["id"] for hit in _json(found)["hits"]] == [ids["Mitosis"]]
     assert hidden.is_error and f"image {ids['Biopsies']!r} not found" in hidden.content[0].text
@@ -96,8 +102,12 @@ def test_an_agent_finds_and_reads_only_what_its_token_may(tmp_path: Path) -> Non
     assert cut.shape[:2] == (20, 40)  # the 40 x 20 region, never enlarged
     assert _json(no_datasets) == []  # a dataset over a study the agent may not read does not exist
     assert no_dataset.is_error and "dataset 'both' not found" in no_dataset.content[0].text
+    (card,) = _json(model)  # a model's card is public; the dataset it learnt from stays unnamed
+    assert card["name"] == "Mitosis finder" and card["data"][0]["name"] is None
+    assert card["training_data"] == "Trained on data that is not public: a study that is not public: private."
 
-    tools, found, read, *_, listed, dataset = asyncio.run(_session(repo, ids["token"], calls))
+    tools, found, read, *_, listed, dataset, model = asyncio.run(_session(repo, ids["token"], calls))
+    assert [(link["name"], link["version"]) for link in _json(model)[0]["data"]] == [("both", 1)]
     assert {hit["id"] for hit in _json(found)["hits"]} == {ids["Mitosis"], ids["Biopsies"]}
     assert _json(read)["id"] == ids["Biopsies"]
     assert [(d["name"], d["version"]) for d in _json(listed)] == [("both", 1)]

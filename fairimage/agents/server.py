@@ -23,6 +23,7 @@ from fairimage.services.curation import study_metadata
 from fairimage.services.datasets import datasets
 from fairimage.services.discovery import images, search
 from fairimage.services.governance import access_requests, accounts
+from fairimage.services.models import models
 from fairimage.services.qc import plates as qc
 from fairimage.services.repository import Repository
 from fairimage.services.sharing import links
@@ -110,6 +111,18 @@ def build_server(repository: Repository, principal: Principal) -> MCPServer:
         """One dataset version (default the latest): every item (image id, label id, split, group, stratum,
         pixel hash, AI-generated or not); load its pixels with fairimage.ml or the images' OME-Zarr URLs."""
         return _answer(lambda: asdict(datasets.get_dataset(repository, principal, name, version)))
+
+    @server.tool()
+    def list_models() -> list[dict[str, Any]]:
+        """Registered trained models, newest first: each card (task, intended use, limitations, metrics,
+        weights) and the dataset versions it was trained and evaluated on, as you may see them (one you may
+        not read is never named, only said not public, with its consent terms)."""
+        return _answer(lambda: [models.summary(found) for found in models.list_models(repository, principal)])
+
+    @server.tool()
+    def get_model(model: str) -> dict[str, Any]:
+        """One model's card, by its id, NAME@VERSION or NAME (its newest version)."""
+        return _answer(lambda: models.summary(models.get_model(repository, principal, model)))
 
     @server.tool()
     def get_plate_qc(plate_id: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from fairimage.api import (
     images,
     jobs,
     metadata,
+    models,
     oai,
     ontologies,
     pages,
@@ -160,6 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
         access_pages,
         sharing,
         datasets,
+        models,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")

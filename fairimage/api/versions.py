@@ -15,8 +15,10 @@ from pydantic import BaseModel, Field
 from fairimage.api.deps import NoBody, PrincipalDep, RepositoryDep
 from fairimage.api.schemas import RequestBody
 from fairimage.model.governance.version import Version, VersionContent, VersionDiff
+from fairimage.services.datasets import datasets
 from fairimage.services.discovery import exports, linked_data, pids
 from fairimage.services.governance import policies, provenance, versions
+from fairimage.services.models import models
 
 router = APIRouter(tags=["versions and provenance"])
 JSON_LD = "application/ld+json"
@@ -152,9 +154,19 @@ def image_provenance(
 def resolve_pid(
     pid: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> RedirectResponse:
-    found = pids.resolve(repository, principal, pid)
     wanted = _negotiate(request.headers.get("accept", ""))
-    return RedirectResponse(_location(found, wanted), status_code=303, headers={"Vary": "Accept"})
+    if pid.startswith("model-"):
+        model = models.get_model(repository, principal, pid).id
+        location = {"html": f"/models/{model}", "jsonld": f"/api/models/{model}/jsonld"}.get(
+            wanted, f"/api/models/{model}"
+        )
+    elif pid.startswith("ds-"):
+        dataset = datasets.find_dataset(repository, principal, pid)
+        api = f"/api/datasets/{dataset.name}/{dataset.version}"
+        location = {"jsonld": f"{api}/croissant.json", "html": f"{api}/README.md"}.get(wanted, api)
+    else:
+        location = _location(pids.resolve(repository, principal, pid), wanted)
+    return RedirectResponse(location, status_code=303, headers={"Vary": "Accept"})
 
 
 def _location(found: pids.Resolved, wanted: str) -> str:

@@ -13,6 +13,7 @@ from fairimage.catalog.tables import (
     AnnotationRow,
     ImageRow,
     LabelRow,
+    ModelRow,
     OriginalFileRow,
     PlateRow,
     StudyRow,
@@ -283,6 +284,10 @@ def label_id(session: Session, image_id: str, name: str) -> str | None:
 
 def existing_label_ids(session: Session, ids: list[str]) -> set[str]:
     return set(session.scalars(select(LabelRow.id).where(LabelRow.id.in_(ids)))) if ids else set()
+
+
+def existing_model_ids(session: Session, ids: list[str]) -> set[str]:
+    return set(session.scalars(select(ModelRow.id).where(ModelRow.id.in_(ids)))) if ids else set()
 
 
 def plate_first_fields(session: Session, plate_id: str) -> tuple[list[str], list[str], list[ImageRow]]:

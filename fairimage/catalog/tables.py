@@ -499,3 +499,33 @@ class WebSessionRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     user: Mapped[UserRow] = relationship()
+
+
+class ModelRow(Base):
+    """A trained model (immutable once registered): its card, as a bioimage.io package or a card of our own,
+    and the stored files (the package, with the sha256 of each)."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_models_name_version"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # "bioimageio" or "card"
+    card: Mapped[dict[str, Any]] = mapped_column(JSON)  # model.models.ModelCard
+    registered_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    source_name: Mapped[str] = mapped_column(String(255))
+    package_sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(255))
+    files: Mapped[dict[str, Any]] = mapped_column(JSON)  # stored file name -> {"size", "sha256"}
+
+
+class ModelDatasetRow(Base):
+    """A dataset version a model was trained or evaluated on."""
+
+    __tablename__ = "model_datasets"
+
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)  # "trained" or "evaluated"

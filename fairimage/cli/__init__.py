@@ -25,6 +25,7 @@ from fairimage.cli import (
     governance,
     labels,
     metadata,
+    models,
     plates,
     register,
     sharing,
@@ -55,6 +56,7 @@ from fairimage.services.ingest.cluster import ClusterSpec
 from fairimage.services.ingest.conversion import DEFAULT_STUDY, FileOutcome
 from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.labels import labels as label_service
+from fairimage.services.models import models as model_service
 from fairimage.services.plates.ingest import PlateRequest, ingest_plate
 from fairimage.services.qc.plates import run_plate_qc
 from fairimage.services.recovery import open_repository
@@ -209,6 +211,10 @@ def ingest(
             print_report(report, str(metadata))
             raise typer.Exit(2)
     repository = _open(repo, scheduler=scheduler, cname=cname, clevel=clevel)
+    if generated is not None:
+        generated = generated.model_copy(
+            update={"model": model_service.find_model_id(repository, generated.by)}
+        )
     settings = repository.settings
     cluster = (
         ClusterSpec(settings.scheduler, workers, settings.cluster_split_bytes)
@@ -245,6 +251,7 @@ app.command("register")(register.register_command)
 app.add_typer(sharing.share_app, name="share")
 app.add_typer(labels.label_app, name="label")
 app.add_typer(datasets.dataset_app, name="dataset")
+app.add_typer(models.model_app, name="model")
 app.command("verify-registered")(register.verify_command)
 
 

@@ -49,6 +49,7 @@ class Generated(BaseModel):
 
     by: str  # the model: its PID, or name@version
     from_images: tuple[str, ...] = ()  # the images it was made from, by id
+    model: str | None = None  # the registered model it names (model-…), whose card says how it was trained
 
     @property
     def statement(self) -> str:

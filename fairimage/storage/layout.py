@@ -9,6 +9,7 @@ ORIGINALS = "originals"
 PLATES = "plates"
 LABELS = "labels"
 RENDERINGS = "renderings"
+MODELS = "models"
 
 
 def image_prefix(image_id: str) -> str:
@@ -18,6 +19,11 @@ def image_prefix(image_id: str) -> str:
 def label_prefix(label_id: str) -> str:
     """A label image (OME-NGFF labels/NAME of its image, served there; stored by its own id)."""
     return f"{LABELS}/{label_id}.ome.zarr"
+
+
+def model_prefix(model_id: str) -> str:
+    """A trained model's stored files: its bioimage.io package (package.zip, rdf.yaml) or its card."""
+    return f"{MODELS}/{model_id}"
 
 
 def plate_prefix(plate_id: str) -> str:

@@ -217,6 +217,22 @@ def get_dataset(
         return _dataset(session, row, with_items)
 
 
+def find_dataset(repository: Repository, principal: Principal, reference: str) -> Dataset:
+    """The dataset version ``reference`` names: its id (ds-…, its PID), NAME:VERSION, or NAME (the latest)."""
+    with repository.reading() as session:
+        row = session.get(DatasetRow, reference)  # an id; a name may look like one ("ds-tumours")
+        if row is not None:
+            if not _readable(session, principal, row):
+                raise NotFoundError(f"dataset {reference!r} not found")
+            return _dataset(session, row)
+    name, _, version = reference.partition(":")
+    if version and not version.isdigit():
+        raise InvalidInputError(
+            f"dataset {reference!r}: give NAME:VERSION with a version number, e.g. {name}:1"
+        )
+    return get_dataset(repository, principal, name, int(version) if version else None, with_items=False)
+
+
 def check_dataset(
     repository: Repository, principal: Principal, name: str, version: int | None = None
 ) -> tuple[Dataset, SplitReport]:

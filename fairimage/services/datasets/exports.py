@@ -300,6 +300,15 @@ class _Facts:
     access: list[str]  # one line per study: its policy and consent terms
 
 
+def use_terms(study: StudyRow) -> str:
+    """A study's policy and the consent (DUO) terms its data may be used under: "restricted; consent
+    DUO:0000007 with DUO:0000019"."""
+    consent = (study.data_use or {}).get("permission")
+    modifiers = ", ".join((study.data_use or {}).get("modifiers") or [])
+    terms = f"; consent {consent}" + (f" with {modifiers}" if modifiers else "") if consent else ""
+    return f"{study.policy}{terms}"
+
+
 def _facts(studies: list[StudyRow]) -> _Facts:
     titles, licenses, organisms, methods, access = [], [], [], [], []
     for study in studies:
@@ -318,10 +327,7 @@ def _facts(studies: list[StudyRow]) -> _Facts:
                 methods.append(
                     str(method.get("label") or method.get("id")) if isinstance(method, dict) else str(method)
                 )
-        consent = (study.data_use or {}).get("permission")
-        modifiers = ", ".join((study.data_use or {}).get("modifiers") or [])
-        terms = f"; consent {consent}" + (f" with {modifiers}" if modifiers else "") if consent else ""
-        access.append(f"{study.name}: {study.policy}{terms}")
+        access.append(f"{study.name}: {use_terms(study)}")
     return _Facts(
         names={study.id: study.name for study in studies},
         titles=titles,

@@ -22,7 +22,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fairimage.catalog.queries import existing_image_ids, existing_label_ids
+from fairimage.catalog.queries import existing_image_ids, existing_label_ids, existing_model_ids
 from fairimage.catalog.tables import ImageRow, IngestRunRow
 from fairimage.model.study import new_id
 from fairimage.services.governance import versions
@@ -137,10 +137,18 @@ def clean_stale_runs(repository: Repository) -> list[str]:
             intents = runs / f"{run_id}.intents"
             intended = intents.read_text().split() if intents.exists() else []
             labels = [key for key in intended if key.startswith("lbl-")]
+            models = [key for key in intended if key.startswith("model-")]
             with repository.reading() as session:
                 known = existing_image_ids(session, intended) | existing_label_ids(session, labels)
+                known |= existing_model_ids(session, models)
             for key in set(intended) - known:
-                prefix = layout.label_prefix(key) if key in labels else layout.image_prefix(key)
+                prefix = (
+                    layout.label_prefix(key)
+                    if key in labels
+                    else layout.model_prefix(key)
+                    if key in models
+                    else layout.image_prefix(key)
+                )
                 repository.store.delete(prefix)
                 repository.store.delete(layout.manifest_key(key))
             repository.store.delete(layout.staging_prefix(run_id))
