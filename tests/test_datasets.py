@@ -214,6 +214,10 @@ def test_an_exported_dataset_loads_in_mlcroissant_and_its_card_tells_its_composi
     run_cli("dataset", "create", "mitosis", "--from", "Screen", "--split", "80/20", "--group-by", "plate",
             "--repo", repo, check=True)  # fmt: skip
     made = json.loads(run_cli("dataset", "show", "mitosis", "--repo", repo, "--json", check=True).stdout)
+    run_cli("dataset", "describe", "mitosis", "--intended-uses", "Training mitosis detectors",
+            "--biases", "One cell line (HeLa) only", "--repo", repo, check=True)  # fmt: skip
+    nothing = run_cli("dataset", "describe", "mitosis", "--repo", repo)
+    assert nothing.returncode == 2 and "say what to write: --description" in nothing.stderr
     out = tmp_path / "export"
     run_cli("dataset", "export", "mitosis", "--to", out, "--repo", repo, check=True)
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "card.json", "croissant.json", "items.csv"]
@@ -233,7 +237,12 @@ def test_an_exported_dataset_loads_in_mlcroissant_and_its_card_tells_its_composi
     card = (out / "README.md").read_text()
     assert "# Dataset mitosis, version 1" in card and "36 images: train 36, test 0." in card
     assert "grouped by plate (no group is in two splits)" in card
+    assert "## Intended uses\n\nTraining mitosis detectors" in card and "One cell line (HeLa) only" in card
+    assert "its card last edited by operator" in card
     description = json.loads((out / "croissant.json").read_text())
+    assert description["rai:dataUseCases"] == "Training mitosis detectors"
+    assert description["rai:dataBiases"].startswith("One cell line (HeLa) only Per split")
+    assert json.loads((out / "card.json").read_text())["items"] == 36  # the items never change
     assert description["conformsTo"] == "http://mlcommons.org/croissant/1.1"
     assert {"rai:dataCollection", "rai:dataBiases", "rai:personalSensitiveInformation"} <= set(description)
 
@@ -265,6 +274,19 @@ def test_datasets_over_http_are_for_readers_of_every_study_and_serve_their_crois
         card = httpx.get(f"{server.url}/api/datasets/open/1/README.md")
         assert card.headers["content-type"].startswith("text/markdown") and "# Dataset open" in card.text
         assert httpx.get(f"{server.url}/api/datasets/open/1/secrets.txt").status_code == 422
+        card = f"{server.url}/api/datasets/open/1/card"
+        for who, role in (("eve", Role.VIEWER), ("sam", Role.STEWARD)):
+            accounts.add_user(repository, ADMIN, who, role)
+        eve, sam = (
+            {"Authorization": f"Bearer {accounts.create_token(repository, ADMIN, who, Scope.WRITE).secret}"}
+            for who in ("eve", "sam")
+        )
+        refused = httpx.patch(card, json={"biases": "none"}, headers=eve)
+        assert refused.status_code == 403 and "only its maker" in refused.json()["error"]["message"]
+        assert httpx.patch(card, json={"bias": "none"}, headers=sam).status_code == 422  # a typo is refused
+        written = httpx.patch(card, json={"limitations": "Two images only"}, headers=sam)
+        assert written.status_code == 200 and written.json()["notes"]["limitations"] == "Two images only"
+        assert "Two images only" in httpx.get(f"{server.url}/api/datasets/open/1/README.md").text
 
 
 def test_an_export_with_pixels_gives_every_plane_and_label_through_mlcroissant(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.api.schemas import RequestBody
 from fairimage.services.datasets import datasets, exports
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
@@ -70,6 +71,29 @@ def check_dataset(
 ) -> DatasetCheckOut:
     dataset, report = datasets.check_dataset(repository, principal, name, version)
     return DatasetCheckOut(dataset=dataset.id, ok=report.ok, **asdict(report))
+
+
+class CardNotesIn(RequestBody):
+    """What people write on a dataset version's card; a field left out stays as it is, "" clears it."""
+
+    description: str | None = None
+    intended_uses: str | None = None
+    limitations: str | None = None
+    biases: str | None = None
+
+
+@router.patch(
+    "/{name}/{version}/card",
+    response_model=datasets.Dataset,
+    summary="Write on a dataset version's card (its maker, a steward or an admin); its items never change",
+    responses={**_MISSING, 403: {"description": "Not the dataset's maker, a steward or an admin"}},
+)
+def describe_dataset(
+    name: str, version: VersionPath, body: CardNotesIn, repository: RepositoryDep, principal: PrincipalDep
+) -> datasets.Dataset:
+    return datasets.describe_dataset(
+        repository, principal, name, version, body.model_dump(exclude_unset=True)
+    )
 
 
 @router.get(

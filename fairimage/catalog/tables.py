@@ -183,6 +183,8 @@ class DatasetRow(Base):
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
     excluded: Mapped[dict[str, Any]] = mapped_column(JSON)  # why images were left out, and how many
     item_count: Mapped[int] = mapped_column(Integer)
+    # what people wrote on its card (description, intended_uses, limitations, biases, edited_by, edited_at)
+    notes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class DatasetItemRow(Base):

@@ -21,6 +21,7 @@ from fairimage.cli.common import (
     print_listing,
     progress_bar,
 )
+from fairimage.model.errors import InvalidInputError
 from fairimage.services.datasets import datasets, exports
 from fairimage.services.datasets.datasets import Dataset, DatasetRequest
 
@@ -115,6 +116,38 @@ def dataset_show(
     for key, value in dataset.parameters.items():
         out.print(f"  {key}: {value}", highlight=False)
     out.print("  items: " + ", ".join(f"{split} {count}" for split, count in dataset.counts.items()))
+
+
+@dataset_app.command("describe")
+def dataset_describe(
+    name: Annotated[str, typer.Argument(help="the dataset's name")],
+    version: VersionOption = None,
+    description: Annotated[str | None, typer.Option(help="what it is, in a few sentences")] = None,
+    intended_uses: Annotated[str | None, typer.Option(help="what it is for (and what not)")] = None,
+    limitations: Annotated[str | None, typer.Option(help="what it cannot show or support")] = None,
+    biases: Annotated[
+        str | None, typer.Option(help="who or what is over- or under-represented, and how it was chosen")
+    ] = None,
+    as_json: JsonOption = False,
+    repo: RepoOption = None,
+) -> None:
+    """Write on a dataset version's card (README.md, card.json, Croissant's RAI fields); "" clears a field.
+    The rest of the card is drawn from the catalog; the items never change."""
+    changes = {"description": description, "intended_uses": intended_uses, "limitations": limitations}
+    changes["biases"] = biases
+    given = {key: value for key, value in changes.items() if value is not None}
+    if not given:
+        raise InvalidInputError(
+            "dataset describe: say what to write: --description, --intended-uses, --limitations or --biases"
+        )
+    dataset = as_operator(repo, datasets.describe_dataset, name, version, given)
+    if as_json:
+        _json(_summary(dataset))
+        return
+    out.print(
+        f"[green]described[/] dataset {dataset.name} version {dataset.version}: {', '.join(sorted(given))}",
+        highlight=False,
+    )
 
 
 @dataset_app.command("check")

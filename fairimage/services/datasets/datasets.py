@@ -14,8 +14,9 @@ their readers are those granted access); others get a 404, as for the studies th
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -39,14 +40,16 @@ from fairimage.model.datasets.splits import (
     check_splits,
     parse_split,
 )
-from fairimage.model.errors import InvalidInputError, NotFoundError
-from fairimage.model.governance.policy import Principal, Scope
+from fairimage.model.errors import ForbiddenError, InvalidInputError, NotFoundError
+from fairimage.model.governance.policy import Principal, Role, Scope
 from fairimage.model.study import new_id
 from fairimage.services.governance import access, audit
 from fairimage.services.governance.fixity import pixel_hash
 from fairimage.services.repository import Repository
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# What people write on a dataset's card; the rest of it is drawn from the catalog.
+NOTES = ("description", "intended_uses", "limitations", "biases")
 BUILT_IN_KEYS = ("image", "study", "plate", "well", "patient", "control", "compound")
 PATIENT_ID = "00100020"  # DICOM PatientID, as de-identification left it (a pseudonym)
 
@@ -86,6 +89,7 @@ class Dataset:
     excluded: dict[str, int]
     counts: dict[str, int]  # items per split
     items: list[DatasetItem] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # what people wrote on its card (NOTES)
 
 
 def create_dataset(repository: Repository, principal: Principal, request: DatasetRequest) -> Dataset:
@@ -217,6 +221,48 @@ def get_dataset(
         return _dataset(session, row, with_items)
 
 
+def describe_dataset(
+    repository: Repository,
+    principal: Principal,
+    name: str,
+    version: int | None,
+    changes: Mapping[str, str | None],
+) -> Dataset:
+    """Write on a version's card (NOTES: its description, intended uses, limitations, biases; "" clears
+    one). Its maker, a steward or an admin may; its items never change. Each edit is in the audit log."""
+    access.require(principal, Scope.WRITE)
+    unknown = sorted(set(changes) - set(NOTES))
+    if unknown:
+        raise InvalidInputError(
+            f"dataset card: {unknown[0]} is not a field people write; use {', '.join(NOTES)}"
+        )
+    with repository.transaction() as session:
+        found = get_dataset(repository, principal, name, version, with_items=False)
+        row = session.get(DatasetRow, found.id)
+        if row is None:
+            raise NotFoundError(f"dataset {name!r} not found")
+        if row.created_by != principal.name and principal.role not in (Role.STEWARD, Role.ADMIN):
+            raise ForbiddenError(
+                f"dataset {name} version {row.version}: only its maker ({row.created_by}), a steward or an "
+                "admin may edit its card"
+            )
+        given = {key: value.strip() for key, value in changes.items() if value is not None}
+        notes = {
+            key: value for key, value in {**(row.notes or {}), **given}.items() if key in NOTES and value
+        }
+        row.notes = notes | {"edited_by": principal.name, "edited_at": datetime.now(UTC).isoformat()}
+        audit.record(
+            session,
+            principal.name,
+            "dataset.describe",
+            f"dataset:{row.id}",
+            origin=principal.origin,
+            fields=sorted(changes),
+        )
+        session.flush()
+        return _dataset(session, row, with_items=True)
+
+
 def find_dataset(repository: Repository, principal: Principal, reference: str) -> Dataset:
     """The dataset version ``reference`` names: its id (ds-…, its PID), NAME:VERSION, or NAME (the latest)."""
     with repository.reading() as session:
@@ -282,6 +328,7 @@ def _dataset(session: Session, row: DatasetRow, with_items: bool = False) -> Dat
         excluded=dict(row.excluded),
         counts={name: int(counts.get(name, 0)) for name in names},
         items=items,
+        notes=dict(row.notes or {}),
     )
 
 

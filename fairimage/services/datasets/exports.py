@@ -364,10 +364,16 @@ def dataset_card(dataset: Dataset, facts: _Facts, base_url: str, unknown_labels:
         )
     if any(item.content_sha256 is None for item in dataset.items):
         gaps.append("some images' pixels are not known here (registered, not verified): duplicates unchecked")
+    notes = dataset.notes
     return {
         "name": dataset.name,
         "version": dataset.version,
         "id": dataset.id,
+        "description": notes.get("description", ""),
+        "intended_uses": notes.get("intended_uses", ""),
+        "limitations": notes.get("limitations", ""),
+        "biases": notes.get("biases", ""),
+        "edited": f"{notes['edited_by']} on {notes['edited_at'][:10]}" if "edited_by" in notes else None,
         "created_by": dataset.created_by,
         "created_at": dataset.created_at.isoformat() if dataset.created_at else None,
         "studies": facts.titles,
@@ -403,7 +409,13 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines = [
         f"# Dataset {card['name']}, version {card['version']}",
         "",
-        f"`{card['id']}`, made by {card['created_by']} on {card['created_at'] or 'an unknown date'}.",
+        f"`{card['id']}`, made by {card['created_by']} on {card['created_at'] or 'an unknown date'}"
+        + (f"; its card last edited by {card['edited']}." if card["edited"] else "."),
+        "",
+        *([card["description"], ""] if card["description"] else []),
+        "## Intended uses",
+        "",
+        card["intended_uses"] or "Not written yet: fairimage dataset describe NAME --intended-uses TEXT.",
         "",
         "## Composition",
         "",
@@ -439,6 +451,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "## Known gaps and biases",
         "",
+        *([card["limitations"], ""] if card["limitations"] else []),
+        *([card["biases"], ""] if card["biases"] else []),
         *([f"- {gap}" for gap in card["known_gaps"]] or ["- none recorded"]),
         "",
         "## How to load it",
@@ -472,7 +486,7 @@ def croissant(
         "@context": CONTEXT,
         "@type": "sc:Dataset",
         "name": dataset.name,
-        "description": description,
+        "description": f"{card['description']} {description}" if card["description"] else description,
         "conformsTo": CROISSANT,
         "citeAs": card["citation"],
         "datePublished": card["created_at"][:10] if card["created_at"] else None,
@@ -483,12 +497,16 @@ def croissant(
         "rai:dataCollection": "Microscopy images acquired by "
         + (", ".join(facts.methods) or "methods not recorded")
         + "; converted to OME-Zarr 0.5 by fairimage, every object checksummed.",
-        "rai:dataBiases": "Per split and stratum: "
+        "rai:dataBiases": (f"{card['biases']} " if card["biases"] else "")
+        + "Per split and stratum: "
         + "; ".join(f"{split} {counts}" for split, counts in card["balance"].items()),
-        "rai:dataLimitations": "; ".join(card["known_gaps"]) or "none recorded",
+        "rai:dataLimitations": "; ".join(
+            [card["limitations"]] * bool(card["limitations"]) + card["known_gaps"]
+        )
+        or "none recorded",
         "rai:personalSensitiveInformation": "; ".join(facts.access),
-        "rai:dataUseCases": "Training and evaluating image-analysis models, within each study's consent "
-        "terms.",
+        "rai:dataUseCases": card["intended_uses"]
+        or "Training and evaluating image-analysis models, within each study's consent terms.",
         "rai:machineAnnotationTools": f"{card['ai_generated_items']} items are AI-generated (a model made "
         "the image or its label)",
         "distribution": [
