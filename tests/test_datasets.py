@@ -33,6 +33,7 @@ from fairimage.services.labels.labels import add_label
 from fairimage.services.repository import Repository
 from tests import plate_samples, samples
 from tests.conftest import LiveServer, run_cli
+from tests.test_exports import validate
 
 ADMIN = operator("test")
 WELLS = [(row, column) for row in range(2) for column in range(6)]  # A1..B6
@@ -220,7 +221,9 @@ def test_an_exported_dataset_loads_in_mlcroissant_and_its_card_tells_its_composi
     assert nothing.returncode == 2 and "say what to write: --description" in nothing.stderr
     out = tmp_path / "export"
     run_cli("dataset", "export", "mitosis", "--to", out, "--repo", repo, check=True)
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "card.json", "croissant.json", "items.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md", "card.json", "croissant.json", "items.csv", "ro-crate-metadata.json"
+    ]  # fmt: skip
     again = run_cli("dataset", "export", "mitosis", "--to", out, "--repo", repo)
     assert again.returncode != 0 and f"{out}: already exists; export into a new folder" in again.stderr
 
@@ -243,6 +246,15 @@ def test_an_exported_dataset_loads_in_mlcroissant_and_its_card_tells_its_composi
     assert description["rai:dataUseCases"] == "Training mitosis detectors"
     assert description["rai:dataBiases"].startswith("One cell line (HeLa) only Per split")
     assert json.loads((out / "card.json").read_text())["items"] == 36  # the items never change
+    passed, issues = validate(out)  # roc-validator, RO-Crate 1.3, required level
+    assert passed, issues
+    crate = {
+        entity["@id"]: entity for entity in json.loads((out / "ro-crate-metadata.json").read_text())["@graph"]
+    }
+    parts = {part["@id"] for part in crate["./"]["hasPart"]}
+    assert {"items.csv", "croissant.json", "README.md", "card.json"} <= parts
+    assert sum(part.endswith(".ome.zarr") for part in parts) == 36
+    assert crate["./"]["identifier"].endswith(f"/pid/{made['id']}")
     assert description["conformsTo"] == "http://mlcommons.org/croissant/1.1"
     assert {"rai:dataCollection", "rai:dataBiases", "rai:personalSensitiveInformation"} <= set(description)
 
@@ -314,8 +326,11 @@ def test_an_export_with_pixels_gives_every_plane_and_label_through_mlcroissant(t
     out = tmp_path / "export"
     exported = run_cli("dataset", "export", "cells", "--to", out, "--with-pixels", "--repo", repo, "--json")
     assert json.loads(exported.stdout)["files"] == [
-        "README.md", "card.json", "croissant.json", "items.csv", "labels.parquet", "pixels.parquet"
+        "README.md", "card.json", "croissant.json", "items.csv", "labels.parquet", "pixels.parquet",
+        "ro-crate-metadata.json",
     ]  # fmt: skip
+    crate = json.loads((out / "ro-crate-metadata.json").read_text())["@graph"]
+    assert {"pixels.parquet", "labels.parquet"} <= {entity["@id"] for entity in crate}  # parts of the crate
 
     dataset = mlc.Dataset(jsonld=str(out / "croissant.json"))
     planes = list(dataset.records(record_set="pixels"))

@@ -98,14 +98,15 @@ def describe_dataset(
 
 @router.get(
     "/{name}/{version}/{document}",
-    summary="A file of the dataset's export: croissant.json (Croissant 1.1), items.csv, card.json, README.md",
+    summary="A file of the dataset's export: croissant.json (Croissant 1.1), items.csv, card.json, "
+    "README.md, ro-crate-metadata.json (RO-Crate 1.3)",
     response_class=Response,
     responses={200: {"content": {media: {} for media in exports.DOCUMENTS.values()}}, **_MISSING},
 )
 def dataset_document(
     name: str,
     version: VersionPath,
-    document: Literal["croissant.json", "items.csv", "card.json", "README.md"],
+    document: Literal["croissant.json", "items.csv", "card.json", "README.md", "ro-crate-metadata.json"],
     request: Request,
     repository: RepositoryDep,
     principal: PrincipalDep,

@@ -25,6 +25,7 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 
 from fairimage.catalog.tables import ImageRow, LabelRow, StudyRow
+from fairimage.model.curation.checks import LICENSES
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.governance.policy import Principal
 from fairimage.ngff.reader import open_level, read_region
@@ -98,7 +99,10 @@ DOCUMENTS = {
     "items.csv": "text/csv",
     "card.json": "application/json",
     "README.md": "text/markdown",
+    "ro-crate-metadata.json": "application/ld+json",
 }
+ROCRATE = "https://w3id.org/ro/crate/1.3"
+NGFF = "https://ngff.openmicroscopy.org/0.5/"
 
 
 def export_dataset(
@@ -280,12 +284,103 @@ def dataset_documents(
     card = dataset_card(dataset, facts, base, unknown_labels=unknown)
     items_url = f"{base}/api/datasets/{dataset.name}/{dataset.version}/items.csv" if served else "items.csv"
     sha256 = hashlib.sha256(items_csv).hexdigest()
-    return {
+    documents = {
         "croissant.json": _json(croissant(dataset, facts, card, (items_url, sha256), base, planes or {})),
         "items.csv": items_csv,
         "card.json": _json(card),
         "README.md": card_markdown(card).encode(),
     }
+    crate = rocrate(
+        dataset, card, facts, base, {**{n: len(b) for n, b in documents.items()}, **(planes or {})}
+    )
+    return documents | {"ro-crate-metadata.json": _json(crate)}
+
+
+def rocrate(
+    dataset: Dataset, card: dict[str, Any], facts: _Facts, base_url: str, files: dict[str, int | str]
+) -> dict[str, Any]:
+    """RO-Crate 1.3 metadata of the export: the dataset version as the root, its files, the studies it was
+    drawn from (by PID) and every item's OME-Zarr image by URL, with its split."""
+    license_url = LICENSES.get(facts.licenses[0]) if len(facts.licenses) == 1 else None
+    licence: dict[str, Any] = (
+        {"@id": license_url, "@type": "CreativeWork", "name": facts.licenses[0]}
+        if license_url
+        else {
+            "@id": "#licence",
+            "@type": "CreativeWork",
+            "name": "; ".join(facts.licenses) or "Not recorded",
+            "description": "Each study's own licence applies; ask the owners of the studies where none is "
+            "recorded.",
+        }
+    )
+    items = [
+        {
+            "@id": f"{base_url}/zarr/{item.image_id}.ome.zarr",
+            "@type": "Dataset",
+            "name": item.image_id,
+            "description": f"{item.split} split, group {item.group}"
+            + (f", stratum {item.stratum}" if item.stratum else "")
+            + ("; AI-generated" if item.ai_generated else ""),
+            "identifier": f"{base_url}/pid/{item.image_id}",
+            "conformsTo": {"@id": NGFF},
+        }
+        for item in dataset.items
+    ]
+    studies = [
+        # contextual, not a part of the crate: a study is described at its PID
+        {"@id": f"{base_url}/pid/{study_id}", "@type": "CreativeWork", "name": f"Study {name}"}
+        for study_id, name in facts.names.items()
+    ]
+    described = {
+        "croissant.json": ("Croissant 1.1 description (Responsible-AI fields included)", CROISSANT),
+        "items.csv": ("The items: image, split, group, stratum, label, pixel hash, URLs", None),
+        "card.json": ("The dataset card, for machines", None),
+        "README.md": ("The dataset card", None),
+        PIXELS: ("Every plane of every image, lossless PNGs", None),
+        LABELS: ("Every plane of every label, lossless PNGs", None),
+    }
+    file_entities = [
+        {
+            "@id": name,
+            "@type": "File",
+            "name": name,
+            "description": described[name][0],
+            "encodingFormat": DOCUMENTS.get(name, "application/vnd.apache.parquet"),
+            **({"contentSize": str(size)} if isinstance(size, int) else {}),
+            **({"conformsTo": {"@id": described[name][1]}} if described[name][1] else {}),
+        }
+        for name, size in files.items()
+    ]
+    root = {
+        "@id": "./",
+        "@type": "Dataset",
+        "name": f"Dataset {dataset.name}, version {dataset.version}",
+        "description": card["description"]
+        or f"{card['items']} images for machine learning, split {card['how_split']['proportions']} by "
+        f"{card['how_split']['group_by']} (no group in two splits).",
+        "datePublished": (card["created_at"] or "")[:10] or None,
+        "identifier": f"{base_url}/pid/{dataset.id}",
+        "version": str(dataset.version),
+        "license": {"@id": licence["@id"]},
+        "creator": {"@id": "#maker"},
+        "isBasedOn": [{"@id": study["@id"]} for study in studies],
+        "hasPart": [{"@id": entity["@id"]} for entity in file_entities + items],
+    }
+    graph = [
+        {
+            "@id": "ro-crate-metadata.json",
+            "@type": "CreativeWork",
+            "conformsTo": {"@id": ROCRATE},
+            "about": {"@id": "./"},
+        },
+        {key: value for key, value in root.items() if value is not None},
+        licence,
+        {"@id": "#maker", "@type": "Person", "name": dataset.created_by},
+        *studies,
+        *file_entities,
+        *items,
+    ]
+    return {"@context": f"{ROCRATE}/context", "@graph": graph}
 
 
 @dataclass(frozen=True)
