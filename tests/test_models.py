@@ -167,18 +167,32 @@ def test_a_model_trained_on_restricted_data_says_so_and_never_names_the_dataset(
 
 
 def test_a_models_output_is_linked_to_its_card(repository: Repository, tmp_path: Path) -> None:
+    from pyld import jsonld
+
     card = tmp_path / "card.json"
     card.write_text(json.dumps({"name": "Denoiser", "version": "3", "task": "denoising"}))
     repo = repository.settings.repo
     model = json.loads(run_cli("model", "register", card, "--repo", repo, "--json", check=True).stdout)
+    noisy = samples.png(tmp_path / "noisy.png", np.arange(256, dtype=np.uint8).reshape(16, 16))
+    (source,) = json.loads(run_cli("ingest", noisy, "--repo", repo, "--json", check=True).stdout)
     picture = samples.png(tmp_path / "denoised.png", np.full((16, 16), 9, np.uint8))
-    run_cli("ingest", picture, "--generated-by", "Denoiser@3", "--repo", repo, check=True)
+    run_cli("ingest", picture, "--generated-by", "Denoiser@3", "--generated-from", source["images"][0],
+            "--repo", repo, check=True)  # fmt: skip
     with LiveServer(repository.settings) as server:
-        image = httpx.get(f"{server.url}/api/images").json()["items"][0]
-        assert image["ai_generated"] and image["generated"]["model"] == model["id"]
+        (image,) = [i for i in httpx.get(f"{server.url}/api/images").json()["items"] if i["ai_generated"]]
+        assert image["generated"]["model"] == model["id"]
         page = httpx.get(f"{server.url}/images/{image['id']}").text
         assert f'href="/models/{model["id"]}"' in page
         assert "The training data are not given" in httpx.get(f"{server.url}/models/{model['id']}").text
+        made = httpx.get(f"{server.url}/api/images/{image['id']}/provenance").json()
+    graph = {node["@id"]: node for node in jsonld.expand(made)}
+    prov = "http://www.w3.org/ns/prov#"
+    agent = f"{server.url}/pid/{model['id']}"  # the model, by its PID
+    assert prov + "SoftwareAgent" in graph[agent]["@type"]
+    (inference,) = [n for n in graph.values() if n.get(prov + "wasAssociatedWith") == [{"@id": agent}]]
+    assert inference[prov + "used"] == [{"@id": f"{server.url}/pid/{source['images'][0]}"}]
+    attributed = graph[f"{server.url}/pid/{image['id']}"][prov + "wasAttributedTo"]
+    assert {"@id": agent} in attributed
 
 
 @pytest.mark.parametrize("damage", ["weights", "licence", "card field", "unknown dataset", "twice"])

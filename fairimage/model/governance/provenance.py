@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from fairimage.model.study import Generated
+
 CONTEXT = {
     "prov": "http://www.w3.org/ns/prov#",
     "schema": "https://schema.org/",
@@ -53,6 +55,7 @@ class ImageFacts:
     stored_bytes: int
     source: SourceFile
     run: IngestActivity | None
+    generated: Generated | None = None  # a model made the original file: AI-generated
 
 
 def image_provenance(facts: ImageFacts, pid: str) -> dict[str, Any]:
@@ -81,7 +84,42 @@ def image_provenance(facts: ImageFacts, pid: str) -> dict[str, Any]:
     graph = [image, source]
     if facts.run is not None:
         graph += _run(facts.run, image, source)
+    if facts.generated is not None:
+        graph += _inference(facts.generated, image, source, pid)
     return {"@context": CONTEXT, "@graph": graph}
+
+
+def _inference(
+    generated: Generated, image: dict[str, Any], source: dict[str, Any], pid: str
+) -> list[dict[str, Any]]:
+    """A model made the original file from the input images: an activity of a software agent (the model,
+    by its PID where it is registered here), which the image is attributed to as well."""
+    model_id = (
+        pid + generated.model if generated.model else f"urn:fairimage:model:{quote(generated.by, safe='')}"
+    )
+    activity_id = f"{source['@id']}/inference"
+    inputs = [{"@id": pid + image_id} for image_id in generated.from_images]
+    source["prov:wasGeneratedBy"] = {"@id": activity_id}
+    image["prov:wasAttributedTo"] = [*_as_list(image.get("prov:wasAttributedTo")), {"@id": model_id}]
+    if inputs:
+        image["prov:wasDerivedFrom"] = [*_as_list(image["prov:wasDerivedFrom"]), *inputs]
+    activity: dict[str, Any] = {
+        "@id": activity_id,
+        "@type": "prov:Activity",
+        "rdfs:label": f"inference: {generated.statement}",
+        "prov:wasAssociatedWith": {"@id": model_id},
+        **({"prov:used": inputs} if inputs else {}),
+    }
+    model = {
+        "@id": model_id,
+        "@type": ["prov:SoftwareAgent", "schema:SoftwareApplication"],
+        "schema:name": generated.by,
+    }
+    return [activity, model]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else value if isinstance(value, list) else [value]
 
 
 def _run(run: IngestActivity, image: dict[str, Any], source: dict[str, Any]) -> list[dict[str, Any]]:

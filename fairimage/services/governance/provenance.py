@@ -9,6 +9,7 @@ from fairimage.catalog.tables import IngestRunRow
 from fairimage.model.errors import NotFoundError
 from fairimage.model.governance import provenance
 from fairimage.model.governance.policy import Principal
+from fairimage.model.study import Generated
 from fairimage.services.governance import access
 from fairimage.services.repository import Repository
 
@@ -41,5 +42,6 @@ def image_provenance(repository: Repository, principal: Principal, image_id: str
                 software=run.software,
                 parameters=run.parameters,
             ),
+            generated=Generated.model_validate(row.generated) if row.generated else None,
         )
     return provenance.image_provenance(facts, pid)
