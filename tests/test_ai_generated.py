@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from fairimage.settings import load_settings
-from tests import samples
+from tests import plate_samples, samples
 from tests.conftest import LiveServer, run_cli
 
 MODEL = "cellpose@3.0.10"
@@ -106,3 +106,18 @@ def test_an_image_a_model_made_is_marked_ai_generated_everywhere(tmp_path: Path)
     kept = json.loads(run_cli("dataset", "show", "cells", "--version", "2", "--repo", repo, "--json").stdout)
     marked_items = {item["image_id"]: item["ai_generated"] for item in kept["items"]}
     assert marked_items == {source: False, generated: True}
+
+
+def test_a_plate_a_model_made_is_marked_in_every_field(tmp_path: Path) -> None:
+    """A synthetic plate (a generative model's fields, say) is marked like an image: every field."""
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    folder = plate_samples.imagexpress(tmp_path / "Synthetic", [(0, 0), (0, 1)], fields=2, channels=1)
+    run_cli("plate", "ingest", folder, "--study", "Synthetic", "--generated-by", MODEL, "--repo", repo,
+            check=True)  # fmt: skip
+    listed = json.loads(run_cli("images", "--repo", repo, "--json", check=True).stdout)
+    assert len(listed) == 4 and all(image["ai_generated"] for image in listed)
+    assert {image["generated"]["by"] for image in listed} == {MODEL}
+    unknown = run_cli("ingest", folder, "--plate", "--generated-by", MODEL, "--generated-from", "img-nope",
+                      "--repo", repo)  # fmt: skip
+    assert unknown.returncode == 2 and "--generated-from img-nope: no such image here" in unknown.stderr

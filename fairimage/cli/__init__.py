@@ -33,6 +33,8 @@ from fairimage.cli import (
 )
 from fairimage.cli import search as search_cli
 from fairimage.cli.common import (
+    GeneratedByOption,
+    GeneratedFromOption,
     IngestBar,
     JsonOption,
     RepoOption,
@@ -40,6 +42,8 @@ from fairimage.cli.common import (
     _open,
     as_operator,
     err,
+    generated_mark,
+    linked_to_model,
     opened,
     operator_principal,
     out,
@@ -49,14 +53,12 @@ from fairimage.cli.common import (
 from fairimage.cli.metadata import print_report
 from fairimage.model.errors import FairimageError, InvalidInputError
 from fairimage.model.labels import MadeBy
-from fairimage.model.study import Generated
 from fairimage.services.curation import study_metadata
 from fairimage.services.discovery import images as image_service
 from fairimage.services.ingest.cluster import ClusterSpec
 from fairimage.services.ingest.conversion import DEFAULT_STUDY, FileOutcome
 from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.labels import labels as label_service
-from fairimage.services.models import models as model_service
 from fairimage.services.plates.ingest import PlateRequest, ingest_plate
 from fairimage.services.qc.plates import run_plate_qc
 from fairimage.services.recovery import open_repository
@@ -164,14 +166,7 @@ def ingest(
             "otherwise",
         ),
     ] = None,
-    generated_by: Annotated[
-        str | None,
-        typer.Option(
-            "--generated-by",
-            help="the files are a model's output (predictions, restorations, synthetic images): the model's "
-            "PID or name@version; every image is marked AI-generated, for good",
-        ),
-    ] = None,
+    generated_by: GeneratedByOption = None,
     labels_by: Annotated[
         str | None,
         typer.Option(
@@ -180,26 +175,15 @@ def ingest(
             "(AI-generated); unknown otherwise",
         ),
     ] = None,
-    generated_from: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--generated-from", help="with --generated-by: an image the model was run on (repeat it)"
-        ),
-    ] = None,
+    generated_from: GeneratedFromOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Convert image files to OME-Zarr 0.5 and add them to the repository."""
     cname, clevel = parse_codec(codec) if codec else (None, None)
-    if generated_from and generated_by is None:
-        raise InvalidInputError("--generated-from: say which model made the files with --generated-by MODEL")
-    generated = Generated(by=generated_by, from_images=tuple(generated_from or ())) if generated_by else None
+    generated = generated_mark(generated_by, generated_from)
     maker = _made_by(labels_by)
     if plate:
-        if generated is not None:
-            raise InvalidInputError(
-                "--generated-by: marks image files a model made, not plates; leave --plate out"
-            )
-        how = PlateRequest(Path(), study, pattern, platemap, wells=wells)
+        how = PlateRequest(Path(), study, pattern, platemap, wells=wells, generated=generated)
         plates.ingest_folders(
             paths, repo, how, as_json, workers, cname=cname, clevel=clevel, scheduler=scheduler
         )
@@ -211,10 +195,7 @@ def ingest(
             print_report(report, str(metadata))
             raise typer.Exit(2)
     repository = _open(repo, scheduler=scheduler, cname=cname, clevel=clevel)
-    if generated is not None:
-        generated = generated.model_copy(
-            update={"model": model_service.find_model_id(repository, generated.by)}
-        )
+    generated = linked_to_model(repository, generated)
     settings = repository.settings
     cluster = (
         ClusterSpec(settings.scheduler, workers, settings.cluster_split_bytes)

@@ -24,8 +24,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from fairimage.model.errors import InvalidInputError
 from fairimage.model.governance.policy import Principal, operator_here
+from fairimage.model.study import Generated
 from fairimage.services.ingest.conversion import Progress as IngestProgress
+from fairimage.services.models import models as model_service
 from fairimage.services.recovery import open_repository
 from fairimage.services.repository import Repository
 from fairimage.settings import load_settings
@@ -43,6 +46,32 @@ RepoOption = Annotated[
 # Columns of identifiers: what people copy into the next command, so never cut short.
 ID_HEADERS = frozenset({"id", "image"})
 JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+GeneratedByOption = Annotated[
+    str | None,
+    typer.Option(
+        "--generated-by",
+        help="the files are a model's output (predictions, restorations, synthetic images): the model's PID "
+        "or name@version (a model registered here is linked); every image is marked AI-generated, for good",
+    ),
+]
+GeneratedFromOption = Annotated[
+    list[str] | None,
+    typer.Option("--generated-from", help="with --generated-by: an image the model was run on (repeat it)"),
+]
+
+
+def generated_mark(by: str | None, sources: list[str] | None) -> Generated | None:
+    """The AI-generated mark --generated-by and --generated-from ask for, if any."""
+    if sources and by is None:
+        raise InvalidInputError("--generated-from: say which model made the files with --generated-by MODEL")
+    return Generated(by=by, from_images=tuple(sources or ())) if by else None
+
+
+def linked_to_model(repository: Repository, generated: Generated | None) -> Generated | None:
+    """The mark, with the registered model it names (whose card says how it was trained), if there is one."""
+    if generated is None:
+        return None
+    return generated.model_copy(update={"model": model_service.find_model_id(repository, generated.by)})
 
 
 def _open(repo: Path | None, **flags: Any) -> Repository:

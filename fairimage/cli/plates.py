@@ -10,11 +10,15 @@ import typer
 from rich.table import Table
 
 from fairimage.cli.common import (
+    GeneratedByOption,
+    GeneratedFromOption,
     JsonOption,
     RepoOption,
     _json,
     as_operator,
     err,
+    generated_mark,
+    linked_to_model,
     opened,
     operator_principal,
     out,
@@ -81,10 +85,13 @@ def plate_ingest(
     wells: WellsOption = None,
     workers: WorkersOption = 0,
     scheduler: SchedulerOption = None,
+    generated_by: GeneratedByOption = None,
+    generated_from: GeneratedFromOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Convert plate folders to OME-NGFF plates and add them to the repository, each all or nothing."""
-    how = PlateRequest(Path(), study, pattern, platemap, name, wells)
+    generated = generated_mark(generated_by, generated_from)
+    how = PlateRequest(Path(), study, pattern, platemap, name, wells, generated=generated)
     ingest_folders(folders, repo, how, as_json, workers, scheduler=scheduler)
 
 
@@ -101,6 +108,7 @@ def ingest_folders(
     ``scheduler``, when either is set. ``settings`` override the repository's (the codec, the scheduler)."""
     outcomes: list[PlateOutcome] = []
     with opened(repo, **settings) as repository, progress_bar(as_json) as bar:
+        how = replace(how, generated=linked_to_model(repository, how.generated))
         configured = repository.settings
         cluster = (
             ClusterSpec(configured.scheduler, workers, configured.cluster_split_bytes)

@@ -27,7 +27,7 @@ from fairimage.formats.platemap import read_platemap
 from fairimage.formats.plates import read_plate_folder
 from fairimage.model.plates.layout import PLATE_ID_PREFIX, Field, PlateLayout
 from fairimage.model.plates.platemap import Treatment
-from fairimage.model.study import new_id
+from fairimage.model.study import Generated, new_id
 from fairimage.ngff.plate import PlacedField, group_document, plate_attributes, well_attributes
 from fairimage.services.discovery import search
 from fairimage.services.governance import audit
@@ -42,7 +42,7 @@ from fairimage.services.ingest.conversion import (
     image_row,
     stage_concurrently,
 )
-from fairimage.services.ingest.intake import conversion_for
+from fairimage.services.ingest.intake import check_generated, conversion_for
 from fairimage.services.ingest.register import metadata_documents
 from fairimage.services.ingest.runs import Run, ingest_run
 from fairimage.services.repository import Repository
@@ -80,6 +80,7 @@ class PlateRequest:
     name: str | None = None
     wells: int | None = None  # the plate format, where file names cannot tell it
     url: str | None = None  # an OME-Zarr plate elsewhere (http(s)://, s3://, a .ozx file): read, copied here
+    generated: Generated | None = None  # a model made its images: every field is marked AI-generated
 
     @property
     def location(self) -> str:
@@ -105,6 +106,8 @@ def ingest_plate(
     ``cluster``, by the cluster's workers; a failure is one line and publishes nothing."""
     progress = progress or Progress()
     where = request.location
+    if request.generated is not None:
+        check_generated(repository, request.generated)
     try:
         if request.url is not None:
             plate, source_of, (files, files_sha256, total) = _read_elsewhere(
@@ -120,6 +123,8 @@ def ingest_plate(
                 return _already_present(session, request, known)
         with ingest_run(repository, actor) as run:
             conversion = conversion_for(repository, run)
+            if request.generated is not None:
+                run.generated = request.generated.model_dump(mode="json")
             if cluster is not None:
                 sources = [source_of(item) for item in plate.fields]  # not read here: sent to workers
                 progress.start_file(Path(where), sum(source.metadata.nbytes for source in sources))
@@ -261,7 +266,7 @@ def _publish(
                 repository.store.move(
                     layout.staged_manifest_key(run.id, image.image_id), layout.manifest_key(image.image_id)
                 )
-                row = image_row(image, item.index, study.id, file_id, run.id)
+                row = image_row(image, item.index, study.id, file_id, run.id, run.generated)
                 row.plate_id, row.well_row, row.well_column, row.field = (
                     plate_id,
                     where.row,
