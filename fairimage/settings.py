@@ -52,6 +52,7 @@ class _Environment(BaseSettings):
     fixity_sample: float | None = None
     public_url: str | None = None
     oai_admin_email: str | None = None
+    doi_prefix: str | None = None
     oai_page_size: int | None = None
     deid_key_file: Path | None = None
     keep_dicom_originals: bool | None = None
@@ -91,6 +92,9 @@ class Settings(BaseModel):
     # OAI-PMH: the contact harvesters see (Identify), and how many records a page holds before a
     # resumption token.
     oai_admin_email: str = "admin@localhost"
+    # The node's DOI prefix (from DataCite, e.g. 10.12345): DataCite exports then carry a DOI for each study
+    # (its concept DOI) and each published version, made from the prefix and the PID, so they never change.
+    doi_prefix: Annotated[str | None, Field(pattern=r"^10\.[0-9]{4,9}$")] = None
     oai_page_size: Annotated[int, Field(ge=1, le=10_000)] = 100
     # DICOM de-identification (PS3.15 Annex E), always on for DICOM: the options chosen (their names in
     # fairimage.model.privacy.deid.Option: retain_modified_dates, clean_descriptors, ...), the private

@@ -123,3 +123,55 @@ def test_exports_over_http_follow_the_access_rules(tmp_path: Path) -> None:
         wrong.status_code == 400
         and "use one of ro-crate, datacite, datacite-xml, rembi-json" in wrong.json()["error"]["message"]
     )
+
+
+def test_datacite_records_carry_dois_of_the_study_and_its_published_versions(tmp_path: Path) -> None:
+    from datacite import schema45
+
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    picture = samples.png(tmp_path / "cells.png", np.arange(600, dtype=np.uint8).reshape(20, 30))
+    (tmp_path / "hela.yaml").write_text(yaml.safe_dump(hela()))
+    run_cli("ingest", picture, "--study", "HeLa", "--metadata", tmp_path / "hela.yaml", "--repo", repo,
+            check=True)  # fmt: skip
+    run_cli("export", "HeLa", "--as", "datacite", "--to", tmp_path / "none.json", "--repo", repo, check=True)
+    unprefixed = json.loads((tmp_path / "none.json").read_text())
+    schema45.validate(unprefixed)
+    assert "doi" not in unprefixed
+    assert any("no doi_prefix configured" in d["description"] for d in unprefixed["descriptions"])
+
+    with (repo / "fairimage.toml").open("a") as settings:
+        settings.write('doi_prefix = "10.5072"\n')
+    published = json.loads(run_cli("publish", "HeLa", "--repo", repo, "--json", check=True).stdout)
+    study = published["study_id"]
+    assert published["doi"] == f"10.5072/{study}.v{published['number']}"
+    concept_file = tmp_path / "concept.json"
+    run_cli("export", "HeLa", "--as", "datacite", "--to", concept_file, "--repo", repo, check=True)
+    concept = json.loads((tmp_path / "concept.json").read_text())
+    schema45.validate(concept)  # raises on a record that is not DataCite 4.5
+    assert concept["doi"] == f"10.5072/{study}" and concept["suffix"] == study
+    assert {"relatedIdentifier": published["doi"], "relatedIdentifierType": "DOI",
+            "relationType": "HasVersion"} in concept["relatedIdentifiers"]  # fmt: skip
+    assert concept["alternateIdentifiers"][0]["alternateIdentifier"].endswith(f"/pid/{study}")
+
+    number = str(published["number"])
+    run_cli("export", "HeLa", "--as", "datacite", "--version", number, "--to", tmp_path / "v.json",
+            "--repo", repo, check=True)  # fmt: skip
+    version = json.loads((tmp_path / "v.json").read_text())
+    schema45.validate(version)
+    assert version["doi"] == published["doi"] and version["version"] == number
+    assert version["alternateIdentifiers"][0]["alternateIdentifier"].endswith(f"/pid/{study}.v{number}")
+    assert {"relatedIdentifier": f"10.5072/{study}", "relatedIdentifierType": "DOI",
+            "relationType": "IsVersionOf"} in version["relatedIdentifiers"]  # fmt: skip
+    run_cli("export", "HeLa", "--as", "datacite-xml", "--version", number, "--to", tmp_path / "v.xml",
+            "--repo", repo, check=True)  # fmt: skip
+    kernel = "{http://datacite.org/schema/kernel-4}"
+    identifier = ET.fromstring((tmp_path / "v.xml").read_bytes()).find(f"{kernel}identifier")
+    assert identifier is not None and identifier.text == published["doi"]
+    assert identifier.get("identifierType") == "DOI"
+
+    run_cli("study", "describe", "HeLa", "A new description", "--repo", repo, check=True)  # a draft version
+    draft = str(published["number"] + 1)
+    refused = run_cli("export", "HeLa", "--as", "datacite", "--version", draft, "--to", tmp_path / "d.json",
+                      "--repo", repo)  # fmt: skip
+    assert refused.returncode == 2 and f"--version {draft}: not a published version" in refused.stderr

@@ -235,13 +235,20 @@ def image_jsonld(
     },
 )
 def export_study(
-    study_id: str, kind: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+    study_id: str,
+    kind: str,
+    request: Request,
+    repository: RepositoryDep,
+    principal: PrincipalDep,
+    version: Annotated[
+        int | None, Query(ge=1, description="DataCite: one published version's record (its own DOI)")
+    ] = None,
 ) -> Response:
     with tempfile.TemporaryDirectory(prefix="fairimage-export-") as folder:
         target = FilePath(folder) / {"ro-crate": "crate.zip", "datacite-xml": "export.xml"}.get(
             kind, "export.json"
         )
-        exports.export(repository, principal, study_id, kind, target, str(request.base_url))
+        exports.export(repository, principal, study_id, kind, target, str(request.base_url), version=version)
         body = target.read_bytes()
     if kind == "ro-crate":
         disposition = f'attachment; filename="{study_id}-ro-crate.zip"'

@@ -19,6 +19,7 @@ from fairimage.cli.common import (
     out,
     print_listing,
 )
+from fairimage.model.discovery import exports as discovery_exports
 from fairimage.model.governance.version import Version, VersionDiff
 from fairimage.services.discovery import exports
 from fairimage.services.governance import policies, provenance, versions
@@ -103,10 +104,15 @@ def publish_command(
     with opened(repo) as repository:
         published = versions.publish(repository, operator_principal(), study, version)
         url = repository.settings.pid_base + published.id
+        prefix = repository.settings.doi_prefix
+    doi = discovery_exports.doi(prefix, published.study_id, published.number) if prefix else None
     if as_json:
-        _json({**_summary(published), "pid_url": url, "citation": published.citation(url)})
+        _json({**_summary(published), "pid_url": url, "citation": published.citation(url), "doi": doi})
         return
     out.print(f"published {published.study_name} version {published.number} as {url}", highlight=False)
+    if doi:
+        out.print(f"its DOI, once registered with DataCite: {doi} (fairimage export STUDY --as datacite "
+                  f"--version {published.number})", highlight=False)  # fmt: skip
     out.print(f"cite as: {published.citation(url)}", highlight=False)
 
 
@@ -166,6 +172,14 @@ def export_command(
         bool,
         typer.Option("--copy-images", help="copy the OME-Zarr images into the RO-Crate (default: link them)"),
     ] = False,
+    version: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="DataCite: the record of this published version (its own DOI) rather than of the study "
+            "(its concept DOI)",
+        ),
+    ] = None,
     repo: RepoOption = None,
 ) -> None:
     """Export a study as an RO-Crate 1.3, DataCite 4.5 (JSON or kernel-4 XML, to register a DOI) or REMBI
@@ -176,6 +190,13 @@ def export_command(
     with opened(repo) as repository:
         name = to or Path(f"{study.replace(' ', '_')}{default}")
         written = exports.export(
-            repository, operator_principal(), study, kind, name, repository.settings.public_url, copy_images
+            repository,
+            operator_principal(),
+            study,
+            kind,
+            name,
+            repository.settings.public_url,
+            copy_images,
+            version,
         )
     out.print(f"wrote {written}", highlight=False)

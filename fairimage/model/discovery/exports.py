@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fairimage.model.curation.checks import LICENSES
@@ -128,10 +129,29 @@ def _origin(image: Image, links: Links, entities: list[dict[str, Any]]) -> dict[
     return found
 
 
-def datacite(study: Study, rembi: Rembi, links: Links, year: int, version: int | None) -> dict[str, Any]:
+def doi(prefix: str, study_id: str, version: int | None = None) -> str:
+    """The DOI of a study (its concept DOI, for all its versions) or of one published version: the node's
+    prefix and the PID, so it never changes."""
+    return f"{prefix}/{study_id}" + (f".v{version}" if version is not None else "")
+
+
+@dataclass(frozen=True)
+class Citable:
+    """What a DataCite record is for: the study (``version`` None: its concept DOI, pointing at every
+    published version) or one published version, and the node's DOI prefix, if it has one."""
+
+    prefix: str | None
+    published: tuple[int, ...] = ()  # the study's published versions
+    version: int | None = None
+
+
+def datacite(
+    study: Study, rembi: Rembi, links: Links, year: int, version: int | None, citable: Citable | None = None
+) -> dict[str, Any]:
     """DataCite 4.5 metadata (the ``attributes`` of a DataCite REST API ``dois`` record) for registering a
     DOI for the study: creators, titles, publisher, year, resource type, subjects (with their ontology
-    schemes and IRIs), rights, descriptions and the landing page."""
+    schemes and IRIs), rights, descriptions and the landing page; with a DOI prefix, the DOI itself and
+    how the study's and its versions' DOIs relate."""
     info = rembi.study
     creators = []
     for person in info.authors:
@@ -198,7 +218,45 @@ def datacite(study: Study, rembi: Rembi, links: Links, year: int, version: int |
                     "relationType": "IsDescribedBy",
                 }
             )
+    _identify(attributes, study, links, citable or Citable(None))
     return attributes
+
+
+def _identify(attributes: dict[str, Any], study: Study, links: Links, citable: Citable) -> None:
+    """The record's DOI, its local PID as an alternate identifier, and its versions' DOIs; or, with no DOI
+    prefix configured, a plain statement that it has none."""
+    if citable.version is not None:
+        attributes["version"] = str(citable.version)
+        attributes["url"] = links.page(f"/studies/{study.id}/versions/{citable.version}")
+        attributes["alternateIdentifiers"] = [
+            {
+                "alternateIdentifier": links.pid(f"{study.id}.v{citable.version}"),
+                "alternateIdentifierType": "URL",
+            }
+        ]
+    if citable.prefix is None:
+        attributes["descriptions"].append(
+            {
+                "description": "No DOI: this repository has no doi_prefix configured (fairimage.toml); the "
+                "record is identified by its persistent URL (alternateIdentifier).",
+                "descriptionType": "TechnicalInfo",
+            }
+        )
+        return
+    found = doi(citable.prefix, study.id, citable.version)
+    attributes |= {"doi": found, "prefix": citable.prefix, "suffix": found.split("/", 1)[1]}
+    related = attributes.setdefault("relatedIdentifiers", [])
+    if citable.version is None:
+        related += [
+            {"relatedIdentifier": doi(citable.prefix, study.id, n), "relatedIdentifierType": "DOI",
+             "relationType": "HasVersion"}
+            for n in citable.published
+        ]  # fmt: skip
+    else:
+        related.append(
+            {"relatedIdentifier": doi(citable.prefix, study.id), "relatedIdentifierType": "DOI",
+             "relationType": "IsVersionOf"}
+        )  # fmt: skip
 
 
 def _subject(scheme: str, term_set: str, ref: TermRef) -> dict[str, Any]:

@@ -122,6 +122,8 @@ def datacite_xml(attributes: dict[str, Any]) -> ET.Element:
 
     resource = ET.Element(f"{{{DATACITE}}}resource")
     resource.set(f"{{{XSI}}}schemaLocation", f"{DATACITE} {FORMATS['datacite'][1]}")
+    if attributes.get("doi"):
+        sub(resource, "identifier", attributes["doi"], identifierType="DOI")
     creators = sub(resource, "creators")
     for creator in attributes["creators"]:
         node = sub(creators, "creator")
@@ -167,6 +169,10 @@ def datacite_xml(attributes: dict[str, Any]) -> ET.Element:
     listed(
         "alternateIdentifiers", "alternateIdentifier", "alternateIdentifier", always=True,
         alternateIdentifierType="alternateIdentifierType",
+    )  # fmt: skip
+    listed(
+        "relatedIdentifiers", "relatedIdentifier", "relatedIdentifier",
+        relatedIdentifierType="relatedIdentifierType", relationType="relationType",
     )  # fmt: skip
     if attributes.get("version"):
         sub(resource, "version", attributes["version"])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fairimage.model.discovery import exports, oai
+from fairimage.model.discovery.exports import Citable
 from fairimage.model.discovery.jsonld import Links
 from fairimage.model.errors import ConflictError, InvalidInputError
 from fairimage.model.governance.policy import Principal
@@ -33,8 +34,10 @@ def export(
     target: Path,
     base: str,
     copy_images: bool = False,
+    version: int | None = None,
 ) -> Path:
-    """Write the export ``kind`` of ``study`` to ``target`` (a ``.zip`` for a zipped RO-Crate)."""
+    """Write the export ``kind`` of ``study`` to ``target`` (a ``.zip`` for a zipped RO-Crate); DataCite's
+    for one published ``version`` (with its own DOI) where given, else for the study (its concept DOI)."""
     if kind not in KINDS:
         raise InvalidInputError(f"--as {kind}: use one of {', '.join(KINDS)}")
     if target.exists() and (target.is_file() or any(target.iterdir())):
@@ -46,8 +49,11 @@ def export(
         return _write_json(target, rembi.dump())
     latest = versions.get_version(repository, principal, record.id, None) if record.may_read else None
     if kind in ("datacite", "datacite-xml"):
-        year = (latest.published_at or latest.created_at).year if latest else record.created_at.year
-        attributes = exports.datacite(record, rembi, links, year, latest.number if latest else None)
+        citable = _citable(repository, principal, record.id, version, record.may_read)
+        cited = versions.get_version(repository, principal, record.id, version) if version else latest
+        year = (cited.published_at or cited.created_at).year if cited else record.created_at.year
+        number = cited.number if cited else None
+        attributes = exports.datacite(record, rembi, links, year, number, citable)
         if kind == "datacite":
             return _write_json(target, attributes)
         target.write_bytes(oai.to_bytes(oai.datacite_xml(attributes)))
@@ -74,6 +80,21 @@ def export(
         else:
             shutil.copytree(crate, target, dirs_exist_ok=True)
     return target
+
+
+def _citable(
+    repository: Repository, principal: Principal, study_id: str, version: int | None, readable: bool
+) -> Citable:
+    """What the DataCite record is for; a restricted study's record, for one who may not read it, names
+    none of its versions."""
+    found = versions.list_versions(repository, principal, study_id) if readable else []
+    published = tuple(v.number for v in found if v.published_at is not None)
+    if version is not None and version not in published:
+        raise InvalidInputError(
+            f"--version {version}: not a published version of the study; publish it first (fairimage "
+            "publish STUDY --version N): only a published version never changes, and so gets a DOI"
+        )
+    return Citable(repository.settings.doi_prefix, tuple(sorted(published)), version)
 
 
 def _copy_image(repository: Repository, image_id: str, crate: Path) -> str:
