@@ -1,8 +1,9 @@
 """The viewers in a real browser: Debian's Chromium driven by Playwright, headless, against a real server.
 
 viv must draw the z-stack (not a blank canvas), redraw when a channel is switched off and when the z
-slider moves (by keyboard), OpenSeadragon must load rendered tiles, a browser without WebGL2 must fall
-back to OpenSeadragon, and no request may leave 127.0.0.1. Screenshots are kept in test-artifacts/."""
+slider moves (by keyboard), draw a label over the image where its objects are when it is switched on,
+OpenSeadragon must load rendered tiles, a browser without WebGL2 must fall back to OpenSeadragon, and no
+request may leave 127.0.0.1. Screenshots are kept in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
 from fairimage.model.governance.policy import operator
+from fairimage.model.labels import MadeBy
 from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.labels.labels import add_label
 from fairimage.services.plates.ingest import PlateRequest, ingest_plate
 from fairimage.services.qc.plates import run_plate_qc
 from fairimage.services.repository import init_repository
@@ -54,7 +59,26 @@ class Site:
     plane: str
     plate: str = ""
     dense_plate: str = ""  # a 1536-well plate with rows A and C imaged
+    labelled: str = ""  # a dark image with the label "nuclei": object 1 over LABELLED_SQUARE
     requests: list[str] = field(default_factory=list)
+
+
+LABELLED_SHAPE = (200, 320)
+LABELLED_SQUARE = (slice(50, 130), slice(80, 180))  # rows, columns of object 1 of the label "nuclei"
+
+
+def _labelled_image(root: Path) -> tuple[Path, Path, Path]:
+    """A black two-channel image (one bright corner, so the contrast window is not empty), a label with
+    object 1 on a dark square and object 2 beside it, and a model's foreground mask."""
+    image = np.zeros((2, *LABELLED_SHAPE), np.uint16)
+    image[:, -10:, -10:] = 4000
+    nuclei = np.zeros(LABELLED_SHAPE, np.uint16)
+    nuclei[LABELLED_SQUARE] = 1
+    nuclei[140:180, 220:300] = 2
+    samples.ome_tiff(root / "dark.ome.tif", image, axes="CYX", Channel={"Name": ["DNA", "Actin"]})
+    tifffile.imwrite(root / "nuclei.tif", nuclei)
+    samples.png(root / "foreground.png", (nuclei > 0).astype(np.uint8))
+    return root / "dark.ome.tif", root / "nuclei.tif", root / "foreground.png"
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +118,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     dense_folder = plate_samples.imagexpress(root / "Screen1536", dense_wells, fields=1, channels=1)
     dense = ingest_plate(repository, PlateRequest(dense_folder, "browser", platemap=dense_map, wells=1536))
     assert dense.status == "ingested", dense.error
+    dark, nuclei, foreground = _labelled_image(root)
+    (labelled,) = ingest_paths(repository, [dark], study="browser")
+    curator = operator("browser-test")
+    add_label(repository, curator, labelled.images[0], nuclei, "nuclei", MadeBy("person", "Ada Lovelace"))
+    add_label(repository, curator, labelled.images[0], foreground, "cells", MadeBy("model", "cellpose@3"))
     repository.close()
     with LiveServer(settings) as server:
-        yield Site(server.url, ids[0], ids[1], plate.plate_id or "", dense.plate_id or "")
+        yield Site(server.url, ids[0], ids[1], plate.plate_id or "", dense.plate_id or "", labelled.images[0])
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +226,57 @@ def test_viv_reads_only_visible_chunks_of_the_level_that_matches_the_zoom(page: 
     zoomed = _chunk_levels(site.requests)
     assert 0 < zoomed.get("0", 0) <= 15, f"zoomed in, expected the visible level-0 chunks only: {zoomed}"
     _viewer_pixels(page, "viv-zoomed-plane")
+
+
+def _on_screen(pixels: np.ndarray, region: tuple[slice, slice], inset: int = 4) -> tuple[slice, slice]:
+    """Where an image region of the labelled image is in a screenshot of the viewer as it opens: fitted to the
+    frame and centred (a few pixels inside, away from edges the sampling may blur)."""
+    frame = pixels.shape[:2]
+    scale = min(frame[0] / LABELLED_SHAPE[0], frame[1] / LABELLED_SHAPE[1])
+
+    def span(part: slice, size: int, screen: int) -> slice:
+        start, stop = (screen / 2 + (edge - size / 2) * scale for edge in (part.start, part.stop))
+        return slice(round(start) + inset, round(stop) - inset)
+
+    rows, columns = region
+    return span(rows, LABELLED_SHAPE[0], frame[0]), span(columns, LABELLED_SHAPE[1], frame[1])
+
+
+def test_a_label_switched_on_is_drawn_over_its_objects_in_its_colours(page: Any, site: Site) -> None:
+    """Off by default (nothing of it read); on, object 1's place takes its image-label colour at the chosen
+    opacity while the background stays as it was; off again, the image is as before."""
+    served = httpx.get(f"{site.url}/zarr/{site.labelled}.ome.zarr/labels/nuclei/zarr.json").json()
+    colours = served["attributes"]["ome"]["image-label"]["colors"]
+    first = np.array(next(c["rgba"] for c in colours if c["label-value"] == 1)[:3])
+    page.goto(f"{site.url}/images/{site.labelled}")
+    page.wait_for_selector('#viewer[data-viewer="viv"][data-tiles-loaded]', timeout=30_000)
+    toggle = page.get_by_label("nuclei", exact=True)
+    assert not toggle.is_checked() and not [url for url in site.requests if "/labels/" in url]
+    page.wait_for_timeout(300)
+    off = _viewer_pixels(page, "label-off")
+    square, background = _on_screen(off, LABELLED_SQUARE), _on_screen(off, (slice(5, 40), slice(10, 60)))
+    assert off[square].max() < 40, "the image under the label should be dark"
+
+    toggle.check()
+    page.wait_for_selector("#viewer[data-label-tiles-loaded]", timeout=10_000)
+    on = _wait_for_change(page, off, "label-on")
+    alpha = 0.5 ** (1 / 2.2)  # 50 % by default; deck.gl applies a layer's opacity gamma-corrected
+    half = alpha * first + (1 - alpha) * off[square].mean(axis=(0, 1))
+    drawn = on[square].mean(axis=(0, 1))
+    assert np.abs(drawn - half).max() < 25, (drawn, half)
+    assert np.abs(on[background] - off[background]).mean() < 2, "id 0 must stay transparent"
+    assert "labels=nuclei" in page.url and "label_opacity=50" in page.url
+
+    page.locator("#label-opacity").fill("100")
+    opaque = _wait_for_change(page, on, "label-opaque")
+    drawn = opaque[square].mean(axis=(0, 1))
+    assert np.abs(drawn - first).max() < 25, (drawn, first)
+
+    toggle.uncheck()
+    again = _wait_for_change(page, opaque, "label-off-again")
+    assert np.abs(again[square] - off[square]).mean() < 2, "switched off, the label is still drawn"
+    read = [url for url in site.requests if "/labels/" in url]
+    assert read and all("/labels/nuclei/" in url for url in read), read  # only the label switched on
 
 
 def test_openseadragon_loads_rendered_tiles(page: Any, site: Site) -> None:
@@ -340,7 +420,8 @@ def test_pages_have_no_console_errors(page: Any, site: Site) -> None:
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
-    for path in ("/", f"/images/{site.stack}", f"/images/{site.stack}?viewer=deepzoom", "/login"):
+    labelled = f"/images/{site.labelled}?labels=nuclei"
+    for path in ("/", f"/images/{site.stack}", f"/images/{site.stack}?viewer=deepzoom", labelled, "/login"):
         response = page.goto(site.url + path)
         page.wait_for_load_state("networkidle")
         policy = response.headers["content-security-policy"]

@@ -1,5 +1,5 @@
-"""The web pages as a browser receives them: home, study, image, 404 and the empty repository; every
-address they load is on this server."""
+"""The web pages as a browser receives them: home, study, image (with its labels), 404 and the empty
+repository; every address they load is on this server."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from fairimage.model.governance.policy import operator
+from fairimage.model.labels import MadeBy
 from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.labels.labels import add_label
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests import samples
@@ -47,6 +51,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     repository = init_repository(settings)
     (first,) = ingest_paths(repository, [stack], study="Mitosis screen")
     (second,) = ingest_paths(repository, [rgb], study="Mitosis screen")
+    nuclei = np.zeros((3, 64, 80), np.uint16)
+    nuclei[:, 10:30, 20:40] = 1
+    mask = samples.ome_tiff(root / "nuclei.ome.tif", nuclei, axes="ZYX")
+    curator = operator("web-test")
+    add_label(repository, curator, first.images[0], mask, "nuclei", MadeBy("person", "Ada Lovelace"))
+    add_label(repository, curator, first.images[0], mask, "cells", MadeBy("model", "cellpose@3"))
     repository.close()
     with LiveServer(settings) as server:
         study = httpx.get(f"{server.url}/api/studies").json()[0]["id"]
@@ -106,6 +116,22 @@ def test_submitted_display_form_is_kept_and_rendered_without_javascript(site: Si
     picture = httpx.get(site.url + noscript.group(1).replace("&amp;", "&"))
     assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
     assert "c=1" in noscript.group(1) and "FF00FF" in noscript.group(1) and "z=2" in noscript.group(1)
+
+
+def test_the_image_page_lists_its_labels_and_keeps_the_ones_shown_without_javascript(site: Site) -> None:
+    """Each label with who made it (a model's marked AI-generated); none shown unless the address names it."""
+    page = site.get(f"/images/{site.stack}").text
+    assert "<legend>Labels</legend>" in page and "annotated by Ada Lovelace" in page
+    assert re.search(r'<span class="ai-mark"[^>]*>AI-generated</span> by the model cellpose@3', page)
+    assert not re.search(r'name="labels" value="\w+"\s*checked', page)
+    assert 'name="label_opacity" min="0" max="100" step="5" value="50"' in page
+    chosen = site.get(f"/images/{site.stack}?labels=cells&labels=nope&label_opacity=70").text
+    assert re.search(r'name="labels" value="cells"\s*checked', chosen)
+    assert not re.search(r'name="labels" value="nuclei"\s*checked', chosen)
+    assert 'step="5" value="70"' in chosen
+    tiles = site.get(f"/images/{site.stack}?viewer=deepzoom&labels=nuclei").text
+    assert 'href="?viewer=viv&amp;labels=nuclei">multichannel viewer</a> draws the labels' in tiles
+    assert "<legend>Labels</legend>" not in site.get(f"/images/{site.rgb}").text  # an image without any
 
 
 def test_pages_load_nothing_from_other_hosts(site: Site) -> None:

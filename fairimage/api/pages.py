@@ -1,10 +1,12 @@
 """The web pages: home, study and image (with the viewer), rendered on the server with Jinja2.
 
 Everything but the viewer works without JavaScript: the image page's display form is a plain GET form,
-and a <noscript> picture rendered by the server shows its settings."""
+and a <noscript> picture rendered by the server shows its settings. The same form lists the image's labels;
+the multichannel viewer draws those switched on over the image."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -16,7 +18,7 @@ from starlette.datastructures import QueryParams
 
 from fairimage import __version__, ontology, web
 from fairimage.api.deps import PrincipalDep, RepositoryDep, signed_in
-from fairimage.api.schemas import ImageOut
+from fairimage.api.schemas import ImageOut, LabelOut
 from fairimage.api.security import VIEWER_POLICY
 from fairimage.api.versions import VersionNumber
 from fairimage.model.governance.policy import Principal
@@ -26,6 +28,7 @@ from fairimage.services.curation import study_metadata
 from fairimage.services.discovery import images as image_service
 from fairimage.services.discovery import linked_data
 from fairimage.services.governance import versions
+from fairimage.services.labels import labels as label_service
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.qc import plates as qc
 from fairimage.services.repository import Repository
@@ -152,8 +155,12 @@ def image_page(
     if viewer not in ("viv", "deepzoom"):
         viewer = "deepzoom" if _flat_picture(image) else "viv"
     base = str(request.base_url).rstrip("/")
+    found = label_service.list_labels(repository, principal, image.id)
+    labels = [LabelOut.of(label, str(request.base_url)) for label in found]
     context = {
         "image": out,
+        "labels": labels,
+        "overlays": overlay_settings(labels, request.query_params),
         "jsonld": linked_data.image_object(repository, principal, image.id, str(request.base_url)),
         "viewer": viewer,
         # A page whose viewer script would 404 says so and shows the server's picture instead.
@@ -172,6 +179,7 @@ def image_page(
                 {"label": c.label, "color": c.color, "start": c.start, "end": c.end}
                 for c in settings.channels
             ],
+            "labels": [{"name": label.name, "ome_zarr_url": label.ome_zarr_url} for label in labels],
         },
     }
     response = templates.TemplateResponse(request, "image.html", context)
@@ -249,6 +257,26 @@ def form_settings(image: Image, query: QueryParams) -> FormSettings:
         z_count=z_count,
         t_count=t_count,
     )
+
+
+DEFAULT_LABEL_OPACITY = 50  # percent: the objects' colours and the pixels under them both show
+
+
+@dataclass(frozen=True)
+class OverlaySettings:
+    """Which labels the viewer draws over the image, and how opaque (percent)."""
+
+    shown: frozenset[str]
+    opacity: int
+
+
+def overlay_settings(labels: Sequence[LabelOut], query: QueryParams) -> OverlaySettings:
+    """Fields ``labels`` (repeated, or names joined by commas) and ``label_opacity``. None is shown unless
+    named, since an overlay hides the pixels under it; a name the image has no label of is ignored."""
+    names = {label.name for label in labels}
+    asked = {name for value in query.getlist("labels") for name in value.split(",")}
+    opacity = _number(query.get("label_opacity"), DEFAULT_LABEL_OPACITY)
+    return OverlaySettings(shown=frozenset(asked & names), opacity=round(min(100.0, max(0.0, opacity))))
 
 
 def snippets(url: str) -> list[dict[str, str]]:

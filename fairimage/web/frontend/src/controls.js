@@ -20,6 +20,13 @@ export function readSettings(form, image) {
   return { channels, z, t };
 }
 
+// The label overlays the form asks for: the names switched on, and their opacity (0-1).
+export function readOverlays(form) {
+  const shown = [...form.querySelectorAll('[name="labels"]:checked')].map((box) => box.value);
+  const percent = Number(form.querySelector('[name="label_opacity"]')?.value ?? 50);
+  return { shown, opacity: Math.min(100, Math.max(0, Number.isFinite(percent) ? percent : 50)) / 100 };
+}
+
 // The render API's query for these settings: c=0,2&colors=FF0000,00FF00&window=0:100,5:900&z=3&t=0
 export function renderQuery(settings) {
   const shown = settings.channels.filter((channel) => channel.visible);
@@ -39,7 +46,15 @@ export function hexToRgb(hex) {
   return [(value >> 16) & 255, (value >> 8) & 255, value & 255];
 }
 
-// Calls `onChange` on every edit, at most once per animation frame; shows the slider values.
+// Keeps the address saying what the form shows, in the words the form itself sends without JavaScript
+// (c=0&color0=...&labels=nuclei&label_opacity=50), so a reload or a shared link opens the same view.
+function rememberInAddress(form) {
+  const query = new URLSearchParams(new FormData(form)).toString();
+  history.replaceState(history.state, '', `${location.pathname}?${query}${location.hash}`);
+}
+
+// Calls `onChange` on every edit, at most once per animation frame; shows the slider values and keeps
+// them in the address.
 export function watchForm(form, onChange) {
   let pending = false;
   const changed = () => {
@@ -51,6 +66,7 @@ export function watchForm(form, onChange) {
     pending = true;
     requestAnimationFrame(() => {
       pending = false;
+      rememberInAddress(form);
       onChange();
     });
   };

@@ -1,14 +1,16 @@
 // The multichannel viewer: viv reads the image's OME-Zarr from this server (only the visible tiles of the
 // pyramid level that matches the zoom) and composes the channels on the GPU. Channel toggles, colours,
-// contrast limits and the z / t sliders come from the server-rendered form. Without WebGL2, or for an
-// image viv cannot read, the page falls back to OpenSeadragon over rendered tiles.
+// contrast limits and the z / t sliders come from the server-rendered form, and so do the label overlays
+// (labels.js) drawn over the image. Without WebGL2, or for an image viv cannot read, the page falls back
+// to OpenSeadragon over rendered tiles.
 import { Deck, OrthographicView } from '@deck.gl/core';
 import { ColorPaletteExtension } from '@vivjs/extensions';
 import { MultiscaleImageLayer } from '@vivjs/layers';
 import { loadOmeZarrFromStore } from '@vivjs/loaders';
 import FetchStore from '@zarrita/storage/fetch';
-import { hexToRgb, readImageData, readSettings, setStatus, watchForm } from './controls.js';
+import { hexToRgb, readImageData, readOverlays, readSettings, setStatus, watchForm } from './controls.js';
 import { startDeepZoom } from './deepzoom.js';
+import { LabelOverlays } from './labels.js';
 
 const MAX_CHANNELS = 6; // what viv's shaders compose at once
 const FIRST_DRAW_MS = 15000; // a WebGL that draws nothing in this long is not working: show rendered tiles
@@ -38,17 +40,32 @@ function hasWebGL2() {
   }
 }
 
-function layerProps(settings, labels) {
-  const channels = settings.channels.slice(0, MAX_CHANNELS);
-  const selection = (index) => {
-    const chosen = {};
-    if (labels.includes('c')) chosen.c = index;
-    if (labels.includes('z')) chosen.z = settings.z;
-    if (labels.includes('t')) chosen.t = settings.t;
-    return chosen;
+// Returns its argument, or the equal value it returned last time. viv reads every tile again when
+// `selections` is a new array, even an equal one: keeping the old one while the planes shown stay the same
+// lets a colour, contrast or label change redraw without reading anything.
+function keepingEqual() {
+  let kept = { key: undefined, value: undefined };
+  return (value) => {
+    const key = JSON.stringify(value);
+    if (key !== kept.key) kept = { key, value };
+    return kept.value;
   };
+}
+
+function selectionsOf(channels, settings, axes) {
+  return channels.map((channel) => {
+    const chosen = {};
+    if (axes.includes('c')) chosen.c = channel.index;
+    if (axes.includes('z')) chosen.z = settings.z;
+    if (axes.includes('t')) chosen.t = settings.t;
+    return chosen;
+  });
+}
+
+function layerProps(settings, axes, sameSelections) {
+  const channels = settings.channels.slice(0, MAX_CHANNELS);
   return {
-    selections: channels.map((channel) => selection(channel.index)),
+    selections: sameSelections(selectionsOf(channels, settings, axes)),
     colors: channels.map((channel) => hexToRgb(channel.color)),
     contrastLimits: channels.map((channel) => [channel.start, channel.end]),
     channelsVisible: channels.map((channel) => channel.visible),
@@ -75,7 +92,7 @@ function drawScaleBar(bar, zoom, pixelSize) {
 async function startViv(container, image, form, fallBack) {
   setStatus('Loading the OME-Zarr pyramid…');
   const { data } = await loadOmeZarrFromStore(new ZarrV3Store(image.ome_zarr_url));
-  const labels = data[0].labels;
+  const axes = data[0].labels; // viv's name for the axis names, not OME-NGFF labels
   const [height, width] = data[0].shape.slice(-2);
   const canvasHolder = container.querySelector('.viewer-canvas') ?? container;
   const box = canvasHolder.getBoundingClientRect();
@@ -94,7 +111,8 @@ async function startViv(container, image, form, fallBack) {
   };
 
   const extensions = [new ColorPaletteExtension()];
-  const makeLayer = () =>
+  const sameSelections = keepingEqual();
+  const makeLayer = (settings) =>
     new MultiscaleImageLayer({
       id: 'image',
       loader: data,
@@ -106,14 +124,34 @@ async function startViv(container, image, form, fallBack) {
         container.dataset.tilesLoaded = String(tilesLoaded);
         setStatus('');
       },
-      ...layerProps(readSettings(form, image), labels),
+      ...layerProps(settings, axes, sameSelections),
     });
+
+  let labelTilesLoaded = 0;
+  const overlays = new LabelOverlays(image.labels ?? [], {
+    storeFor: (url) => new ZarrV3Store(url),
+    onOpen: () => redraw(),
+    onLoad: () => {
+      if (stopped) return;
+      labelTilesLoaded += 1;
+      container.dataset.labelTilesLoaded = String(labelTilesLoaded);
+    },
+    onError: (message) => setStatus(message),
+  });
+  const layers = () => {
+    const settings = readSettings(form, image);
+    return [makeLayer(settings), ...overlays.layers(settings, readOverlays(form))];
+  };
+  // Called on every edit of the form, and when a label switched on has been opened (after `deck` exists).
+  const redraw = () => {
+    if (!stopped) deck.setProps({ layers: layers() });
+  };
 
   const deck = new Deck({
     parent: canvasHolder,
     views: [new OrthographicView({ id: 'ortho', controller: { keyboard: true, doubleClickZoom: true } })],
     viewState,
-    layers: [makeLayer()],
+    layers: layers(),
     onViewStateChange: ({ viewState: next }) => {
       viewState = next;
       deck.setProps({ viewState });
@@ -139,9 +177,7 @@ async function startViv(container, image, form, fallBack) {
     canvas.setAttribute('aria-label', `${image.name}; drag to pan, scroll or + / - to zoom, arrow keys to move`);
   }
   drawScaleBar(bar, viewState.zoom, pixelSize);
-  watchForm(form, () => {
-    if (!stopped) deck.setProps({ layers: [makeLayer()] });
-  });
+  watchForm(form, redraw);
 
   const zoomBy = (delta) => {
     if (stopped) return;
