@@ -99,6 +99,10 @@ def test_planted_defects_are_found_and_nothing_clean_is_flagged(tmp_path: Path) 
         assert page.status_code == 200
         assert page.text.count("data:image/png;base64,") >= 2 * 3 + 2  # heatmaps, controls, focus
         assert f"{BLURRED} field 1 · w1: blurred" in page.text
+        with pytest.MonkeyPatch.context() as patch:  # the report's plots are drawn once, then kept
+            patch.setattr("fairimage.web.charts.plate_heatmaps", _never_drawn)
+            again = httpx.get(f"{server.url}/plates/{plate_id}/qc")
+        assert again.status_code == 200 and again.text.count("base64,") == page.text.count("base64,")
         assert httpx.get(f"{server.url}/api/plates/{plate_id}/qc.csv").text.startswith("image,well,field")
         parquet = httpx.get(f"{server.url}/api/plates/{plate_id}/qc.parquet")
         measures = pq.read_table(io.BytesIO(parquet.content))
@@ -217,3 +221,7 @@ def test_a_study_sets_its_own_thresholds_and_its_plates_are_judged_by_them(tmp_p
     run_cli("study", "qc-thresholds", "Screen", "--reset", "--repo", repo, check=True)
     again = json.loads(run_cli("qc", plate_id, "--json", "--repo", repo, check=True).stdout)
     assert any("saturated" in f["flags"] for f in again["fields"] if f["well"] == SATURATED)
+
+
+def _never_drawn(*_: object) -> list[tuple[str, str]]:
+    raise AssertionError("a kept report's plots were drawn again")

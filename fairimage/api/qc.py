@@ -15,6 +15,7 @@ from fairimage.api.deps import JobsDep, PrincipalDep, RepositoryDep
 from fairimage.api.jobs import accepted
 from fairimage.api.pages import templates
 from fairimage.api.schemas import RequestBody
+from fairimage.ngff.reader import Lru
 from fairimage.services.jobs import JobProgress
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.qc import datasets, thresholds
@@ -22,6 +23,14 @@ from fairimage.services.qc import plates as qc
 from fairimage.web import charts
 
 router = APIRouter(tags=["quality control"])
+# A report never changes (a new QC run is a new report), so its plots are drawn once per report and platemap
+# and kept: matplotlib takes a second or more for a plate's, far more than the page itself.
+_PLOTS = Lru(
+    capacity=32 << 20,
+    size=lambda plots: (
+        sum(len(p) for _, p in plots["heatmaps"]) + len(plots["focus"]) + len(plots["controls"])
+    ),
+)
 
 
 class QcRunIn(RequestBody):
@@ -165,12 +174,14 @@ def report_page(
     report = qc.latest_report(repository, principal, plate_id)
     controls = {f"{well.row}{well.column}": well.control for well in plate.wells if well.control}
     flagged = [field for field in report["fields"] if field["flags"] or field["outliers"]]
-    context = {
-        "plate": plate,
-        "report": report,
-        "heatmaps": charts.plate_heatmaps(report, list(plate.rows), list(plate.columns)),
-        "focus": charts.focus_distribution(report),
-        "controls": charts.control_readouts(report, controls),
-        "flagged": flagged,
-    }
+    key = (report["id"], tuple(sorted(controls.items())))
+    plots = _PLOTS.get(key)
+    if plots is None:
+        plots = {
+            "heatmaps": charts.plate_heatmaps(report, list(plate.rows), list(plate.columns)),
+            "focus": charts.focus_distribution(report),
+            "controls": charts.control_readouts(report, controls),
+        }
+        _PLOTS.put(key, plots)
+    context = {"plate": plate, "report": report, **plots, "flagged": flagged}
     return templates.TemplateResponse(request, "qc_report.html", context)
