@@ -198,6 +198,8 @@ def test_bad_consent_terms_are_a_clear_400(node: Node) -> None:
         assert "NPU is a data use modifier, not a permission" in response.json()["error"]["message"]
         terms = dora.get("/api/ontologies/duo/terms", params={"q": "profit"}).json()
         assert {term["shorthand"] for term in terms} == {"NPU", "NPUNCU"}
+        # a DUO term has what every bundled ontology's term has (/api/ontologies/{name}/terms), and more
+        assert all(term["parents"] and term["shorthand"] in term["synonyms"] for term in terms)
 
 
 def _signed_in_browser(node: Node, name: str) -> httpx.Client:

@@ -142,6 +142,7 @@ class FaultyS3:
         self.rule = rule
         self.requests = 0
         self.failed = 0
+        self.first_failed_at: float | None = None  # time.monotonic() of the first request it failed
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -160,6 +161,8 @@ class FaultyS3:
             self.requests += 1
             status = self.rule(self.requests, method, path)
             self.failed += status is not None
+            if status is not None and self.first_failed_at is None:
+                self.first_failed_at = time.monotonic()
             return status
 
     def _forward(
@@ -283,14 +286,15 @@ def test_an_s3_that_keeps_answering_503_fails_the_ingest_soon_in_one_line_and_pu
     source = samples.ome_tiff(tmp_path / "cells.ome.tif", samples.ramp((2, 300, 200), seed=7), axes="CYX")
     with _repository_behind(tmp_path, s3_endpoint, s3_bucket, outage()) as (repository, proxy):
         repo = repository.settings.repo
-        started = time.monotonic()
         failed = run_cli("ingest", "--repo", repo, source)
-        took = time.monotonic() - started
+        # from S3's first failure to the command's end (its start-up, however loaded the machine, is not
+        # what is measured: how long it keeps trying is)
+        took = time.monotonic() - (proxy.first_failed_at or 0.0)
         proxy.rule = lambda number, method, path: None  # S3 is back
         with closing(open_repository(load_settings(repo))) as reopened:  # as the next command does: cleans up
             listed = list_images(reopened, operator("test")).items
     assert failed.returncode == exit_code, failed.stdout + failed.stderr
-    assert took < 10, f"the ingest took {took:.1f} s to give up"
+    assert took < 8, f"the ingest took {took:.1f} s to give up after S3's first failure"
     lines = failed.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in failed.stderr, failed.stderr
     assert lines[0].startswith(says.format(source=source, bucket=s3_bucket)), lines[0]

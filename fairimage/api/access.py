@@ -66,12 +66,17 @@ class NoteIn(RequestBody):
 
 
 class TermOut(BaseModel):
+    """A DUO term: what every bundled ontology's term has (id, IRI, label, synonyms, parents) and DUO's own
+    shorthand, definition and kind, so a client reading /api/ontologies/{name}/terms reads this too."""
+
     id: str
     iri: str
     shorthand: str
     label: str
     definition: str
     kind: str
+    synonyms: list[str]
+    parents: list[str]
 
 
 @router.get("/api/ontologies/duo/terms", response_model=list[TermOut], summary="The bundled DUO terms")
@@ -85,6 +90,8 @@ def duo_terms(q: Annotated[str, Query(description="words of a label or a shortha
             label=term.label,
             definition=term.definition,
             kind=term.kind,
+            synonyms=[term.shorthand],
+            parents=[term.parent] if term.parent else [],
         )
         for term in ontology.duo().terms
         if all(word in f"{term.shorthand} {term.label} {term.id}".lower() for word in words)
