@@ -42,7 +42,14 @@ def test_an_image_a_model_made_is_marked_ai_generated_everywhere(tmp_path: Path)
         described = httpx.get(f"{server.url}/api/images/{generated}").json()
         assert described["ai_generated"] is True
         # "model": the registered model MODEL names, if any (tests/test_models.py links one)
-        assert described["generated"] == {"by": MODEL, "from_images": [source], "model": None}
+        # "source": who says so, --generated-by here ("c2pa": the file's own manifest, tests/test_c2pa.py)
+        assert described["generated"] == {
+            "by": MODEL,
+            "from_images": [source],
+            "model": None,
+            "source": "declared",
+            "unverified": None,
+        }
         assert httpx.get(f"{server.url}/api/images/{source}").json()["ai_generated"] is False
 
         def hits(**params: str) -> list[str]:

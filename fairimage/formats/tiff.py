@@ -113,8 +113,14 @@ def _series_sources(path: Path, tif: tifffile.TiffFile) -> Iterator[TiffSeriesSo
 
 def _check_page_chain(path: Path, tif: tifffile.TiffFile) -> None:
     """tifffile follows the chain of IFDs (one per page) without noticing a loop: an IFD that points back
-    to one before it makes endless pages. Walk the chain first, stopping where tifffile stops (a short
-    read, an offset past the end, an implausible tag count), and refuse a loop."""
+    to one before it makes endless pages. Walk the chain first, and refuse a loop."""
+    for _ in _ifd_chain(path, tif):
+        pass
+
+
+def _ifd_chain(path: Path, tif: tifffile.TiffFile) -> Iterator[tuple[int, int]]:
+    """Each IFD's offset and tag count, in the chain's order, stopping where tifffile stops (a short read, an
+    offset past the end, an implausible tag count); raises CorruptFileError on a loop."""
     fmt, fh = tif.tiff, tif.filehandle
     seen: set[int] = set()
     fh.seek(4 if fmt.version == 42 else 8)  # the first IFD's offset follows the header (TIFF 6.0, BigTIFF)
@@ -129,8 +135,28 @@ def _check_page_chain(path: Path, tif: tifffile.TiffFile) -> None:
         count = _unpack(fmt.tagnoformat, fh.read(fmt.tagnosize))
         if count > 4096:
             return
+        yield offset, count
         fh.seek(offset + fmt.tagnosize + count * fmt.tagsize)
         offset = _unpack(fmt.offsetformat, fh.read(fmt.offsetsize))
+
+
+def end_ifd_tags(path: Path) -> set[int]:
+    """The tag codes of a TIFF's first and last IFD, read from their entries without decoding any page:
+    where C2PA keeps its manifest store (tag 52545). Empty for a file tifffile cannot open."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            chain = list(_ifd_chain(path, tif))
+            if not chain:
+                return set()
+            fmt, fh, codes = tif.tiff, tif.filehandle, set()
+            for offset, count in {chain[0], chain[-1]}:
+                fh.seek(offset + fmt.tagnosize)
+                entries = fh.read(count * fmt.tagsize)
+                for start in range(0, len(entries) - 1, fmt.tagsize):  # each entry starts with its tag
+                    codes.add(struct.unpack_from(tif.byteorder + "H", entries, start)[0])
+            return codes
+    except (CorruptFileError, *_DAMAGED):
+        return set()
 
 
 def _unpack(fmt: str, data: bytes) -> int:

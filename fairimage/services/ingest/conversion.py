@@ -39,6 +39,7 @@ from fairimage.ngff.writer import (
 )
 from fairimage.services.discovery import search
 from fairimage.services.governance import audit
+from fairimage.services.ingest.credentials import file_mark
 from fairimage.services.ingest.runs import Run
 from fairimage.services.privacy import phi
 from fairimage.services.progress import Progress
@@ -324,6 +325,7 @@ def publish(
     """Move a file's staged images into place and record them in one transaction; undo the moves if it
     fails. Only the process holding the run does this."""
     fmt, staged = converted.format, converted.staged
+    generated, noted = file_mark(path, fmt, run.generated)  # what --generated-by or the file itself says
     file_id = new_id("file")
     moved: list[str] = []
     try:
@@ -353,7 +355,7 @@ def publish(
                 repository.store.move(
                     layout.staged_manifest_key(run.id, image.image_id), layout.manifest_key(image.image_id)
                 )
-                rows.append(image_row(image, index, study.id, file_id, run.id, run.generated))
+                rows.append(image_row(image, index, study.id, file_id, run.id, generated))
                 session.add(rows[-1])
             session.flush()
             study.quarantined = (study.quarantined or 0) + sum(1 for image in staged if image.quarantine)
@@ -377,7 +379,7 @@ def publish(
             repository.store.delete(layout.manifest_key(image_id))
         raise
     run.published(study.id)
-    warnings = [
+    warnings = noted + [
         f"{path}: {_where(finding['field'])} {finding['finding']}; publication waits for a steward"
         for finding in found
     ]
