@@ -47,6 +47,7 @@ def test_an_image_a_model_made_is_marked_ai_generated_everywhere(tmp_path: Path)
             "by": MODEL,
             "from_images": [source],
             "model": None,
+            "parameters": {},
             "source": "declared",
             "unverified": None,
         }

@@ -187,7 +187,9 @@ def test_a_file_whose_content_credentials_say_a_model_made_it_is_marked(ingested
         "edited.png": True,  # does not validate, but says a model made it
         "restored.png": True,
     }
-    mark = {"by": "Diffusion Microscopy@2.1", "from_images": [], "model": None, "source": "c2pa"}
+    mark = {
+        "by": "Diffusion Microscopy@2.1", "from_images": [], "model": None, "parameters": {}, "source": "c2pa"
+    }  # fmt: skip
     assert ingested.images["generated.png"]["generated"] == {**mark, "unverified": None}
     assert ingested.images["edited.png"]["generated"] == {
         **mark,
@@ -234,6 +236,7 @@ def test_generated_by_wins_over_what_the_file_declares(ingested: Ingested) -> No
         "by": "care@0.9",
         "from_images": [],
         "model": None,
+        "parameters": {},
         "source": "declared",
         "unverified": None,
     }

@@ -177,7 +177,7 @@ def test_a_models_output_is_linked_to_its_card(repository: Repository, tmp_path:
     (source,) = json.loads(run_cli("ingest", noisy, "--repo", repo, "--json", check=True).stdout)
     picture = samples.png(tmp_path / "denoised.png", np.full((16, 16), 9, np.uint8))
     run_cli("ingest", picture, "--generated-by", "Denoiser@3", "--generated-from", source["images"][0],
-            "--repo", repo, check=True)  # fmt: skip
+            "--generated-with", "sigma=1.5", "--repo", repo, check=True)  # fmt: skip
     with LiveServer(repository.settings) as server:
         (image,) = [i for i in httpx.get(f"{server.url}/api/images").json()["items"] if i["ai_generated"]]
         assert image["generated"]["model"] == model["id"]
@@ -191,6 +191,9 @@ def test_a_models_output_is_linked_to_its_card(repository: Repository, tmp_path:
     assert prov + "SoftwareAgent" in graph[agent]["@type"]
     (inference,) = [n for n in graph.values() if n.get(prov + "wasAssociatedWith") == [{"@id": agent}]]
     assert inference[prov + "used"] == [{"@id": f"{server.url}/pid/{source['images'][0]}"}]
+    (ran_with,) = inference["https://schema.org/additionalProperty"]  # what the model ran with
+    assert ran_with["https://schema.org/name"] == [{"@value": "sigma"}]
+    assert ran_with["https://schema.org/value"] == [{"@value": "1.5"}]
     attributed = graph[f"{server.url}/pid/{image['id']}"][prov + "wasAttributedTo"]
     assert {"@id": agent} in attributed
 

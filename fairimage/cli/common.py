@@ -60,11 +60,27 @@ GeneratedFromOption = Annotated[
 ]
 
 
-def generated_mark(by: str | None, sources: list[str] | None) -> Generated | None:
-    """The AI-generated mark --generated-by and --generated-from ask for, if any."""
-    if sources and by is None:
-        raise InvalidInputError("--generated-from: say which model made the files with --generated-by MODEL")
-    return Generated(by=by, from_images=tuple(sources or ())) if by else None
+GeneratedWithOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--generated-with", help="with --generated-by: a parameter the model ran with, KEY=VALUE (repeat it)"
+    ),
+]
+
+
+def generated_mark(
+    by: str | None, sources: list[str] | None, parameters: list[str] | None = None
+) -> Generated | None:
+    """The AI-generated mark --generated-by, --generated-from and --generated-with ask for, if any."""
+    if (sources or parameters) and by is None:
+        option = "--generated-from" if sources else "--generated-with"
+        raise InvalidInputError(f"{option}: say which model made the files with --generated-by MODEL")
+    pairs = [text.partition("=") for text in parameters or []]
+    bad = [key for key, sep, value in pairs if not sep or not key.strip()]
+    if bad:
+        raise InvalidInputError(f"--generated-with {bad[0]!r}: give KEY=VALUE, e.g. diameter=30")
+    chosen = {key.strip(): value.strip() for key, _, value in pairs}
+    return Generated(by=by, from_images=tuple(sources or ()), parameters=chosen) if by else None
 
 
 def linked_to_model(repository: Repository, generated: Generated | None) -> Generated | None:

@@ -12,6 +12,7 @@ from rich.table import Table
 from fairimage.cli.common import (
     GeneratedByOption,
     GeneratedFromOption,
+    GeneratedWithOption,
     JsonOption,
     RepoOption,
     _json,
@@ -87,10 +88,11 @@ def plate_ingest(
     scheduler: SchedulerOption = None,
     generated_by: GeneratedByOption = None,
     generated_from: GeneratedFromOption = None,
+    generated_with: GeneratedWithOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Convert plate folders to OME-NGFF plates and add them to the repository, each all or nothing."""
-    generated = generated_mark(generated_by, generated_from)
+    generated = generated_mark(generated_by, generated_from, generated_with)
     how = PlateRequest(Path(), study, pattern, platemap, name, wells, generated=generated)
     ingest_folders(folders, repo, how, as_json, workers, scheduler=scheduler)
 

@@ -52,6 +52,7 @@ class Generated(BaseModel):
     by: str  # the model: its PID, or name@version
     from_images: tuple[str, ...] = ()  # the images it was made from, by id
     model: str | None = None  # the registered model it names (model-…), whose card says how it was trained
+    parameters: dict[str, str] = {}  # what the model ran with (--generated-with diameter=30)
     # Who says so: "declared" at ingest, or "c2pa": the file's own C2PA manifest, whose action has a
     # digitalSourceType of algorithmic media (marks stored before this field existed were all declared).
     source: Literal["declared", "c2pa"] = "declared"

@@ -110,6 +110,11 @@ def _inference(
         "prov:wasAssociatedWith": {"@id": model_id},
         **({"prov:used": inputs} if inputs else {}),
     }
+    if generated.parameters:  # what the model ran with
+        activity["schema:additionalProperty"] = [
+            {"@type": "schema:PropertyValue", "schema:name": key, "schema:value": value}
+            for key, value in sorted(generated.parameters.items())
+        ]
     model = {
         "@id": model_id,
         "@type": ["prov:SoftwareAgent", "schema:SoftwareApplication"],
