@@ -118,12 +118,19 @@ def _check_new(session: Session, card: ModelCard) -> None:
 
 
 def _stage(repository: Repository, key: str, path: Path) -> dict[str, Any]:
+    """Store the file and check the stored copy against it, read back in pieces (weights can be large)."""
     data = path.read_bytes()
     repository.store.put(key, data)
-    stored = repository.store.read(key)
-    if stored != data:
+    sha256 = hashlib.sha256(data).hexdigest()
+    size = len(data)
+    del data
+    stored = hashlib.sha256()
+    with repository.store.open(key) as copy:
+        while piece := copy.read(1 << 20):
+            stored.update(piece)
+    if stored.hexdigest() != sha256:
         raise InvalidInputError(f"{path}: the stored copy differs from the file; try again")
-    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return {"size": size, "sha256": sha256}
 
 
 def _publish(
