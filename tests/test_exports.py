@@ -175,3 +175,7 @@ def test_datacite_records_carry_dois_of_the_study_and_its_published_versions(tmp
     refused = run_cli("export", "HeLa", "--as", "datacite", "--version", draft, "--to", tmp_path / "d.json",
                       "--repo", repo)  # fmt: skip
     assert refused.returncode == 2 and f"--version {draft}: not a published version" in refused.stderr
+    with LiveServer(load_settings(repo)) as server:  # the version's page shows its DOI and cites by it
+        page = httpx.get(f"{server.url}/studies/{study}/versions/{number}").text
+    assert f'<a href="https://doi.org/{published["doi"]}">' in page
+    assert f"https://doi.org/{published['doi']}" in page.split('class="citation">')[1]

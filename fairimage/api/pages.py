@@ -21,6 +21,7 @@ from fairimage.api.deps import PrincipalDep, RepositoryDep, signed_in
 from fairimage.api.schemas import ImageOut, LabelOut
 from fairimage.api.security import VIEWER_POLICY
 from fairimage.api.versions import VersionNumber
+from fairimage.model.discovery import exports
 from fairimage.model.governance.policy import Principal
 from fairimage.model.study import Image
 from fairimage.model.viewing.render import default_plane, image_size, is_rgb
@@ -101,7 +102,16 @@ def version_page(
     changes = versions.diff(repository, principal, study_id, number - 1, number) if number > 1 else None
     pid = str(request.url_for("resolve_pid", pid=version.id))
     # "release", as "version" is the template global holding fairimage's version
-    context = {"release": version, "changes": changes, "pid_url": pid, "citation": version.citation(pid)}
+    prefix = repository.settings.doi_prefix
+    doi = exports.doi(prefix, version.study_id, version.number) if prefix and version.published_at else None
+    cited = f"https://doi.org/{doi}" if doi else pid
+    context = {
+        "release": version,
+        "changes": changes,
+        "pid_url": pid,
+        "doi": doi,
+        "citation": version.citation(cited),
+    }
     return templates.TemplateResponse(request, "version.html", context)
 
 
