@@ -238,3 +238,20 @@ def test_a_region_put_together_from_cached_chunks_is_the_region(
         assembled = read_region(array, axes, channels, z, t, rows, columns, chunks=(cache, "level"))
         assert [a.shape for a in assembled] == [p.shape for p in plain]
         assert all(np.array_equal(a, p) for a, p in zip(assembled, plain, strict=True))
+
+
+def test_channels_a_file_leaves_uncoloured_take_their_fluorophores_colour() -> None:
+    from fairimage.model.image import default_channels, fluorophore_colour
+
+    expected = {
+        "DAPI": "0000FF", "Hoechst 33342": "0000FF", "EGFP": "00FF00", "WGA-488": "00FF00", "AF488": "00FF00",
+        "FITC": "00FF00", "mCherry-spots": "FF0000", "Cy3": "FF0000", "561 nm": "FF0000", "TRITC": "FF0000",
+        "Alexa Fluor 647": "FF00FF", "Cy5": "FF00FF", "far red": "FF00FF", "YFP": "FFFF00", "CFP": "00FFFF",
+        "Channel 0": None, "w1": None, "brightfield": None, "reduced": None, "Channel 4880": None, "488nm": "00FF00",
+    }  # fmt: skip
+    assert {name: fluorophore_colour(name) for name in expected} == expected
+    # named ones take their colour; the others the palette's colours left, in order
+    colours = [c.color for c in default_channels(4, ["mCherry", "w2", "DAPI", "w4"])]
+    assert colours == ["FF0000", "00FF00", "0000FF", "FF00FF"]
+    assert [c.color for c in default_channels(3)] == ["FF0000", "00FF00", "0000FF"]  # unnamed: RGB
+    assert [c.color for c in default_channels(1, ["DAPI"])] == ["FFFFFF"]  # one channel alone: grey

@@ -4,6 +4,7 @@ and the pure arithmetic of its stored layout (chunks and pyramid levels)."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Literal
 
 import numpy as np
@@ -86,13 +87,51 @@ def make_axes(names: str, units: dict[str, str | None] | None = None) -> tuple[A
     )
 
 
+# The colour microscopists expect of a channel named by its dye, fluorescent protein or laser line: its
+# names (regular expressions, matched as whole words) and its wavelengths in nm. First match wins, so far
+# red comes before red.
+_FLUOROPHORES: tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...] = (
+    ("FF00FF", (r"far[ -]?red", r"cy5(\.5)?", "cy7", "draq5", r"(alexa ?(fluor)? ?|af)(633|647|680|750)"),
+     (633, 640, 647, 650, 670, 680, 750)),
+    ("0000FF", ("dapi", "hoechst", "bfp", r"(alexa ?(fluor)? ?|af)405", "blue"), (405,)),
+    ("00FFFF", ("e?cfp", "cerulean", "turquoise", "cyan"), ()),
+    ("FFFF00", ("e?yfp", "venus", "citrine", "yellow"), ()),
+    ("00FF00", ("e?gfp", "fitc", "cy2", "calcein", "fluo-?[348]", "mneongreen", r"(alexa ?(fluor)? ?|af)488",
+                "green"), (488, 510, 520, 525)),
+    ("FF0000", ("mcherry", "m?rfp", "tdtomato", "dsred", "mscarlet", "tritc", r"cy3(\.5)?", "texas ?red",
+                "propidium", r"(alexa ?(fluor)? ?|af)(546|555|568|594)", "red"),
+     (543, 546, 555, 561, 568, 594, 610)),
+)  # fmt: skip
+
+
+def _fluorophore_pattern(names: tuple[str, ...], wavelengths: tuple[int, ...]) -> re.Pattern[str]:
+    words = rf"(?<![a-z])({'|'.join(names)})(?![a-z])"
+    numbers = rf"|(?<!\d)({'|'.join(map(str, wavelengths))})(?!\d)" if wavelengths else ""
+    return re.compile(words + numbers)
+
+
+_FLUOROPHORE_RE = tuple((colour, _fluorophore_pattern(names, nm)) for colour, names, nm in _FLUOROPHORES)
+
+
+def fluorophore_colour(label: str) -> str | None:
+    """The conventional colour of a channel its name says the dye or protein of: DAPI blue, GFP or
+    Alexa 488 green, mCherry red, Cy5 magenta...; None for a name that says none."""
+    text = label.lower()
+    return next((colour for colour, pattern in _FLUOROPHORE_RE if pattern.search(text)), None)
+
+
 def default_channels(count: int, labels: list[str] | None = None) -> tuple[Channel, ...]:
-    """Channels labelled and coloured the way viewers expect when the file says nothing."""
+    """Channels labelled and coloured the way viewers expect when the file gives no colours: by the
+    fluorophore a channel's name says (DAPI blue, GFP green, mCherry red), the others from a palette of
+    the colours left (RGB, then CMY); one channel alone is grey."""
     if count == 1:
         return (Channel(label=(labels or ["Channel 0"])[0], color="FFFFFF"),)
     names = labels or [f"Channel {i}" for i in range(count)]
+    known = [fluorophore_colour(name) for name in names]
+    free = [colour for colour in _DEFAULT_COLOURS if colour not in known] or list(_DEFAULT_COLOURS)
+    spare = iter(free * (count // len(free) + 1))
     return tuple(
-        Channel(label=names[i], color=_DEFAULT_COLOURS[i % len(_DEFAULT_COLOURS)]) for i in range(count)
+        Channel(label=name, color=colour or next(spare)) for name, colour in zip(names, known, strict=True)
     )
 
 
