@@ -247,7 +247,8 @@ def test_channels_a_file_leaves_uncoloured_take_their_fluorophores_colour() -> N
         "DAPI": "0000FF", "Hoechst 33342": "0000FF", "EGFP": "00FF00", "WGA-488": "00FF00", "AF488": "00FF00",
         "FITC": "00FF00", "mCherry-spots": "FF0000", "Cy3": "FF0000", "561 nm": "FF0000", "TRITC": "FF0000",
         "Alexa Fluor 647": "FF00FF", "Cy5": "FF00FF", "far red": "FF00FF", "YFP": "FFFF00", "CFP": "00FFFF",
-        "Channel 0": None, "w1": None, "brightfield": None, "reduced": None, "Channel 4880": None, "488nm": "00FF00",
+        "Channel 0": None, "w1": None, "brightfield": None, "reduced": None, "Channel 4880": None,
+        "488nm": "00FF00",
     }  # fmt: skip
     assert {name: fluorophore_colour(name) for name in expected} == expected
     # named ones take their colour; the others the palette's colours left, in order
