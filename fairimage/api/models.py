@@ -37,20 +37,9 @@ class ModelOut(BaseModel):
 
     @classmethod
     def of(cls, model: Model) -> ModelOut:
-        return cls(
-            id=model.id,
-            name=model.name,
-            version=model.version,
-            kind=model.kind,
-            card=model.card,
-            registered_by=model.registered_by,
-            created_at=model.created_at.isoformat() if model.created_at else None,
-            package_sha256=model.package_sha256,
-            files=model.files,
-            data=[_link(link) for link in model.data],
-            trained_on_public_data=model.trained_on_public_data,
-            training_data=model.training_data_statement,
-        )
+        created = model.created_at.isoformat() if model.created_at else None
+        links = [_link(link) for link in model.data]
+        return cls.model_validate(models.summary(model) | {"created_at": created, "data": links})
 
 
 class ModelListOut(BaseModel):

@@ -26,6 +26,14 @@ def model_prefix(model_id: str) -> str:
     return f"{MODELS}/{model_id}"
 
 
+def model_file_key(model_id: str, name: str) -> str:
+    return f"{model_prefix(model_id)}/{name}"
+
+
+def staged_model_prefix(run_id: str, model_id: str) -> str:
+    return f"{STAGING}/{run_id}/{model_id}"
+
+
 def plate_prefix(plate_id: str) -> str:
     """A plate's own group documents (plate, rows, wells); its field images live at their image prefixes."""
     return f"{PLATES}/{plate_id}.ome.zarr"

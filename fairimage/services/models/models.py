@@ -65,10 +65,10 @@ def register_model(
         links = _links(repository, principal, card)
         card = card.model_copy(update={"trained_on": [], "evaluated_on": []})  # kept as links, by id
         with repository.reading() as session:
-            _check_new(session, card)
+            _check_new(session, card.name, card.version)
         model_id = new_id("model")
         with ingest_run(repository, principal.name) as run:
-            staged = layout.staging_prefix(run.id) + f"/{model_id}"
+            staged = layout.staged_model_prefix(run.id, model_id)
             files = {name: _stage(repository, f"{staged}/{name}", file) for name, file in read.files.items()}
             run.intend(model_id)
             row = ModelRow(
@@ -106,13 +106,13 @@ def _links(repository: Repository, principal: Principal, card: ModelCard) -> lis
     return links
 
 
-def _check_new(session: Session, card: ModelCard) -> None:
+def _check_new(session: Session, name: str, version: str) -> None:
     existing = session.scalars(
-        select(ModelRow).where(ModelRow.name == card.name, ModelRow.version == card.version)
+        select(ModelRow).where(ModelRow.name == name, ModelRow.version == version)
     ).first()
     if existing is not None:
         raise ConflictError(
-            f"model {card.name!r} version {card.version} is already registered ({existing.id}); a registered "
+            f"model {name!r} version {version} is already registered ({existing.id}); a registered "
             "model never changes: give the new one another version"
         )
 
@@ -140,7 +140,7 @@ def _publish(
     store.move(staged, row.storage_key)
     try:
         with repository.transaction() as session:
-            _check_new(session, ModelCard(name=row.name, version=row.version))
+            _check_new(session, row.name, row.version)
             session.add(row)
             session.flush()
             session.add_all(ModelDatasetRow(model_id=row.id, dataset_id=d, role=role) for role, d in links)
@@ -199,15 +199,15 @@ def _find(session: Session, reference: str) -> ModelRow:
 
 
 def model_file(repository: Repository, principal: Principal, model_id: str, name: str) -> bytes:
-    """A stored file of the model (its package.zip, rdf.yaml or card.json), checked against its sha256."""
-    model = get_model(repository, principal, model_id)
-    if name not in model.files:
-        raise NotFoundError(f"model {model_id} has no file {name!r}; it has {', '.join(model.files)}")
+    """A stored file of the model (its package.zip, rdf.yaml or card), checked against its sha256. Model
+    records are public (``principal`` kept for the one signature of reads)."""
     with repository.reading() as session:
-        row = _find(session, model.id)
-        data = repository.store.read(f"{row.storage_key}/{name}")
-        if hashlib.sha256(data).hexdigest() != row.files[name]["sha256"]:
-            raise NotFoundError(f"model {model_id}: {name} no longer matches its sha256; run fixity")
+        row = _find(session, model_id)
+    if name not in row.files:
+        raise NotFoundError(f"model {model_id} has no file {name!r}; it has {', '.join(row.files)}")
+    data = repository.store.read(layout.model_file_key(row.id, name))
+    if hashlib.sha256(data).hexdigest() != row.files[name]["sha256"]:
+        raise NotFoundError(f"model {model_id}: {name} no longer matches its sha256; run fixity")
     return data
 
 
