@@ -29,6 +29,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VIEWER): $(FRONTEND)/package-lock.json $(FRONTEND)/build.mjs $(wildcard $(FRONTEND)/src/*.js)
 	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 
+# A real OpenID Connect provider for the sign-in tests (tests/test_oidc.py): panva's oidc-provider, pinned by
+# tests/oidc/package-lock.json, run by Node on 127.0.0.1. Its major 8 is the one that supports Node 20.
+OIDC_PROVIDER = tests/oidc/node_modules/.package-lock.json
+$(OIDC_PROVIDER): tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+
 # GA4GH's DRS compliance suite pins old versions of pytest, requests and Flask, so it lives in its own
 # environment, with what its wheel leaves out: jsonschema (imported, not declared) and a werkzeug its
 # pinned Flask 2.2 still works with. tests/test_drs.py runs it against a live server.
@@ -70,13 +76,13 @@ run: install  ## build the demo repository and serve it on http://127.0.0.1:$(PO
 	@echo "fairimage is installed in $(VENV)/: run 'source $(VENV)/bin/activate' (or call $(BIN)/fairimage) to use the command line"
 	$(BIN)/fairimage demo --repo demo-repo --port $(PORT)
 
-test: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR)  ## the default suite (slow cases excluded), layer contract, lint and types
+test: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR) $(OIDC_PROVIDER)  ## the default suite (slow cases excluded), layer contract, lint and types
 	$(BIN)/lint-imports
 	$(BIN)/ruff check fairimage tests benchmarks build_viewer.py
 	$(BIN)/mypy fairimage build_viewer.py
 	$(BIN)/pytest -m "not slow" -n auto
 
-test-all: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR)  ## every test, slow ones included
+test-all: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR) $(OIDC_PROVIDER)  ## every test, slow ones included
 	$(BIN)/pytest -n auto
 
 lint: install
@@ -105,4 +111,4 @@ bench: install $(NGINX) $(WRK)  ## conversion against ome-zarr-py and ngff-zarr 
 	$(BIN)/python benchmarks/ml_patches.py
 
 clean:
-	rm -rf demo-repo .venv-drs .venv-rocrate .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules fairimage/web/static/build
+	rm -rf demo-repo .venv-drs .venv-rocrate .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules tests/oidc/node_modules fairimage/web/static/build

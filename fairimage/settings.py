@@ -6,11 +6,21 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fairimage.model.errors import InvalidInputError
+from fairimage.model.governance.policy import Role
 
 CONFIG_FILE = "fairimage.toml"
 
@@ -58,6 +68,72 @@ class _Environment(BaseSettings):
     keep_dicom_originals: bool | None = None
     crypt4gh_key_dir: Path | None = None
     crypt4gh_passphrase: str | None = None
+    # the [oidc] section, one variable per key: FAIRIMAGE_OIDC_ISSUER, FAIRIMAGE_OIDC_CLIENT_SECRET, ...
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str | None = None
+    oidc_name: str | None = None
+    oidc_default_role: str | None = None
+    oidc_orcid_claim: str | None = None
+
+
+OIDC_PREFIX = "oidc_"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class OidcSettings(BaseModel):
+    """An OpenID Connect provider people sign in with: the ``[oidc]`` section of fairimage.toml, each key
+    also FAIRIMAGE_OIDC_<KEY> (the client secret best there). Register BASE/auth/oidc/callback (BASE the
+    address users reach the server at) as the client's redirect URI at the provider."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str  # https://login.example.org/realms/lab: its discovery document is ISSUER/.well-known/...
+    client_id: Annotated[str, Field(min_length=1, max_length=255)]
+    client_secret: SecretStr  # never logged, never in a message; FAIRIMAGE_OIDC_CLIENT_SECRET
+    scopes: str = "openid profile email"
+    name: Annotated[str, Field(min_length=1, max_length=80)] = "your institution"  # "Sign in with NAME"
+    # The role of a user made at their first sign-in (an admin promotes them later); never admin.
+    default_role: Role = Role.VIEWER
+    # The claim that holds the user's ORCID iD: ORCID's own provider puts it in "sub"; others may send
+    # "orcid" (the default) or none.
+    orcid_claim: str = "orcid"
+
+    @field_validator("issuer")
+    @classmethod
+    def _https_issuer(cls, issuer: str) -> str:
+        parts = urlsplit(issuer)
+        loopback = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+        if not parts.hostname or (parts.scheme != "https" and not loopback) or parts.query or parts.fragment:
+            raise ValueError(
+                f"{issuer!r} is not a provider's issuer URL: give the https:// address its discovery "
+                "document lives under (ISSUER/.well-known/openid-configuration); http:// only on 127.0.0.1"
+            )
+        return issuer.rstrip("/")
+
+    @field_validator("default_role")
+    @classmethod
+    def _not_admin(cls, role: Role) -> Role:
+        if role is Role.ADMIN:
+            raise ValueError(
+                "admin cannot be the role of everyone the provider signs in; give viewer, submitter or "
+                "steward (an admin promotes people later)"
+            )
+        return role
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, scopes: str) -> str:
+        if "openid" not in scopes.split():
+            raise ValueError(f"{scopes!r} lacks the scope openid, which OpenID Connect sign-in needs")
+        return " ".join(scopes.split())
+
+    @field_serializer("client_secret", when_used="json")
+    def _secret_for_workers(self, secret: SecretStr) -> str:
+        # JSON is how `fairimage serve` hands its settings to its worker processes (in their environment,
+        # as FAIRIMAGE_OIDC_CLIENT_SECRET would be); repr and Python dumps keep it hidden.
+        return secret.get_secret_value()
 
 
 class Settings(BaseModel):
@@ -110,6 +186,8 @@ class Settings(BaseModel):
     keep_dicom_originals: bool = False
     crypt4gh_key_dir: Path | None = None
     crypt4gh_passphrase: str | None = Field(default=None, exclude=True, repr=False)
+    # Sign-in with an OpenID Connect provider (institutional, ORCID, Keycloak), beside local accounts.
+    oidc: OidcSettings | None = None
 
     @property
     def crypt4gh_keys(self) -> tuple[Path, Path]:
@@ -153,8 +231,12 @@ def load_settings(repo: Path | None = None, **flags: Any) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInputError(f"{config}: not valid TOML ({exc}); fix or remove the file") from exc
     environment = _Environment().model_dump(exclude_none=True, exclude={"repo"})
+    given = {key: value for key, value in flags.items() if value is not None}
+    oidc = _oidc_section(values.pop("oidc", None), environment, given)
     values.update(environment)
-    values.update({key: value for key, value in flags.items() if value is not None})
+    values.update(given)
+    if oidc:
+        values["oidc"] = oidc
     values["db"] = normalise_db_url(str(values["db"]))
     try:
         return Settings(repo=root, **values)
@@ -164,6 +246,18 @@ def load_settings(repo: Path | None = None, **flags: Any) -> Settings:
         raise InvalidInputError(
             f"setting {field}: {problem['msg']} (from flags, FAIRIMAGE_* or {config})"
         ) from exc
+
+
+def _oidc_section(section: Any, *layers: dict[str, Any]) -> dict[str, Any]:
+    """The [oidc] table of fairimage.toml, overridden key by key by FAIRIMAGE_OIDC_* and oidc_* flags
+    (taken out of ``layers``)."""
+    if section is not None and not isinstance(section, dict):
+        raise InvalidInputError(f"{CONFIG_FILE}: oidc must be a table ([oidc] with issuer, client_id, ...)")
+    merged = dict(section or {})
+    for layer in layers:
+        for key in [key for key in layer if key.startswith(OIDC_PREFIX)]:
+            merged[key[len(OIDC_PREFIX) :]] = layer.pop(key)
+    return merged
 
 
 def _defaults(root: Path) -> dict[str, Any]:

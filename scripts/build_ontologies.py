@@ -3,6 +3,8 @@
     python scripts/build_ontologies.py fbbi fbbi.obo
     python scripts/build_ontologies.py ncbitaxon taxslim.obo --version "..."
     python scripts/build_ontologies.py edam EDAM-bioimaging_alpha06.tsv --version alpha06
+    python scripts/build_ontologies.py uberon efo-slim.obo --version 2021-07-25
+    python scripts/build_ontologies.py cl cl-basic.obo --part-of cl-base.obo   # after uberon
 
 ``fbbi.obo`` is the release file of the Biological Imaging Methods Ontology
 (github.com/Imaging-semantics/fbbi, ``fbbi.obo``; its ``data-version`` header is recorded).
@@ -10,6 +12,15 @@
 ``subsets/taxslim.obo``); it has no release header, so give ``--version``.
 ``EDAM-bioimaging_alpha06.tsv`` is the BioPortal table of the EDAM-bioimaging release
 (github.com/edamontology/edam-bioimaging, ``releases/``); a table names no release, so give ``--version``.
+``cl-basic.obo`` and ``cl-base.obo`` are Cell Ontology release files of one release
+(github.com/obophenotype/cell-ontology; the bundle is the 2022-11-25 release, the last whose OBO files are
+committed to that repository, at commit 6f42a863; later ones are published as release assets). The basic
+file has the classified ``is_a`` hierarchy, labels and synonyms; the base file adds CL's own ``part_of``
+links and logical definitions (``intersection_of``), which tie cell types to anatomy and which the basic
+file leaves out. Their ``data-version`` header is recorded.
+``efo-slim.obo`` is UBERON's release of its ``efo_slim`` subset (github.com/obophenotype/uberon,
+``subsets/efo-slim.obo``, last released 2021-07-25); UBERON's full release files are too large for the
+repository and are published elsewhere. It has no release header, so give ``--version``.
 
 What is kept, and why:
 - FBbi: every non-obsolete term below the roots in FBBI_ROOTS (imaging methods, resolution-enhancing methods,
@@ -21,6 +32,18 @@ What is kept, and why:
 - EDAM-bioimaging: every non-obsolete concept of the release (bioimage analysis operations, imaging topics,
   types of image data, formats), with its synonyms and parents. Its identifiers are local names under
   http://edamontology.org/ (``topic_3385``, ``operation_Image_segmentation``), written ``EDAM:`` + name.
+- UBERON: every non-obsolete UBERON term of UBERON's ``efo_slim`` subset: the organs, tissues, systems, body
+  parts and fluids that the Experimental Factor Ontology offers for a sample's "organism part" (BioSamples,
+  Expression Atlas), i.e. what people write in REMBI biosample and specimen fields, about 600 terms (the
+  subset file keeps only ``is_a`` links between its own terms, so UBERON's upper classes such as 'organ'
+  are not among them). Labels, exact and related synonyms, ``is_a`` parents and ``part_of`` wholes inside
+  the kept set: anatomy is searched by both ("nervous system" finds the brain, which is part of it).
+- CL: every non-obsolete CL term with an ``is_a`` path to CL:0000000 'cell' (CL identifiers only), with
+  labels, exact and related synonyms and ``is_a`` parents inside the kept set; and, as ``part_of``, the
+  UBERON terms of the anatomy bundle a cell type is part of, asserted (``relationship: part_of``) or by
+  definition ('neural cell' = cell and part_of nervous system). Narrower cell types inherit them, so
+  "cells in the nervous system" finds neurons and astrocytes. Links to anatomy outside the UBERON bundle
+  are left out (build uberon first).
 
 The output goes to fairimage/ontology/{name}.json, with the source, version and licence.
 """
@@ -172,8 +195,31 @@ ONTOLOGIES = {
         # The release files state no licence; EDAM, which EDAM-bioimaging extends, is CC BY-SA 4.0.
         "license": "CC BY-SA 4.0 (https://creativecommons.org/licenses/by-sa/4.0/), as EDAM",
     },
+    "uberon": {
+        "ontology": "UBERON",
+        "title": "Uberon multi-species anatomy ontology (efo_slim subset)",
+        "prefix": "UBERON",
+        "iri_prefix": "http://purl.obolibrary.org/obo/UBERON_",
+        "source": "https://github.com/obophenotype/uberon (subsets/efo-slim.obo)",
+        "license": "CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)",
+    },
+    "cl": {
+        "ontology": "CL",
+        "title": "Cell Ontology",
+        "prefix": "CL",
+        "iri_prefix": "http://purl.obolibrary.org/obo/CL_",
+        "source": (
+            "https://github.com/obophenotype/cell-ontology (cl-basic.obo and cl-base.obo, release {version})"
+        ),
+        "license": "CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)",
+    },
 }
 EDAM_ROOTS = ("EDAM:operation_0004", "EDAM:topic_0003", "EDAM:data_0006", "EDAM:format_1915")
+CL_ROOT = "CL:0000000"  # cell
+PART_OF = ("part_of", "BFO:0000050")
+# Synonym scopes kept for CL and UBERON: BROAD and NARROW ones name other things ("cervix" for the uterine
+# cervix is also the cervix of the tooth).
+CLOSE_SCOPES = ("EXACT", "RELATED")
 SYNONYM = re.compile(r'^"((?:[^"\\]|\\.)*)"\s+(EXACT|RELATED|BROAD|NARROW)\s*(\S*)')
 
 
@@ -183,6 +229,7 @@ class Stanza:
     name: str = ""
     synonyms: list[tuple[str, str, str]] = field(default_factory=list)  # (text, scope, type)
     parents: list[str] = field(default_factory=list)
+    part_of: list[str] = field(default_factory=list)  # asserted, or in a logical definition
     obsolete: bool = False
 
 
@@ -212,6 +259,12 @@ def read_obo(path: Path) -> tuple[dict[str, str], dict[str, Stanza]]:
             current.name = value
         elif tag == "is_a":
             current.parents.append(value.split()[0])
+        elif (
+            tag in ("relationship", "intersection_of")
+            and value.split()[0] in PART_OF
+            and "all_only" not in value  # "only part of" restricts; it does not say "part of"
+        ):
+            current.part_of.append(value.split()[1])
         elif tag == "is_obsolete":
             current.obsolete = value == "true"
         elif tag == "synonym" and (match := SYNONYM.match(value)):
@@ -277,28 +330,71 @@ def nearest_kept(terms: dict[str, Stanza], term_id: str, kept: set[str]) -> list
     return sorted(set(found))
 
 
-def subset(name: str, terms: dict[str, Stanza]) -> Iterator[dict[str, object]]:
+def subset(
+    name: str, terms: dict[str, Stanza], anatomy: set[str] | None = None
+) -> Iterator[dict[str, object]]:
+    """The kept terms of ontology ``name`` as the bundle lists them; ``anatomy`` (CL only) is the UBERON
+    bundle's identifiers, the wholes a cell type's ``part_of`` may name."""
     if name == "fbbi":
         kept = below(terms, FBBI_ROOTS)
     elif name == "edam":
         kept = below(terms, EDAM_ROOTS)
+    elif name == "cl":
+        kept = {term_id for term_id in below(terms, (CL_ROOT,)) if term_id.startswith("CL:")}
+    elif name == "uberon":
+        kept = {term.id for term in terms.values() if term.id.startswith("UBERON:") and not term.obsolete}
     else:
         kept = {f"NCBITaxon:{number}" for number in NCBITAXON_KEEP} & terms.keys()
         missing = {f"NCBITaxon:{number}" for number in NCBITAXON_KEEP} - terms.keys()
         if missing:
             raise SystemExit(f"taxa not in the file: {', '.join(sorted(missing))}")
+    wholes = kept if name == "uberon" else (anatomy or set())
     for term_id in sorted(kept, key=_order):
         term = terms[term_id]
         if name in ("fbbi", "edam"):
             synonyms = [text for text, _, _ in term.synonyms if text != term.name]
+        elif name in ("cl", "uberon"):
+            synonyms = [
+                text for text, scope, _ in term.synonyms if scope in CLOSE_SCOPES and text != term.name
+            ]
         else:
             synonyms = [text for text, _, kind in term.synonyms if kind in COMMON_NAMES]
-        yield {
+        entry: dict[str, object] = {
             "id": term_id,
             "label": term.name,
             "synonyms": sorted(set(synonyms)),
             "parents": nearest_kept(terms, term_id, kept),
         }
+        if name in ("cl", "uberon"):
+            entry["part_of"] = sorted(
+                {whole for whole in term.part_of if whole in wholes and whole != term_id}
+            )
+        yield entry
+
+
+def release(header: dict[str, str]) -> str | None:
+    """The release a file's header names: ``data-version: releases/2020-11-06`` and
+    ``data-version: cl/releases/2022-11-25/cl-base.owl`` -> the date; else the ``date`` tag."""
+    version = header.get("data-version", "")
+    found = re.search(r"(?:^|/)releases/([^/]+)", version)
+    return (found.group(1) if found else version) or header.get("date")
+
+
+def add_part_of(terms: dict[str, Stanza], version: str, path: Path) -> None:
+    """Add the ``part_of`` links of another file of the same release (CL's base file) to ``terms``."""
+    header, linked = read_obo(path)
+    if release(header) != version:
+        raise SystemExit(f"{path}: release {release(header)}, not {version}; use the same release's files")
+    for term_id, stanza in linked.items():
+        if term_id in terms:
+            terms[term_id].part_of.extend(stanza.part_of)
+
+
+def anatomy_ids(path: Path) -> set[str]:
+    """The term identifiers of a built UBERON bundle."""
+    if not path.is_file():
+        raise SystemExit(f"{path}: no UBERON bundle; build it first ('uberon efo-slim.obo --version ...')")
+    return {term["id"] for term in json.loads(path.read_text(encoding="utf-8"))["terms"]}
 
 
 def _order(term_id: str) -> tuple[str, int, str]:
@@ -317,22 +413,45 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: the package)")
     parser.add_argument("--version", default=None, help="the release, where the file's header names none")
+    parser.add_argument(
+        "--part-of",
+        type=Path,
+        default=None,
+        help="cl: the same release's cl-base.obo, whose part_of links and definitions are added",
+    )
+    parser.add_argument(
+        "--anatomy",
+        type=Path,
+        default=BUNDLE / "uberon.json",
+        help="cl: the UBERON bundle whose terms cell types may be part of (default: the package's)",
+    )
     args = parser.parse_args()
     meta = ONTOLOGIES[args.name]
     if args.name == "edam":
         header, terms = {}, read_bioportal_tsv(args.source, meta["iri_prefix"], meta["prefix"])
     else:
         header, terms = read_obo(args.source)
-    version = args.version or header.get("data-version", "").removeprefix("releases/") or header.get("date")
+    version = args.version or release(header)
     if not version:
         raise SystemExit(f"{args.source}: it names no release; give the release with --version")
-    roots = {"fbbi": list(FBBI_ROOTS), "edam": list(EDAM_ROOTS)}.get(args.name, ["NCBITaxon:1"])
+    roots = {
+        "fbbi": list(FBBI_ROOTS),
+        "edam": list(EDAM_ROOTS),
+        "cl": [CL_ROOT],
+    }.get(args.name, ["NCBITaxon:1"])
+    anatomy = anatomy_ids(args.anatomy) if args.name == "cl" else None
+    if args.part_of is not None:
+        add_part_of(terms, version, args.part_of)
+    kept = list(subset(args.name, terms, anatomy))
+    if args.name == "uberon":
+        # The slim leaves out UBERON's upper classes (organ, tissue): its tops are what nothing holds.
+        roots = [str(term["id"]) for term in kept if not term["parents"] and not term["part_of"]]
     bundle = {
         **meta,
         "source": meta["source"].format(version=version),
         "version": version,
         "roots": roots,
-        "terms": list(subset(args.name, terms)),
+        "terms": kept,
     }
     out = args.out or BUNDLE / f"{args.name}.json"
     out.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -35,7 +35,9 @@ STATES = ("public", "embargo-over", "embargoed", "restricted", "private", "quara
 CALLERS = ("anonymous", "stranger", "granted", "owner", "steward", "admin")
 READERS_OF_PROTECTED = {"granted", "owner", "steward", "admin"}
 # Routes that serve no study data: the API description and its viewers, and the static files.
+# Sign-in with an identity provider, too (tests/test_oidc.py): it sends the browser on, or signs it in.
 INFRASTRUCTURE = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static", "/login"}
+INFRASTRUCTURE |= {"/auth/oidc/login", "/auth/oidc/callback"}
 # Routes that serve no study data: the bundled vocabularies and service descriptions (whose counts are
 # checked by tests/test_drs.py).
 VOCABULARIES = {

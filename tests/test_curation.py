@@ -195,7 +195,10 @@ def test_the_score_rises_with_curation_and_says_what_is_left() -> None:
 
 @pytest.mark.parametrize("target", ["sheets", "study.xlsx"])
 def test_spreadsheets_round_trip(tmp_path: Path, target: str) -> None:
-    document = check(hela(), VOCABULARIES).rembi
+    data = hela()
+    data["biosamples"][0]["cell_types"] = ["CL:0000127", "neuron"]
+    data["biosamples"][0]["organism_parts"] = ["brain"]
+    document = check(data, VOCABULARIES).rembi
     assert document is not None
     path = write_sheets(document.dump(), tmp_path / target)
     again = check(read_sheets(path), VOCABULARIES)
@@ -354,3 +357,34 @@ def test_what_the_files_say_of_their_acquisition_is_extracted(tmp_path: Path) ->
         "acquired_at": "2026:01:02 03:04:05",
         "software": "MetaMorph 7.10",
     }
+
+
+def test_biosamples_name_cell_types_and_organism_parts_with_cl_and_uberon_terms(tmp_path: Path) -> None:
+    data = hela()
+    data["biosamples"][0].update(cell_types=["astrocyte", "CL:0000540"], organism_parts=["UBERON:0000955"])
+    report = check(data, VOCABULARIES)
+    assert report.complete and report.rembi is not None, [str(p) for p in report.problems]
+    biosample = report.rembi.biosamples[0]
+    assert [(t.id, t.label) for t in biosample.cell_types] == [
+        ("CL:0000127", "astrocyte"),
+        ("CL:0000540", "neuron"),
+    ]
+    assert [(t.id, t.label) for t in biosample.organism_parts] == [("UBERON:0000955", "brain")]
+
+    data["biosamples"][0].update(cell_types=["astrocytes", "CL:9999999"], organism_parts=["CL:0000182"])
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(data))
+    refused = run_cli("metadata", "validate", tmp_path / "study.yaml")
+    assert refused.returncode == 2
+    problems = refused.stderr.splitlines()
+    assert (
+        "error: biosamples[0].cell_types[0]: 'astrocytes' is not a CL term; did you mean CL:0000127 "
+        "(astrocyte)?"
+    ) in problems
+    assert (
+        "error: biosamples[0].cell_types[1]: 'CL:9999999' is not in the bundled CL (2022-11-25); look one "
+        "up with 'fairimage ontology search cl WORDS'"
+    ) in problems
+    assert (
+        "error: biosamples[0].organism_parts[0]: 'CL:0000182' is not a UBERON term; it is CL's "
+        "'hepatocyte': write it under cell_types"
+    ) in problems

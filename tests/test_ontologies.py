@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from fairimage import ontology
+from fairimage.model.curation.ontology import broader
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
 from tests.conftest import LiveServer
@@ -107,7 +108,7 @@ def test_terms_over_http(tmp_path: Path) -> None:
     init_repository(settings).close()
     with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         listed = {entry["name"]: entry for entry in client.get("/api/ontologies").json()}
-        assert set(listed) == {"fbbi", "ncbitaxon", "edam", "duo"}
+        assert set(listed) == {"fbbi", "ncbitaxon", "edam", "cl", "uberon", "duo"}
         assert listed["fbbi"]["version"] == "2020-11-06" and listed["edam"]["version"] == "alpha06"
         found = client.get("/api/ontologies/fbbi/terms", params={"q": "spinning"}).json()
         assert found[0]["id"] == "FBbi:00000253" and found[0]["iri"].endswith("FBbi_00000253")
@@ -126,6 +127,105 @@ def test_terms_over_http(tmp_path: Path) -> None:
         assert tracking[0]["iri"] == "http://edamontology.org/operation_Cell_tracking"
         unknown = client.get("/api/ontologies/mesh/terms", params={"q": "x"})
         assert unknown.status_code == 404 and "fbbi, ncbitaxon" in unknown.json()["error"]["message"]
+
+
+def test_cell_types_and_anatomy_are_linked_by_part_of() -> None:
+    cl, uberon = ontology.cl(), ontology.uberon()
+    astrocyte = cl.find("astrocyte")
+    assert astrocyte is not None and astrocyte.term.id == "CL:0000127"
+    assert {"CL:0000540", "CL:0000127"} <= cl.descendants("CL:0002319")  # neuron, astrocyte: neural cells
+    neural = cl.term("CL:0002319")
+    assert neural is not None and neural.part_of == ("UBERON:0001016",)  # by definition: nervous system
+    above = [term.label for term in broader("CL:0000127", ontology.vocabularies())]
+    assert "nervous system" in above and "cell" in above
+    liver = [term.label for term in broader("CL:0000182", ontology.vocabularies())]  # hepatocyte
+    assert "liver" in liver and "nervous system" not in liver
+    brain = [term.label for term in broader("UBERON:0000955", ontology.vocabularies())]
+    assert {"central nervous system", "nervous system"} <= set(brain)
+    assert [term.label for term in cl.suggest("astrocytes")] == ["astrocyte"]  # a plural means its name
+    assert [term.label for term in uberon.suggest("livers")] == ["liver"]
+
+
+def test_cl_and_uberon_over_http(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path / "repo")
+    init_repository(settings).close()
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        listed = {entry["name"]: entry for entry in client.get("/api/ontologies").json()}
+        assert (listed["cl"]["version"], listed["uberon"]["version"]) == ("2022-11-25", "2021-07-25")
+        for name in ("cl", "uberon"):
+            assert listed[name]["license"].startswith("CC BY 4.0")
+            assert listed[name]["source"].startswith("https://github.com/obophenotype/")
+        found = client.get("/api/ontologies/cl/terms", params={"q": "astro"}).json()
+        assert found[0]["id"] == "CL:0000127" and found[0]["iri"].endswith("CL_0000127")
+        neural = client.get("/api/ontologies/cl/terms/CL:0002319").json()
+        assert neural["part_of"] == ["UBERON:0001016"]
+        assert {"neuron", "neuron associated cell"} <= {child["label"] for child in neural["children"]}
+        liver = client.get("/api/ontologies/uberon/terms", params={"q": "liver"}).json()
+        assert liver[0]["id"] == "UBERON:0002107"
+
+
+def test_the_build_script_links_cell_types_to_the_anatomy_bundle(tmp_path: Path) -> None:
+    uberon_obo = tmp_path / "efo-slim.obo"
+    uberon_obo.write_text(
+        "format-version: 1.2\nontology: uberon/subsets/efo-slim\n\n"
+        "[Term]\nid: UBERON:0001016\nname: nervous system\n"
+        'synonym: "neurological system" EXACT []\nsynonym: "nerve net" NARROW []\n\n'
+        "[Term]\nid: UBERON:0000955\nname: brain\nrelationship: part_of UBERON:0001016 ! nervous system\n\n"
+        "[Term]\nid: UBERON:0000001\nname: old part\nis_obsolete: true\n"
+    )
+    cl_basic = tmp_path / "cl-basic.obo"
+    cl_basic.write_text(
+        "format-version: 1.2\ndata-version: cl/releases/2030-01-01/cl-basic.owl\n\n"
+        "[Term]\nid: CL:0000000\nname: cell\n\n"
+        "[Term]\nid: CL:0002319\nname: neural cell\nis_a: CL:0000000 ! cell\n\n"
+        '[Term]\nid: CL:0000540\nname: neuron\nsynonym: "nerve cell" EXACT []\n'
+        "is_a: CL:0002319 ! neural cell\n\n"
+        "[Term]\nid: GO:0005623\nname: not a cell type\nis_a: CL:0000000\n"
+    )
+    cl_base = tmp_path / "cl-base.obo"
+    cl_base.write_text(
+        "format-version: 1.2\ndata-version: cl/releases/2030-01-01/cl-base.owl\n\n"
+        "[Term]\nid: CL:0002319\nname: neural cell\nintersection_of: CL:0000000 ! cell\n"
+        "intersection_of: BFO:0000050 UBERON:0001016 ! nervous system\n\n"
+        "[Term]\nid: CL:0000540\nname: neuron\nrelationship: BFO:0000050 UBERON:9999999 ! not bundled\n"
+    )
+    anatomy, cells = tmp_path / "uberon.json", tmp_path / "cl.json"
+    build = [sys.executable, str(SCRIPT)]
+    uberon = subprocess.run(
+        [*build, "uberon", str(uberon_obo), "--version", "2030-02-02", "--out", str(anatomy)],
+        capture_output=True,
+        text=True,
+    )
+    assert uberon.returncode == 0, uberon.stderr
+    assert json.loads(anatomy.read_text())["terms"] == [
+        {
+            "id": "UBERON:0000955",
+            "label": "brain",
+            "synonyms": [],
+            "parents": [],
+            "part_of": ["UBERON:0001016"],
+        },
+        {
+            "id": "UBERON:0001016",
+            "label": "nervous system",
+            "synonyms": ["neurological system"],
+            "parents": [],
+            "part_of": [],
+        },
+    ]
+    command = [*build, "cl", str(cl_basic), "--part-of", str(cl_base), "--anatomy", str(anatomy)]
+    result = subprocess.run([*command, "--out", str(cells)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    bundle = json.loads(cells.read_text())
+    assert bundle["version"] == "2030-01-01" and bundle["license"].startswith("CC BY 4.0")
+    assert bundle["source"] == (
+        "https://github.com/obophenotype/cell-ontology (cl-basic.obo and cl-base.obo, release 2030-01-01)"
+    )
+    assert [(t["id"], t["parents"], t["part_of"]) for t in bundle["terms"]] == [
+        ("CL:0000000", [], []),
+        ("CL:0000540", ["CL:0002319"], []),
+        ("CL:0002319", ["CL:0000000"], ["UBERON:0001016"]),
+    ]
 
 
 def test_the_build_script_keeps_the_subtrees_and_drops_obsolete_terms(tmp_path: Path) -> None:

@@ -251,3 +251,43 @@ def test_a_catalog_from_before_search_groups_is_reindexed_when_it_opens(
         }
     finally:
         reopened.close()
+
+
+def test_cells_in_the_nervous_system_are_found_through_cell_types_and_their_anatomy(
+    tmp_path: Path, catalog_url: str
+) -> None:
+    """CL cell types are searched with their broader types and the anatomy (UBERON) they are part of; the
+    query's function words ("in", "the") are dropped."""
+    settings = load_settings(tmp_path / "repo", db=catalog_url)
+    repository = init_repository(settings)
+    images: dict[str, str] = {}
+    samples_by_study = {
+        "Cortex cultures": {"cell_types": ["neuron"], "organism_parts": ["cerebral cortex"]},
+        "Glia": {"cell_types": ["CL:0000127"]},
+        "Liver": {"cell_types": ["hepatocyte"], "organism_parts": ["UBERON:0002107"]},
+    }
+    for index, (name, biosample) in enumerate(samples_by_study.items()):
+        picture = samples.png(tmp_path / f"{index}.png", np.full((8, 8), index, np.uint8))
+        images[name] = ingest_paths(repository, [picture], study=name)[0].images[0]
+        document = study_file(name, "FBbi:00000251", "NCBITaxon:10090", None)
+        document["biosamples"][0].update(biosample)
+        study_metadata.set_metadata(repository, ADMIN, name, document)
+    nervous = {images["Cortex cultures"], images["Glia"]}
+    try:
+        assert ids(search.search(repository, ANONYMOUS, "cells in the nervous system")) == nervous
+        assert ids(search.search(repository, ANONYMOUS, "nervous system cell")) == nervous
+        assert ids(search.search(repository, ANONYMOUS, "", {"cell_type": ["neural cell"]})) == nervous
+        assert ids(search.search(repository, ANONYMOUS, "brain")) == {images["Cortex cultures"]}
+        assert ids(search.search(repository, ANONYMOUS, "digestive system")) == {images["Liver"]}
+        with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+            found = client.get("/api/search", params={"q": "cells in the nervous system"}).json()
+            liver = client.get("/api/search", params={"organism_part": "liver"}).json()
+        assert {hit["id"] for hit in found["hits"]} == nervous
+        assert {(c["label"], c["count"]) for c in found["facets"]["cell_type"]} == {
+            ("neuron", 1),
+            ("astrocyte", 1),
+        }
+        assert [hit["id"] for hit in liver["hits"]] == [images["Liver"]]
+        assert liver["filters"] == {"organism_part": ["UBERON:0002107"]}
+    finally:
+        repository.close()

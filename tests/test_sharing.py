@@ -170,3 +170,56 @@ def test_a_blind_link_hides_every_name_from_pages_metadata_versions_and_exports(
     assert "Zebrafish embryo development" in reviewer  # the science is there
     assert [name for name in names if name in reviewer] == []
     assert all(name in collaborator for name in names[:4])
+
+
+def test_a_link_to_one_version_shows_that_version_and_serves_as_many_clients_as_it_was_made_for(
+    private_study: tuple[Path, str, np.ndarray], tmp_path: Path
+) -> None:
+    repo, first, _ = private_study
+    later = samples.ome_tiff(tmp_path / "later.ome.tif", samples.ramp((2, 64, 64), seed=9), axes="CYX")
+    (outcome,) = json.loads(
+        run_cli("ingest", later, "--study", "Embryo", "--repo", repo, "--json", check=True).stdout
+    )
+    added = outcome["images"][0]  # in version 2, after the one the reviewers get
+    made = run_cli(
+        "share", "create", "Embryo", "--version", "1", "--uses", "2", "--repo", repo, "--json", check=True
+    )
+    link = json.loads(made.stdout)
+    assert (link["version"], link["max_uses"]) == (1, 2)
+    refused = run_cli("share", "create", "Embryo", "--version", "9", "--repo", repo)
+    assert refused.returncode != 0 and "its versions are 1 to 2" in refused.stderr
+
+    with LiveServer(load_settings(repo)) as server:
+        bearer = {"Authorization": f"Bearer {link['secret']}"}
+        with httpx.Client(base_url=server.url, headers=bearer) as reviewer:
+            assert reviewer.get(f"/zarr/{first}.ome.zarr/zarr.json").status_code == 200
+            assert reviewer.get(f"/zarr/{added}.ome.zarr/zarr.json").status_code == 404
+            assert reviewer.get(f"/api/images/{added}/thumbnail").status_code == 404
+            listed = reviewer.get("/api/images", params={"study": "Embryo"}).json()
+            assert [image["id"] for image in listed["items"]] == [first]
+            assert reviewer.get("/api/studies/Embryo").json()["image_count"] == 1
+            versions = reviewer.get("/api/studies/Embryo/versions").json()
+            assert [version["number"] for version in versions] == [1]
+            assert reviewer.get("/api/studies/Embryo/versions/2").status_code == 404
+            bundle = reviewer.get(f"/ga4gh/drs/v1/objects/{link['study_id']}").json()
+            assert [item["id"] for item in bundle["contents"]] == [first]
+            assert added not in reviewer.get("/api/search", params={"q": "later"}).text
+        with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
+            opened = browser.get(f"/s/{link['secret']}")
+            assert opened.url.path == f"/studies/{link['study_id']}/versions/1"
+        # One address has used it (127.0.0.1); a second may, a third may not.
+        second = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), headers=bearer)
+        third = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3"), headers=bearer)
+        with second, third:
+            assert second.get(f"{server.url}/zarr/{first}.ome.zarr/zarr.json").status_code == 200
+            denied = third.get(f"{server.url}/zarr/{first}.ome.zarr/zarr.json")
+            assert denied.status_code == 401 and "made for 2 client(s)" in denied.json()["error"]["message"]
+            assert second.get(f"{server.url}/zarr/{first}.ome.zarr/zarr.json").status_code == 200
+
+    listed_links = json.loads(run_cli("share", "list", "Embryo", "--repo", repo, "--json", check=True).stdout)
+    assert [(item["uses"], item["max_uses"]) for item in listed_links] == [(2, 2)]
+    entries = json.loads(
+        run_cli("audit", "log", "--limit", "200", "--repo", repo, "--json", check=True).stdout
+    )
+    uses = [entry for entry in entries if entry["action"] == "share.use"]
+    assert sorted(entry["origin"] for entry in uses) == ["127.0.0.1", "127.0.0.2"]

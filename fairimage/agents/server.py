@@ -44,7 +44,7 @@ def caller_for(repository: Repository, secret: str | None) -> Principal:
     if not secret:
         return ANONYMOUS
     if links.is_share_secret(secret):
-        principal = links.principal_for_link(repository, secret)
+        principal = links.principal_for_link(repository, secret, origin="mcp")
     else:
         principal = accounts.principal_for_token(repository, secret)
     return replace(principal, origin="mcp")

@@ -10,7 +10,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fairimage import ontology
-from fairimage.api.deps import SESSION_COOKIE, OriginDep, PrincipalDep, RepositoryDep, ThrottleDep, signed_in
+from fairimage.api.deps import (
+    SESSION_COOKIE,
+    OriginDep,
+    PrincipalDep,
+    RepositoryDep,
+    ThrottleDep,
+    oidc_of,
+    signed_in,
+)
 from fairimage.api.pages import render_study, templates
 from fairimage.model.errors import FairimageError, ForbiddenError
 from fairimage.model.governance.duo import ResearchPurpose
@@ -23,7 +31,7 @@ LOGIN_CSRF_COOKIE = "fairimage_login_csrf"
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> HTMLResponse:
-    return _login_form(request, next, error="")
+    return login_form(request, next, error="")
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -39,12 +47,19 @@ def login(
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not secrets.compare_digest(expected, csrf_token):
-        return _login_form(request, next, "The form expired; please sign in again.", status=403)
+        return login_form(request, next, "The form expired; please sign in again.", status=403)
     try:
         web_session = sessions.sign_in(repository, throttle, name.strip(), password, origin)
     except ForbiddenError as exc:
-        return _login_form(request, next, exc.message, status=exc.http_status)
-    response = RedirectResponse(_local(next), status_code=303)
+        return login_form(request, next, exc.message, status=exc.http_status)
+    response = RedirectResponse(local_path(next), status_code=303)
+    set_session_cookie(request, response, web_session)
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+def set_session_cookie(request: Request, response: Response, web_session: sessions.WebSession) -> None:
+    """The signed-in browser's cookie, however it signed in (a password, an identity provider)."""
     response.set_cookie(
         SESSION_COOKIE,
         web_session.secret,
@@ -53,8 +68,6 @@ def login(
         samesite="lax",
         secure=request.url.scheme == "https",
     )
-    response.delete_cookie(LOGIN_CSRF_COOKIE)
-    return response
 
 
 @router.post("/logout")
@@ -143,14 +156,22 @@ def decide(
     return RedirectResponse("/access-requests", status_code=303)
 
 
-def _login_form(request: Request, next: str, error: str, status: int = 200) -> HTMLResponse:
+def login_form(request: Request, next: str, error: str, status: int = 200) -> HTMLResponse:
+    """The sign-in page (with an error, when a sign-in failed): the password form, and the identity
+    provider's button where one is configured."""
     token = secrets.token_urlsafe(24)
-    context = {"csrf_token": token, "next": _local(next), "error": error}
+    provider = oidc_of(request)
+    context = {
+        "csrf_token": token,
+        "next": local_path(next),
+        "error": error,
+        "oidc_name": provider.settings.name if provider is not None else None,
+    }
     response = templates.TemplateResponse(request, "login.html", context, status_code=status)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", max_age=3600)
     return response
 
 
-def _local(target: str) -> str:
+def local_path(target: str) -> str:
     """Only paths on this site are followed after sign-in (no open redirect)."""
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"

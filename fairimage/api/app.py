@@ -26,6 +26,7 @@ from fairimage.api import (
     metadata,
     models,
     oai,
+    oidc,
     ontologies,
     pages,
     plates,
@@ -40,6 +41,7 @@ from fairimage.api import (
 from fairimage.api.errors import register_error_handlers
 from fairimage.api.security import EVERY_RESPONSE, BodyLimit, SecurityHeaders
 from fairimage.services.governance.fixity import FixitySchedule
+from fairimage.services.governance.oidc_provider import OidcProvider
 from fairimage.services.governance.sessions import LoginThrottle
 from fairimage.services.jobs import JobRunner
 from fairimage.services.recovery import open_repository
@@ -119,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.repository = open_repository(settings)
         app.state.renderer = Renderer(app.state.repository)
         app.state.throttle = LoginThrottle()
+        app.state.oidc = OidcProvider(settings.oidc) if settings.oidc is not None else None
         app.state.jobs = JobRunner(app.state.repository)
         schedule = FixitySchedule(app.state.repository) if settings.fixity_hours > 0 else None
         try:
@@ -159,6 +162,7 @@ def create_app(settings: Settings) -> FastAPI:
         drs,
         pages,
         access_pages,
+        oidc,
         sharing,
         datasets,
         models,

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from fairimage.model.errors import FairimageError, ForbiddenError, UnauthorizedError
 from fairimage.model.governance.policy import ANONYMOUS, Principal
 from fairimage.services.governance import accounts, sessions
+from fairimage.services.governance.oidc_provider import OidcProvider
 from fairimage.services.governance.sessions import LoginThrottle, WebSession
 from fairimage.services.jobs import JobRunner
 from fairimage.services.repository import Repository
@@ -55,14 +56,14 @@ def known_caller(request: Request) -> Principal | None:
     header = request.headers.get("authorization")
     if header is not None:
         kind, _, secret = header.partition(" ")
-        if kind.lower() != "bearer" or not _recent(repository_of(request), secret.strip()):
+        if kind.lower() != "bearer" or not _recent(request, secret.strip()):
             return None
         return replace(_bearer(request, header), origin=origin_of(request))
     if request.cookies.get(SESSION_COOKIE):
         return None
     shared = request.cookies.get(SHARE_COOKIE)
     if shared and request.method in SAFE_METHODS:
-        if not links.link_is_recent(repository_of(request), shared):
+        if not links.link_is_recent(repository_of(request), shared, origin_of(request)):
             return None
         return replace(_shared(request, shared), origin=origin_of(request))
     return replace(ANONYMOUS, origin=origin_of(request))
@@ -75,7 +76,7 @@ async def _caller(request: Request) -> Principal:
     the session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``)."""
     header = request.headers.get("authorization")
     if header is not None:
-        if _recent(repository_of(request), header.partition(" ")[2].strip()):
+        if _recent(request, header.partition(" ")[2].strip()):
             return _bearer(request, header)  # from memory: no thread hop for each chunk a client reads
         return await run_in_threadpool(_bearer, request, header)
     secret = request.cookies.get(SESSION_COOKIE)
@@ -118,7 +119,7 @@ def _bearer(request: Request, header: str) -> Principal:
     secret = secret.strip()
     try:
         if links.is_share_secret(secret):
-            return links.principal_for_link(repository_of(request), secret)
+            return links.principal_for_link(repository_of(request), secret, origin_of(request))
         return accounts.principal_for_token(repository_of(request), secret)
     except FairimageError as exc:
         raise UnauthorizedError(exc.message) from None
@@ -128,19 +129,32 @@ def _shared(request: Request, secret: str) -> Principal:
     """The holder of the share link this browser opened; anonymous once it no longer works (its pages
     are then 404, as for anyone else)."""
     try:
-        return links.principal_for_link(repository_of(request), secret)
+        return links.principal_for_link(repository_of(request), secret, origin_of(request))
     except FairimageError:
         return ANONYMOUS
 
 
-def _recent(repository: Repository, secret: str) -> bool:
+def _recent(request: Request, secret: str) -> bool:
     """Whether the holder of a bearer secret (a token or a share link) is known from memory."""
-    return accounts.token_is_recent(repository, secret) or links.link_is_recent(repository, secret)
+    repository = repository_of(request)
+    return accounts.token_is_recent(repository, secret) or links.link_is_recent(
+        repository, secret, origin_of(request)
+    )
 
 
 async def get_throttle(request: Request) -> LoginThrottle:
     throttle: LoginThrottle = request.app.state.throttle
     return throttle
+
+
+def oidc_of(request: Request) -> OidcProvider | None:
+    """The OpenID Connect provider people may sign in with, if one is configured ([oidc])."""
+    provider: OidcProvider | None = request.app.state.oidc
+    return provider
+
+
+async def get_oidc(request: Request) -> OidcProvider | None:
+    return oidc_of(request)
 
 
 async def get_jobs(request: Request) -> JobRunner:
@@ -163,6 +177,7 @@ JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 OriginDep = Annotated[str, Depends(get_origin)]
 ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
+OidcDep = Annotated[OidcProvider | None, Depends(get_oidc)]
 
 
 async def refuse_body(request: Request) -> None:

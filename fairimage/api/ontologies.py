@@ -31,6 +31,7 @@ class TermOut(BaseModel):
     label: str
     synonyms: list[str]
     parents: list[str]
+    part_of: list[str]  # CL and UBERON: the anatomy a cell type or a structure is part of
 
     @classmethod
     def of(cls, term: OntologyTerm) -> TermOut:
@@ -40,6 +41,7 @@ class TermOut(BaseModel):
             label=term.label,
             synonyms=list(term.synonyms),
             parents=list(term.parents),
+            part_of=list(term.part_of),
         )
 
 
@@ -62,7 +64,7 @@ def _out(key: str, bundle: Ontology) -> OntologyOut:
 # DUO's terms have their own route and shape (/api/ontologies/duo/terms): the names here are the term
 # ontologies' (documented as such; any other name is a 404 that lists them).
 OntologyName = Annotated[
-    str, FastApiPath(description="fbbi, ncbitaxon or edam", json_schema_extra={"enum": list(ontology.NAMES)})
+    str, FastApiPath(description=", ".join(ontology.NAMES), json_schema_extra={"enum": list(ontology.NAMES)})
 ]
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from fairimage.api.deps import SHARE_COOKIE, NoBody, PrincipalDep, RepositoryDep
+from fairimage.api.deps import SHARE_COOKIE, NoBody, PrincipalDep, RepositoryDep, origin_of
 from fairimage.api.pages import not_found_page
 from fairimage.api.schemas import RequestBody
 from fairimage.model.errors import FairimageError
@@ -26,6 +26,12 @@ class ShareLinkIn(RequestBody):
     days: int = Field(default=30, ge=1, le=links.MAX_DAYS, description="how long the link works")
     note: str = Field(default="", max_length=255, description="who it is for, e.g. 'reviewers, Nature'")
     blind: bool = Field(default=False, description="double-blind review: authors' and owners' names hidden")
+    version: int | None = Field(
+        default=None, ge=1, description="share this version only (its images and metadata), not the study"
+    )
+    uses: int | None = Field(
+        default=None, ge=1, le=links.MAX_USES, description="how many client addresses may use it"
+    )
 
 
 @router.post(
@@ -36,7 +42,8 @@ class ShareLinkIn(RequestBody):
 def create(
     study_id: str, body: ShareLinkIn, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    link, secret = links.create_link(repository, principal, study_id, body.days, body.note, body.blind)
+    options = links.LinkOptions(body.days, body.note, body.blind, body.version, body.uses)
+    link, secret = links.create_link(repository, principal, study_id, options)
     return {**asdict(link), "secret": secret, "url": f"{request.base_url}s/{secret}"}
 
 
@@ -56,13 +63,17 @@ def revoke(link_id: str, repository: RepositoryDep, principal: PrincipalDep) -> 
 
 @router.get("/s/{secret}", response_class=HTMLResponse, include_in_schema=False)
 async def open_link(secret: str, request: Request, repository: RepositoryDep) -> Response:
-    """A share link opened in a browser: remembered in a cookie, then the study's page."""
+    """A share link opened in a browser: remembered in a cookie, then the study's page (or the version's)."""
     try:
-        principal, expires = await run_in_threadpool(links.link_expiry, repository, secret)
-    except FairimageError:
-        return not_found_page(request, "This share link is unknown, has expired or was revoked.")
+        principal, expires = await run_in_threadpool(
+            links.link_expiry, repository, secret, origin_of(request)
+        )
+    except FairimageError as exc:
+        return not_found_page(request, f"This share link cannot be opened: {exc.message}.")
     study_id = next(iter(principal.granted_studies))
-    response = RedirectResponse(f"/studies/{study_id}", status_code=303)
+    shown = principal.shown_version(study_id)
+    page = f"/studies/{study_id}" if shown is None else f"/studies/{study_id}/versions/{shown}"
+    response = RedirectResponse(page, status_code=303)
     seconds = int((expires - datetime.now(UTC)).total_seconds()) if expires else None
     response.set_cookie(
         SHARE_COOKIE,

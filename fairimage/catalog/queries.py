@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from fairimage.catalog.tables import (
@@ -16,6 +18,7 @@ from fairimage.catalog.tables import (
     ModelRow,
     OriginalFileRow,
     PlateRow,
+    ShareLinkUseRow,
     StudyRow,
     WellRow,
 )
@@ -39,6 +42,16 @@ def readable_studies(principal: Principal, now: datetime) -> ColumnElement[bool]
         return public
     granted = StudyRow.id.in_(sorted(principal.granted_studies)) if principal.granted_studies else false()
     return or_(public, StudyRow.owner_id == principal.user_id, and_(cleared, granted))
+
+
+def readable_images(principal: Principal, now: datetime) -> ColumnElement[bool]:
+    """The SQL twin of ``may_read`` and ``Principal.may_see_image``, for queries joining images to studies."""
+    readable = readable_studies(principal, now)
+    scope = principal.version
+    if scope is None:
+        return readable
+    shown = ImageRow.id.in_(sorted(scope.images)) if scope.images else false()
+    return and_(readable, or_(ImageRow.study_id != scope.study_id, shown))
 
 
 def discoverable_studies(principal: Principal, now: datetime) -> ColumnElement[bool]:
@@ -229,6 +242,26 @@ def plate_of_file(session: Session, file_id: str) -> PlateRow | None:
     return session.scalars(
         select(PlateRow).join(ImageRow, ImageRow.plate_id == PlateRow.id).where(ImageRow.file_id == file_id)
     ).first()
+
+
+def add_share_link_use(session: Session, link_id: str, origin: str) -> bool:
+    """Record that a client address used a share link; False if it had already (concurrent first
+    requests of one client insert once: INSERT ... ON CONFLICT DO NOTHING, in SQLite and PostgreSQL)."""
+    values = {"link_id": link_id, "origin": origin, "used_at": datetime.now(UTC)}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(ShareLinkUseRow).values(**values)
+    result = session.execute(statement.on_conflict_do_nothing())
+    return bool(getattr(result, "rowcount", 0))
+
+
+def plates_of_images(session: Session, image_ids: Iterable[str]) -> set[str]:
+    """The plates the given images are fields of."""
+    wanted = sorted(image_ids)
+    if not wanted:
+        return set()
+    found = select(ImageRow.plate_id).where(ImageRow.id.in_(wanted), ImageRow.plate_id.is_not(None))
+    return {plate for plate in session.scalars(found.distinct()) if plate is not None}
 
 
 def plate_study(session: Session, plate_id: str) -> StudyRow | None:

@@ -36,6 +36,13 @@ class UserRow(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # Argon2id, never clear
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Who the user is at an OpenID Connect provider (its issuer and their stable subject there), for users
+    # who sign in with one; and their ORCID iD (0000-0002-1825-0097), from that provider or an admin.
+    oidc_issuer: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    orcid: Mapped[str | None] = mapped_column(String(19), nullable=True)
+
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_users_oidc_identity"),)
 
 
 class TokenRow(Base):
@@ -314,6 +321,18 @@ class ShareLinkRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     blind: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # double-blind review
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # one version of the study, or all
+    max_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)  # client addresses it may serve
+
+
+class ShareLinkUseRow(Base):
+    """A client address a share link has served: each one is a use (links limited to N uses serve N)."""
+
+    __tablename__ = "share_link_uses"
+
+    link_id: Mapped[str] = mapped_column(ForeignKey("share_links.id"), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class GrantRow(Base):
@@ -501,6 +520,24 @@ class WebSessionRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     user: Mapped[UserRow] = relationship()
+
+
+class OidcSignInRow(Base):
+    """A sign-in begun with an OpenID Connect provider and not yet finished: what the browser's callback
+    must match (state) and what only this server knows (nonce, PKCE verifier). The browser's cookie holds a
+    random secret; the catalog only its sha256. Used once: ``used_at`` is set when the callback arrives."""
+
+    __tablename__ = "oidc_sign_ins"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie's secret
+    state: Mapped[str] = mapped_column(String(128))
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    redirect_uri: Mapped[str] = mapped_column(String(1024))
+    next_path: Mapped[str] = mapped_column(String(1024), default="/")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ModelRow(Base):

@@ -34,21 +34,34 @@ def share_create(
     blind: Annotated[
         bool, typer.Option("--blind", help="for double-blind review: no author's or owner's name is shown")
     ] = False,
+    version: Annotated[
+        int | None,
+        typer.Option(min=1, help="share this version only: its images and metadata, nothing added later"),
+    ] = None,
+    uses: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=links.MAX_USES, help="how many client addresses may use it (each reviewer's machine)"
+        ),
+    ] = None,
     as_json: JsonOption = False,
     repo: RepoOption = None,
 ) -> None:
     """Make a link; its secret is printed once (on stdout) and cannot be shown again. Give reviewers
     SERVER/s/SECRET; zarr clients read SERVER/s/SECRET/zarr/IMAGE.ome.zarr, or send it as a bearer token."""
+    options = links.LinkOptions(days, note, blind, version, uses)
     with opened(repo) as repository:
-        link, secret = links.create_link(repository, operator_principal(), study, days, note, blind)
+        link, secret = links.create_link(repository, operator_principal(), study, options)
         base = repository.settings.public_url.rstrip("/")
     if as_json:
         _json({**asdict(link), "secret": secret, "path": f"/s/{secret}"})
         return
     out.print(f"{base}/s/{secret}", highlight=False)
     expires = link.expires_at.date().isoformat() if link.expires_at else "never"
+    what = f"version {link.version} of study {link.study!r}" if link.version else f"study {link.study!r}"
+    limit = f", for {link.max_uses} client(s)" if link.max_uses else ""
     err.print(
-        f"share link {link.id} to study {link.study!r}, until {expires}; "
+        f"share link {link.id} to {what}, until {expires}{limit}; "
         f"revoke it with: fairimage share revoke {link.id}",
         highlight=False,
     )
@@ -65,10 +78,19 @@ def share_list(
     if as_json:
         _json([asdict(link) for link in found])
         return
-    table = Table("id", "until", "revoked", "by", "note", box=None)
+    table = Table("id", "version", "until", "uses", "revoked", "by", "note", box=None)
     for link in found:
         until = link.expires_at.date().isoformat() if link.expires_at else "never"
-        table.add_row(link.id, until, "yes" if link.revoked else "", link.created_by, link.note)
+        uses = f"{link.uses}/{link.max_uses}" if link.max_uses else str(link.uses)
+        table.add_row(
+            link.id,
+            str(link.version or "all"),
+            until,
+            uses,
+            "yes" if link.revoked else "",
+            link.created_by,
+            link.note,
+        )
     print_listing(table, f"No share links for {study}.")
 
 

@@ -12,7 +12,10 @@ Each class carries the HTTP status (mapped once in ``api/errors.py``) and the CL
     ├── ForbiddenError         403 / 3   the caller may not do this
     │   ├── UnauthorizedError  401 / 3   a credential that is unknown, expired or revoked
     │   └── ThrottledError     429 / 3   too many failed sign-ins: wait, then try again
-    └── StorageError           503 / 5   the catalog or object store failed underneath us
+    ├── StorageError           503 / 5   the catalog or object store failed underneath us
+    └── ProviderError          502 / 5   an identity provider answered wrongly (misconfigured client)
+        └── ProviderUnavailableError
+                               503 / 5   an identity provider that cannot be reached
 """
 
 from __future__ import annotations
@@ -88,3 +91,19 @@ class StorageError(FairimageError):
     http_status = 503
     exit_code = 5
     code = "storage"
+
+
+class ProviderError(FairimageError):
+    """An OpenID Connect provider that answers, but not as configured (a wrong client secret, a discovery
+    document that is not one): the message names the setting to fix, never a secret."""
+
+    http_status = 502
+    exit_code = 5
+    code = "provider"
+
+
+class ProviderUnavailableError(ProviderError):
+    """An OpenID Connect provider that cannot be reached (down, or a wrong issuer URL)."""
+
+    http_status = 503
+    code = "provider_unavailable"

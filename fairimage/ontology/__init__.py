@@ -13,7 +13,7 @@ from fairimage.model.governance.duo import Term, TermKind, Vocabulary
 from fairimage.model.privacy.deid import Profile, ProfileAttribute
 
 # The bundled term ontologies by the names the API and the metadata use (DUO has its own model).
-NAMES = ("fbbi", "ncbitaxon", "edam")
+NAMES = ("fbbi", "ncbitaxon", "edam", "cl", "uberon")
 
 
 @cache
@@ -38,7 +38,7 @@ def duo() -> Vocabulary:
 
 @cache
 def ontology(name: str) -> Ontology:
-    """A bundled ontology subset by name (``fbbi``, ``ncbitaxon``, ``edam``): see
+    """A bundled ontology subset by name (``fbbi``, ``ncbitaxon``, ``edam``, ``cl``, ``uberon``): see
     ``scripts/build_ontologies.py``."""
     key = name.lower()
     if key not in NAMES:
@@ -52,6 +52,7 @@ def ontology(name: str) -> Ontology:
             synonyms=tuple(term["synonyms"]),
             parents=tuple(term["parents"]),
             iri=iri_prefix + term["id"].partition(":")[2],
+            part_of=tuple(term.get("part_of", ())),
         )
         for term in data["terms"]
     )
@@ -83,6 +84,16 @@ def ncbitaxon() -> Ontology:
 def edam() -> Ontology:
     """EDAM-bioimaging: bioimage analysis operations, imaging topics, image data types and formats."""
     return ontology("edam")
+
+
+def cl() -> Ontology:
+    """The Cell Ontology's cell types, with the anatomy (UBERON) they are part of."""
+    return ontology("cl")
+
+
+def uberon() -> Ontology:
+    """UBERON anatomy: organs, tissues, systems and body parts, by ``is_a`` and ``part_of``."""
+    return ontology("uberon")
 
 
 @cache

@@ -115,6 +115,11 @@ class RecentLookups:
         """Whether ``get(key, ...)`` would answer from memory."""
         return self._recent(key, time.monotonic()) is not _MISSING
 
+    def peek(self, key: Hashable) -> Any:
+        """What ``get(key, ...)`` would answer from memory, or None."""
+        known = self._recent(key, time.monotonic())
+        return None if known is _MISSING else known
+
     def _recent(self, key: Hashable, now: float) -> Any:
         if self.changes is not None and self.changes.read() != self._seen_changes:
             self.forget()

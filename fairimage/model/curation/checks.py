@@ -260,6 +260,10 @@ def _term_refs(rembi: Rembi) -> Iterator[tuple[TermRef, str, Attribute]]:
     for i, biosample in enumerate(rembi.biosamples):
         if biosample.organism is not None:
             yield biosample.organism, f"biosamples[{i}].organism", by_path["biosamples[].organism"]
+        for j, ref in enumerate(biosample.cell_types):
+            yield ref, f"biosamples[{i}].cell_types[{j}]", by_path["biosamples[].cell_types"]
+        for j, ref in enumerate(biosample.organism_parts):
+            yield ref, f"biosamples[{i}].organism_parts[{j}]", by_path["biosamples[].organism_parts"]
     for i, specimen in enumerate(rembi.specimens):
         for j, ref in enumerate(specimen.preparation_terms):
             yield ref, f"specimens[{i}].preparation_terms[{j}]", by_path["specimens[].preparation_terms"]
@@ -290,9 +294,8 @@ def _resolve(
                 if bundle.curie(ref.id)
                 else f"a {bundle.name} term"
             )
-            problems.append(
-                Problem(path, f"{ref.id!r} is not {where}{_did_you_mean(bundle, ref.label or '')}")
-            )
+            hint = _elsewhere(ref.id, attribute, vocabularies) or _did_you_mean(bundle, ref.label or "")
+            problems.append(Problem(path, f"{ref.id!r} is not {where}{hint}"))
             return None
     else:
         found = bundle.find(text)
@@ -321,6 +324,25 @@ def _did_you_mean(bundle: Ontology, text: str, candidates: list[Any] | None = No
         return f"; look one up with 'fairimage ontology search {bundle.name.lower()} WORDS'"
     options = " or ".join(f"{term.id} ({term.label})" for term in found[:3])
     return f"; did you mean {options}?"
+
+
+def _elsewhere(term_id: str, attribute: Attribute, vocabularies: Mapping[str, Ontology]) -> str:
+    """``; it is UBERON's 'liver': write it under organism_parts``: a term of another bundle in this field."""
+    section = attribute.path.rpartition(".")[0]
+    for key, other in vocabularies.items():
+        term = other.term(term_id)
+        if term is None:
+            continue
+        fields = [
+            a.path.rpartition(".")[2] for a in ATTRIBUTES if a.ontology == key and a.path.startswith(section)
+        ]
+        where = (
+            f"write it under {' or '.join(fields)}"
+            if fields
+            else f"this field takes {vocabularies[attribute.ontology or ''].name} terms"
+        )
+        return f"; it is {other.name}'s {term.label!r}: {where}"
+    return ""
 
 
 def _article(name: str) -> str:

@@ -1,6 +1,7 @@
 """Ontology terms as curation and search use them: look a term up by CURIE, IRI, label or synonym, suggest
 one for free text, complete a prefix, and walk the ``is_a`` hierarchy (a search for "fluorescence
-microscopy" also finds "confocal microscopy").
+microscopy" also finds "confocal microscopy") and, for anatomy and cell types, ``part_of`` (a neuron is a
+neural cell, which is part of the nervous system; the brain is part of the nervous system too).
 
 Pure: ``fairimage.ontology`` loads the bundled files into these objects.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -21,8 +22,9 @@ class OntologyTerm:
     id: str  # CURIE, e.g. FBbi:00000251
     label: str
     synonyms: tuple[str, ...] = ()
-    parents: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()  # is_a, inside the bundle
     iri: str = ""
+    part_of: tuple[str, ...] = ()  # wholes, in this bundle or another (a CL cell type: UBERON anatomy)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,10 @@ class Ontology:
         key = fold(text)
         if not key:
             return []
+        # A plural of a name ("astrocytes", "nuclei") means that name: no need for near misses.
+        plural = [term for name in _singulars(key) for term, _ in self._by_name.get(name, [])]
+        if plural:
+            return list({term.id: term for term in plural}.values())[:limit]
         close = difflib.get_close_matches(key, list(self._by_name), n=limit * 2, cutoff=0.75)
         picked: dict[str, OntologyTerm] = {}
         for name in close:
@@ -165,9 +171,40 @@ class Ontology:
         return [self._by_id[term_id].label for term_id in ids if term_id in self._by_id]
 
 
+def broader(term_id: str, vocabularies: Mapping[str, Ontology]) -> list[OntologyTerm]:
+    """Every term above ``term_id`` by ``is_a`` or ``part_of``, across the bundles (a cell type's anatomy
+    and what that is part of), nearest first: what a search for a broad term or a whole should find it by."""
+    by_prefix = {bundle.prefix: bundle for bundle in vocabularies.values()}
+
+    def lookup(curie: str) -> OntologyTerm | None:
+        bundle = by_prefix.get(curie.partition(":")[0])
+        return bundle.term(curie) if bundle is not None else None
+
+    start = lookup(term_id)
+    found: list[OntologyTerm] = []
+    seen = {term_id}
+    queue = [*start.parents, *start.part_of] if start is not None else []
+    while queue:
+        current = queue.pop(0)
+        term = lookup(current) if current not in seen else None
+        seen.add(current)
+        if term is not None:
+            found.append(term)
+            queue.extend([*term.parents, *term.part_of])
+    return found
+
+
 def fold(text: str) -> str:
     """Text as names are compared: lower case, punctuation and runs of spaces as one space."""
     return " ".join(_SEPARATOR.split(text.lower())).strip()
+
+
+def _singulars(key: str) -> list[str]:
+    """What a folded plural may be the plural of (English: cells, nuclei, lamellae)."""
+    head, _, last = key.rpartition(" ")
+    forms = [last[:-1] if last.endswith("s") else "", last[:-2] if last.endswith("es") else ""]
+    forms += [last[:-1] + "us" if last.endswith("i") else "", last[:-1] if last.endswith("ae") else ""]
+    return [f"{head} {form}".strip() for form in forms if len(form) > 2]
 
 
 def _has_word(name: str, word: str) -> bool:

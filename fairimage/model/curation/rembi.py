@@ -93,6 +93,9 @@ class Biosample(_Section):
     id: str | None = None
     organism: TermRef | None = None
     biological_entity: str | None = None
+    # REMBI's biological entity, as terms: what BioSamples and EFO call "cell type" and "organism part".
+    cell_types: list[TermRef] = Field(default_factory=list)  # CL, e.g. CL:0000127 (astrocyte)
+    organism_parts: list[TermRef] = Field(default_factory=list)  # UBERON, e.g. UBERON:0002107 (liver)
     description: str | None = None
     intrinsic_variables: list[str] = Field(default_factory=list)
     extrinsic_variables: list[str] = Field(default_factory=list)
@@ -217,6 +220,15 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("biosamples[].id", "required", "a name the components refer to, e.g. hela"),
     Attribute("biosamples[].organism", "required", "an NCBITaxon term, e.g. NCBITaxon:9606", "ncbitaxon"),
     Attribute("biosamples[].biological_entity", "required", "e.g. 'HeLa cell', 'liver section'"),
+    Attribute(
+        "biosamples[].cell_types", "optional", "Cell Ontology terms, e.g. CL:0000127 (astrocyte)", "cl"
+    ),
+    Attribute(
+        "biosamples[].organism_parts",
+        "optional",
+        "UBERON anatomy terms, e.g. UBERON:0002107 (liver)",
+        "uberon",
+    ),
     Attribute("biosamples[].description", "recommended", "the biosample in a sentence"),
     Attribute("biosamples[].intrinsic_variables", "recommended", "innate traits, e.g. a genetic alteration"),
     Attribute("biosamples[].extrinsic_variables", "optional", "what was added, e.g. a drug"),

@@ -1,9 +1,11 @@
 """What the search index holds for one image, built from its study's REMBI metadata and the image itself.
 
 Pure. Ontology terms enter the text with their synonyms and every ancestor's label, so that a search for
-"fluorescence microscopy" finds images acquired by confocal microscopy, and "Mammalia" finds mice. Facet
-values are term ids; each term's ancestors are stored too (not counted), so a filter on a broad term
-admits its narrower ones.
+"fluorescence microscopy" finds images acquired by confocal microscopy, and "Mammalia" finds mice. Cell
+types (CL) and anatomy (UBERON) enter with what they are part of as well, across the two: an astrocyte is
+a neural cell, part of the nervous system, so "cells in the nervous system" finds it (the query's "in"
+and "the" are dropped: ``query_words``). Facet values are term ids; each term's ancestors (in its own
+ontology) are stored too (not counted), so a filter on a broad term admits its narrower ones.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import fnmatch
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from fairimage.model.curation.ontology import Ontology
+from fairimage.model.curation.ontology import Ontology, broader
 from fairimage.model.curation.rembi import Rembi, StudyComponent, TermRef
 
 FACETS = (
     "organism",
     "imaging_method",
     "fluorophore",
+    "cell_type",  # CL
+    "organism_part",  # UBERON
     "study",
     "dimensionality",
     "dtype",
@@ -30,6 +34,12 @@ FACETS = (
     "origin",  # acquired, or ai-generated (made by a model)
 )
 ACQUIRED, AI_GENERATED = "acquired", "ai-generated"
+# English function words a query may hold ("cells in the nervous system"): every word of a query must
+# match, and these say nothing about an image (PostgreSQL's english configuration drops them as well).
+STOP_WORDS = frozenset(
+    {"a", "an", "and", "are", "as", "at", "by", "for", "from", "in", "into", "is", "of", "on", "or", "that"}
+    | {"the", "their", "these", "this", "those", "to", "with", "within"}
+)
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,10 @@ def build_document(
             ]
             if biosample.organism is not None:
                 words += _term_words(taxa, biosample.organism, facets, "organism")
+            for cell_type in biosample.cell_types:
+                words += _term_words(vocabularies["cl"], cell_type, facets, "cell_type", vocabularies)
+            for part in biosample.organism_parts:
+                words += _term_words(vocabularies["uberon"], part, facets, "organism_part", vocabularies)
         specimen = next((s for s in rembi.specimens if s.id and s.id == component.specimen), None)
         if specimen is not None:
             words += [specimen.preparation_method or "", specimen.signal_contrast_mechanism or ""]
@@ -172,16 +186,30 @@ def _joined(words: Iterable[str]) -> str:
     return " ".join(_unique(word.strip() for word in words if word and word.strip()))
 
 
-def _term_words(bundle: Ontology, ref: TermRef, facets: list[FacetValue], facet: str) -> list[str]:
+def _term_words(
+    bundle: Ontology,
+    ref: TermRef,
+    facets: list[FacetValue],
+    facet: str,
+    linked: dict[str, Ontology] | None = None,
+) -> list[str]:
     """A term's label, synonyms and its ancestors' labels; its id (direct) and its ancestors' ids as facet
-    values."""
+    values. With ``linked`` (the bundles), ancestors are taken by ``part_of`` too, across bundles."""
     term = bundle.term(ref.id) if ref.id else None
     if term is None:
         return [ref.label or ""]
-    ancestors = bundle.ancestors(term.id)
+    ancestors = broader(term.id, linked) if linked is not None else bundle.ancestors(term.id)
     facets.append(FacetValue(facet, term.id))
-    facets.extend(FacetValue(facet, ancestor.id, direct=False) for ancestor in ancestors)
+    own = [ancestor for ancestor in ancestors if bundle.term(ancestor.id) is not None]
+    facets.extend(FacetValue(facet, ancestor.id, direct=False) for ancestor in own)
     return [term.label, *term.synonyms, *(ancestor.label for ancestor in ancestors)]
+
+
+def query_words(query: str) -> str:
+    """The words of a search that carry meaning: function words dropped, unless nothing else is left."""
+    words = query.split()
+    kept = [word for word in words if word.strip(".,;:!?\"'()").lower() not in STOP_WORDS]
+    return " ".join(kept) if kept else query
 
 
 def _unique(words: Iterable[str]) -> Iterator[str]:

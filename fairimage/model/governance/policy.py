@@ -64,6 +64,17 @@ class StudyPolicy:
 
 
 @dataclass(frozen=True)
+class VersionScope:
+    """What a share link for one version of a study opens: that version's images and plates (none the study
+    gained later), and the study as the version recorded it."""
+
+    study_id: str
+    number: int
+    images: frozenset[str]
+    plates: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Principal:
     """Who is asking: anonymous, or a user with a role, acting with a token's scope (or a full session)."""
 
@@ -74,6 +85,19 @@ class Principal:
     granted_studies: frozenset[str] = field(default_factory=frozenset)
     origin: str = ""  # where the request came from (a client address, "cli"), for the audit log
     blind: bool = False  # a double-blind reviewer (a share link made for one): people's names are hidden
+    version: VersionScope | None = None  # a share link for one version of a study: only what it holds
+
+    def shown_version(self, study_id: str) -> int | None:
+        """The one version of ``study_id`` this caller sees (a share link for it), or None: all of them."""
+        return self.version.number if self.version and self.version.study_id == study_id else None
+
+    def may_see_image(self, study_id: str, image_id: str) -> bool:
+        """Whether an image of a study the caller may read is theirs to see: all are, except the images a
+        study gained after the version a share link opens."""
+        return self.version is None or study_id != self.version.study_id or image_id in self.version.images
+
+    def may_see_plate(self, study_id: str, plate_id: str) -> bool:
+        return self.version is None or study_id != self.version.study_id or plate_id in self.version.plates
 
     @property
     def is_anonymous(self) -> bool:

@@ -43,8 +43,16 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
             "intrinsic_variables",
             "extrinsic_variables",
             "experimental_variables",
+            "cell_types",
+            "organism_parts",
         ),
-        ("intrinsic_variables", "extrinsic_variables", "experimental_variables"),
+        (
+            "intrinsic_variables",
+            "extrinsic_variables",
+            "experimental_variables",
+            "cell_types",
+            "organism_parts",
+        ),
     ),
     "specimens": (
         "specimens",

@@ -122,6 +122,8 @@ biosamples:
   - id: sample1
     organism:
     biological_entity:
+    cell_types: []
+    organism_parts: []
     description:
     intrinsic_variables: []
     extrinsic_variables: []
@@ -152,7 +154,9 @@ def template() -> str:
         "# Fill in what you know; 'fairimage metadata validate study.yaml' says what is wrong or missing.",
         "# Ontology terms: a CURIE (FBbi:00000251), an IRI, or the term's exact label; find them with",
         "# 'fairimage ontology search fbbi confocal' or 'fairimage ontology search ncbitaxon mouse';",
-        "# topics and analysis operations are EDAM-bioimaging's ('fairimage ontology search edam tracking').",
+        "# topics and analysis operations are EDAM-bioimaging's ('fairimage ontology search edam tracking'),",
+        "# cell types the Cell Ontology's ('... search cl astrocyte'), organs and tissues UBERON's",
+        "# ('fairimage ontology search uberon liver').",
         "# What the image files say (sizes, pixel sizes, channels) is read from them: do not repeat it here.",
         "schema: fairimage-rembi/1",
     ]
@@ -258,9 +262,10 @@ def get_metadata(
         row = session.get(StudyRow, study_id)
         if row is None:
             raise NotFoundError(f"study {study!r} not found")
-        report = validate(row.rembi or {})
+        report = validate(versions.shown_rembi(session, principal, row) or {})
         facts = _facts(session, row)
-        images = [_extracted(image) for image in queries.study_images(session, study_id)] if may_read else []
+        shown = access.shown_images(principal, queries.study_images(session, study_id)) if may_read else []
+        images = [_extracted(image) for image in shown]
     rembi = report.rembi or Rembi()
     score = fair_score(rembi, facts)
     return StudyMetadata(

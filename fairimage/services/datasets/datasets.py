@@ -108,7 +108,11 @@ def create_dataset(repository: Repository, principal: Principal, request: Datase
         _check_key(request.stratify, "--stratify")
     study_ids = list(dict.fromkeys(access.check_study(repository, principal, s) for s in request.studies))
     with repository.reading() as session:
-        images = [image for study_id in study_ids for image in queries.study_images(session, study_id)]
+        images = [
+            image
+            for study_id in study_ids
+            for image in access.shown_images(principal, queries.study_images(session, study_id))
+        ]
         labels = _labels(session, [image.id for image in images], request.label)
         keys = _Keys(session, images)
         excluded = {"without the label": 0, "AI-generated": 0}

@@ -43,7 +43,7 @@ def export(
     if target.exists() and (target.is_file() or any(target.iterdir())):
         raise ConflictError(f"{target}: exists already; choose a new path")
     record = image_service.get_study(repository, principal, study)
-    rembi = linked_data.study_rembi(repository, record.id, principal.blind)
+    rembi = linked_data.study_rembi(repository, principal, record.id)
     links = Links(base)
     if kind == "rembi-json":
         return _write_json(target, rembi.dump())

@@ -47,7 +47,9 @@ def list_images(
         raise InvalidInputError(f"limit {limit}: must be between 1 and {MAX_PAGE}")
     study_id = access.check_study(repository, principal, study) if study is not None else None
     with repository.reading() as session:
-        rows, total = queries.image_page(session, study_id, cursor, limit + 1, access.visible(principal))
+        rows, total = queries.image_page(
+            session, study_id, cursor, limit + 1, access.visible_images(principal)
+        )
         items = [to_image(row) for row in rows[:limit]]
     return ImagePage(items=items, total=total, next=items[-1].id if len(rows) > limit else None)
 
@@ -55,7 +57,9 @@ def list_images(
 def recent_images(repository: Repository, principal: Principal, limit: int = 12) -> list[Image]:
     """The newest images the caller may see, newest first (the home page's "recently added")."""
     with repository.reading() as session:
-        return [to_image(row) for row in queries.recent_images(session, limit, access.visible(principal))]
+        return [
+            to_image(row) for row in queries.recent_images(session, limit, access.visible_images(principal))
+        ]
 
 
 def get_image(repository: Repository, principal: Principal, image_id: str) -> Image:
@@ -85,12 +89,18 @@ def to_study(row: StudyRow, count: int, principal: Principal) -> Study:
         name=row.name,
         description=row.description,
         created_at=queries.aware(row.created_at) or row.created_at,
-        image_count=count,
+        image_count=_shown_count(principal, row.id, count),
         policy=row.policy,
         embargo_until=queries.aware(row.embargo_until),
         data_use=DataUse.model_validate(row.data_use) if row.data_use else None,
         may_read=access.may_read_study(principal, row),
     )
+
+
+def _shown_count(principal: Principal, study_id: str, count: int) -> int:
+    """How many images of the study the caller sees: a link to one version, that version's."""
+    scope = principal.version
+    return len(scope.images) if scope is not None and scope.study_id == study_id else count
 
 
 def to_image(row: ImageRow) -> Image:

@@ -18,7 +18,7 @@ from fairimage.services.repository import Repository
 
 def study_dataset(repository: Repository, principal: Principal, study: str, base: str) -> dict[str, Any]:
     record = image_service.get_study(repository, principal, study)
-    rembi = study_rembi(repository, record.id, principal.blind)
+    rembi = study_rembi(repository, principal, record.id)
     images: list[Any] = []
     latest = None
     if record.may_read:
@@ -30,7 +30,7 @@ def study_dataset(repository: Repository, principal: Principal, study: str, base
 
 def image_object(repository: Repository, principal: Principal, image_id: str, base: str) -> dict[str, Any]:
     image = image_service.get_image(repository, principal, image_id)
-    rembi = study_rembi(repository, image.study_id, principal.blind)
+    rembi = study_rembi(repository, principal, image.study_id)
     methods = [
         m for component in components_of(rembi, image.original_file.name) for m in component.imaging_methods
     ]
@@ -38,12 +38,14 @@ def image_object(repository: Repository, principal: Principal, image_id: str, ba
     return jsonld.image_object(image, links, methods, part_of=links.pid(image.study_id))
 
 
-def study_rembi(repository: Repository, study_id: str, blind: bool = False) -> Rembi:
-    """A study's REMBI metadata (empty if none was given), as a double-blind reviewer sees it where
-    ``blind``; the caller checked access."""
+def study_rembi(repository: Repository, principal: Principal, study_id: str) -> Rembi:
+    """A study's REMBI metadata (empty if none was given) as the caller sees it: a double-blind reviewer
+    without names, the holder of a link to one version as that version recorded it; the caller checked
+    access."""
     with repository.reading() as session:
         row = session.get(StudyRow, study_id)
         if row is None:
             raise NotFoundError(f"study {study_id!r} not found")
-        rembi = Rembi.model_validate(row.rembi) if row.rembi else Rembi()
-    return rembi.for_blind_review() if blind else rembi
+        document = versions.shown_rembi(session, principal, row)
+        rembi = Rembi.model_validate(document) if document else Rembi()
+    return rembi.for_blind_review() if principal.blind else rembi

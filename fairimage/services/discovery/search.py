@@ -17,7 +17,7 @@ from fairimage.catalog import queries
 from fairimage.catalog import search as index
 from fairimage.catalog.tables import ImageRow, SearchDocumentRow, StudyRow, WellRow
 from fairimage.model.curation.rembi import Rembi
-from fairimage.model.discovery.search import FACETS, ImageFacts, build_document
+from fairimage.model.discovery.search import FACETS, ImageFacts, build_document, query_words
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.governance.policy import Principal
 from fairimage.model.study import Image
@@ -27,7 +27,13 @@ from fairimage.services.repository import Repository
 
 MAX_LIMIT = 200
 # Facets whose values are ontology terms, and the ontology they come from.
-TERM_FACETS = {"organism": "ncbitaxon", "imaging_method": "fbbi", "fluorophore": "fbbi"}
+TERM_FACETS = {
+    "organism": "ncbitaxon",
+    "imaging_method": "fbbi",
+    "fluorophore": "fbbi",
+    "cell_type": "cl",
+    "organism_part": "uberon",
+}
 
 
 def index_images(session: Session, study: StudyRow, images: Sequence[ImageRow]) -> None:
@@ -149,14 +155,14 @@ def search(
     limit: int = 20,
     offset: int = 0,
 ) -> SearchResults:
-    """Images matching every word of ``query`` and every facet filter, best first, with facet counts; only
-    what ``principal`` may read is searched or counted."""
+    """Images matching every word of ``query`` (function words such as "in" and "the" aside) and every
+    facet filter, best first, with facet counts; only what ``principal`` may read is searched or counted."""
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
         raise InvalidInputError(f"limit: give 1 to {MAX_LIMIT}, and an offset of 0 or more")
     with repository.reading() as session:
         resolved = _resolve_filters(session, filters or {})
         page, total, counts = index.search_page(
-            session, query, access.visible(principal), resolved, limit, offset
+            session, query_words(query), access.searchable(principal), resolved, limit, offset
         )
         rows = {row.id: row for row in _image_rows(session, [image_id for image_id, _ in page])}
         hits = [Hit(to_image(rows[image_id]), rank) for image_id, rank in page if image_id in rows]

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, and_
 from sqlalchemy.orm import Session
 
 from fairimage.catalog import queries
-from fairimage.catalog.tables import StudyRow
+from fairimage.catalog.tables import ImageRow, StudyRow
 from fairimage.model.errors import ForbiddenError, NotFoundError
 from fairimage.model.governance.policy import Principal, Role, Scope, StudyPolicy, may_discover, may_read
 from fairimage.model.plates.layout import PLATE_ID_PREFIX
@@ -39,6 +39,27 @@ def visible(principal: Principal) -> ColumnElement[bool]:
     return queries.readable_studies(principal, now())
 
 
+def visible_images(principal: Principal) -> ColumnElement[bool]:
+    """The images ``principal`` may read, as a condition for listing queries that join images to their
+    studies: ``visible`` less what a study gained after the version a share link opens."""
+    return queries.readable_images(principal, now())
+
+
+def searchable(principal: Principal) -> ColumnElement[bool]:
+    """The studies whose images search finds and counts for ``principal``: those it may read, less the study
+    a share link for one version opens (its holder finds that version's images on its page; the search
+    index counts groups of images, which a version cannot split)."""
+    scope = principal.version
+    readable = visible(principal)
+    return readable if scope is None else and_(readable, StudyRow.id != scope.study_id)
+
+
+def shown_images(principal: Principal, images: Sequence[ImageRow]) -> list[ImageRow]:
+    """The images of a study the caller may read that are theirs to see (a share link for one version
+    shows only that version's)."""
+    return [image for image in images if principal.may_see_image(image.study_id, image.id)]
+
+
 def discoverable(principal: Principal) -> ColumnElement[bool]:
     """The studies whose records ``principal`` may see: readable ones and every restricted one."""
     return queries.discoverable_studies(principal, now())
@@ -48,7 +69,7 @@ def check_image(repository: Repository, principal: Principal, image_id: str) -> 
     """The policy of the image's study if ``principal`` may read it; NotFoundError otherwise. Every tile
     and zarr key request makes it, so the image's study and policy come from ``repository.recent`` (one
     indexed query a second, at most)."""
-    _, policy = _check_read(
+    study_id, policy = _check_read(
         repository,
         principal,
         ("image", image_id),
@@ -56,6 +77,8 @@ def check_image(repository: Repository, principal: Principal, image_id: str) -> 
         f"image {image_id!r}",
         f"image:{image_id}",
     )
+    if not principal.may_see_image(study_id, image_id):
+        raise NotFoundError(f"image {image_id!r} not found")
     return policy
 
 
@@ -262,7 +285,7 @@ def answers_from_memory(repository: Repository, zarr_id: str, key: str) -> bool:
         field = ("plate field", zarr_id, parts[0], parts[1], int(parts[2]))
         if not recent.knows(field):
             return False
-        image_id = recent.get(field, lambda: None)
+        image_id = recent.peek(field)
         if image_id is not None and not recent.knows(("image place", image_id)):
             return False
     return repository.plate_root(zarr_id).store.local
@@ -278,7 +301,7 @@ def zarr_object(repository: Repository, principal: Principal, zarr_id: str, key:
 
 def check_plate(repository: Repository, principal: Principal, plate_id: str) -> StudyPolicy:
     """The policy of the plate's study if ``principal`` may read it; NotFoundError otherwise."""
-    _, policy = _check_read(
+    study_id, policy = _check_read(
         repository,
         principal,
         ("plate", plate_id),
@@ -286,6 +309,8 @@ def check_plate(repository: Repository, principal: Principal, plate_id: str) -> 
         f"plate {plate_id!r}",
         f"plate:{plate_id}",
     )
+    if not principal.may_see_plate(study_id, plate_id):
+        raise NotFoundError(f"plate {plate_id!r} not found")
     return policy
 
 

@@ -38,6 +38,7 @@ class AccessRequest:
     decision_note: str
     grant_id: str | None
     access_until: datetime | None
+    applicant_orcid: str | None = None  # the applicant's ORCID iD, from their identity provider
 
 
 def assess(repository: Repository, principal: Principal, study: str, purpose: ResearchPurpose) -> Match:
@@ -285,6 +286,7 @@ def _request(session: Session, row: AccessRequestRow) -> AccessRequest:
         decision_note=row.decision_note,
         grant_id=row.grant_id,
         access_until=queries.aware(grant.expires_at) if grant is not None else None,
+        applicant_orcid=applicant.orcid,
     )
 
 

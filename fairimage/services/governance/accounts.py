@@ -39,6 +39,7 @@ class User:
     created_at: datetime
     has_password: bool
     disabled: bool
+    orcid: str | None = None  # from their identity provider (OpenID Connect sign-in)
 
 
 @dataclass(frozen=True)
@@ -364,6 +365,7 @@ def _user(row: UserRow) -> User:
         created_at=aware(row.created_at) or row.created_at,
         has_password=row.password_hash is not None,
         disabled=row.disabled_at is not None,
+        orcid=row.orcid,
     )
 
 

@@ -35,7 +35,7 @@ def service_info(repository: Repository, principal: Principal, base_url: str) ->
         count, size = session.execute(
             select(func.count(ImageRow.id), func.coalesce(func.sum(ImageRow.stored_bytes), 0))
             .join(StudyRow)
-            .where(access.visible(principal))
+            .where(access.visible_images(principal))
         ).one()
     return {
         "id": "org.fairimage.drs",
@@ -118,7 +118,7 @@ def _study(repository: Repository, principal: Principal, study_id: str, host: st
     study_id = access.check_study(repository, principal, study_id)
     with repository.reading() as session:
         study = session.get(StudyRow, study_id)
-        rows = queries.study_images(session, study_id)
+        rows = access.shown_images(principal, queries.study_images(session, study_id))
     assert study is not None
     images = [_image_bundle(repository, row, host) for row in rows]  # the study's check covers them
     contents = [

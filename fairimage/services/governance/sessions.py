@@ -94,6 +94,14 @@ def sign_in(
             audit.record(session, name, "session.sign_in", f"user:{name}", decision="denied", origin=origin)
         raise
     throttle.succeeded(*keys)
+    return open_session(repository, principal, origin)
+
+
+def open_session(
+    repository: Repository, principal: Principal, origin: str = "", **details: str
+) -> WebSession:
+    """A new web session for a user already known to be who they say (by password, or by an identity
+    provider: ``details`` say how, for the audit log)."""
     secret, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     expires = now + timedelta(hours=SESSION_HOURS)
@@ -111,7 +119,13 @@ def sign_in(
             )
         )
         audit.record(
-            session, principal.name, "session.sign_in", f"user:{name}", origin=origin, web_session=session_id
+            session,
+            principal.name,
+            "session.sign_in",
+            f"user:{principal.name}",
+            origin=origin,
+            web_session=session_id,
+            **details,
         )
     return WebSession(secret, csrf_token, principal, expires)
 

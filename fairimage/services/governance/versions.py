@@ -119,29 +119,46 @@ def record_unversioned(repository: Repository) -> None:
     record_versions(repository, "fairimage", missing, "the study as it was when versioning began")
 
 
+def shown_rembi(session: Session, principal: Principal, study: StudyRow) -> dict[str, Any] | None:
+    """The study's stored REMBI document as the caller sees it: as it is, or, for the holder of a share
+    link to one version, as that version recorded it."""
+    number = principal.shown_version(study.id)
+    if number is None:
+        return study.rembi
+    rembi = _row(session, study.id, number).content["metadata"].get("rembi")
+    return rembi if isinstance(rembi, dict) else None
+
+
 def list_versions(repository: Repository, principal: Principal, study: str) -> list[Version]:
     """Every version of a study the caller may read, oldest first."""
     study_id = access.check_study(repository, principal, study)
     with repository.reading() as session:
         row = session.get(StudyRow, study_id)
         assert row is not None
-        versions = session.scalars(
-            select(StudyVersionRow)
-            .where(StudyVersionRow.study_id == study_id)
-            .order_by(StudyVersionRow.number)
-        ).all()
+        found = select(StudyVersionRow).where(StudyVersionRow.study_id == study_id)
+        shown = principal.shown_version(study_id)
+        if shown is not None:  # a share link to one version shows that one
+            found = found.where(StudyVersionRow.number == shown)
+        versions = session.scalars(found.order_by(StudyVersionRow.number)).all()
         return [_version(version, row.name, principal.blind) for version in versions]
 
 
 def get_version(repository: Repository, principal: Principal, study: str, number: int | None) -> Version:
-    """One version (the latest when ``number`` is None) of a study the caller may read."""
+    """One version (the latest when ``number`` is None) of a study the caller may read; the holder of a
+    share link to one version reads that one only."""
     study_id = access.check_study(repository, principal, study)
+    shown = principal.shown_version(study_id)
+    if shown is not None and number not in (None, shown):
+        raise NotFoundError(f"version {number} of study {study_id!r} not found")
+    number = shown if shown is not None else number
     with repository.reading() as session:
         return _load(session, study_id, number, principal.blind)
 
 
 def diff(repository: Repository, principal: Principal, study: str, before: int, after: int) -> VersionDiff:
     study_id = access.check_study(repository, principal, study)
+    if principal.shown_version(study_id) is not None:  # a link to one version has nothing to compare
+        raise NotFoundError(f"versions {before} and {after} of study {study_id!r} not found")
     with repository.reading() as session:
         old, new = (
             _load(session, study_id, before, principal.blind),

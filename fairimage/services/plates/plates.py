@@ -26,7 +26,8 @@ def list_plates(repository: Repository, principal: Principal, study: str | None 
         )
         if study_id is not None:
             found = found.where(PlateRow.study_id == study_id)
-        return [_plate(row, study_name) for row, study_name in session.execute(found).all()]
+        rows = session.execute(found).all()
+        return [_plate(row, name) for row, name in rows if principal.may_see_plate(row.study_id, row.id)]
 
 
 def get_plate(repository: Repository, principal: Principal, plate_id: str) -> Plate:

@@ -20,7 +20,7 @@ def run_dataset_qc(repository: Repository, principal: Principal, study: str) -> 
     """The study's findings, each one line naming the image, well or metadata field, with its FAIR score."""
     study_id = access.check_study(repository, principal, study)
     with repository.reading() as session:
-        rows = queries.study_images(session, study_id)
+        rows = access.shown_images(principal, queries.study_images(session, study_id))
         geometry = [ImageGeometry(row.id, tuple(row.shape), _pixel_size(row.axes, row.scale)) for row in rows]
         manifests = {row.id: (row.manifest_key, str(row.levels[0]["path"])) for row in rows}
     findings: list[Finding] = inconsistent_geometry(
