@@ -61,6 +61,8 @@ PERSONAL = {
 ADMINISTRATION = {
     "/api/users",
     "/api/tokens",
+    "/tokens",  # one's own tokens (tests/test_oidc.py)
+    "/tokens/{token_id}/revoke",
     "/api/groups",
     "/api/grants",
     "/api/studies/{study_id}/share-links",

@@ -218,6 +218,33 @@ def test_a_token_made_after_oidc_sign_in_reads_through_the_api(site: Site) -> No
     assert [(t["user"], t["note"]) for t in mine.json()] == [("linus", "laptop")]
 
 
+def test_the_tokens_page_makes_shows_once_and_revokes_a_token(site: Site) -> None:
+    with httpx.Client(base_url=site.url) as browser:
+        assert sign_in(browser, site.url, "grace").status_code == 303
+        page = browser.get("/tokens")
+        assert page.status_code == 200 and "You have no tokens yet" in page.text
+        assert '<option value="admin">' not in page.text  # a viewer is not offered admin tokens
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert csrf is not None
+        made = browser.post(
+            "/tokens", data={"scope": "read", "days": "7", "note": "napari", "csrf_token": csrf[1]}
+        )
+        assert made.status_code == 201
+        secret = re.search(r'<code class="secret">([^<]+)</code>', made.text)
+        assert secret is not None and secret[1] not in browser.get("/tokens").text  # shown once
+        bearer = {"Authorization": f"Bearer {secret[1]}"}
+        listed = httpx.get(f"{site.url}/api/tokens", headers=bearer).json()
+        assert [(t["user"], t["note"], t["scope"]) for t in listed] == [("grace", "napari", "read")]
+        assert browser.post("/tokens", data={"scope": "admin", "csrf_token": csrf[1]}).status_code == 403
+        forged = browser.post(f"/tokens/{listed[0]['id']}/revoke", data={"csrf_token": "forged"})
+        assert forged.status_code == 403  # a cross-site form cannot revoke it
+        browser.post(f"/tokens/{listed[0]['id']}/revoke", data={"csrf_token": csrf[1]})
+        assert httpx.get(f"{site.url}/api/tokens", headers=bearer).status_code == 401
+    assert (
+        httpx.get(f"{site.url}/tokens", follow_redirects=False).headers["location"] == "/login?next=/tokens"
+    )
+
+
 def test_an_invalid_orcid_is_not_kept_and_a_disabled_user_cannot_sign_in(site: Site) -> None:
     with httpx.Client() as browser:
         assert sign_in(browser, site.url, "mallory").status_code == 303

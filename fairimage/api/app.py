@@ -35,6 +35,7 @@ from fairimage.api import (
     sharing,
     studies,
     tiles,
+    token_pages,
     versions,
     zarr,
 )
@@ -163,6 +164,7 @@ def create_app(settings: Settings) -> FastAPI:
         pages,
         access_pages,
         oidc,
+        token_pages,
         sharing,
         datasets,
         models,

@@ -248,7 +248,8 @@ def _new_user(session: Session, identity: Identity, role: str, orcid: str | None
 
 def _free_name(session: Session, identity: Identity) -> str:
     """The provider's user name (else the email, the full name, the subject) in safe characters, made
-    unique: a name held by a user already (a local account, or someone from another provider) gets @provider-host, then a number."""
+    unique: a name held by a user already (a local account, or someone from another provider) gets
+    @provider-host, then a number."""
     claims = identity.claims
     base = next(
         (
