@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageMode, UnidentifiedImageError
 from PIL.Image import DecompressionBombError
 
 from fairimage.formats.base import OpenedFile, Region, check_declared
@@ -34,33 +34,23 @@ class RasterReader:
 
     @contextmanager
     def open(self, path: Path) -> Iterator[OpenedFile]:
-        kind = next(name for magic, name in _MAGIC.items() if _head(path).startswith(magic))
-        yield OpenedFile(format=kind, images=[RasterSource(path)])
+        yield OpenedFile(format=picture_kind(path), images=[RasterSource(path)])
 
 
-def _head(path: Path) -> bytes:
+def picture_kind(path: Path) -> str:
+    """png or jpeg, by the file's first bytes (which ``RasterReader.sniff`` recognised)."""
     with path.open("rb") as f:
-        return f.read(8)
+        head = f.read(8)
+    return next(name for magic, name in _MAGIC.items() if head.startswith(magic))
 
 
 class RasterSource:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._pixels, mode = _decode(path)
-        channels: tuple[Channel, ...]
-        if self._pixels.ndim == 2:
-            axes, channels = "yx", default_channels(1)
-        else:
+        if self._pixels.ndim == 3:
             self._pixels = np.moveaxis(self._pixels, -1, 0)  # Pillow gives y, x, samples
-            axes, channels = "cyx", _colour_channels(mode, self._pixels.shape[0])
-        self._metadata = ImageMetadata(
-            name=path.name,
-            axes=make_axes(axes),
-            shape=self._pixels.shape,
-            dtype=self._pixels.dtype.name,
-            scale=(1.0,) * len(axes),
-            channels=channels,
-        )
+        self._metadata = _picture_metadata(path, self._pixels.shape, self._pixels.dtype, mode)
 
     @property
     def metadata(self) -> ImageMetadata:
@@ -70,6 +60,56 @@ class RasterSource:
         return self._pixels[region]
 
 
+# What Pillow raises for a picture it cannot read.
+_UNDECODABLE = (
+    UnidentifiedImageError,
+    DecompressionBombError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    OverflowError,
+)
+
+
+def read_picture_header(path: Path) -> ImageMetadata:
+    """What a picture's header says (size, samples, pixel type), without decoding its pixels: the metadata
+    ``RasterSource`` will have, so that many files can be checked against each other before any is read."""
+    try:
+        with Image.open(path) as opened:
+            _check_picture(path, opened)
+            mode, (width, height) = _shown_mode(opened), opened.size
+    except _UNDECODABLE as exc:
+        raise CorruptFileError(
+            f"{path}: cannot read the picture's header ({exc}); the file may be damaged, copy it again"
+        ) from exc
+    described = ImageMode.getmode(mode)
+    samples = len(described.bands)
+    shape = (height, width) if samples == 1 else (samples, height, width)
+    return _picture_metadata(path, shape, np.dtype(described.typestr).newbyteorder("="), mode)
+
+
+def _shown_mode(picture: Image.Image) -> str:
+    """The mode a picture is decoded into: a palette keeps what the picture shows (with transparency if it
+    has any), YCbCr becomes RGB; other modes as they are."""
+    if picture.mode == "P":
+        return "RGBA" if "transparency" in picture.info else "RGB"
+    return "RGB" if picture.mode == "YCbCr" else picture.mode
+
+
+def _picture_metadata(path: Path, shape: tuple[int, ...], dtype: np.dtype, mode: str) -> ImageMetadata:
+    """A picture of ``shape`` (y, x) or (samples, y, x) as an image."""
+    axes = "yx" if len(shape) == 2 else "cyx"
+    channels = default_channels(1) if len(shape) == 2 else _colour_channels(mode, shape[0])
+    return ImageMetadata(
+        name=path.name,
+        axes=make_axes(axes),
+        shape=shape,
+        dtype=dtype.name,
+        scale=(1.0,) * len(axes),
+        channels=channels,
+    )
+
+
 def _decode(path: Path) -> tuple[np.ndarray, str]:
     """The pixels (y, x[, samples]) and the Pillow mode they are in."""
     try:
@@ -77,20 +117,11 @@ def _decode(path: Path) -> tuple[np.ndarray, str]:
             _check_picture(path, opened)
             opened.load()
             picture: Image.Image = opened
-            if picture.mode == "P":  # palette: keep what the picture shows, with transparency if it has any
-                picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
-            elif picture.mode == "YCbCr":
-                picture = picture.convert("RGB")
-            mode = picture.mode
+            mode = _shown_mode(picture)
+            if mode != picture.mode:
+                picture = picture.convert(mode)
             pixels = np.asarray(picture)
-    except (
-        UnidentifiedImageError,
-        DecompressionBombError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        OverflowError,
-    ) as exc:
+    except _UNDECODABLE as exc:
         raise CorruptFileError(
             f"{path}: cannot decode the picture ({exc}); the file may be truncated or damaged, copy it again"
         ) from exc

@@ -34,6 +34,7 @@ from fairimage.ngff.shards import ShardAssembler, ShardGrid
 
 Progress = Callable[[int], None]
 SHARD_ROW_BYTES = 64 << 20
+WINDOW_SAMPLE_BYTES = 64 << 20  # of the smallest level, read to choose the channels' display windows
 
 
 @dataclass(frozen=True)
@@ -359,10 +360,11 @@ def finish_image(
     target: ImageTarget,
     parts: list[WrittenPart],
     image_label: dict[str, Any] | None = None,
+    attributes: dict[str, Any] | None = None,
 ) -> WrittenImage:
     """Once every plane group is written: channel windows from the data, then the OME-NGFF attributes; a
     label image gets its ``image-label`` metadata (colours, properties, source) instead of display
-    settings."""
+    settings. ``attributes`` are written beside ``ome`` (e.g. ``fairimage``: what the image was made from)."""
     meta = plan.meta
     channel_axis = meta.axis_names.find("c")
     stats = _ChannelStats(_channel_count(meta))
@@ -370,8 +372,8 @@ def finish_image(
         stats.merge(part.low, part.high)
     root = zarr.open_group(target.zarr_store(), mode="r+")
     smallest = zarr.open_array(target.zarr_store(), path=plan.levels[-1].path, mode="r")
-    channels = _with_windows(meta, stats, np.asarray(smallest[...]), channel_axis)
-    attributes = Ngff05().build(
+    channels = _with_windows(meta, stats, _window_sample(smallest, meta.axis_names), channel_axis)
+    ngff = Ngff05().build(
         name=meta.name,
         axes=meta.axes,
         scales=[level.scale for level in plan.levels],
@@ -380,8 +382,8 @@ def finish_image(
         kind=plan.options.pyramid,
     )
     if image_label is not None:
-        attributes["ome"]["image-label"] = image_label
-    root.attrs.update(attributes)
+        ngff["ome"]["image-label"] = image_label
+    root.attrs.update({**(attributes or {}), **ngff})
     chunks = {key: stored for part in parts for key, stored in part.chunks.items()}
     return WrittenImage(dtype=plan.dtype, levels=list(plan.levels), channels=channels, chunks=chunks)
 
@@ -443,6 +445,21 @@ class _GroupWrite:
                 top.writer.run(self.stats.add, self.channel, block)
             if pipe is not None:
                 pipe.push(block, final=end == height)
+
+
+def _window_sample(level: Any, axes: str) -> np.ndarray:
+    """The smallest level, or evenly spaced z planes and time points of it where it holds more than
+    WINDOW_SAMPLE_BYTES: the pyramid halves only y and x, so a volume of many sections keeps all of them
+    down to its smallest level, which must not be read whole."""
+    nbytes = math.prod(level.shape) * np.dtype(level.dtype).itemsize
+    step = math.ceil(nbytes / WINDOW_SAMPLE_BYTES)
+    region: list[slice] = [slice(None)] * len(axes)
+    for name in "zt":  # z first: the deepest axis of a volume
+        if step > 1 and name in axes:
+            size = level.shape[axes.index(name)]
+            region[axes.index(name)] = slice(None, None, min(step, size))
+            step = math.ceil(step / min(step, size))
+    return np.asarray(level[tuple(region)])
 
 
 def _with_windows(

@@ -238,11 +238,16 @@ def begin_staging(store: Store, conversion: Conversion, meta: ImageMetadata) -> 
 
 
 def finish_staging(
-    store: Store, conversion: Conversion, staging: Staging, parts: list[WrittenPart]
+    store: Store,
+    conversion: Conversion,
+    staging: Staging,
+    parts: list[WrittenPart],
+    attributes: dict[str, Any] | None = None,
 ) -> Staged:
-    """After every part is written: OME attributes, verification and the manifest."""
+    """After every part is written: OME attributes (and ``attributes`` beside them), verification and the
+    manifest."""
     meta = staging.plan.meta
-    written = finish_image(staging.plan, staging.target(store), parts)
+    written = finish_image(staging.plan, staging.target(store), parts, attributes=attributes)
     verify_staged(store, staging.prefix, meta.name, written)
     manifest = build_manifest(store, staging.prefix, written.chunks)
     body = json.dumps(manifest, indent=1, sort_keys=True).encode()

@@ -74,7 +74,7 @@ def ingest_paths(
     inputs = _series_inputs(inputs, outcomes)
     with ingest_run(repository, actor) as run:
         conversion = conversion_for(repository, run)
-        run.parameters = _parameters(conversion.options, cluster)
+        run.parameters = run_parameters(conversion.options, cluster)
         if generated is not None:
             run.generated = generated.model_dump(mode="json")
             run.parameters["generated"] = run.generated
@@ -120,7 +120,7 @@ def conversion_for(repository: Repository, run: Run) -> Conversion:
     return Conversion(settings.storage, settings.s3_endpoint, options, run.id)
 
 
-def _parameters(options: WriteOptions, cluster: ClusterSpec | None) -> dict[str, Any]:
+def run_parameters(options: WriteOptions, cluster: ClusterSpec | None = None) -> dict[str, Any]:
     """How a run writes images, as its provenance records it."""
     parameters: dict[str, Any] = {
         "format": "OME-Zarr 0.5",

@@ -1,0 +1,166 @@
+"""Ingest of a folder of section images (one per z) as one 3D image: checked from names and headers before a
+pixel is converted, streamed a z-range of sections at a time, staged, verified and published atomically as
+every ingest is.
+
+The original is the folder: one original file in the catalog, whose sha256 is that of the list of its
+sections in z order (name, size and sha256 of each, as JSON). The list is stored with the image, in its
+``fairimage.sections`` attributes, so that anyone can see which file each plane came from and recompute the
+identity; the same sections (same names, same bytes) are never stored twice, and a renamed or re-ordered
+section makes another volume, as it is one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fairimage.catalog import queries
+from fairimage.formats.sections import Section, SectionFolder, SectionsSource, read_section_folder
+from fairimage.model.errors import NotFoundError
+from fairimage.model.units import Length
+from fairimage.ngff.writer import write_planes
+from fairimage.services.ingest.conversion import (
+    DEFAULT_STUDY,
+    ConvertedFile,
+    FileOutcome,
+    Progress,
+    Staged,
+    already_present,
+    begin_staging,
+    failure,
+    file_sha256,
+    finish_staging,
+    publish,
+)
+from fairimage.services.ingest.intake import conversion_for, run_parameters
+from fairimage.services.ingest.runs import Run, ingest_run
+from fairimage.services.repository import Repository
+
+SECTIONS_FORMAT = "fairimage-sections/1"
+
+
+@dataclass(frozen=True)
+class SectionsRequest:
+    """A folder of sections and what the files may not say: the z spacing, and the xy pixel size."""
+
+    folder: Path
+    z_spacing: Length
+    pixel_size: Length | None = None
+    study: str = DEFAULT_STUDY
+
+
+@dataclass(frozen=True)
+class SectionHashes:
+    """Each section's size and sha256 in z order, and the volume's identity made of them."""
+
+    files: list[dict[str, Any]]
+    sha256: str
+    size: int
+
+
+def ingest_sections(
+    repository: Repository,
+    request: SectionsRequest,
+    progress: Progress | None = None,
+    actor: str = "operator",
+) -> FileOutcome:
+    """Check, convert and publish one folder of sections as one image; a problem is one line and nothing
+    is stored (the folder is refused before a pixel is read, or the run's staging area is removed)."""
+    progress = progress or Progress()
+    try:
+        folder = read_section_folder(request.folder, request.z_spacing, request.pixel_size)
+        size = sum(_size(section.path) for section in folder.sections)
+        with repository.reading() as session:
+            maybe_present = queries.file_of_size_exists(session, size)
+        hashes: SectionHashes | None = None
+        if maybe_present:  # hash first: a re-run over a volume already stored converts nothing
+            hashes = hash_sections(folder.sections)
+            present = already_present(repository, request.folder, hashes.sha256)
+            if present is not None:
+                return present
+        with ingest_run(repository, actor) as run:
+            staged, hashes = _stage(repository, run, folder, hashes, progress)
+            outcome = publish(
+                repository,
+                run,
+                request.folder,
+                request.study,
+                hashes.sha256,
+                hashes.size,
+                ConvertedFile(folder.format, [staged]),
+                name=f"{request.folder.name} ({len(folder.sections)} sections)",
+            )
+        outcome.warnings[:0] = [f"{request.folder}: {warning}" for warning in folder.warnings]
+        return outcome
+    except Exception as exc:  # noqa: BLE001 - one line for the user, whatever failed; never a traceback
+        return failure(request.folder, exc)
+
+
+def _stage(
+    repository: Repository,
+    run: Run,
+    folder: SectionFolder,
+    hashes: SectionHashes | None,
+    progress: Progress,
+) -> tuple[Staged, SectionHashes]:
+    """Convert the sections into the run's staging area, hashing them meanwhile if not done yet."""
+    conversion = conversion_for(repository, run)
+    run.parameters = run_parameters(conversion.options) | {"input": "section folder, one file per z"}
+    store = repository.store
+    staging = begin_staging(store, conversion, folder.metadata)
+    progress.start_file(folder.folder, folder.metadata.nbytes)
+    stop = threading.Event()
+    source = SectionsSource(folder)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairimage-hash") as pool:
+        hashing = pool.submit(hash_sections, folder.sections, stop) if hashes is None else None
+        try:
+            part = write_planes(staging.plan, source, staging.target(store), on_progress=progress.advance)
+        except BaseException:
+            stop.set()  # no need to finish hashing what will not be stored
+            raise
+        finally:
+            source.close()
+        if hashing is not None:
+            hashes = hashing.result()
+    assert hashes is not None
+    attributes = {"fairimage": {"sections": sections_attributes(folder, hashes)}}
+    return finish_staging(store, conversion, staging, [part], attributes), hashes
+
+
+def hash_sections(sections: Sequence[Section], stop: threading.Event | None = None) -> SectionHashes:
+    """The sha256 of each section and the volume's: of the JSON list of (z, name, size, sha256)."""
+    files: list[dict[str, Any]] = []
+    for z, section in enumerate(sections):
+        if stop is not None and stop.is_set():
+            break
+        sha256, size = file_sha256(section.path)
+        files.append({"z": z, "name": section.path.name, "size": size, "sha256": sha256})
+    body = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
+    return SectionHashes(files, hashlib.sha256(body).hexdigest(), sum(int(entry["size"]) for entry in files))
+
+
+def sections_attributes(folder: SectionFolder, hashes: SectionHashes) -> dict[str, Any]:
+    """What the image records of its sections (zarr attributes beside ``ome``)."""
+    z_axis = folder.metadata.axis_names.index("z")
+    return {
+        "format": SECTIONS_FORMAT,
+        "folder": folder.folder.name,
+        "z_spacing": folder.metadata.scale[z_axis],
+        "unit": folder.metadata.axes[z_axis].unit,
+        # The original file's sha256 in the catalog: sha256 of ``files`` as compact JSON with sorted keys.
+        "sha256": hashes.sha256,
+        "files": hashes.files,
+    }
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:
+        raise NotFoundError(f"{path}: cannot read ({exc.strerror})") from exc
