@@ -76,6 +76,9 @@ class _Environment(BaseSettings):
     oidc_name: str | None = None
     oidc_default_role: str | None = None
     oidc_orcid_claim: str | None = None
+    node_name: str | None = None
+    peer_timeout: float | None = None
+    publish_restricted: bool | None = None
 
 
 OIDC_PREFIX = "oidc_"
@@ -186,6 +189,12 @@ class Settings(BaseModel):
     keep_dicom_originals: bool = False
     crypt4gh_key_dir: Path | None = None
     crypt4gh_passphrase: str | None = Field(default=None, exclude=True, repr=False)
+    # Federation: the name other nodes know this one by (node-<its key's fingerprint> by default), how long
+    # a federated search waits for a peer that answers live, and whether the restricted studies' titles
+    # and access conditions are published to peers (never their data, never their other metadata).
+    node_name: Annotated[str | None, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = None
+    peer_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    publish_restricted: bool = True
     # Sign-in with an OpenID Connect provider (institutional, ORCID, Keycloak), beside local accounts.
     oidc: OidcSettings | None = None
 
@@ -193,6 +202,11 @@ class Settings(BaseModel):
     def crypt4gh_keys(self) -> tuple[Path, Path]:
         folder = self.crypt4gh_key_dir or self.repo / "keys"
         return folder / "repository.c4gh.sec", folder / "repository.c4gh.pub"
+
+    @property
+    def node_key_path(self) -> Path:
+        """The node's Ed25519 signing key (never in the catalog; made at init or first use)."""
+        return self.repo / "keys" / "node.ed25519"
 
     @property
     def deid_key_path(self) -> Path:

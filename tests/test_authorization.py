@@ -4,6 +4,7 @@ from every route that names its data, and listings never mention it."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ READERS_OF_PROTECTED = {"granted", "owner", "steward", "admin"}
 # Sign-in with an identity provider, too (tests/test_oidc.py): it sends the browser on, or signs it in.
 INFRASTRUCTURE = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static", "/login"}
 INFRASTRUCTURE |= {"/auth/oidc/login", "/auth/oidc/callback"}
+# What other nodes read: the node document (no study data) and the change feed, which shows every caller
+# what anonymous may see (test_the_change_feed_shows_everyone_what_anonymous_may_see below).
+FEDERATION = {"/.well-known/fairimage-node", "/federation/changes"}
 # Routes that serve no study data: the bundled vocabularies and service descriptions (whose counts are
 # checked by tests/test_drs.py).
 VOCABULARIES = {
@@ -203,7 +207,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             (method, path)
             for path, methods in table
             for method in methods & {"GET", "HEAD"}
-            if path not in INFRASTRUCTURE | VOCABULARIES | PERSONAL | ADMINISTRATION | MODEL_CARDS
+            if path
+            not in INFRASTRUCTURE | VOCABULARIES | PERSONAL | ADMINISTRATION | MODEL_CARDS | FEDERATION
         }
     )
     with LiveServer(settings) as server:
@@ -338,6 +343,24 @@ def test_model_cards_name_only_the_datasets_the_caller_may_read(world: World, ca
             public = state in ("public", "embargo-over")
             assert entry["trained_on_public_data"] == public
             assert ("not public" in entry["training_data"]) == (not public)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_the_change_feed_shows_everyone_what_anonymous_may_see(world: World, caller: str) -> None:
+    """Peers harvest the feed into their own search, where anyone finds it: so it shows public studies,
+    and restricted ones as records (a title and access conditions), whoever asks; never an image."""
+    assert world.paths >= FEDERATION
+    with httpx.Client(base_url=world.url, headers=world.headers(caller), timeout=30) as client:
+        feed = client.get("/federation/changes", params={"limit": 500}).json()
+    assert not feed["more"]
+    text = json.dumps(feed)
+    for state in STATES:
+        shown = world.studies[state] in text
+        assert shown == _may_see("anonymous", state, "/oai"), f"{caller}: the {state} study shown: {shown}"
+        assert world.images[state] not in text and world.dicom_images[state] not in text
+    (restricted,) = [c for c in feed["changes"] if c["id"] == world.studies["restricted"]]
+    assert restricted["study"]["access"] == "restricted" and restricted["study"]["description"] == ""
+    assert restricted["groups"] == []
 
 
 def test_bad_tokens_are_401_not_anonymous(world: World) -> None:

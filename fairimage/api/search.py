@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -13,6 +13,7 @@ from fairimage.api.schemas import ImageOut
 from fairimage.model.discovery.search import FACETS
 from fairimage.model.errors import InvalidInputError
 from fairimage.services.discovery import search as search_service
+from fairimage.services.federation import search as federated
 
 router = APIRouter(tags=["search"])
 FacetQuery = Annotated[list[str] | None, Query(max_length=255)]
@@ -28,12 +29,39 @@ class HitOut(ImageOut):
     rank: float
 
 
+class StudyHitOut(BaseModel):
+    pid: str
+    node: str
+    title: str
+    images: int
+    access: str
+    url: str
+    source: str
+
+
+class PeerStatusOut(BaseModel):
+    name: str
+    status: str
+    ms: int
+    detail: str
+
+
+class FederatedOut(BaseModel):
+    """The studies that match here and at the peers (scope=federated), facet counts summed over nodes."""
+
+    total: int
+    studies: list[StudyHitOut]
+    facets: dict[str, list[FacetCountOut]]
+    peers: list[PeerStatusOut]
+
+
 class SearchOut(BaseModel):
     query: str
     filters: dict[str, list[str]]
     total: int
     hits: list[HitOut]
     facets: dict[str, list[FacetCountOut]]
+    federated: FederatedOut | None = None
 
 
 def run_search(
@@ -93,6 +121,13 @@ def search_images(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=search_service.MAX_LIMIT)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    scope: Annotated[
+        Literal["local", "federated"],
+        Query(description="federated: also the studies that match at the peers (their harvested records)"),
+    ] = "local",
+    live: Annotated[
+        bool, Query(description="with scope=federated: ask the peers too, within a timeout")
+    ] = False,
 ) -> SearchOut:
     filters = {
         "organism": organism,
@@ -111,7 +146,25 @@ def search_images(
         "origin": origin,
     }
     assert set(filters) == set(FACETS)
-    return run_search(request, repository, principal, q, filters, limit, offset)
+    found = run_search(request, repository, principal, q, filters, limit, offset)
+    if scope == "federated":
+        found.federated = federated_out(request, repository, principal, q, found.filters, live)
+    return found
+
+
+def federated_out(
+    request: Request, repository: Any, principal: Any, q: str, filters: dict[str, list[str]], live: bool
+) -> FederatedOut:
+    results = federated.federated_search(repository, principal, str(request.base_url), q, filters, live)
+    return FederatedOut(
+        total=results.total,
+        studies=[StudyHitOut(**hit.__dict__) for hit in results.studies],
+        facets={
+            name: [FacetCountOut(**count.__dict__) for count in counts]
+            for name, counts in results.facets.items()
+        },
+        peers=[PeerStatusOut(**peer.__dict__) for peer in results.peers],
+    )
 
 
 @router.get("/search", response_class=HTMLResponse, include_in_schema=False)

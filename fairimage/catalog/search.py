@@ -151,7 +151,7 @@ class _Match:
         """Groups whose text has every term (the last as a prefix): a condition, their rank (smaller is
         better), and on SQLite the FTS5 matches to join (None on PostgreSQL)."""
         if self.postgres:
-            query = func.to_tsquery("english", bindparam(name, _tsquery(terms)))
+            query = func.to_tsquery("english", bindparam(name, ts_query(terms)))
             vector: ColumnElement[Any] = literal_column("search_groups.tsv")
             return vector.op("@@")(query), -func.ts_rank(vector, query), None
         ranked = (
@@ -159,7 +159,7 @@ class _Match:
                 "SELECT rowid AS group_rowid, bm25(search_group_fts) AS rank FROM search_group_fts "
                 f"WHERE search_group_fts MATCH :{name}"
             )
-            .bindparams(bindparam(name, _fts(terms)))
+            .bindparams(bindparam(name, fts_query(terms)))
             .columns(group_rowid=Integer, rank=Float)
             .subquery(name)
         )
@@ -169,31 +169,31 @@ class _Match:
     def group_keys(self, terms: list[str], name: str) -> Select[Any]:
         """The keys of the groups whose text has every term."""
         if self.postgres:
-            query = func.to_tsquery("english", bindparam(name, _tsquery(terms)))
+            query = func.to_tsquery("english", bindparam(name, ts_query(terms)))
             return select(Groups.group_key).where(literal_column("search_groups.tsv").op("@@")(query))
         rowids = text(f"SELECT rowid FROM search_group_fts WHERE search_group_fts MATCH :{name}").bindparams(
-            bindparam(name, _fts(terms))
+            bindparam(name, fts_query(terms))
         )
         return select(Groups.group_key).where(literal_column("search_groups.rowid").in_(rowids))
 
     def documents(self, terms: list[str], name: str, any_term: bool = False) -> ColumnElement[bool]:
         """Images whose own words have every term (or, with ``any_term``, one of them)."""
         if self.postgres:
-            expression = _tsquery(terms, "|" if any_term else "&")
+            expression = ts_query(terms, "|" if any_term else "&")
             query = func.to_tsquery("english", bindparam(name, expression))
             return literal_column("search_documents.tsv").op("@@")(query)
         rowids = text(f"SELECT rowid FROM search_fts WHERE search_fts MATCH :{name}").bindparams(
-            bindparam(name, _fts(terms, " OR " if any_term else " "))
+            bindparam(name, fts_query(terms, " OR " if any_term else " "))
         )
         return literal_column("search_documents.rowid").in_(rowids)
 
 
-def _fts(terms: list[str], joiner: str = " ") -> str:
+def fts_query(terms: list[str], joiner: str = " ") -> str:
     """An FTS5 query: every term quoted, the last a prefix (search as you type)."""
     return joiner.join(f'"{t}"*' if i == len(terms) - 1 else f'"{t}"' for i, t in enumerate(terms))
 
 
-def _tsquery(terms: list[str], joiner: str = "&") -> str:
+def ts_query(terms: list[str], joiner: str = "&") -> str:
     return f" {joiner} ".join(f"{t}:*" if i == len(terms) - 1 else t for i, t in enumerate(terms))
 
 

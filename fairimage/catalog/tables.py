@@ -568,3 +568,63 @@ class ModelDatasetRow(Base):
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
     role: Mapped[str] = mapped_column(String(16), primary_key=True)  # "trained" or "evaluated"
+
+
+class PeerRow(Base):
+    """Another fairimage node this one federates with: its address, and the signing key pinned when it was
+    added (everything it sends is checked against that key); where harvesting it got to."""
+
+    __tablename__ = "peers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(1024), unique=True)
+    public_key: Mapped[str] = mapped_column(String(64), unique=True)  # base64 of the raw Ed25519 key
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    added_by: Mapped[str] = mapped_column(String(255))
+    cursor: Mapped[str] = mapped_column(String(64), default="")  # the change feed's, after the last page kept
+    harvested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class HarvestedStudyRow(Base):
+    """A study another node publishes, as harvested from it: kept apart from this node's studies, never
+    edited here, replaced when the peer's feed says it changed and dropped when it says it is gone."""
+
+    __tablename__ = "harvested_studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    peer: Mapped[str] = mapped_column(ForeignKey("peers.name"), index=True)
+    pid: Mapped[str] = mapped_column(String(1024), unique=True)  # its persistent identifier at its node
+    pid_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # how its node's feed says it is gone
+    origin_id: Mapped[str] = mapped_column(String(40))  # its id at its node
+    access: Mapped[str] = mapped_column(String(20))  # "public", or "restricted": a title and conditions only
+    title: Mapped[str] = mapped_column(Text)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)  # model.federation.feed.StudyRecord
+    stamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when it last changed at its node
+    harvested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HarvestedGroupRow(Base):
+    """Images of a harvested study that share their text and facet values, as its node's search index
+    groups them (their full-text twin: FTS5 on SQLite, a tsvector on PostgreSQL; migration 0024)."""
+
+    __tablename__ = "harvested_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("harvested_studies.id", ondelete="CASCADE"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    images: Mapped[int] = mapped_column(Integer)
+
+
+class HarvestedFacetRow(Base):
+    """A facet value of a harvested group; ``direct`` as in ``SearchSignatureRow``."""
+
+    __tablename__ = "harvested_facets"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("harvested_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    facet: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+    direct: Mapped[bool] = mapped_column(Boolean)

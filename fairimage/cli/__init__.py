@@ -22,6 +22,7 @@ from fairimage.cli import (
     annotating,
     datasets,
     dicom,
+    federation,
     governance,
     labels,
     metadata,
@@ -79,6 +80,7 @@ access.register(app)
 versions.register(app, governance.study_app)
 metadata.register(app)
 search_cli.register(app)
+federation.register(app)
 annotating.register(app)
 dicom.register(app)
 dicom.register_study(governance.study_app)

@@ -13,9 +13,9 @@ Each class carries the HTTP status (mapped once in ``api/errors.py``) and the CL
     │   ├── UnauthorizedError  401 / 3   a credential that is unknown, expired or revoked
     │   └── ThrottledError     429 / 3   too many failed sign-ins: wait, then try again
     ├── StorageError           503 / 5   the catalog or object store failed underneath us
-    └── ProviderError          502 / 5   an identity provider answered wrongly (misconfigured client)
+    └── ProviderError          502 / 5   an identity provider or peer node answered wrongly
         └── ProviderUnavailableError
-                               503 / 5   an identity provider that cannot be reached
+                               503 / 5   an identity provider or peer node that cannot be reached
 """
 
 from __future__ import annotations
@@ -94,8 +94,9 @@ class StorageError(FairimageError):
 
 
 class ProviderError(FairimageError):
-    """An OpenID Connect provider that answers, but not as configured (a wrong client secret, a discovery
-    document that is not one): the message names the setting to fix, never a secret."""
+    """A service this node relies on answers, but not as it should: an OpenID Connect provider not as
+    configured (a wrong client secret, a discovery document that is not one; the message names the setting
+    to fix, never a secret), a peer node with a malformed or badly signed answer."""
 
     http_status = 502
     exit_code = 5
@@ -103,7 +104,7 @@ class ProviderError(FairimageError):
 
 
 class ProviderUnavailableError(ProviderError):
-    """An OpenID Connect provider that cannot be reached (down, or a wrong issuer URL)."""
+    """An OpenID Connect provider or a peer node that cannot be reached (down, or a wrong URL)."""
 
     http_status = 503
     code = "provider_unavailable"

@@ -160,7 +160,7 @@ def search(
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
         raise InvalidInputError(f"limit: give 1 to {MAX_LIMIT}, and an offset of 0 or more")
     with repository.reading() as session:
-        resolved = _resolve_filters(session, filters or {})
+        resolved = resolve_filters(session, filters or {})
         page, total, counts = index.search_page(
             session, query_words(query), access.searchable(principal), resolved, limit, offset
         )
@@ -171,7 +171,7 @@ def search(
         names = {study_id: name for study_id, name in named}
     facets = {
         facet: [
-            FacetCount(value, _label(facet, value, names), count) for value, count in counts.get(facet, [])
+            FacetCount(value, label(facet, value, names), count) for value, count in counts.get(facet, [])
         ]
         for facet in FACETS
     }
@@ -190,7 +190,7 @@ def _image_rows(session: Session, ids: list[str]) -> Sequence[ImageRow]:
     ).all()
 
 
-def _resolve_filters(session: Session, filters: dict[str, list[str]]) -> dict[str, list[str]]:
+def resolve_filters(session: Session, filters: dict[str, list[str]]) -> dict[str, list[str]]:
     """Facet filters as the index stores them: terms as CURIEs (found by id, label or synonym), studies
     as ids (found by id or name)."""
     resolved: dict[str, list[str]] = {}
@@ -218,7 +218,7 @@ def _resolve_value(session: Session, facet: str, value: str) -> str:
     return value.lower() if facet in ("channel", "tag") else value
 
 
-def _label(facet: str, value: str, study_names: dict[str, str]) -> str:
+def label(facet: str, value: str, study_names: dict[str, str]) -> str:
     if facet in TERM_FACETS:
         term = ontology.ontology(TERM_FACETS[facet]).term(value)
         return term.label if term is not None else value

@@ -4,7 +4,6 @@ read from it."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from fairimage.model.privacy.deid import Option
 from fairimage.services.governance import audit
 from fairimage.services.repository import Repository
 from fairimage.settings import Settings
+from fairimage.storage import keys
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -49,17 +49,7 @@ KEY_BYTES = 32
 def repository_key(settings: Settings) -> bytes:
     """The repository's de-identification key, made (readable by its owner only) the first time."""
     path = settings.deid_key_path
-    try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as key_file:
-                key_file.write(secrets.token_bytes(KEY_BYTES))
-        key = path.read_bytes()
-    except FileExistsError:
-        key = path.read_bytes()  # another process made it first
-    except OSError as exc:
-        raise StorageError(f"{path}: cannot read or make the de-identification key ({exc.strerror})") from exc
+    key = keys.read_or_make(path, lambda: secrets.token_bytes(KEY_BYTES), "de-identification key")
     if len(key) < KEY_BYTES:
         raise StorageError(f"{path}: the de-identification key is shorter than {KEY_BYTES} bytes; restore it")
     return key

@@ -12,54 +12,22 @@ Revises: 0008
 import sqlalchemy as sa
 from alembic import op
 
+from fairimage.catalog.fulltext import create_full_text, drop_full_text
+
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-_TRIGGERS = {
-    "search_documents": ("search_fts", "search_documents_ai", "search_documents_ad", "search_documents_au"),
-    "search_groups": ("search_group_fts", "search_groups_ai", "search_groups_ad", "search_groups_au"),
-}
+_FTS = {"search_documents": "search_fts", "search_groups": "search_group_fts"}
 
 
 def _full_text(table: str) -> None:
-    """FTS5 over ``table.body`` kept in step by triggers (SQLite); a generated tsvector and GIN index on
-    PostgreSQL."""
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(
-            f"ALTER TABLE {table} ADD COLUMN tsv tsvector "
-            "GENERATED ALWAYS AS (to_tsvector('english', body)) STORED"
-        )
-        op.execute(f"CREATE INDEX ix_{table}_tsv ON {table} USING GIN (tsv)")
-        return
-    fts, inserted, deleted, updated = _TRIGGERS[table]
-    op.execute(
-        f"CREATE VIRTUAL TABLE {fts} USING fts5(body, content='{table}', content_rowid='rowid', "
-        "tokenize='porter unicode61')"
-    )
-    op.execute(
-        f"CREATE TRIGGER {inserted} AFTER INSERT ON {table} BEGIN "
-        f"INSERT INTO {fts}(rowid, body) VALUES (new.rowid, new.body); END"
-    )
-    op.execute(
-        f"CREATE TRIGGER {deleted} AFTER DELETE ON {table} BEGIN "
-        f"INSERT INTO {fts}({fts}, rowid, body) VALUES ('delete', old.rowid, old.body); END"
-    )
-    op.execute(
-        f"CREATE TRIGGER {updated} AFTER UPDATE ON {table} BEGIN "
-        f"INSERT INTO {fts}({fts}, rowid, body) VALUES ('delete', old.rowid, old.body); "
-        f"INSERT INTO {fts}(rowid, body) VALUES (new.rowid, new.body); END"
-    )
+    create_full_text(table, _FTS[table])
 
 
 def _drop_full_text(table: str) -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        return  # the tsvector column and its index go with the table
-    fts, *triggers = _TRIGGERS[table]
-    for trigger in triggers:
-        op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-    op.execute(f"DROP TABLE IF EXISTS {fts}")
+    drop_full_text(table, _FTS[table])
 
 
 def upgrade() -> None:

@@ -1,0 +1,95 @@
+"""'fairimage peer' and 'fairimage harvest': the nodes this one federates with, and pulling their public
+records; 'fairimage search --federated' searches them with this node's own."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from fairimage.cli.common import JsonOption, RepoOption, _json, as_operator, err, out, print_listing
+from fairimage.services.federation import harvest as harvest_service
+from fairimage.services.federation import peers
+
+peer_app = typer.Typer(
+    help="Peers: other fairimage nodes whose public records this node harvests and searches.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(peer_app, name="peer")
+    app.command("harvest")(harvest_command)
+
+
+@peer_app.command("add")
+def peer_add(
+    url: Annotated[str, typer.Argument(help="the node's base URL, e.g. https://images.example.org")],
+    name: Annotated[str | None, typer.Option(help="a name for it here (default: the name it gives)")] = None,
+    as_json: JsonOption = False,
+    repo: RepoOption = None,
+) -> None:
+    """Add a peer: fetch its node document and pin the signing key it publishes now; what it sends later
+    must be signed by that key."""
+    peer = as_operator(repo, peers.add_peer, url, name)
+    if as_json:
+        _json(asdict(peer))
+        return
+    out.print(f"peer {peer.name} at {peer.url}, key {peer.fingerprint} pinned", highlight=False)
+    out.print(f"next: fairimage harvest {peer.name}", highlight=False)
+
+
+@peer_app.command("list")
+def peer_list(as_json: JsonOption = False, repo: RepoOption = None) -> None:
+    """The peers, their pinned keys, when they were last harvested and how many records came from each."""
+    found = as_operator(repo, peers.list_peers)
+    if as_json:
+        _json([asdict(peer) for peer in found])
+        return
+    table = Table("name", "url", "key", "records", "harvested", "last error", box=None)
+    for peer in found:
+        harvested = peer.harvested_at.strftime("%Y-%m-%d %H:%M") if peer.harvested_at else "never"
+        table.add_row(peer.name, peer.url, peer.fingerprint, str(peer.records), harvested, peer.last_error)
+    print_listing(table, "no peers; add one with 'fairimage peer add URL'")
+
+
+@peer_app.command("remove")
+def peer_remove(
+    name: Annotated[str, typer.Argument(help="the peer's name here")], repo: RepoOption = None
+) -> None:
+    """Remove a peer and every record harvested from it."""
+    as_operator(repo, peers.remove_peer, name)
+    out.print(f"peer {name} removed, with its harvested records", highlight=False)
+
+
+def harvest_command(
+    peer: Annotated[str | None, typer.Argument(help="one peer's name (default: every peer)")] = None,
+    as_json: JsonOption = False,
+    repo: RepoOption = None,
+) -> None:
+    """Pull the public records peers published since the last harvest (resumable: each page is kept with
+    its cursor); a peer that fails is reported and the others still harvested."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, disable=as_json) as bar:
+        task = bar.add_task("harvesting", total=None)
+        seen: dict[str, int] = {}
+
+        def on_page(name: str, changes: int) -> None:
+            seen[name] = seen.get(name, 0) + changes
+            bar.update(task, description=f"harvesting {name}: {seen[name]} changes")
+
+        outcomes = as_operator(repo, harvest_service.harvest, peer, on_page)
+    if as_json:
+        _json([asdict(outcome) for outcome in outcomes])
+    else:
+        if not outcomes:
+            out.print("no peers; add one with 'fairimage peer add URL'", highlight=False)
+        for outcome in outcomes:
+            line = f"{outcome.peer}: {outcome.kept} kept, {outcome.dropped} dropped, {outcome.pages} page(s)"
+            out.print(line, highlight=False)
+            if outcome.error:
+                err.print(f"{outcome.peer}: {outcome.error}", highlight=False, markup=False)
+    if any(outcome.error for outcome in outcomes):
+        raise typer.Exit(5)

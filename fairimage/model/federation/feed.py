@@ -1,0 +1,96 @@
+"""What nodes tell each other: a node's description (at /.well-known/fairimage-node) and the pages of its
+change feed, validated at the boundary so that a malformed page from a peer is one clear error and never
+half a harvest."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NODE_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+WELL_KNOWN = "/.well-known/fairimage-node"
+FEED = "/federation/changes"
+SIGNATURE_HEADER = "fairimage-signature"  # base64 Ed25519 signature of the response body
+MAX_PAGE = 500
+
+Text = Annotated[str, Field(max_length=100_000)]
+Short = Annotated[str, Field(max_length=2_000)]
+
+
+class _Record(BaseModel):
+    # Unknown fields a newer node adds are ignored, so nodes of different versions still federate.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class NodeDocument(_Record):
+    """Who a node is: its name, its address, the Ed25519 key that signs what it publishes."""
+
+    name: Annotated[str, Field(pattern=NODE_NAME)]
+    url: Short
+    public_key: Annotated[str, Field(min_length=44, max_length=44)]  # base64 of the raw 32-byte key
+    software: Short = "fairimage"
+    version: Short = ""
+
+
+class Conditions(_Record):
+    """What a restricted study's node publishes of its access conditions."""
+
+    policy: Short
+    data_use: list[Short] = Field(default_factory=list, max_length=50)  # DUO codes, e.g. DUO:0000007
+
+
+class StudyRecord(_Record):
+    """A study as its node publishes it to other nodes: all its public metadata, or, for a restricted
+    study, its title and access conditions only."""
+
+    access: Literal["public", "restricted"]
+    title: Short
+    url: Short  # the study's page at its node
+    description: Text = ""
+    keywords: list[Short] = Field(default_factory=list, max_length=200)
+    authors: list[Short] = Field(default_factory=list, max_length=500)
+    license: Short = ""
+    version: int | None = None
+    images: Annotated[int, Field(ge=0)] = 0
+    conditions: Conditions | None = None
+
+
+class GroupRecord(_Record):
+    """Images of a study that share their text and facet values (the node's search groups)."""
+
+    text: Text
+    images: Annotated[int, Field(ge=0)]
+    facets: list[tuple[Short, Short, bool]] = Field(default_factory=list, max_length=2_000)
+
+
+class Change(_Record):
+    """A study that changed at its node since the cursor, as it is now."""
+
+    id: Annotated[str, Field(min_length=1, max_length=40)]
+    pid: Short
+    stamp: datetime
+    study: StudyRecord
+    groups: list[GroupRecord] = Field(default_factory=list, max_length=5_000)
+
+
+class FeedPage(_Record):
+    """One page of a node's change feed: the changes after ``after``, the studies no longer published
+    (``gone``: the sha256 of each one's PID, so that a study that was never public is not revealed by
+    its removal), and the cursor to ask from next."""
+
+    node: Annotated[str, Field(pattern=NODE_NAME)]
+    after: Short
+    cursor: Short
+    more: bool
+    changes: list[Change] = Field(max_length=MAX_PAGE)
+    gone: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(
+        default_factory=list, max_length=MAX_PAGE
+    )
+
+
+def pid_digest(pid: str) -> str:
+    """How the feed names a study that is gone: the sha256 of its PID, in hex."""
+    return hashlib.sha256(pid.encode()).hexdigest()
