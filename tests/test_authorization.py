@@ -39,9 +39,16 @@ READERS_OF_PROTECTED = {"granted", "owner", "steward", "admin"}
 # Sign-in with an identity provider, too (tests/test_oidc.py): it sends the browser on, or signs it in.
 INFRASTRUCTURE = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static", "/login"}
 INFRASTRUCTURE |= {"/auth/oidc/login", "/auth/oidc/callback"}
-# What other nodes read: the node document (no study data) and the change feed, which shows every caller
-# what anonymous may see (test_the_change_feed_shows_everyone_what_anonymous_may_see below).
-FEDERATION = {"/.well-known/fairimage-node", "/federation/changes"}
+# What other nodes read: the node document, the audit log's checkpoints and consistency proofs and the
+# peers' checkpoints witnessed here (hashes and signatures, no study data; tests/test_federation.py), and
+# the change feed, which shows every caller what anonymous may see (a test below).
+FEDERATION = {
+    "/.well-known/fairimage-node",
+    "/federation/changes",
+    "/federation/checkpoint",
+    "/federation/consistency",
+    "/federation/witnessed",
+}
 # Routes that serve no study data: the bundled vocabularies and service descriptions (whose counts are
 # checked by tests/test_drs.py).
 VOCABULARIES = {

@@ -19,9 +19,20 @@ import httpx
 import numpy as np
 import pytest
 import tifffile
+import yaml
 from sqlalchemy import create_engine, text
 
+from fairimage.model.governance.policy import operator
+from fairimage.services.curation import study_metadata
+from fairimage.services.discovery import images
+from fairimage.services.governance import policies
+from fairimage.services.ingest.intake import ingest_paths
+from fairimage.services.recovery import open_repository
+from fairimage.services.repository import init_repository
+from fairimage.settings import load_settings
 from tests.conftest import FAIRIMAGE, _free_port, new_bucket, run_cli
+
+ADMIN = operator("test")
 
 ZEBRAFISH = """
 study:
@@ -94,17 +105,22 @@ class Node:
             self.server.wait(timeout=20)
             self.server = None
 
-    def ingest(self, folder: Path, study: str, metadata: str, seed: int) -> None:
+    def ingest(self, folder: Path, study: str, metadata: str, seed: int, policy: str = "public") -> None:
+        """A study of one image with its REMBI metadata, made through the services (the setup, not what
+        these tests are about)."""
         folder.mkdir(parents=True)
         rng = np.random.default_rng(seed)
-        tifffile.imwrite(folder / f"{study}.tif", rng.integers(0, 4000, (32, 32), dtype=np.uint16))
-        (folder / "study.yaml").write_text(metadata)
-        result = self.cli(
-            "ingest", folder / f"{study}.tif", "--study", study, "--metadata", folder / "study.yaml"
-        )
-        assert result.returncode == 0, result.stderr
-        listed = self.json("studies")
-        self.studies = {study["name"]: study["id"] for study in listed}
+        image = folder / f"{study}.tif"
+        tifffile.imwrite(image, rng.integers(0, 4000, (32, 32), dtype=np.uint16))
+        repository = open_repository(load_settings(self.repo))
+        try:
+            ingest_paths(repository, [image], study=study)
+            study_metadata.set_metadata(repository, ADMIN, study, yaml.safe_load(metadata))
+            if policy != "public":
+                policies.set_policy(repository, ADMIN, study, policy)
+            self.studies[study] = images.get_study(repository, ADMIN, study).id
+        finally:
+            repository.close()
 
 
 def _configure(node: Node, *lines: str) -> None:
@@ -129,22 +145,20 @@ def network(
     with engine.begin() as connection:
         connection.execute(text(f"create schema {schema}"))
     atlas, clinic, archive = (Node(name, root / name) for name in ("atlas", "clinic", "archive"))
-    run_cli("init", atlas.repo, check=True)
-    run_cli("init", clinic.repo, "--db", f"{postgres_server}?options=-csearch_path%3D{schema}", check=True)
-    bucket = new_bucket(s3_endpoint)
-    run_cli(
-        "init", archive.repo, "--storage", f"s3://{bucket}/repo", "--s3-endpoint", s3_endpoint, check=True
-    )
+    init_repository(load_settings(atlas.repo)).close()
+    init_repository(
+        load_settings(clinic.repo, db=f"{postgres_server}?options=-csearch_path%3D{schema}")
+    ).close()
+    storage = f"s3://{new_bucket(s3_endpoint)}/repo"
+    init_repository(load_settings(archive.repo, storage=storage, s3_endpoint=s3_endpoint)).close()
     _configure(atlas, "peer_timeout = 1.5")
     _configure(clinic)
     _configure(archive)
     atlas.ingest(root / "in-atlas", "local-zebrafish", ZEBRAFISH.format(node="here"), 1)
     clinic.ingest(root / "in-clinic-1", "clinic-zebrafish", ZEBRAFISH.format(node="clinic"), 2)
-    clinic.ingest(root / "in-clinic-2", "clinic-liver", MOUSE, 3)
-    clinic.ingest(root / "in-clinic-3", "clinic-private", ZEBRAFISH.format(node="private"), 4)
-    assert clinic.cli("study", "policy", "clinic-liver", "restricted").returncode == 0
+    clinic.ingest(root / "in-clinic-2", "clinic-liver", MOUSE, 3, "restricted")
+    clinic.ingest(root / "in-clinic-3", "clinic-private", ZEBRAFISH.format(node="private"), 4, "private")
     assert clinic.cli("study", "consent", "clinic-liver", "HMB", "--modifier", "IRB").returncode == 0
-    assert clinic.cli("study", "policy", "clinic-private", "private").returncode == 0
     archive.ingest(root / "in-archive", "archive-zebrafish", ZEBRAFISH.format(node="archive"), 5)
     for node in (atlas, clinic, archive):
         node.serve()
@@ -254,3 +268,65 @@ def test_live_search_reports_a_peer_that_is_down_and_answers_from_its_records(ne
         archive.serve()
         assert atlas.cli("peer", "remove", "archive").returncode == 0
         atlas.json("peer", "add", archive.url)
+
+
+def _peer(node: Node, other: Node) -> None:
+    if not any(p["name"] == other.name for p in node.json("peer", "list")):
+        node.json("peer", "add", other.url)
+
+
+def _rewrite_history(node: Node, seq: int) -> None:
+    """What an operator hiding something would do to their own catalog: change an old entry and recompute
+    every hash after it, and the head, so that the chain itself still verifies; and drop the checkpoints."""
+    from fairimage.services.governance.audit import entry_hash
+
+    engine = create_engine(load_settings(node.repo).db)
+    with engine.begin() as connection:
+        rows = [
+            dict(row._mapping) for row in connection.execute(text("select * from audit_log order by seq"))
+        ]
+        previous = rows[seq - 2]["entry_hash"]
+        rows[seq - 1]["details"] = json.dumps({"note": "nothing happened here"})
+        for row in rows[seq - 1 :]:
+            row["prev_hash"] = previous
+            row["entry_hash"] = previous = entry_hash(row)
+            connection.execute(
+                text(
+                    "update audit_log set details=:details, prev_hash=:prev_hash, entry_hash=:entry_hash "
+                    "where seq=:seq"
+                ),
+                row,
+            )
+        connection.execute(text("update audit_head set entry_hash=:hash"), {"hash": previous})
+        connection.execute(text("delete from audit_checkpoints"))
+    engine.dispose()
+
+
+def test_witnesses_catch_a_node_that_rewrites_its_history(network: Network) -> None:
+    atlas, clinic, archive = network.atlas, network.clinic, network.archive
+    for witness in (atlas, archive):
+        _peer(witness, clinic)
+        _peer(clinic, witness)
+    first = {o["peer"]: o for o in atlas.json("witness", "clinic")}["clinic"]
+    assert first["status"] == "cosigned" and first["size"] > 3
+    assert archive.json("witness", "clinic")[0]["status"] == "cosigned"
+    assert atlas.json("witness", "clinic")[0]["status"] == "unchanged"
+    assert clinic.cli("study", "describe", "clinic-liver", "Liver lobes, widefield").returncode == 0
+    grown = atlas.json("witness", "clinic")[0]
+    assert grown["status"] == "cosigned" and grown["size"] > first["size"]  # a consistency proof checked
+    checked = clinic.json("audit", "verify", "--witnesses")
+    assert checked["ok"], checked
+    assert {w["peer"]: w["checkpoints"] for w in checked["witnesses"]} == {"atlas": 2, "archive": 1}
+
+    _rewrite_history(clinic, 3)
+    assert clinic.cli("audit", "verify").returncode == 0  # the chain alone cannot tell
+    caught = clinic.cli("audit", "verify", "--witnesses")
+    assert caught.returncode == 6, caught.stdout + caught.stderr
+    assert (
+        f"the first {first['size']} entries no longer hash to the checkpoint atlas cosigned" in caught.stderr
+    )
+    assert "archive: INCONSISTENT" in caught.stderr
+    refused = atlas.cli("witness", "clinic")
+    assert refused.returncode == 6 and "REFUSED" in refused.stderr and "rewritten" in refused.stderr
+    (entry,) = atlas.json("audit", "log", "--action", "witness.refuse", "--limit", "1")
+    assert entry["target"] == "peer:clinic" and entry["decision"] == "refused"

@@ -1,23 +1,30 @@
-"""What other fairimage nodes read here: who this node is (its name and signing key) and its change feed
-of public records, signed. Both are the same for every caller: the feed is the node's public face, so a
-token never adds to it."""
+"""What other fairimage nodes read here: who this node is (its name and signing key), its change feed of
+public records (signed), its audit log's checkpoints and consistency proofs, and the peers' checkpoints it
+witnessed. All the same for every caller: the node's public face, to which a token never adds."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 from fairimage.api.deps import RepositoryDep
 from fairimage.model.federation.feed import (
+    CHECKPOINT,
+    CONSISTENCY,
     FEED,
     MAX_PAGE,
     SIGNATURE_HEADER,
     WELL_KNOWN,
+    WITNESSED,
+    ConsistencyProof,
     FeedPage,
     NodeDocument,
+    WitnessedList,
 )
-from fairimage.services.federation import feed, identity
+from fairimage.services.federation import feed, identity, transparency, witness
 
 router = APIRouter(tags=["federation"])
 
@@ -43,3 +50,38 @@ def changes(
 ) -> Response:
     body, signature = feed.page(repository, str(request.base_url), after, limit)
     return Response(body, media_type="application/json", headers={SIGNATURE_HEADER: signature})
+
+
+@router.get(
+    CHECKPOINT,
+    response_class=PlainTextResponse,
+    summary="The audit log's latest checkpoint: a C2SP signed note of its size and Merkle root",
+)
+async def audit_checkpoint(repository: RepositoryDep) -> PlainTextResponse:
+    note = await run_in_threadpool(transparency.checkpoint, repository)
+    return PlainTextResponse(note)
+
+
+@router.get(
+    CONSISTENCY,
+    response_model=ConsistencyProof,
+    summary="An RFC 9162 proof that the audit log at size new extends the log at size old",
+    responses={400: {"description": "Sizes outside the log"}},
+)
+def audit_consistency(
+    repository: RepositoryDep,
+    old: Annotated[int, Query(ge=0, le=2**62)],
+    new: Annotated[int, Query(ge=0, le=2**62)],
+) -> ConsistencyProof:
+    return ConsistencyProof(old=old, new=new, proof=transparency.consistency_proof(repository, old, new))
+
+
+@router.get(
+    WITNESSED,
+    response_model=WitnessedList,
+    summary="The checkpoints of another node's audit log that this node checked and cosigned",
+)
+def witnessed_checkpoints(
+    repository: RepositoryDep, origin: Annotated[str, Query(max_length=255, description="NODE/audit")]
+) -> WitnessedList:
+    return witness.witnessed(repository, origin)

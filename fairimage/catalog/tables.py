@@ -576,7 +576,8 @@ class PeerRow(Base):
 
     __tablename__ = "peers"
 
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # what it is called here
+    node_name: Mapped[str] = mapped_column(String(64))  # what it calls itself (its checkpoints' signer)
     url: Mapped[str] = mapped_column(String(1024), unique=True)
     public_key: Mapped[str] = mapped_column(String(64), unique=True)  # base64 of the raw Ed25519 key
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -628,3 +629,34 @@ class HarvestedFacetRow(Base):
     facet: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
     value: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
     direct: Mapped[bool] = mapped_column(Boolean)
+
+
+class AuditCheckpointRow(Base):
+    """A signed tree head of this node's audit log: the Merkle root (RFC 9162) over its first ``size``
+    entries, the C2SP signed note that publishes it, and the tree's perfect subtrees (so the next one
+    hashes the new entries only)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[str] = mapped_column(String(64))  # hex
+    note: Mapped[str] = mapped_column(Text)
+    subtrees: Mapped[list[Any]] = mapped_column(JSON)  # hex hashes, largest subtree first
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WitnessedCheckpointRow(Base):
+    """A peer's audit checkpoint this node checked (signed by the peer's pinned key, consistent with the
+    ones witnessed before) and countersigned. Kept as evidence even if the peer is removed."""
+
+    __tablename__ = "witnessed_checkpoints"
+    __table_args__ = (UniqueConstraint("origin", "size", name="uq_witnessed_origin_size"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    origin: Mapped[str] = mapped_column(String(255), index=True)  # the log's name: NODE/audit
+    public_key: Mapped[str] = mapped_column(String(64))  # the key that signed it
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[str] = mapped_column(String(64))  # hex
+    note: Mapped[str] = mapped_column(Text)  # the peer's signed note
+    cosignature: Mapped[str] = mapped_column(Text)  # this node's signature line (C2SP tlog-cosignature)
+    witnessed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

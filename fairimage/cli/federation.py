@@ -12,7 +12,7 @@ from rich.table import Table
 
 from fairimage.cli.common import JsonOption, RepoOption, _json, as_operator, err, out, print_listing
 from fairimage.services.federation import harvest as harvest_service
-from fairimage.services.federation import peers
+from fairimage.services.federation import peers, witness
 
 peer_app = typer.Typer(
     help="Peers: other fairimage nodes whose public records this node harvests and searches.",
@@ -23,6 +23,7 @@ peer_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     app.add_typer(peer_app, name="peer")
     app.command("harvest")(harvest_command)
+    app.command("witness")(witness_command)
 
 
 @peer_app.command("add")
@@ -72,7 +73,9 @@ def harvest_command(
 ) -> None:
     """Pull the public records peers published since the last harvest (resumable: each page is kept with
     its cursor); a peer that fails is reported and the others still harvested."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, disable=as_json) as bar:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=err, disable=as_json or not err.is_terminal
+    ) as bar:
         task = bar.add_task("harvesting", total=None)
         seen: dict[str, int] = {}
 
@@ -92,4 +95,26 @@ def harvest_command(
             if outcome.error:
                 err.print(f"{outcome.peer}: {outcome.error}", highlight=False, markup=False)
     if any(outcome.error for outcome in outcomes):
+        raise typer.Exit(5)
+
+
+def witness_command(
+    peer: Annotated[str | None, typer.Argument(help="one peer's name (default: every peer)")] = None,
+    as_json: JsonOption = False,
+    repo: RepoOption = None,
+) -> None:
+    """Check each peer's audit checkpoint (signed by its pinned key, and extending the last one witnessed,
+    by a consistency proof) and cosign it; a peer whose history was rewritten or truncated is refused."""
+    outcomes = as_operator(repo, witness.witness, peer)
+    if as_json:
+        _json([asdict(outcome) for outcome in outcomes])
+    else:
+        for outcome in outcomes:
+            if outcome.status in ("cosigned", "unchanged"):
+                out.print(f"{outcome.peer}: {outcome.status} at {outcome.size} entries", highlight=False)
+            else:
+                err.print(f"{outcome.peer}: {outcome.status.upper()}: {outcome.message}", highlight=False)
+    if any(outcome.status == "refused" for outcome in outcomes):
+        raise typer.Exit(6)
+    if any(outcome.status == "failed" for outcome in outcomes):
         raise typer.Exit(5)

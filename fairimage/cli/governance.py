@@ -22,6 +22,7 @@ from fairimage.cli.common import (
 )
 from fairimage.model.errors import InvalidInputError
 from fairimage.model.governance.policy import parse_role, parse_scope
+from fairimage.services.federation import witness
 from fairimage.services.governance import accounts, audit, fixity, policies
 
 user_app = typer.Typer(
@@ -287,20 +288,42 @@ def audit_verify(
     anchor: Annotated[
         str | None, typer.Option(help="a head kept earlier, SEQ:HASH, that the chain must still contain")
     ] = None,
+    witnesses: Annotated[
+        bool,
+        typer.Option(
+            "--witnesses", help="and prove the log matches every checkpoint of it the peers cosigned"
+        ),
+    ] = False,
     repo: RepoOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check every entry's hash and link; name the first entry that was edited, removed, inserted or moved."""
+    """Check every entry's hash and link; name the first entry that was edited, removed, inserted or moved.
+    With --witnesses, also ask each peer for the checkpoints of this log it witnessed: a history rewritten
+    with every hash recomputed still fails there, naming the first checkpoint it no longer matches."""
     with opened(repo) as repository:
         result = audit.verify(repository, anchor)
+        checks = witness.verify_witnessed(repository, operator_principal()) if witnesses else []
+    broken = [check for check in checks if check.status != "consistent"]
     if as_json:
-        _json({**result.__dict__, "ok": result.ok})
-    elif result.ok:
-        out.print(f"audit log intact: {result.entries} entries, head {result.head_seq}:{result.head_hash}")
+        _json({**result.__dict__, "ok": result.ok and not broken, "witnesses": [c.__dict__ for c in checks]})
     else:
-        err.print(f"audit log TAMPERED: {result.problem}", highlight=False, markup=False)
-    if not result.ok:
+        if result.ok:
+            out.print(
+                f"audit log intact: {result.entries} entries, head {result.head_seq}:{result.head_hash}"
+            )
+        else:
+            err.print(f"audit log TAMPERED: {result.problem}", highlight=False, markup=False)
+        for check in checks:
+            if check.status == "consistent":
+                out.print(f"  {check.peer}: consistent with {check.checkpoints} witnessed checkpoint(s)")
+            else:
+                err.print(
+                    f"  {check.peer}: {check.status.upper()}: {check.problem}", highlight=False, markup=False
+                )
+    if not result.ok or any(check.status in ("inconsistent", "invalid") for check in checks):
         raise typer.Exit(6)
+    if broken:
+        raise typer.Exit(5)
 
 
 @audit_app.command("head")

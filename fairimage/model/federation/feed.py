@@ -8,7 +8,9 @@ import hashlib
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from fairimage.model.federation.checkpoints import CheckpointError, load_public_key, public_key_text
 
 NODE_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 WELL_KNOWN = "/.well-known/fairimage-node"
@@ -33,6 +35,18 @@ class NodeDocument(_Record):
     public_key: Annotated[str, Field(min_length=44, max_length=44)]  # base64 of the raw 32-byte key
     software: Short = "fairimage"
     version: Short = ""
+
+    @field_validator("public_key")
+    @classmethod
+    def _ed25519_key(cls, text: str) -> str:
+        """Canonical base64 of an Ed25519 public key, so keys compare as text and fingerprint as bytes."""
+        try:
+            key = load_public_key(text)
+        except CheckpointError as exc:
+            raise ValueError(exc.message) from None
+        if public_key_text(key) != text:
+            raise ValueError("not the canonical base64 of the key")
+        return text
 
 
 class Conditions(_Record):
@@ -94,3 +108,29 @@ class FeedPage(_Record):
 def pid_digest(pid: str) -> str:
     """How the feed names a study that is gone: the sha256 of its PID, in hex."""
     return hashlib.sha256(pid.encode()).hexdigest()
+
+
+CHECKPOINT = "/federation/checkpoint"  # the node's latest signed audit checkpoint (text/plain)
+CONSISTENCY = "/federation/consistency"  # ?old=M&new=N: an RFC 9162 consistency proof
+WITNESSED = "/federation/witnessed"  # ?origin=NODE/audit: the peer's checkpoints this node cosigned
+
+
+class ConsistencyProof(_Record):
+    old: Annotated[int, Field(ge=0)]
+    new: Annotated[int, Field(ge=0)]
+    proof: list[Annotated[str, Field(max_length=64)]] = Field(max_length=128)  # base64 hashes
+
+
+class WitnessedCheckpoint(_Record):
+    """A checkpoint of another node's log that this node checked and cosigned."""
+
+    origin: Short
+    size: Annotated[int, Field(ge=0)]
+    note: Annotated[str, Field(max_length=20_000)]  # the log's signed note
+    cosignature: Annotated[str, Field(max_length=1_000)]  # the witness's signature line
+    witnessed_at: datetime
+
+
+class WitnessedList(_Record):
+    witness: Annotated[str, Field(pattern=NODE_NAME)]
+    checkpoints: list[WitnessedCheckpoint] = Field(max_length=100_000)

@@ -48,6 +48,24 @@ class TreeBuilder:
         self._size = 0
         self._stack: list[bytes] = []
 
+    @classmethod
+    def resume(cls, size: int, stack: Sequence[bytes]) -> TreeBuilder:
+        """A builder that goes on from a ``state()`` kept earlier, so a log's root grows with its new
+        entries only."""
+        if size < 0 or len(stack) != bin(size).count("1"):
+            raise ValueError(
+                f"a tree of {size} leaves has {bin(max(size, 0)).count('1')} subtrees, not {len(stack)}"
+            )
+        for subtree in stack:
+            _check_hash(subtree, "a subtree hash")
+        builder = cls()
+        builder._size, builder._stack = size, [bytes(subtree) for subtree in stack]
+        return builder
+
+    def state(self) -> tuple[int, list[bytes]]:
+        """The size and the perfect subtrees' hashes, largest first: what ``resume`` takes."""
+        return self._size, list(self._stack)
+
     @property
     def size(self) -> int:
         """The number of leaves appended so far."""

@@ -89,6 +89,11 @@ def _fetch_page(row: PeerRow, cursor: str) -> FeedPage:
     feed = peers.parse(response, FeedPage, "a change feed page")
     if feed.after != cursor:
         raise ProviderError(f"{response.url}: the page answers after={feed.after!r}, not {cursor!r}")
+    if feed.more and feed.cursor == cursor:
+        raise ProviderError(
+            f"{response.url}: the page says more follow but its cursor does not move ({cursor!r}); "
+            "harvesting stopped rather than ask for the same page again"
+        )
     prefix = row.url + "/pid/"
     for change in feed.changes:
         if change.pid != prefix + change.id:

@@ -120,6 +120,7 @@ def add_peer(repository: Repository, principal: Principal, url: str, name: str |
             )
         row = PeerRow(
             name=name,
+            node_name=document.name,
             url=url,
             public_key=document.public_key,
             added_at=datetime.now(UTC),
