@@ -48,6 +48,7 @@ FEDERATION = {
     "/federation/checkpoint",
     "/federation/consistency",
     "/federation/witnessed",
+    "/federation/mirror-sources/{object_id}",
 }
 # Routes that serve no study data: the bundled vocabularies and service descriptions (whose counts are
 # checked by tests/test_drs.py).
@@ -359,6 +360,11 @@ def test_the_change_feed_shows_everyone_what_anonymous_may_see(world: World, cal
     assert world.paths >= FEDERATION
     with httpx.Client(base_url=world.url, headers=world.headers(caller), timeout=30) as client:
         feed = client.get("/federation/changes", params={"limit": 500}).json()
+        for state in STATES:  # what a mirror may copy: public images, whoever asks
+            public = _may_read("anonymous", state)
+            for object_id in (world.studies[state], world.images[state]):
+                answer = client.get(f"/federation/mirror-sources/{object_id}")
+                assert answer.status_code == (200 if public else 404), f"{caller} {state} {object_id}"
     assert not feed["more"]
     text = json.dumps(feed)
     for state in STATES:

@@ -9,9 +9,11 @@ import json
 import os
 import secrets
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import numpy as np
 import pytest
 import tifffile
 import yaml
+import zarr
 from sqlalchemy import create_engine, text
 
 from fairimage.model.governance.policy import operator
@@ -65,6 +68,21 @@ biosamples:
     organism: NCBITaxon:10090
     biological_entity: liver section
 """
+FLY = """
+study:
+  title: Fly brain sections
+  description: Serial sections of an adult Drosophila brain
+  license: CC0-1.0
+study_components:
+  - name: sections
+    description: one section per plane
+    imaging_methods: [FBbi:00000251]
+    biosample: brain
+biosamples:
+  - id: brain
+    organism: NCBITaxon:7227
+    biological_entity: adult brain
+"""
 
 
 @dataclass
@@ -105,14 +123,16 @@ class Node:
             self.server.wait(timeout=20)
             self.server = None
 
-    def ingest(self, folder: Path, study: str, metadata: str, seed: int, policy: str = "public") -> None:
-        """A study of one image with its REMBI metadata, made through the services (the setup, not what
-        these tests are about)."""
+    def ingest(
+        self, folder: Path, study: str, metadata: str, seed: int, policy: str = "public", side: int = 32
+    ) -> None:
+        """A study of one image (``side`` pixels square, in chunks of 8 KiB) with its REMBI metadata, made
+        through the services (the setup, not what these tests are about)."""
         folder.mkdir(parents=True)
         rng = np.random.default_rng(seed)
         image = folder / f"{study}.tif"
-        tifffile.imwrite(image, rng.integers(0, 4000, (32, 32), dtype=np.uint16))
-        repository = open_repository(load_settings(self.repo))
+        tifffile.imwrite(image, rng.integers(0, 4000, (side, side), dtype=np.uint16))
+        repository = open_repository(load_settings(self.repo, chunk_bytes=8192))
         try:
             ingest_paths(repository, [image], study=study)
             study_metadata.set_metadata(repository, ADMIN, study, yaml.safe_load(metadata))
@@ -160,6 +180,7 @@ def network(
     clinic.ingest(root / "in-clinic-3", "clinic-private", ZEBRAFISH.format(node="private"), 4, "private")
     assert clinic.cli("study", "consent", "clinic-liver", "HMB", "--modifier", "IRB").returncode == 0
     archive.ingest(root / "in-archive", "archive-zebrafish", ZEBRAFISH.format(node="archive"), 5)
+    archive.ingest(root / "in-archive-em", "archive-em", FLY, 6, side=512)  # about 90 objects
     for node in (atlas, clinic, archive):
         node.serve()
     try:
@@ -188,9 +209,9 @@ def test_peers_are_added_harvested_and_searched_as_one(network: Network) -> None
     outcomes = {outcome["peer"]: outcome for outcome in atlas.json("harvest")}
     # the clinic publishes its public study whole and its restricted one as a title with conditions; its
     # private study not at all
-    assert (outcomes["clinic"]["kept"], outcomes["archive"]["kept"]) == (2, 1), outcomes
+    assert (outcomes["clinic"]["kept"], outcomes["archive"]["kept"]) == (2, 2), outcomes
     listed = {peer["name"]: peer for peer in atlas.json("peer", "list")}
-    assert listed["clinic"]["records"] == 2 and listed["archive"]["records"] == 1
+    assert listed["clinic"]["records"] == 2 and listed["archive"]["records"] == 2
 
     found = _federated(atlas, "zebrafish neurons")
     by_node = {hit["node"]: hit for hit in found["studies"]}
@@ -215,6 +236,12 @@ def test_peers_are_added_harvested_and_searched_as_one(network: Network) -> None
     assert record["description"] == "" and record["keywords"] == [] and "Widefield" not in json.dumps(feed)
     assert clinic.studies["clinic-private"] not in json.dumps(feed)  # named by a digest only
     assert len(feed["gone"]) == 1
+
+    # a peer's study resolves here to its PID there
+    for study in (clinic.studies["clinic-zebrafish"], clinic.studies["clinic-liver"]):
+        resolved = httpx.get(f"{atlas.url}/pid/{study}", follow_redirects=False)
+        assert (resolved.status_code, resolved.headers["location"]) == (303, f"{clinic.url}/pid/{study}")
+    assert httpx.get(f"{atlas.url}/pid/{clinic.studies['clinic-private']}").status_code == 404
 
     # the same over HTTP, with the local image hits beside
     answer = httpx.get(atlas.url + "/api/search", params={"q": "zebrafish", "scope": "federated"}).json()
@@ -330,3 +357,126 @@ def test_witnesses_catch_a_node_that_rewrites_its_history(network: Network) -> N
     assert refused.returncode == 6 and "REFUSED" in refused.stderr and "rewritten" in refused.stderr
     (entry,) = atlas.json("audit", "log", "--action", "witness.refuse", "--limit", "1")
     assert entry["target"] == "peer:clinic" and entry["decision"] == "refused"
+
+
+class Proxy:
+    """A peer's node seen through a proxy in the test process (its own address, so the node names its
+    records with it), which can corrupt chunks on their way (the first time each is asked for, or every
+    time) or stall after some chunks, as a failing network or disk would."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin, self.corrupt, self.stall_after = origin, "", -1
+        self.chunks, self.corrupted, self.released = 0, set[str](), threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                answer = httpx.get(proxy.origin + self.path, headers={"host": self.headers["host"]})
+                body = answer.content
+                if "/zarr/" in self.path and answer.status_code == 200:
+                    body = proxy.chunk(self.path, body)
+                self.send_response(answer.status_code)
+                for name in ("content-type", "fairimage-signature"):
+                    if name in answer.headers:
+                        self.send_header(name, answer.headers[name])
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def chunk(self, path: str, body: bytes) -> bytes:
+        self.chunks += 1
+        if self.stall_after >= 0 and self.chunks > self.stall_after:
+            self.released.wait(60)
+        if self.corrupt == "always" or (self.corrupt == "once" and path not in self.corrupted):
+            self.corrupted.add(path)
+            return bytes([body[0] ^ 0xFF]) + body[1:]
+        return body
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+
+
+@pytest.fixture
+def copy(network: Network, tmp_path: Path) -> Iterator[tuple[Node, Proxy]]:
+    """A new node (not served) with the archive, seen through a proxy, as its peer."""
+    proxy = Proxy(network.archive.url)
+    node = Node("copy", tmp_path / "copy")
+    init_repository(load_settings(node.repo)).close()
+    node.json("peer", "add", proxy.url, "--name", "archive")
+    yield node, proxy
+    proxy.close()
+
+
+def _mirror(node: Node, study: str) -> dict[str, Any]:
+    outcomes = node.cli("mirror", study, "--from", "archive", "--json")
+    (outcome,) = json.loads(outcomes.stdout)
+    return dict(outcome, returncode=outcomes.returncode)
+
+
+def test_a_public_study_is_mirrored_checked_and_served_read_only(network: Network) -> None:
+    atlas, archive = network.atlas, network.archive
+    _peer(atlas, archive)
+    study = archive.studies["archive-zebrafish"]
+    (outcome,) = atlas.json("mirror", f"{archive.url}/pid/{study}", "--from", "archive")
+    assert outcome["status"] == "mirrored" and outcome["fetched"] == outcome["objects"] > 0, outcome
+    image = outcome["image"]
+    here = zarr.open_group(f"{atlas.url}/zarr/{image}.ome.zarr", mode="r")["0"][...]
+    there = zarr.open_group(f"{archive.url}/zarr/{image}.ome.zarr", mode="r")["0"][...]
+    assert here.shape == (32, 32) and np.array_equal(here, there)  # pixel-exact, from S3 to a folder
+    shown = httpx.get(f"{atlas.url}/api/studies/{study}").json()
+    assert shown["mirror_of"] == f"{archive.url}/pid/{study}" and shown["name"] == "archive-zebrafish"
+    assert (
+        f'Mirror of</dt><dd><a href="{archive.url}/pid/{study}"'
+        in httpx.get(f"{atlas.url}/studies/{study}").text
+    )
+    assert atlas.json("mirror", study, "--from", "archive")[0]["status"] == "already_present"
+    refused = atlas.cli("study", "describe", study, "changed here")
+    assert refused.returncode != 0 and f"is a mirror of {archive.url}/pid/{study}" in refused.stderr
+    assert atlas.cli("fixity").returncode == 0  # every mirrored object against the origin's manifest
+
+
+def test_a_chunk_that_fails_its_checksum_is_fetched_again_and_never_kept(
+    network: Network, copy: tuple[Node, Proxy]
+) -> None:
+    node, proxy = copy
+    study = network.archive.studies["archive-em"]
+    proxy.corrupt = "always"
+    failed = _mirror(node, study)
+    assert failed["returncode"] == 5 and "failed its checksum 3 times" in failed["error"]
+    assert node.json("images") == []  # nothing published
+    proxy.corrupt, proxy.corrupted = "once", set()
+    done = _mirror(node, study)
+    assert (done["status"], done["returncode"]) == ("mirrored", 0)
+    assert done["refetched"] == done["fetched"] > 80  # each object once bad, then good
+
+
+def test_a_mirror_killed_half_way_goes_on_from_what_it_has(
+    network: Network, copy: tuple[Node, Proxy]
+) -> None:
+    node, proxy = copy
+    study = network.archive.studies["archive-em"]
+    proxy.stall_after = 40
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAIRIMAGE_")}
+    command = [FAIRIMAGE, "mirror", study, "--from", "archive", "--repo", str(node.repo), "--json"]
+    running = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 60
+    while proxy.chunks <= 40 + 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the chunks before the stall are written
+    running.kill()
+    running.wait()
+    proxy.stall_after, proxy.chunks = -1, 0
+    proxy.released.set()
+    assert node.json("images") == []
+    resumed = _mirror(node, study)
+    assert resumed["status"] == "mirrored", resumed
+    assert resumed["reused"] >= 30 and resumed["reused"] + resumed["fetched"] == resumed["objects"]

@@ -16,15 +16,17 @@ from fairimage.model.federation.feed import (
     CONSISTENCY,
     FEED,
     MAX_PAGE,
+    MIRROR_SOURCES,
     SIGNATURE_HEADER,
     WELL_KNOWN,
     WITNESSED,
     ConsistencyProof,
     FeedPage,
+    MirrorSources,
     NodeDocument,
     WitnessedList,
 )
-from fairimage.services.federation import feed, identity, transparency, witness
+from fairimage.services.federation import feed, identity, mirror, transparency, witness
 
 router = APIRouter(tags=["federation"])
 
@@ -85,3 +87,14 @@ def witnessed_checkpoints(
     repository: RepositoryDep, origin: Annotated[str, Query(max_length=255, description="NODE/audit")]
 ) -> WitnessedList:
     return witness.witnessed(repository, origin)
+
+
+@router.get(
+    MIRROR_SOURCES + "/{object_id}",
+    response_model=MirrorSources,
+    summary="What a mirror of a public study or image copies: each image's identity and manifest; signed",
+    responses={404: {"description": "No public study or image of that id"}},
+)
+def mirror_sources(request: Request, repository: RepositoryDep, object_id: str) -> Response:
+    body, signature = mirror.sources(repository, str(request.base_url), object_id)
+    return Response(body, media_type="application/json", headers={SIGNATURE_HEADER: signature})

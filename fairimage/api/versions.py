@@ -170,7 +170,10 @@ def resolve_pid(
 
 
 def _location(found: pids.Resolved, wanted: str) -> str:
-    """The page (html), the API's JSON (json) or schema.org JSON-LD (jsonld) of what a PID names."""
+    """The page (html), the API's JSON (json) or schema.org JSON-LD (jsonld) of what a PID names; the
+    PID at its node of what another node holds."""
+    if found.url is not None:
+        return found.url
     if found.kind == "version":
         api = "/api" if wanted != "html" else ""
         return f"{api}/studies/{found.study_id}/versions/{found.version}"

@@ -80,6 +80,8 @@ class StudyRow(Base):
     phi: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The QC thresholds the study sets apart from the defaults ({"saturated_percent": 1.0, ...}).
     qc_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # A copy of another node's study (its PID there): served read-only, changed only at its origin.
+    mirror_of: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="study")
 
@@ -140,6 +142,7 @@ class ImageRow(Base):
     location: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Made by a model ({"by": MODEL, "from_images": [...]}): AI-generated; None for acquired images.
     generated: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    mirror_of: Mapped[str | None] = mapped_column(String(1024), nullable=True)  # its PID at its origin
 
     study: Mapped[StudyRow] = relationship(back_populates="images")
     original_file: Mapped[OriginalFileRow] = relationship(back_populates="images")
@@ -577,7 +580,7 @@ class PeerRow(Base):
     __tablename__ = "peers"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)  # what it is called here
-    node_name: Mapped[str] = mapped_column(String(64))  # what it calls itself (its checkpoints' signer)
+    node_name: Mapped[str] = mapped_column(String(64), default="")  # what it calls itself (signs as)
     url: Mapped[str] = mapped_column(String(1024), unique=True)
     public_key: Mapped[str] = mapped_column(String(64), unique=True)  # base64 of the raw Ed25519 key
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

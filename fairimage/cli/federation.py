@@ -10,9 +10,18 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from fairimage.cli.common import JsonOption, RepoOption, _json, as_operator, err, out, print_listing
+from fairimage.cli.common import (
+    JsonOption,
+    RepoOption,
+    _json,
+    as_operator,
+    err,
+    out,
+    print_listing,
+    progress_bar,
+)
 from fairimage.services.federation import harvest as harvest_service
-from fairimage.services.federation import peers, witness
+from fairimage.services.federation import mirror, peers, witness
 
 peer_app = typer.Typer(
     help="Peers: other fairimage nodes whose public records this node harvests and searches.",
@@ -24,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(peer_app, name="peer")
     app.command("harvest")(harvest_command)
     app.command("witness")(witness_command)
+    app.command("mirror")(mirror_command)
 
 
 @peer_app.command("add")
@@ -116,5 +126,35 @@ def witness_command(
                 err.print(f"{outcome.peer}: {outcome.status.upper()}: {outcome.message}", highlight=False)
     if any(outcome.status == "refused" for outcome in outcomes):
         raise typer.Exit(6)
+    if any(outcome.status == "failed" for outcome in outcomes):
+        raise typer.Exit(5)
+
+
+def mirror_command(
+    pid: Annotated[str, typer.Argument(help="the PID of a public study or image at the peer (or its id)")],
+    peer: Annotated[str, typer.Option("--from", help="the peer that holds it")],
+    as_json: JsonOption = False,
+    repo: RepoOption = None,
+) -> None:
+    """Copy a peer's public study or image here, every object checked against the manifest the peer
+    signed; served read-only as a mirror of its origin. Run it again to go on after a failure or to pick
+    up nothing new: what was downloaded and checked is kept."""
+    with progress_bar(as_json) as bar:
+        outcomes = as_operator(repo, mirror.mirror, pid, peer, bar)
+    if as_json:
+        _json([asdict(outcome) for outcome in outcomes])
+    else:
+        for outcome in outcomes:
+            if outcome.status == "failed":
+                err.print(f"{outcome.image}: {outcome.error}", highlight=False, markup=False)
+                continue
+            detail = (
+                f", {outcome.fetched} fetched, {outcome.reused} kept from before"
+                if outcome.fetched or outcome.reused
+                else ""
+            )
+            out.print(
+                f"{outcome.image}: {outcome.status} ({outcome.objects} objects{detail})", highlight=False
+            )
     if any(outcome.status == "failed" for outcome in outcomes):
         raise typer.Exit(5)

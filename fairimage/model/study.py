@@ -30,6 +30,7 @@ class Study(BaseModel):
     embargo_until: datetime | None = None
     data_use: DataUse | None = None  # consent terms, for restricted studies
     may_read: bool = True  # whether the caller may read its images (else: request access)
+    mirror_of: str | None = None  # a copy of another node's study: its PID there (read-only here)
 
 
 class OriginalFile(BaseModel):

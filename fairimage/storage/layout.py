@@ -10,6 +10,7 @@ PLATES = "plates"
 LABELS = "labels"
 RENDERINGS = "renderings"
 MODELS = "models"
+MIRRORING = "mirroring"  # a mirror's downloads, kept across restarts until published
 
 
 def image_prefix(image_id: str) -> str:
@@ -46,6 +47,12 @@ def plate_files_key(plate_id: str) -> str:
 
 def manifest_key(image_id: str) -> str:
     return f"{MANIFESTS}/{image_id}.json"
+
+
+def mirroring_prefix(image_id: str) -> str:
+    """Where a mirror of another node's image is downloaded to, chunk by checked chunk: outside staging, so
+    that a mirror killed half-way goes on from what it has."""
+    return f"{MIRRORING}/{image_id}.ome.zarr"
 
 
 def staging_prefix(run_id: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -134,3 +134,37 @@ class WitnessedCheckpoint(_Record):
 class WitnessedList(_Record):
     witness: Annotated[str, Field(pattern=NODE_NAME)]
     checkpoints: list[WitnessedCheckpoint] = Field(max_length=100_000)
+
+
+MIRROR_SOURCES = "/federation/mirror-sources"  # /{id}: what a mirror of a public study or image copies
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class FileRecord(_Record):
+    """The original file an image was made from, as its node recorded it."""
+
+    name: Short
+    format: Short
+    size: Annotated[int, Field(ge=0)]
+    sha256: Digest
+
+
+class MirrorSource(_Record):
+    """What a node publishes of a public image for mirrors: its identity, its study's, its original
+    file's, and its manifest (every stored object's size and sha256) exactly as stored."""
+
+    id: Annotated[str, Field(pattern=r"^img-[0-9A-Za-z]{1,40}$")]
+    pid: Short
+    name: Short
+    study_id: Annotated[str, Field(pattern=r"^study-[0-9A-Za-z]{1,40}$")]
+    study_pid: Short
+    study_name: Short
+    study_rembi: dict[str, Any] | None = None
+    file: FileRecord
+    manifest: Annotated[str, Field(max_length=200_000_000)]
+    manifest_sha256: Digest
+
+
+class MirrorSources(_Record):
+    node: Annotated[str, Field(pattern=NODE_NAME)]
+    images: list[MirrorSource] = Field(max_length=100_000)

@@ -94,6 +94,7 @@ def to_study(row: StudyRow, count: int, principal: Principal) -> Study:
         embargo_until=queries.aware(row.embargo_until),
         data_use=DataUse.model_validate(row.data_use) if row.data_use else None,
         may_read=access.may_read_study(principal, row),
+        mirror_of=row.mirror_of,
     )
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow, StudyRow
-from fairimage.model.errors import ForbiddenError, NotFoundError
+from fairimage.model.errors import ConflictError, ForbiddenError, NotFoundError
 from fairimage.model.governance.policy import Principal, Role, Scope, StudyPolicy, may_discover, may_read
 from fairimage.model.plates.layout import PLATE_ID_PREFIX
 from fairimage.services.governance import audit
@@ -168,6 +168,10 @@ def governed_study(session: Session, principal: Principal, key: str) -> StudyRow
         raise NotFoundError(f"study {key!r} not found")
     if not (principal.sees_everything or (row.owner_id is not None and row.owner_id == principal.user_id)):
         raise ForbiddenError(f"study {row.name!r}: only its owner, a data steward or an admin may change it")
+    if row.mirror_of is not None:
+        raise ConflictError(
+            f"study {row.name!r} is a mirror of {row.mirror_of}: change it there, at its origin"
+        )
     return row
 
 

@@ -22,7 +22,7 @@ from fairimage.catalog.tables import ImageRow, OriginalFileRow, StudyRow
 from fairimage.formats import ImageSource, open_file
 from fairimage.formats.base import OpenedFile
 from fairimage.formats.dicom import Instance
-from fairimage.model.errors import CorruptFileError, FairimageError, NotFoundError
+from fairimage.model.errors import ConflictError, CorruptFileError, FairimageError, NotFoundError
 from fairimage.model.image import ImageMetadata
 from fairimage.model.study import new_id
 from fairimage.ngff.chunks import StoredObject, thread_count
@@ -396,6 +396,8 @@ def publish(
 def ensure_study(repository: Repository, session: Session, run: Run, name: str) -> StudyRow:
     """The study named ``name``, made (with the repository's default policy, audited) if it is new."""
     study = queries.study_by_name(session, name)
+    if study is not None and study.mirror_of is not None:
+        raise ConflictError(f"study {name!r} is a mirror of {study.mirror_of}: add images at its origin")
     if study is not None:
         return study
     study = StudyRow(id=new_id("study"), name=name, description="", policy=repository.settings.default_policy)

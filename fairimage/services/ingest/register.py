@@ -143,7 +143,7 @@ def register(
     url = source_url(request.location)
     try:
         store = open_source(url, repository.settings.s3_endpoint)
-        root = _node(store, "", url)
+        root = read_node(store, "", url)
         ome = _ome(root.attributes)
         if isinstance(ome.get("plate"), dict):
             return _register_plate(repository, _Location(store, url, root), request, progress, actor)
@@ -166,7 +166,7 @@ def _register_image(
 ) -> RegisterOutcome:
     store, url, root = found.store, found.url, found.root
     name = request.name or _base_name(url)
-    image = _image(store, "", root, name, url)
+    image = describe_image(store, "", root, name, url)
     progress.start_file(Path(url), len(image.documents))
     identity = _identity(image.documents)
     with repository.reading() as session:
@@ -204,7 +204,7 @@ def _register_plate(
     wells = [(str(w["path"]), *well_index(w, rows, columns, url)) for w in plate.get("wells", [])]
     if not wells:
         raise CorruptFileError(f"{url}: a plate that lists no wells")
-    well_nodes = _in_parallel(lambda well: _node(store, well[0], url), wells)
+    well_nodes = _in_parallel(lambda well: read_node(store, well[0], url), wells)
     fields = []
     for (path, row, column), node in zip(wells, well_nodes, strict=True):
         for index, item in enumerate(_ome(node.attributes).get("well", {}).get("images", [])):
@@ -215,7 +215,7 @@ def _register_plate(
 
     def one_field(item: tuple[str, str, str, int]) -> _Registered:
         prefix, row_name, column_name, index = item
-        found = _image(store, prefix, _node(store, prefix, url), f"{name} [{prefix}]", url)
+        found = describe_image(store, prefix, read_node(store, prefix, url), f"{name} [{prefix}]", url)
         found.row.plate_id, found.row.well_row, found.row.well_column, found.row.field = (
             None,
             row_name,
@@ -328,9 +328,10 @@ def _publishing(
         raise
 
 
-def _image(store: Store, prefix: str, node: _Node, name: str, url: str) -> _Registered:
-    """One OME-Zarr image below ``prefix`` as a catalog row: its levels' metadata read and checked, a
-    window per channel where its omero metadata gives none (from its smallest level)."""
+def describe_image(store: Store, prefix: str, node: _Node, name: str, url: str) -> _Registered:
+    """One OME-Zarr image below ``prefix`` (of a registered location, or a mirror's download) as a
+    catalog row: its levels' metadata read and checked, a window per channel where its omero metadata gives
+    none (from its smallest level)."""
     where = f"{url}/{prefix}" if prefix else url
     multiscale, documents, levels = _read_image(store, prefix, node, where)
     channels = _channels(store, prefix, multiscale, levels, where)
@@ -376,7 +377,7 @@ def _read_image(
     documents = dict(node.documents)
     levels: list[tuple[str, _Array]] = []
     for dataset in multiscale.datasets:
-        level = _node(store, _join(prefix, dataset.path), where)
+        level = read_node(store, _join(prefix, dataset.path), where)
         if level.array is None:
             raise CorruptFileError(f"{where}: level {dataset.path!r} is not an array")
         if len(level.array.shape) != len(axes):
@@ -415,7 +416,7 @@ def _channels(
     return tuple(found)
 
 
-def _node(store: Store, prefix: str, url: str) -> _Node:
+def read_node(store: Store, prefix: str, url: str) -> _Node:
     """The metadata of the zarr group or array at ``prefix`` of ``url``: zarr v3's ``zarr.json``, else
     v2's ``.zarray``/``.zgroup`` with ``.zattrs``."""
     documents: dict[str, bytes] = {}
@@ -536,7 +537,7 @@ def metadata_documents(store: Store, url: str, prefixes: list[str]) -> dict[str,
     """The metadata documents (key -> body) of the zarr groups and arrays at ``prefixes``, read in
     parallel (HTTP and S3 wait on latency)."""
     documents: dict[str, bytes] = {}
-    for node in _in_parallel(lambda prefix: _node(store, prefix, url), prefixes):
+    for node in _in_parallel(lambda prefix: read_node(store, prefix, url), prefixes):
         documents.update(node.documents)
     return documents
 
@@ -636,7 +637,7 @@ def verify_registered(
             )
         store = repository.store_at(location)
         where = f"{location}/{prefix}" if prefix else location
-        _, found, levels = _read_image(store, prefix, _node(store, prefix, location), where)
+        _, found, levels = _read_image(store, prefix, read_node(store, prefix, location), where)
         documents = {_relative(prefix, key): body for key, body in found.items()}
         previous = repository.store.read(layout.manifest_key(image_id))
         _check_unchanged(image_id, where, previous, expected, documents)

@@ -1,7 +1,6 @@
 """Federation: the peers a node harvests (their pinned signing keys and where harvesting got to) and what
 was harvested from them, kept apart from the node's own studies: studies, their search groups (with a
-full-text twin) and the groups' facet values; the signed checkpoints of this node's audit log, and the
-peers' checkpoints this node witnessed.
+full-text twin) and the groups' facet values.
 
 Revision ID: 0024
 Revises: 0023
@@ -22,7 +21,6 @@ def upgrade() -> None:
     op.create_table(
         "peers",
         sa.Column("name", sa.String(64), primary_key=True),
-        sa.Column("node_name", sa.String(64), nullable=False),
         sa.Column("url", sa.String(1024), nullable=False, unique=True),
         sa.Column("public_key", sa.String(64), nullable=False, unique=True),
         sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
@@ -60,26 +58,6 @@ def upgrade() -> None:
     )
     create_full_text("harvested_groups", "harvested_group_fts")
     op.create_table(
-        "audit_checkpoints",
-        sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("root", sa.String(64), nullable=False),
-        sa.Column("note", sa.Text, nullable=False),
-        sa.Column("subtrees", sa.JSON, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    )
-    op.create_table(
-        "witnessed_checkpoints",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("origin", sa.String(255), nullable=False, index=True),
-        sa.Column("public_key", sa.String(64), nullable=False),
-        sa.Column("size", sa.BigInteger, nullable=False),
-        sa.Column("root", sa.String(64), nullable=False),
-        sa.Column("note", sa.Text, nullable=False),
-        sa.Column("cosignature", sa.Text, nullable=False),
-        sa.Column("witnessed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.UniqueConstraint("origin", "size", name="uq_witnessed_origin_size"),
-    )
-    op.create_table(
         "harvested_facets",
         sa.Column(
             "group_id",
@@ -94,8 +72,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("witnessed_checkpoints")
-    op.drop_table("audit_checkpoints")
     op.drop_table("harvested_facets")
     drop_full_text("harvested_groups", "harvested_group_fts")
     op.drop_table("harvested_groups")
