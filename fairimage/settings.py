@@ -79,6 +79,9 @@ class _Environment(BaseSettings):
     node_name: str | None = None
     peer_timeout: float | None = None
     publish_restricted: bool | None = None
+    min_cell: int | None = None
+    analysis_seconds: float | None = None
+    analysis_memory_mb: int | None = None
 
 
 OIDC_PREFIX = "oidc_"
@@ -195,6 +198,11 @@ class Settings(BaseModel):
     node_name: Annotated[str | None, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = None
     peer_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
     publish_restricted: bool = True
+    # Analyses that go to the data: rows of fewer images than min_cell are suppressed; a run is stopped
+    # after analysis_seconds and may use analysis_memory_mb of address space.
+    min_cell: Annotated[int, Field(ge=2, le=1000)] = 5
+    analysis_seconds: Annotated[float, Field(gt=0, le=86_400)] = 600.0
+    analysis_memory_mb: Annotated[int, Field(ge=32, le=1_048_576)] = 4096
     # Sign-in with an OpenID Connect provider (institutional, ORCID, Keycloak), beside local accounts.
     oidc: OidcSettings | None = None
 

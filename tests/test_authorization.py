@@ -58,6 +58,7 @@ VOCABULARIES = {
     "/api/ontologies/{name}/terms",
     "/api/ontologies/{name}/terms/{term_id:path}",
     "/ga4gh/drs/v1/service-info",
+    "/api/analyses",  # the node's allow-list of analyses
 }
 # Routes about a caller's own things: access requests, checked by tests/test_access_requests.py, and the
 # jobs they started (tests/test_jobs.py, test_qc.py: another caller's job is a 404).
@@ -67,6 +68,7 @@ PERSONAL = {
     "/access-requests",
     "/api/jobs/{job_id}",
     "/s/{secret}",  # a share link opened by whoever holds it: tests/test_sharing.py
+    "/api/analysis-runs/{run_id}",  # one's own analysis runs, and those one reviews: tests/test_analyses.py
 }
 # Routes about people and permissions, answered by role, checked by tests/test_admin_api.py, and a study's
 # share links, for those who govern it (tests/test_sharing.py).

@@ -663,3 +663,24 @@ class WitnessedCheckpointRow(Base):
     note: Mapped[str] = mapped_column(Text)  # the peer's signed note
     cosignature: Mapped[str] = mapped_column(Text)  # this node's signature line (C2SP tlog-cosignature)
     witnessed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AnalysisRunRow(Base):
+    """A run of an allow-listed analysis on a dataset: who asked, with what, over how many images, and its
+    outputs once checked; released to the requester at once, or after review where a study asks for it."""
+
+    __tablename__ = "analysis_runs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    analysis: Mapped[str] = mapped_column(String(64))
+    dataset_id: Mapped[str] = mapped_column(String(40), index=True)
+    studies: Mapped[list[Any]] = mapped_column(JSON)  # the dataset's studies (who may review)
+    requester: Mapped[str] = mapped_column(String(255), index=True)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    images: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # released, pending_review, failed
+    outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    released_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

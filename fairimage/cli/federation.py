@@ -20,8 +20,8 @@ from fairimage.cli.common import (
     print_listing,
     progress_bar,
 )
+from fairimage.services.federation import compute, mirror, peers, witness
 from fairimage.services.federation import harvest as harvest_service
-from fairimage.services.federation import mirror, peers, witness
 
 peer_app = typer.Typer(
     help="Peers: other fairimage nodes whose public records this node harvests and searches.",
@@ -29,8 +29,15 @@ peer_app = typer.Typer(
 )
 
 
+analysis_app = typer.Typer(
+    help="Analyses that go to the data: run one of this node's allow-list on a dataset; aggregates only.",
+    no_args_is_help=True,
+)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(peer_app, name="peer")
+    app.add_typer(analysis_app, name="analysis")
     app.command("harvest")(harvest_command)
     app.command("witness")(witness_command)
     app.command("mirror")(mirror_command)
@@ -158,3 +165,57 @@ def mirror_command(
             )
     if any(outcome.status == "failed" for outcome in outcomes):
         raise typer.Exit(5)
+
+
+@analysis_app.command("list")
+def analysis_list(as_json: JsonOption = False) -> None:
+    """The analyses this node runs where its data are: nothing else runs."""
+    found = compute.analyses()
+    if as_json:
+        _json([{"name": a.name, "summary": a.summary, "returns": a.returns} for a in found])
+        return
+    table = Table("name", "returns", "parameters", "what it gives", box=None)
+    for analysis in found:
+        parameters = ", ".join(f"{key}={p.default}" for key, p in analysis.parameters.items())
+        table.add_row(analysis.name, analysis.returns, parameters, analysis.summary)
+    print_listing(table)
+
+
+@analysis_app.command("run")
+def analysis_run(
+    name: Annotated[str, typer.Argument(help="an analysis of 'fairimage analysis list'")],
+    dataset: Annotated[str, typer.Option(help="the dataset: NAME, NAME:VERSION or its id")],
+    param: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
+    as_json: JsonOption = False,
+    repo: RepoOption = None,
+) -> None:
+    """Run an analysis in a process of its own (within analysis_seconds and analysis_memory_mb); print
+    what may leave: aggregates, rows of fewer than min_cell images suppressed."""
+    pairs = [text.partition("=") for text in param or []]
+    if any(not sep or not key for key, sep, _ in pairs):
+        raise typer.BadParameter("write KEY=VALUE, e.g. --param by=dtype", param_hint="--param")
+    run = as_operator(repo, compute.run_analysis, name, dataset, {key: value for key, _, value in pairs})
+    if as_json:
+        _json(asdict(run))
+    else:
+        out.print(f"run {run.id}: {run.status} ({run.images} images)", highlight=False)
+        if run.outputs and "table" in run.outputs:
+            rows = run.outputs["table"]
+            columns = list(dict.fromkeys(key for row in rows for key in row))
+            table = Table(*columns, box=None)
+            for row in rows:
+                table.add_row(*(str(row.get(column, "")) for column in columns))
+            print_listing(table)
+    if run.status == compute.FAILED:
+        err.print(f"run {run.id}: {run.error}", highlight=False, markup=False)
+        raise typer.Exit(5)
+
+
+@analysis_app.command("release")
+def analysis_release(
+    run_id: Annotated[str, typer.Argument(help="the run, as 'analysis run' printed it")],
+    repo: RepoOption = None,
+) -> None:
+    """Release the outputs of a run that waits for review (a study of its dataset is restricted)."""
+    run = as_operator(repo, compute.release, run_id)
+    out.print(f"run {run.id}: {run.status}", highlight=False)

@@ -139,14 +139,18 @@ class JobRunner:
             message = f"unexpected {type(exc).__name__}: {exc}; please report this"
             self._update(job_id, status="failed", error=message, ended_at=datetime.now(UTC))
             return
-        self._update(
-            job_id,
-            status="done",
-            result=result,
-            done=progress.done,
-            total=progress.total,
-            ended_at=datetime.now(UTC),
-        )
+        try:
+            self._update(
+                job_id,
+                status="done",
+                result=result,
+                done=progress.done,
+                total=progress.total,
+                ended_at=datetime.now(UTC),
+            )
+        except Exception as exc:  # noqa: BLE001 - a result the catalog cannot keep must not leave it running
+            message = f"unexpected {type(exc).__name__} keeping the result: {exc}; please report this"
+            self._update(job_id, status="failed", error=message[:2000], ended_at=datetime.now(UTC))
 
     def _update(self, job_id: str, **values: Any) -> None:
         with self.repository.transaction() as session:
