@@ -237,6 +237,11 @@ def test_peers_are_added_harvested_and_searched_as_one(network: Network) -> None
     assert clinic.studies["clinic-private"] not in json.dumps(feed)  # named by a digest only
     assert len(feed["gone"]) == 1
 
+    # the search page, with its "other nodes too" link followed
+    page = httpx.get(f"{atlas.url}/search", params={"q": "zebrafish", "scope": "federated"}).text
+    assert "Across the network: 3 studies" in page and "Zebrafish neuron atlas clinic" in page
+    assert f'href="{clinic.url}/studies/{clinic.studies["clinic-zebrafish"]}"' in page
+
     # a peer's study resolves here to its PID there
     for study in (clinic.studies["clinic-zebrafish"], clinic.studies["clinic-liver"]):
         resolved = httpx.get(f"{atlas.url}/pid/{study}", follow_redirects=False)
@@ -442,6 +447,8 @@ def test_a_public_study_is_mirrored_checked_and_served_read_only(network: Networ
     refused = atlas.cli("study", "describe", study, "changed here")
     assert refused.returncode != 0 and f"is a mirror of {archive.url}/pid/{study}" in refused.stderr
     assert atlas.cli("fixity").returncode == 0  # every mirrored object against the origin's manifest
+    hits = [hit for hit in _federated(atlas, "zebrafish", "--live")["studies"] if hit["pid"].endswith(study)]
+    assert [(hit["node"], hit["source"]) for hit in hits] == [("atlas", "local")]  # the mirror stands for it
 
 
 def test_a_chunk_that_fails_its_checksum_is_fetched_again_and_never_kept(

@@ -169,16 +169,28 @@ def federated_out(
 
 @router.get("/search", response_class=HTMLResponse, include_in_schema=False)
 def search_page(
-    request: Request, repository: RepositoryDep, principal: PrincipalDep, q: str = ""
+    request: Request, repository: RepositoryDep, principal: PrincipalDep, q: str = "", scope: str = "local"
 ) -> HTMLResponse:
     from fairimage.api.pages import templates
 
     filters = {facet: values for facet in FACETS if (values := request.query_params.getlist(facet))}
+    network = None
     try:
         found = search_service.search(repository, principal, q[:500], filters, 60, 0)
+        if scope == "federated":
+            base = str(request.base_url)
+            network = federated.federated_search(repository, principal, base, q[:500], found.filters, True)
         error = ""
     except InvalidInputError as exc:
         found, error = None, exc.message
     images = [hit.image for hit in found.hits] if found is not None else []
-    context = {"q": q, "found": found, "images": images, "error": error, "filters": filters}
+    context = {
+        "q": q,
+        "found": found,
+        "images": images,
+        "error": error,
+        "filters": filters,
+        "network": network,
+        "scope": scope,
+    }
     return templates.TemplateResponse(request, "search.html", context, status_code=400 if error else 200)

@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from fairimage.catalog import federation as catalog
 from fairimage.catalog import search as index
-from fairimage.catalog.tables import PeerRow
+from fairimage.catalog.tables import HarvestedStudyRow, PeerRow, StudyRow
+from fairimage.model.curation.rembi import Rembi
 from fairimage.model.discovery.jsonld import Links
 from fairimage.model.discovery.search import FACETS, query_words
 from fairimage.model.errors import InvalidInputError
@@ -102,16 +103,18 @@ def federated_search(
     settings = repository.settings
     tally = _Tally()
     here = local_search.search(repository, principal, query, filters or {}, 1, 0)
-    _add_local(tally, here, base_url, identity.node_name(settings))
     with repository.reading() as session:
+        local = [count.value for count in here.facets.get("study", [])]
+        studies = {row.id: row for row in session.scalars(select(StudyRow).where(StudyRow.id.in_(local)))}
         known = list(session.execute(select(PeerRow.name, PeerRow.url).order_by(PeerRow.name)))
+    _add_local(tally, here, base_url, identity.node_name(settings), studies)
     statuses: list[PeerStatus] = []
     answered: list[str] = []
     if live and known:
         for status, answer in _ask_live(known, query, here.filters, settings.peer_timeout):
             statuses.append(status)
             if answer is not None:
-                _add_live(tally, answer)
+                _add_live(tally, answer, _harvested_titles(repository, status.name))
                 answered.append(status.name)
     else:
         statuses = [PeerStatus(name, "harvested", 0) for name, _ in known]
@@ -130,11 +133,16 @@ def federated_search(
     return _results(query, here.filters, tally, statuses, limit)
 
 
-def _add_local(tally: _Tally, here: local_search.SearchResults, base_url: str, node: str) -> None:
+def _add_local(
+    tally: _Tally, here: local_search.SearchResults, base_url: str, node: str, studies: dict[str, StudyRow]
+) -> None:
+    """This node's studies that match; a mirror under its origin's PID (so it stands for it)."""
     links = Links(base_url)
     for count in here.facets.get("study", []):
+        row = studies.get(count.value)
         url = links.page(f"/studies/{count.value}")
-        tally.add(StudyHit(links.pid(count.value), node, count.label, count.count, "readable", url, "local"))
+        pid = row.mirror_of if row is not None and row.mirror_of else links.pid(count.value)
+        tally.add(StudyHit(pid, node, _title(row, count.label), count.count, "readable", url, "local"))
     for facet, counts in here.facets.items():
         for count in counts:
             tally.count(facet, count.value, count.count)
@@ -183,17 +191,31 @@ def _peer_search(url: str, params: httpx.QueryParams, timeout: float) -> dict[st
     return answer
 
 
-def _add_live(tally: _Tally, answer: tuple[str, str, dict[str, Any]]) -> None:
+def _title(row: StudyRow | None, name: str) -> str:
+    if row is None or not row.rembi:
+        return name
+    return Rembi.model_validate(row.rembi).study.title or name
+
+
+def _harvested_titles(repository: Repository, peer: str) -> dict[str, str]:
+    """The titles of a peer's studies by PID, as harvested (its live search names studies by name)."""
+    with repository.reading() as session:
+        found = session.execute(
+            select(HarvestedStudyRow.pid, HarvestedStudyRow.title).where(HarvestedStudyRow.peer == peer)
+        )
+        return {pid: title for pid, title in found}
+
+
+def _add_live(tally: _Tally, answer: tuple[str, str, dict[str, Any]], titles: dict[str, str]) -> None:
     name, url, found = answer
     links = Links(url)
     for facet, counts in found["facets"].items():
         for count in counts:
             value, images = str(count["value"]), int(count["count"])
             if facet == "study":
-                page = links.page(f"/studies/{value}")
-                tally.add(
-                    StudyHit(links.pid(value), name, str(count["label"]), images, "public", page, "live")
-                )
+                page, pid = links.page(f"/studies/{value}"), links.pid(value)
+                title = titles.get(pid, str(count["label"]))
+                tally.add(StudyHit(pid, name, title, images, "public", page, "live"))
             else:
                 tally.count(facet, value, images)
 
