@@ -48,6 +48,7 @@ from fairimage.storage.base import check_key
 
 FETCHERS = 8  # objects fetched at once (latency, not bandwidth, is what a chunk request waits on)
 ATTEMPTS = 3  # tries of an object whose bytes fail their checksum
+MAX_SOURCES = 512 << 20  # bytes of a study's mirror sources (its images' manifests) read at most
 
 
 # --- the origin: what it publishes for mirrors ---
@@ -121,7 +122,7 @@ def mirror(
     access.require(principal, Scope.ADMIN)
     row = peers.pinned(repository, peer)
     object_id = _object_id(row, pid)
-    response = peers.fetch(f"{row.url}{MIRROR_SOURCES}/{object_id}", timeout=60)
+    response = peers.fetch(f"{row.url}{MIRROR_SOURCES}/{object_id}", timeout=60, limit=MAX_SOURCES)
     peers.verify(response, row.public_key, row.name)
     found = peers.parse(response, MirrorSources, "the mirror sources of a study or image")
     outcomes = []

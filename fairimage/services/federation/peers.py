@@ -34,6 +34,7 @@ from fairimage.services.repository import Repository
 
 M = TypeVar("M", bound=BaseModel)
 TIMEOUT = 10.0
+MAX_ANSWER = 64 << 20  # bytes of a peer's answer read at most (a feed page, a checkpoint, a proof)
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,21 @@ def normalise_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
-def fetch(url: str, timeout: float = TIMEOUT, params: dict[str, str] | None = None) -> httpx.Response:
-    """GET ``url``; a peer that cannot be reached or answers with an error is one clear error."""
+def fetch(
+    url: str, timeout: float = TIMEOUT, params: dict[str, str] | None = None, limit: int = MAX_ANSWER
+) -> httpx.Response:
+    """GET ``url``, reading at most ``limit`` bytes of the answer; a peer that cannot be reached, answers
+    with an error or sends more is one clear error."""
     try:
-        response = httpx.get(url, params=params, timeout=timeout, follow_redirects=False)
+        with httpx.stream("GET", url, params=params, timeout=timeout, follow_redirects=False) as response:
+            body = bytearray()
+            for block in response.iter_bytes():
+                body += block
+                if len(body) > limit:
+                    raise ProviderError(
+                        f"{url}: the answer is larger than {limit >> 20} MiB; nothing was kept"
+                    )
+        response._content = bytes(body)  # read whole, within the limit, for .content, .text and .json()
     except httpx.TimeoutException:
         raise ProviderUnavailableError(f"{url}: no answer within {timeout:g} s; is the node up?") from None
     except httpx.HTTPError as exc:
