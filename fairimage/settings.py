@@ -79,6 +79,7 @@ class _Environment(BaseSettings):
     node_name: str | None = None
     peer_timeout: float | None = None
     publish_restricted: bool | None = None
+    federation_hours: float | None = None
     min_cell: int | None = None
     analysis_seconds: float | None = None
     analysis_memory_mb: int | None = None
@@ -197,6 +198,8 @@ class Settings(BaseModel):
     # and access conditions are published to peers (never their data, never their other metadata).
     node_name: Annotated[str | None, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = None
     peer_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    # 'serve' harvests every peer and witnesses their audit checkpoints every federation_hours (0 = never).
+    federation_hours: Annotated[float, Field(ge=0)] = 0.0
     publish_restricted: bool = True
     # Analyses that go to the data: rows of fewer images than min_cell are suppressed; a run is stopped
     # after analysis_seconds and may use analysis_memory_mb of address space.

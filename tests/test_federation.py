@@ -33,7 +33,7 @@ from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.recovery import open_repository
 from fairimage.services.repository import init_repository
 from fairimage.settings import load_settings
-from tests.conftest import FAIRIMAGE, _free_port, new_bucket, run_cli
+from tests.conftest import FAIRIMAGE, LiveServer, _free_port, new_bucket, run_cli
 
 ADMIN = operator("test")
 
@@ -487,3 +487,20 @@ def test_a_mirror_killed_half_way_goes_on_from_what_it_has(
     resumed = _mirror(node, study)
     assert resumed["status"] == "mirrored", resumed
     assert resumed["reused"] >= 30 and resumed["reused"] + resumed["fetched"] == resumed["objects"]
+
+
+def test_serve_harvests_and_witnesses_its_peers_on_a_schedule(network: Network, tmp_path: Path) -> None:
+    watcher = Node("watcher", tmp_path / "watcher")
+    init_repository(load_settings(watcher.repo)).close()
+    watcher.json("peer", "add", network.clinic.url)
+    settings = load_settings(watcher.repo, federation_hours=0.5 / 3600)
+    with LiveServer(settings):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            peers = watcher.json("peer", "list")
+            cosigned = watcher.json("audit", "log", "--action", "witness.cosign")
+            if peers[0]["records"] and cosigned:
+                break
+            time.sleep(0.5)
+    assert peers[0]["records"] >= 1 and peers[0]["harvested_at"], peers
+    assert cosigned and cosigned[0]["actor"] == "operator:federation-schedule"

@@ -43,7 +43,8 @@ from fairimage.api import (
 )
 from fairimage.api.errors import register_error_handlers
 from fairimage.api.security import EVERY_RESPONSE, BodyLimit, SecurityHeaders
-from fairimage.services.governance.fixity import FixitySchedule
+from fairimage.services.federation.schedule import federation_schedule
+from fairimage.services.governance.fixity import fixity_schedule
 from fairimage.services.governance.oidc_provider import OidcProvider
 from fairimage.services.governance.sessions import LoginThrottle
 from fairimage.services.jobs import JobRunner
@@ -126,11 +127,13 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.throttle = LoginThrottle()
         app.state.oidc = OidcProvider(settings.oidc) if settings.oidc is not None else None
         app.state.jobs = JobRunner(app.state.repository)
-        schedule = FixitySchedule(app.state.repository) if settings.fixity_hours > 0 else None
+        schedules = [fixity_schedule(app.state.repository)] if settings.fixity_hours > 0 else []
+        if settings.federation_hours > 0:
+            schedules.append(federation_schedule(app.state.repository))
         try:
             yield
         finally:
-            if schedule is not None:
+            for schedule in schedules:
                 schedule.stop()
             app.state.jobs.close()
             app.state.repository.close()

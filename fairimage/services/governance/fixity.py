@@ -8,7 +8,6 @@ and listing is still checked), for frequent cheap runs between full ones.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -26,6 +25,7 @@ from fairimage.catalog.tables import ImageRow, LabelRow
 from fairimage.model.errors import FairimageError, InvalidInputError, StorageError
 from fairimage.services.governance import audit
 from fairimage.services.repository import Repository
+from fairimage.services.schedule import Schedule
 from fairimage.storage import ImagePrefix, layout
 
 _BLOCK = 1 << 20
@@ -107,42 +107,17 @@ def check_fixity(
     return report
 
 
-SCHEDULE_LOCK = ".fixity-schedule.lock"
+def fixity_schedule(repository: Repository) -> Schedule:
+    """A sampled check every ``fixity_hours`` while the server runs (``serve``); results go to the audit
+    log and problems to the server's log."""
+    settings = repository.settings
 
+    def check() -> None:
+        report = check_fixity(repository, settings.fixity_sample, actor="fixity-schedule")
+        for problem in report.problems:
+            _log.error("fixity: %s", problem.line())
 
-class FixitySchedule:
-    """Runs a sampled check every ``fixity_hours`` while the server runs (``serve``); results go to the
-    audit log and problems to the server's log."""
-
-    def __init__(self, repository: Repository) -> None:
-        self.repository = repository
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fixity", daemon=True)
-        # Several server processes (serve --workers N) share the schedule: the one holding the lock runs it.
-        self._lock = (repository.settings.repo / SCHEDULE_LOCK).open("a")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            return
-        self._thread.start()
-
-    def _run(self) -> None:
-        settings = self.repository.settings
-        while not self._stop.wait(settings.fixity_hours * 3600):
-            try:
-                report = check_fixity(self.repository, settings.fixity_sample, actor="fixity-schedule")
-            except FairimageError as exc:
-                _log.error("scheduled fixity check failed: %s", exc.message)
-                continue
-            for problem in report.problems:
-                _log.error("fixity: %s", problem.line())
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        self._lock.close()
+    return Schedule(repository, "fixity", settings.fixity_hours, check)
 
 
 def stored_bytes(repository: Repository) -> int:
