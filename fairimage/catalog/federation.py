@@ -27,7 +27,8 @@ STUDY_TARGET = "study:"
 
 def changed_studies(session: Session, after: int, limit: int) -> tuple[list[str], int, bool]:
     """The studies whose audit entries after ``after`` record a change to them (``study.*`` actions), in
-    the order of their latest change; the last entry read; and whether more entries follow."""
+    the order of their latest change, leaving out those that change again after this page (they come
+    then); the last entry read; and whether more entries follow."""
     rows = session.execute(
         select(AuditRow.seq, AuditRow.target)
         .where(
@@ -45,6 +46,15 @@ def changed_studies(session: Session, after: int, limit: int) -> tuple[list[str]
         order.pop(target[len(STUDY_TARGET) :], None)
         order[target[len(STUDY_TARGET) :]] = int(seq)
     last = int(rows[-1][0]) if rows else after
+    if more:  # a study changed again later comes with that later change, once, not on every page
+        targets = [STUDY_TARGET + study for study in order]
+        later = session.scalars(
+            select(AuditRow.target)
+            .where(AuditRow.seq > last, AuditRow.action.like("study.%"), AuditRow.target.in_(targets))
+            .distinct()
+        )
+        for target in later:
+            order.pop(target[len(STUDY_TARGET) :], None)
     return list(order), last, more
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -158,6 +159,14 @@ class Repository:
     upgraded: bool = False  # whether opening it applied catalog migrations
     sources: dict[str, Store] = field(default_factory=dict)  # registered roots opened, by location
     _sources_lock: threading.Lock = field(default_factory=threading.Lock)
+    _http: httpx.Client | None = None
+
+    def http_client(self) -> httpx.Client:
+        """One HTTP client for asking other nodes (its connections and TLS set up once, then kept)."""
+        with self._sources_lock:
+            if self._http is None:
+                self._http = httpx.Client(follow_redirects=False, limits=httpx.Limits(max_connections=64))
+            return self._http
 
     def store_at(self, location: str | None) -> Store:
         """The store holding what the catalog says is at ``location``: the repository's own (None), or a
@@ -215,6 +224,8 @@ class Repository:
     def close(self) -> None:
         self.engine.dispose()
         self.recent.close()
+        if self._http is not None:
+            self._http.close()
 
 
 def connect(settings: Settings) -> Repository:

@@ -26,7 +26,7 @@ PAGE = 200
 class HarvestOutcome:
     peer: str
     pages: int
-    kept: int  # studies added or replaced
+    kept: int  # studies added or replaced (each counted once)
     dropped: int  # studies the peer no longer publishes
     cursor: str
     error: str = ""
@@ -53,21 +53,23 @@ def _harvest_peer(
     repository: Repository, principal: Principal, name: str, on_page: Callable[[str, int], None] | None
 ) -> HarvestOutcome:
     row = peers.pinned(repository, name)
-    pages = kept = dropped = 0
+    pages = dropped = 0
+    kept: set[str] = set()
     cursor = row.cursor
     try:
         peers.check_key(row, peers.describe(row.url))
         while True:
             feed = _fetch_page(row, cursor)
-            kept_now, dropped_now = _keep(repository, row, feed)
-            pages, kept, dropped, cursor = pages + 1, kept + kept_now, dropped + dropped_now, feed.cursor
+            dropped += _keep(repository, row, feed)
+            kept.update(change.pid for change in feed.changes)
+            pages, cursor = pages + 1, feed.cursor
             if on_page is not None:
                 on_page(name, len(feed.changes))
             if not feed.more:
                 break
     except FairimageError as exc:
         _note_failure(repository, name, exc.message)
-        return HarvestOutcome(name, pages, kept, dropped, cursor, exc.message)
+        return HarvestOutcome(name, pages, len(kept), dropped, cursor, exc.message)
     if kept or dropped:
         with repository.transaction() as session:
             audit.record(
@@ -76,11 +78,11 @@ def _harvest_peer(
                 "peer.harvest",
                 f"peer:{name}",
                 origin=principal.origin,
-                kept=kept,
+                kept=len(kept),
                 dropped=dropped,
                 cursor=cursor,
             )
-    return HarvestOutcome(name, pages, kept, dropped, cursor)
+    return HarvestOutcome(name, pages, len(kept), dropped, cursor)
 
 
 def _fetch_page(row: PeerRow, cursor: str) -> FeedPage:
@@ -104,20 +106,18 @@ def _fetch_page(row: PeerRow, cursor: str) -> FeedPage:
     return feed
 
 
-def _keep(repository: Repository, row: PeerRow, feed: FeedPage) -> tuple[int, int]:
-    """Apply a page and move the cursor, in one transaction."""
+def _keep(repository: Repository, row: PeerRow, feed: FeedPage) -> int:
+    """Apply a page and move the cursor, in one transaction; how many studies it dropped."""
     now = datetime.now(UTC)
-    kept = dropped = 0
     with repository.transaction() as session:
         for change in feed.changes:
             catalog.keep_harvested(session, _study(row.name, change, now), _groups(change))
-            kept += 1
         dropped = catalog.drop_gone(session, row.name, feed.gone)
         peer = session.get(PeerRow, row.name)
         if peer is None:
             raise ProviderError(f"peer {row.name} was removed during the harvest; nothing more was kept")
         peer.cursor, peer.harvested_at, peer.last_error = feed.cursor, now, ""
-    return kept, dropped
+    return dropped
 
 
 def _study(peer: str, change: Change, now: datetime) -> HarvestedStudyRow:

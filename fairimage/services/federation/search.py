@@ -6,6 +6,7 @@ answered first: here, live, harvested) and facet counts are summed."""
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from fairimage.services.repository import Repository
 
 MAX_STUDIES = 200
 SEARCH_PATH = "/api/search"
+MAX_ANSWER = 16 << 20  # bytes of a peer's search answer read at most
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ def federated_search(
     statuses: list[PeerStatus] = []
     answered: list[str] = []
     if live and known:
-        for status, answer in _ask_live(known, query, here.filters, settings.peer_timeout):
+        client = repository.http_client()
+        for status, answer in _ask_live(client, known, query, here.filters, settings.peer_timeout):
             statuses.append(status)
             if answer is not None:
                 _add_live(tally, answer, _harvested_titles(repository, status.name))
@@ -149,7 +152,7 @@ def _add_local(
 
 
 def _ask_live(
-    known: list[Any], query: str, filters: dict[str, list[str]], timeout: float
+    client: httpx.Client, known: list[Any], query: str, filters: dict[str, list[str]], timeout: float
 ) -> list[tuple[PeerStatus, tuple[str, str, dict[str, Any]] | None]]:
     """Every peer's own search, in parallel; those not done within ``timeout`` are reported so."""
     pairs: list[tuple[str, str | int | float | bool | None]] = [("q", query), ("limit", "1")]
@@ -158,7 +161,7 @@ def _ask_live(
     started = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=min(16, len(known)), thread_name_prefix="peer-search")
     futures: dict[Future[dict[str, Any]], tuple[str, str]] = {
-        pool.submit(_peer_search, url, params, timeout): (name, url) for name, url in known
+        pool.submit(_peer_search, client, url, params, started + timeout): (name, url) for name, url in known
     }
     done, _ = wait(futures, timeout=timeout)
     pool.shutdown(wait=False, cancel_futures=True)
@@ -180,11 +183,22 @@ def _ask_live(
     return answers
 
 
-def _peer_search(url: str, params: httpx.QueryParams, timeout: float) -> dict[str, Any]:
+def _peer_search(
+    client: httpx.Client, url: str, params: httpx.QueryParams, deadline: float
+) -> dict[str, Any]:
+    """A peer's own search answer, read by ``deadline`` at the latest: a peer that trickles its answer is
+    cut off then, so its thread ends with the query rather than holding a socket after it."""
     started = time.monotonic()
-    response = httpx.get(url + SEARCH_PATH, params=params, timeout=timeout)
-    response.raise_for_status()
-    answer: dict[str, Any] = response.json()
+    body = bytearray()
+    with client.stream(
+        "GET", url + SEARCH_PATH, params=params, timeout=max(deadline - started, 0.01)
+    ) as response:
+        response.raise_for_status()
+        for block in response.iter_bytes():
+            body += block
+            if time.monotonic() > deadline or len(body) > MAX_ANSWER:
+                raise httpx.ReadTimeout("the peer's answer did not come in time", request=response.request)
+    answer: dict[str, Any] = json.loads(body)
     if not isinstance(answer.get("facets"), dict):
         raise ValueError("not a search answer")
     answer["_ms"] = (time.monotonic() - started) * 1000
