@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from fairimage.api.deps import JobsDep, PrincipalDep, RepositoryDep
+from fairimage.api.deps import JobsDep, NoBody, PrincipalDep, RepositoryDep
 from fairimage.api.jobs import accepted
 from fairimage.api.schemas import RequestBody
 from fairimage.services.federation import compute
@@ -75,6 +75,7 @@ def get_run(run_id: str, repository: RepositoryDep, principal: PrincipalDep) -> 
 @router.post(
     "/api/analysis-runs/{run_id}/release",
     summary="Release a run's outputs that wait for review (the studies' owner, a data steward, an admin)",
+    dependencies=[NoBody],
 )
 def release_run(run_id: str, repository: RepositoryDep, principal: PrincipalDep) -> dict[str, Any]:
     return asdict(compute.release(repository, principal, run_id))

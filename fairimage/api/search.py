@@ -72,10 +72,16 @@ def run_search(
     filters: dict[str, list[str] | None],
     limit: int,
     offset: int,
+    federated: Literal["no", "harvested", "live"] = "no",
 ) -> SearchOut:
+    """A page of this node's images and, with ``federated``, the studies across the network (from the
+    same local search)."""
     chosen = {facet: values for facet, values in filters.items() if values}
     results = search_service.search(repository, principal, q, chosen, limit, offset)
     base = str(request.base_url)
+    network = None
+    if federated != "no":
+        network = federated_out(request, repository, principal, results, federated == "live")
     return SearchOut(
         query=results.query,
         filters=results.filters,
@@ -85,6 +91,7 @@ def run_search(
             name: [FacetCountOut(**count.__dict__) for count in counts]
             for name, counts in results.facets.items()
         },
+        federated=network,
     )
 
 
@@ -146,16 +153,17 @@ def search_images(
         "origin": origin,
     }
     assert set(filters) == set(FACETS)
-    found = run_search(request, repository, principal, q, filters, limit, offset)
-    if scope == "federated":
-        found.federated = federated_out(request, repository, principal, q, found.filters, live)
-    return found
+    mode: Literal["no", "harvested", "live"] = "no" if scope == "local" else "live" if live else "harvested"
+    return run_search(request, repository, principal, q, filters, limit, offset, mode)
 
 
 def federated_out(
-    request: Request, repository: Any, principal: Any, q: str, filters: dict[str, list[str]], live: bool
+    request: Request, repository: Any, principal: Any, here: search_service.SearchResults, live: bool
 ) -> FederatedOut:
-    results = federated.federated_search(repository, principal, str(request.base_url), q, filters, live)
+    base = str(request.base_url)
+    results = federated.federated_search(
+        repository, principal, base, here.query, here.filters, live, here=here
+    )
     return FederatedOut(
         total=results.total,
         studies=[StudyHitOut(**hit.__dict__) for hit in results.studies],
@@ -179,7 +187,9 @@ def search_page(
         found = search_service.search(repository, principal, q[:500], filters, 60, 0)
         if scope == "federated":
             base = str(request.base_url)
-            network = federated.federated_search(repository, principal, base, q[:500], found.filters, True)
+            network = federated.federated_search(
+                repository, principal, base, q[:500], found.filters, True, here=found
+            )
         error = ""
     except InvalidInputError as exc:
         found, error = None, exc.message

@@ -58,6 +58,7 @@ from fairimage.model.labels import MadeBy
 from fairimage.model.units import Length, parse_length
 from fairimage.services.curation import study_metadata
 from fairimage.services.discovery import images as image_service
+from fairimage.services.federation import identity
 from fairimage.services.ingest.cluster import ClusterSpec
 from fairimage.services.ingest.conversion import DEFAULT_STUDY, FileOutcome
 from fairimage.services.ingest.intake import ingest_paths
@@ -116,13 +117,16 @@ def init(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a repository: catalog database and object store."""
+    """Create a repository: catalog database, object store, and the node's signing key (which other nodes
+    pin when they add it as a peer)."""
     settings = load_settings(repo, db=db, storage=storage, s3_endpoint=s3_endpoint, shard_chunks=shard_chunks)
     init_repository(settings).close()
+    node = identity.describe(settings, settings.public_url)
     if as_json:
-        _json({"repo": str(settings.repo), "storage": settings.storage})
+        _json({"repo": str(settings.repo), "storage": settings.storage, "node": node.name})
     else:
-        out.print(f"Created repository {settings.repo}")
+        key = identity.fingerprint(node.public_key)
+        out.print(f"Created repository {settings.repo}, node {node.name} (key {key})")
 
 
 @app.command()

@@ -98,13 +98,17 @@ def federated_search(
     filters: dict[str, list[str]] | None = None,
     live: bool = False,
     limit: int = 50,
+    here: local_search.SearchResults | None = None,
 ) -> FederatedResults:
-    """Studies matching every word and filter, on this node and its peers; see the module's docstring."""
+    """Studies matching every word and filter, on this node and its peers; see the module's docstring.
+    ``here`` is this node's own search for the same words and filters, if the caller has made it already
+    (its facet counts are all that is used)."""
     if not 1 <= limit <= MAX_STUDIES:
         raise InvalidInputError(f"limit: give 1 to {MAX_STUDIES}")
     settings = repository.settings
     tally = _Tally()
-    here = local_search.search(repository, principal, query, filters or {}, 1, 0)
+    if here is None:
+        here = local_search.search(repository, principal, query, filters or {}, 1, 0)
     with repository.reading() as session:
         local = [count.value for count in here.facets.get("study", [])]
         studies = {row.id: row for row in session.scalars(select(StudyRow).where(StudyRow.id.in_(local)))}

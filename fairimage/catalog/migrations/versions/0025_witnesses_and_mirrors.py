@@ -45,10 +45,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # ALTER TABLE ... DROP COLUMN (SQLite 3.35+ and PostgreSQL), not a batch copy: SQLite's copy would drop
+    # tables that other tables' rows refer to, which the catalog's foreign keys refuse.
     for table in ("studies", "images"):
-        with op.batch_alter_table(table) as batch:
-            batch.drop_column("mirror_of")
+        op.execute(f"ALTER TABLE {table} DROP COLUMN mirror_of")
     op.drop_table("witnessed_checkpoints")
     op.drop_table("audit_checkpoints")
-    with op.batch_alter_table("peers") as batch:
-        batch.drop_column("node_name")
+    op.execute("ALTER TABLE peers DROP COLUMN node_name")
