@@ -109,6 +109,8 @@ bench: install $(NGINX) $(WRK)  ## conversion against ome-zarr-py and ngff-zarr 
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/plate_page.py
 	$(BIN)/python benchmarks/ml_patches.py
+	$(BIN)/python benchmarks/federation.py --images-per-node 10000
+	$(BIN)/python benchmarks/mirror.py --size 16384
 
 clean:
 	rm -rf demo-repo .venv-drs .venv-rocrate .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules tests/oidc/node_modules fairimage/web/static/build
