@@ -51,7 +51,7 @@ def changes(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Response:
     body, signature = feed.page(repository, str(request.base_url), after, limit)
-    return Response(body, media_type="application/json", headers={SIGNATURE_HEADER: signature})
+    return _signed(body, signature)
 
 
 @router.get(
@@ -97,4 +97,9 @@ def witnessed_checkpoints(
 )
 def mirror_sources(request: Request, repository: RepositoryDep, object_id: str) -> Response:
     body, signature = mirror.sources(repository, str(request.base_url), object_id)
+    return _signed(body, signature)
+
+
+def _signed(body: bytes, signature: str) -> Response:
+    """JSON as this node signed it: the exact bytes the signature covers, and the signature beside them."""
     return Response(body, media_type="application/json", headers={SIGNATURE_HEADER: signature})

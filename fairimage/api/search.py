@@ -87,10 +87,7 @@ def run_search(
         filters=results.filters,
         total=results.total,
         hits=[HitOut(**ImageOut.of(hit.image, base).model_dump(), rank=hit.rank) for hit in results.hits],
-        facets={
-            name: [FacetCountOut(**count.__dict__) for count in counts]
-            for name, counts in results.facets.items()
-        },
+        facets=_facets_out(results.facets),
         federated=network,
     )
 
@@ -157,6 +154,10 @@ def search_images(
     return run_search(request, repository, principal, q, filters, limit, offset, mode)
 
 
+def _facets_out(facets: dict[str, list[search_service.FacetCount]]) -> dict[str, list[FacetCountOut]]:
+    return {name: [FacetCountOut(**count.__dict__) for count in counts] for name, counts in facets.items()}
+
+
 def federated_out(
     request: Request, repository: Any, principal: Any, here: search_service.SearchResults, live: bool
 ) -> FederatedOut:
@@ -167,10 +168,7 @@ def federated_out(
     return FederatedOut(
         total=results.total,
         studies=[StudyHitOut(**hit.__dict__) for hit in results.studies],
-        facets={
-            name: [FacetCountOut(**count.__dict__) for count in counts]
-            for name, counts in results.facets.items()
-        },
+        facets=_facets_out(results.facets),
         peers=[PeerStatusOut(**peer.__dict__) for peer in results.peers],
     )
 

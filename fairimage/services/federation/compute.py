@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from fairimage.catalog import queries
 from fairimage.catalog.tables import AnalysisRunRow, StudyRow
 from fairimage.model.errors import ConflictError, FairimageError, InvalidInputError, NotFoundError
@@ -228,7 +230,7 @@ def release(repository: Repository, principal: Principal, run_id: str) -> Analys
         return _shown(row, principal, True)
 
 
-def _may_review(session: Any, principal: Principal, row: AnalysisRunRow) -> bool:
+def _may_review(session: Session, principal: Principal, row: AnalysisRunRow) -> bool:
     if principal.sees_everything:
         return True
     studies = [session.get(StudyRow, study_id) for study_id in row.studies]

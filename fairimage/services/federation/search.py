@@ -121,7 +121,7 @@ def federated_search(
         for status, answer in _ask_live(client, known, query, here.filters, settings.peer_timeout):
             statuses.append(status)
             if answer is not None:
-                _add_live(tally, answer, _harvested_titles(repository, status.name))
+                _add_live(tally, answer, _harvested_titles(repository, answer))
                 answered.append(status.name)
     else:
         statuses = [PeerStatus(name, "harvested", 0) for name, _ in known]
@@ -215,11 +215,15 @@ def _title(row: StudyRow | None, name: str) -> str:
     return Rembi.model_validate(row.rembi).study.title or name
 
 
-def _harvested_titles(repository: Repository, peer: str) -> dict[str, str]:
-    """The titles of a peer's studies by PID, as harvested (its live search names studies by name)."""
+def _harvested_titles(repository: Repository, answer: tuple[str, str, dict[str, Any]]) -> dict[str, str]:
+    """The harvested titles of the studies a peer's live answer names (its search names them by name)."""
+    links = Links(answer[1])
+    pids = [links.pid(str(count["value"])) for count in answer[2]["facets"].get("study", [])]
+    if not pids:
+        return {}
     with repository.reading() as session:
         found = session.execute(
-            select(HarvestedStudyRow.pid, HarvestedStudyRow.title).where(HarvestedStudyRow.peer == peer)
+            select(HarvestedStudyRow.pid, HarvestedStudyRow.title).where(HarvestedStudyRow.pid.in_(pids))
         )
         return {pid: title for pid, title in found}
 
