@@ -83,6 +83,8 @@ class _Environment(BaseSettings):
     min_cell: int | None = None
     analysis_seconds: float | None = None
     analysis_memory_mb: int | None = None
+    coordinator_listen: str | None = None
+    coordinator_address: str | None = None
 
 
 OIDC_PREFIX = "oidc_"
@@ -206,6 +208,10 @@ class Settings(BaseModel):
     min_cell: Annotated[int, Field(ge=2, le=1000)] = 5
     analysis_seconds: Annotated[float, Field(gt=0, le=86_400)] = 600.0
     analysis_memory_mb: Annotated[int, Field(ge=32, le=1_048_576)] = 4096
+    # Federated learning this node coordinates ('fairimage train'): where its Flower server listens
+    # (port 0: a free one each run), and the address given to the nodes if another (a proxy, a NAT).
+    coordinator_listen: Annotated[str, Field(pattern=r"^\S+:\d{1,5}$")] = "127.0.0.1:0"
+    coordinator_address: Annotated[str, Field(pattern=r"^(\S+:\d{1,5})?$")] = ""
     # Sign-in with an OpenID Connect provider (institutional, ORCID, Keycloak), beside local accounts.
     oidc: OidcSettings | None = None
 

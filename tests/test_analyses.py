@@ -90,6 +90,7 @@ def test_aggregates_leave_small_cells_do_not(node: Node) -> None:
         assert [a["name"] for a in client.get("/api/analyses").json()] == [
             "intensity_statistics",
             "image_counts",
+            "train_pixel_classifier",
         ]
         run = _run(client, "intensity_statistics", "cells-all")
         assert run["status"] == "released" and run["images"] == 8
@@ -181,3 +182,22 @@ def test_a_run_that_exceeds_its_limits_is_stopped_and_recorded(
     assert "Traceback" not in result.stderr
     logged = run_cli("audit", "log", "--action", "analysis.run", "--json", "--repo", repo, check=True)
     assert '"decision": "failed"' in logged.stdout
+
+
+def test_a_federated_part_needs_labels_a_peer_coordinator_and_sane_parameters(node: Node) -> None:
+    """The refusals of train_pixel_classifier, before anything runs (the runs themselves:
+    tests/test_federated_learning.py)."""
+    with node.client("researcher") as client:
+
+        def refused(dataset: str, **parameters: str) -> str:
+            answer = client.post(
+                "/api/analyses/train_pixel_classifier/runs",
+                json={"dataset": dataset, "parameters": parameters},
+            )
+            assert answer.status_code in (400, 403, 422), answer.text
+            message: str = answer.json()["error"]["message"]
+            return message
+
+        assert "dataset cells-all:1 has none" in refused("cells-all", coordinator="127.0.0.1:1", session="s")
+        assert "learning_rate='-1': the step size" in refused("cells-all", learning_rate="-1")
+        assert "epochs='0'" in refused("cells-all", epochs="0")

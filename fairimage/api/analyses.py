@@ -67,6 +67,22 @@ async def start_run(
     return accepted(runner.submit(principal, "analysis", request.dataset.id, None, work))
 
 
+class ApprovalIn(RequestBody):
+    dataset: Annotated[str, Field(max_length=300, description="NAME:VERSION or the dataset's id")]
+    requester: Annotated[str, Field(min_length=1, max_length=255, description="who may run it")]
+
+
+@router.post(
+    "/api/analyses/{name}/approvals",
+    summary="Approve a plan before it runs (its studies' owner, a data steward, an admin): federated "
+    "training over restricted studies starts only once approved",
+)
+def approve(
+    name: str, body: ApprovalIn, repository: RepositoryDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return asdict(compute.approve(repository, principal, name, body.dataset, body.requester))
+
+
 @router.get("/api/analysis-runs/{run_id}", summary="A run: its status, and its outputs once released")
 def get_run(run_id: str, repository: RepositoryDep, principal: PrincipalDep) -> dict[str, Any]:
     return asdict(compute.get_run(repository, principal, run_id))

@@ -684,3 +684,21 @@ class AnalysisRunRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     released_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AnalysisApprovalRow(Base):
+    """A plan approved before it runs: ``requester`` may run ``analysis`` on the dataset version, as its
+    studies' owner, a data steward or an admin (``approved_by``) agreed (federated training over
+    restricted studies, whose weights leave each round)."""
+
+    __tablename__ = "analysis_approvals"
+    __table_args__ = (
+        UniqueConstraint("analysis", "dataset_id", "requester", name="uq_analysis_approvals_plan"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    analysis: Mapped[str] = mapped_column(String(64))
+    dataset_id: Mapped[str] = mapped_column(String(40))
+    requester: Mapped[str] = mapped_column(String(255))
+    approved_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -4,9 +4,11 @@ records; 'fairimage search --federated' searches them with this node's own."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
@@ -20,8 +22,9 @@ from fairimage.cli.common import (
     print_listing,
     progress_bar,
 )
-from fairimage.services.federation import compute, mirror, peers, witness
+from fairimage.services.federation import compute, learning, mirror, peers, witness
 from fairimage.services.federation import harvest as harvest_service
+from fairimage.services.models import models
 
 peer_app = typer.Typer(
     help="Peers: other fairimage nodes whose public records this node harvests and searches.",
@@ -41,6 +44,7 @@ def register(app: typer.Typer) -> None:
     app.command("harvest")(harvest_command)
     app.command("witness")(witness_command)
     app.command("mirror")(mirror_command)
+    app.command("train")(train_command)
 
 
 @peer_app.command("add")
@@ -191,10 +195,7 @@ def analysis_run(
 ) -> None:
     """Run an analysis in a process of its own (within analysis_seconds and analysis_memory_mb); print
     what may leave: aggregates, rows of fewer than min_cell images suppressed."""
-    pairs = [text.partition("=") for text in param or []]
-    if any(not sep or not key for key, sep, _ in pairs):
-        raise typer.BadParameter("write KEY=VALUE, e.g. --param by=dtype", param_hint="--param")
-    run = as_operator(repo, compute.run_analysis, name, dataset, {key: value for key, _, value in pairs})
+    run = as_operator(repo, compute.run_analysis, name, dataset, _pairs(param, "--param", "by=dtype"))
     if as_json:
         _json(asdict(run))
     else:
@@ -209,6 +210,95 @@ def analysis_run(
     if run.status == compute.FAILED:
         err.print(f"run {run.id}: {run.error}", highlight=False, markup=False)
         raise typer.Exit(5)
+
+
+def _pairs(given: list[str] | None, option: str, example: str) -> dict[str, str]:
+    pairs = [text.partition("=") for text in given or []]
+    if any(not sep or not key or not value for key, sep, value in pairs):
+        raise typer.BadParameter(f"write KEY=VALUE, e.g. {option} {example}", param_hint=option)
+    return {key.strip(): value.strip() for key, _, value in pairs}
+
+
+@analysis_app.command("approve")
+def analysis_approve(
+    name: Annotated[str, typer.Argument(help="an analysis of 'fairimage analysis list'")],
+    dataset: Annotated[str, typer.Argument(help="the dataset: NAME:VERSION or its id")],
+    requester: Annotated[str, typer.Option("--for", help="who may run it, by the name their token has")],
+    repo: RepoOption = None,
+) -> None:
+    """Approve a plan before it runs (its studies' owner, a data steward or an admin): federated training
+    over restricted studies sends weights each round, so it starts only once approved."""
+    approval = as_operator(repo, compute.approve, name, dataset, requester)
+    out.print(
+        f"{approval.requester} may run {approval.analysis} on {approval.dataset} (approved by "
+        f"{approval.approved_by})",
+        highlight=False,
+    )
+
+
+def train_command(
+    name: Annotated[str, typer.Argument(help="the model's name, as it will be registered here")],
+    on: Annotated[
+        list[str],
+        typer.Option(help="NODE=DATASET: a peer's name (or 'here') and a dataset there; once per node"),
+    ],
+    version: Annotated[str, typer.Option(help="the model's version")] = "1",
+    rounds: Annotated[int, typer.Option(help="rounds of training and averaging")] = 5,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE for train_pixel_classifier (epochs, learning_rate, channel, ...)"),
+    ] = None,
+    tokens: Annotated[
+        Path | None,
+        typer.Option(help="a YAML or JSON file of NODE: TOKEN, your API token at each peer", exists=True),
+    ] = None,
+    as_json: JsonOption = False,
+    repo: RepoOption = None,
+) -> None:
+    """Train a pixel classifier by federated learning (Flower, FedAvg): this node coordinates, each node
+    learns on its own dataset and sends only weights; the model is registered here with a card naming
+    every node's dataset by PID."""
+    known = _tokens(tokens)
+    participants = [
+        learning.Participant(node, dataset, known.get(node))
+        for node, dataset in _pairs(on, "--on", "clinic=cells:1").items()
+    ]
+    if len(participants) != len(on):
+        raise typer.BadParameter("each node once", param_hint="--on")
+    plan = learning.Plan(name, version, participants, rounds, _pairs(param, "--param", "epochs=20"))
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True, disable=as_json
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+        result = as_operator(repo, learning.train, plan, lambda line: bar.update(task, description=line))
+    if as_json:
+        _json(
+            {
+                "model": models.summary(result.model),
+                "weights": result.weights,
+                "rounds": result.rounds,
+                "nodes": [asdict(part) for part in result.nodes],
+                "accuracy": result.accuracy,
+            }
+        )
+        return
+    for part in result.nodes:
+        out.print(f"{part.node}: {part.images} images of {part.dataset} (run {part.run})", highlight=False)
+    said = f"{result.accuracy:.1%}" if result.accuracy is not None else "not reported (too few test images)"
+    out.print(f"{len(result.rounds)} rounds; accuracy on the nodes' test splits: {said}", highlight=False)
+    out.print(f"model {result.model.name} version {result.model.version}: {result.model.id}", highlight=False)
+
+
+def _tokens(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    try:
+        found = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"{path}: not a YAML or JSON file ({exc})", param_hint="--tokens") from None
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        raise typer.BadParameter(f"{path}: give NODE: TOKEN lines", param_hint="--tokens")
+    return {str(key): value for key, value in found.items()}
 
 
 @analysis_app.command("release")

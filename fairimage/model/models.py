@@ -35,6 +35,26 @@ class Training(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)  # epochs, learning rate, augmentations, ...
 
 
+class PeerDataset(BaseModel):
+    """A dataset version on another node that a model learnt from where it is (federated learning): its
+    data never came here, only the weights learnt from it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    node: str = Field(min_length=1)  # the peer's name here
+    url: str = Field(min_length=1)  # the dataset version's PID at its node: https://node/pid/ds-…
+    dataset: str = Field(min_length=1)  # its id there
+    images: int = Field(ge=0)  # how many images the model learnt from there
+    run: str = ""  # the analysis run there, in its audit log
+
+    @field_validator("url")
+    @classmethod
+    def _web(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("a dataset's PID at its node is an http(s) URL")
+        return value
+
+
 class ModelCard(BaseModel):
     """A model card of our own: what a model without a bioimage.io package says of itself."""
 
@@ -52,6 +72,7 @@ class ModelCard(BaseModel):
     metrics: dict[str, float | str] = Field(default_factory=dict)
     trained_on: list[str] = Field(default_factory=list)  # dataset versions: ds-…, NAME:VERSION or NAME
     evaluated_on: list[str] = Field(default_factory=list)
+    trained_on_peers: list[PeerDataset] = Field(default_factory=list)  # federated: data left where it is
     weights: list[str] = Field(default_factory=list)  # the formats it comes in, where known
     inputs: list[str] = Field(default_factory=list)  # its tensors, e.g. "raw (batch, channel, y, x)"
     outputs: list[str] = Field(default_factory=list)
@@ -98,12 +119,24 @@ class Model:
 
     @property
     def trained_on_public_data(self) -> bool:
-        return all(link.public for link in self.data if link.role == "trained")
+        """Only what this node can vouch for: a dataset on another node has its terms set there."""
+        here = all(link.public for link in self.data if link.role == "trained")
+        return here and not self.card.trained_on_peers
 
     @property
     def training_data_statement(self) -> str:
         """What the card says of the data the model learnt from, plainly."""
         trained = [link for link in self.data if link.role == "trained"]
+        elsewhere = self.card.trained_on_peers
+        if elsewhere:
+            nodes = sorted({peer.node for peer in elsewhere})
+            said = (
+                f"Trained by federated learning on {len(trained) + len(elsewhere)} dataset version(s): "
+                f"{len(trained)} here and {len(elsewhere)} at {', '.join(nodes)}, whose data never left "
+                "them (only weights did); their terms of use are set there"
+            )
+            conditions = sorted({line for link in trained for line in link.conditions})
+            return said + (f"; here: {'; '.join(conditions)}." if conditions else ".")
         if not trained:
             return "The training data are not given: this model links to no dataset version here."
         if self.trained_on_public_data:

@@ -20,6 +20,13 @@ class Parameter:
     default: Any
     help: str
     choices: tuple[str, ...] = ()  # where only these values are allowed
+    low: float | None = None  # the smallest value allowed, where there is one
+    high: float | None = None
+
+    def allows(self, value: Any) -> bool:
+        if self.choices and value not in self.choices:
+            return False
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,10 @@ class Analysis:
     summary: str
     returns: str  # "table" (rows of aggregates, each with its n) or "weights" (a model's, with n)
     parameters: dict[str, Parameter] = field(default_factory=dict)
+    # One node's part of a federated training run that a coordinator leads: its weights leave each round,
+    # so over restricted studies it needs approval of the plan before it starts, not a review after.
+    federated: bool = False
+    needs_labels: bool = False
 
 
 ANALYSES = {
@@ -51,6 +62,30 @@ ANALYSES = {
                     ("dtype", "dimensionality", "channels", "split"),
                 )
             },
+        ),
+        Analysis(
+            "train_pixel_classifier",
+            "this node's part of a federated training run (Flower, FedAvg): a pixel classifier (logistic "
+            "regression of the dataset's label, foreground against background) learns on the train split "
+            "here; only its weights leave, each round, and its accuracy on the test split at the end",
+            "weights",
+            {
+                "coordinator": Parameter(str, "", "HOST:PORT of the coordinator's Flower server"),
+                "session": Parameter(str, "", "the run's session token, as the coordinator gave it"),
+                "epochs": Parameter(
+                    int, 20, "gradient steps per round, a whole number from 1 to 1000", low=1, high=1000
+                ),
+                "learning_rate": Parameter(
+                    float, 1.0, "the step size, from 0.0001 to 100", low=1e-4, high=100
+                ),
+                "channel": Parameter(int, 0, "the channel to classify, from 0", low=0, high=10_000),
+                "pixels": Parameter(
+                    int, 4096, "pixels learnt from per plane, from 16 to 1000000", low=16, high=1e6
+                ),
+                "seed": Parameter(int, 0, "the seed of the pixels chosen"),
+            },
+            federated=True,
+            needs_labels=True,
         ),
     )
 }

@@ -14,12 +14,20 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fairimage.catalog import queries
-from fairimage.catalog.tables import AnalysisRunRow, StudyRow
-from fairimage.model.errors import ConflictError, FairimageError, InvalidInputError, NotFoundError
+from fairimage.catalog.tables import AnalysisApprovalRow, AnalysisRunRow, PeerRow, StudyRow
+from fairimage.model.errors import (
+    ConflictError,
+    FairimageError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+)
 from fairimage.model.federation.analyses import ANALYSES, Analysis, OutputError, check_table, check_weights
 from fairimage.model.governance.policy import PolicyKind, Principal, Scope
 from fairimage.model.study import new_id
@@ -72,7 +80,110 @@ def prepare(
         raise NotFoundError(f"analysis {name!r} is not on this node's list; the list: {', '.join(ANALYSES)}")
     chosen = _parameters(analysis, parameters)
     found = find_dataset(repository, principal, dataset)  # NotFoundError unless every study is readable
-    return Request(analysis, chosen, get_dataset(repository, principal, found.name, found.version))
+    request = Request(analysis, chosen, get_dataset(repository, principal, found.name, found.version))
+    if analysis.needs_labels and (
+        not request.dataset.items or any(item.label_id is None for item in request.dataset.items)
+    ):
+        raise InvalidInputError(
+            f"analysis {name} learns from labels, and dataset {found.name}:{found.version} has none; make a "
+            "version with them: fairimage dataset create NAME --label LABEL ..."
+        )
+    if analysis.federated:
+        _check_coordinator(repository, name, chosen)
+        _check_approved(repository, principal, request)
+    return request
+
+
+def _check_coordinator(repository: Repository, name: str, chosen: dict[str, Any]) -> None:
+    """A federated run sends its weights to a coordinator: only to one on a host of this node's peers."""
+    address, session = str(chosen["coordinator"]), str(chosen["session"])
+    host = urlsplit(f"//{address}").hostname if address else None
+    if not host or not session:
+        raise InvalidInputError(
+            f"analysis {name} is one node's part of a federated run: give coordinator=HOST:PORT and "
+            "session=TOKEN as the coordinator does ('fairimage train')"
+        )
+    with repository.reading() as session_:
+        hosts = {urlsplit(url).hostname for url in session_.scalars(select(PeerRow.url))}
+    if host not in hosts:
+        raise InvalidInputError(
+            f"coordinator={address}: {host} is not the host of a peer of this node, and weights go only to "
+            "peers; its operator adds the coordinator's node first: fairimage peer add URL"
+        )
+
+
+def _check_approved(repository: Repository, principal: Principal, request: Request) -> None:
+    """Weights leave a federated run each round: over restricted studies the plan is approved first."""
+    found = request.dataset
+    if not _needs_review(repository, found.studies):
+        return
+    with repository.reading() as session:
+        approved = _approval(session, request.analysis.name, found.id, principal.name)
+    if approved is None:
+        raise ForbiddenError(
+            f"dataset {found.name}:{found.version} holds restricted studies, so a run of "
+            f"{request.analysis.name} on it needs their owner's or a data steward's approval first: "
+            f"fairimage analysis approve {request.analysis.name} {found.name}:{found.version} "
+            f"--for {principal.name}"
+        )
+
+
+def _approval(session: Session, analysis: str, dataset_id: str, requester: str) -> AnalysisApprovalRow | None:
+    return session.scalars(
+        select(AnalysisApprovalRow).where(
+            AnalysisApprovalRow.analysis == analysis,
+            AnalysisApprovalRow.dataset_id == dataset_id,
+            AnalysisApprovalRow.requester == requester,
+        )
+    ).first()
+
+
+@dataclass(frozen=True)
+class Approval:
+    id: str
+    analysis: str
+    dataset: str
+    requester: str
+    approved_by: str
+
+
+def approve(
+    repository: Repository, principal: Principal, name: str, dataset: str, requester: str
+) -> Approval:
+    """Approve a plan before it runs: ``requester`` may run ``name`` on the dataset (its studies' owner, a
+    data steward or an admin; for federated training over restricted studies). Approving twice is one
+    approval."""
+    access.require(principal, Scope.WRITE)
+    analysis = ANALYSES.get(name)
+    if analysis is None:
+        raise NotFoundError(f"analysis {name!r} is not on this node's list; the list: {', '.join(ANALYSES)}")
+    found = find_dataset(repository, principal, dataset)
+    if not requester.strip():
+        raise InvalidInputError("--for: give the name of the person who will run it, as their token says")
+    with repository.transaction() as session:
+        if not _may_approve(session, principal, found.studies):
+            raise NotFoundError(f"dataset {dataset!r} not found among those you may approve runs on")
+        row = _approval(session, name, found.id, requester)
+        if row is None:
+            row = AnalysisApprovalRow(
+                id=new_id("approval"),
+                analysis=name,
+                dataset_id=found.id,
+                requester=requester,
+                approved_by=principal.name,
+                created_at=datetime.now(UTC),
+            )
+            session.add(row)
+            audit.record(
+                session,
+                principal.name,
+                "analysis.approve",
+                f"dataset:{found.id}",
+                origin=principal.origin,
+                analysis=name,
+                requester=requester,
+            )
+        return Approval(row.id, row.analysis, row.dataset_id, row.requester, row.approved_by)
 
 
 def run_analysis(
@@ -99,9 +210,17 @@ def execute(repository: Repository, principal: Principal, request: Request) -> A
         created_at=datetime.now(UTC),
     )
     try:
-        raw = _sandboxed(settings, name, chosen, [(item.image_id, item.split) for item in items])
+        raw = _sandboxed(settings, name, chosen, [(i.image_id, i.split, i.label_id) for i in items])
         run.outputs = _checked(analysis, raw, settings.min_cell)
-        run.status = PENDING if _needs_review(repository, found.studies) else RELEASED
+        run.status = RELEASED
+        if _needs_review(repository, found.studies):
+            if analysis.federated:  # approved before it started (prepare): its weights have left
+                with repository.reading() as session:
+                    approval = _approval(session, name, found.id, principal.name)
+                run.released_by = approval.approved_by if approval else None
+                run.released_at = datetime.now(UTC)
+            else:
+                run.status = PENDING
     except FairimageError as exc:
         run.error = exc.message
     with repository.transaction() as session:
@@ -124,6 +243,11 @@ def execute(repository: Repository, principal: Principal, request: Request) -> A
     return _shown(run, principal)
 
 
+def check_parameters(name: str, given: dict[str, str]) -> dict[str, Any]:
+    """The parameters of an analysis of the list as it would run them; InvalidInputError naming one."""
+    return _parameters(ANALYSES[name], given)
+
+
 def _parameters(analysis: Analysis, given: dict[str, str]) -> dict[str, Any]:
     unknown = set(given) - set(analysis.parameters)
     if unknown:
@@ -135,7 +259,7 @@ def _parameters(analysis: Analysis, given: dict[str, str]) -> dict[str, Any]:
     for key, parameter in analysis.parameters.items():
         try:
             chosen[key] = parameter.kind(given[key]) if key in given else parameter.default
-            if parameter.choices and chosen[key] not in parameter.choices:
+            if not parameter.allows(chosen[key]):
                 raise ValueError(chosen[key])
         except ValueError:
             raise InvalidInputError(f"{key}={given[key]!r}: {parameter.help}") from None
@@ -143,7 +267,7 @@ def _parameters(analysis: Analysis, given: dict[str, str]) -> dict[str, Any]:
 
 
 def _sandboxed(
-    settings: Settings, name: str, parameters: dict[str, Any], items: list[tuple[str, str]]
+    settings: Settings, name: str, parameters: dict[str, Any], items: list[tuple[str, str, str | None]]
 ) -> Any:
     """The analysis's outputs, from a process of its own within the node's limits."""
     request = {
@@ -185,7 +309,12 @@ def _checked(analysis: Analysis, raw: Any, k: int) -> dict[str, Any]:
             raise OutputError("the outputs are not a mapping")
         if analysis.returns == "table":
             return {"table": check_table(raw.get("table"), k), "min_cell": k}
-        return {"weights": check_weights(raw.get("weights"), raw.get("n"), k), "n": raw.get("n")}
+        return {
+            "weights": check_weights(raw.get("weights"), raw.get("n"), k),
+            "n": raw.get("n"),
+            "table": check_table(raw.get("table", []), k),  # how well it does here, in aggregate
+            "min_cell": k,
+        }
     except OutputError as exc:
         raise ConflictError(
             f"analysis {analysis.name}: its outputs break the node's rules ({exc}); none leave"
@@ -231,9 +360,14 @@ def release(repository: Repository, principal: Principal, run_id: str) -> Analys
 
 
 def _may_review(session: Session, principal: Principal, row: AnalysisRunRow) -> bool:
+    return _may_approve(session, principal, row.studies)
+
+
+def _may_approve(session: Session, principal: Principal, study_ids: list[str]) -> bool:
+    """Those who decide what leaves: the studies' owner, a data steward or an admin."""
     if principal.sees_everything:
         return True
-    studies = [session.get(StudyRow, study_id) for study_id in row.studies]
+    studies = [session.get(StudyRow, study_id) for study_id in study_ids]
     return bool(studies) and all(s is not None and s.owner_id == principal.user_id for s in studies)
 
 

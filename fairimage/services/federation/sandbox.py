@@ -17,7 +17,7 @@ if __name__ == "__main__":
 
 import json  # noqa: E402 - after the limits
 
-from fairimage.services.federation.analyses import CODE  # noqa: E402
+from fairimage.services.federation.analyses import CODE, Item  # noqa: E402
 from fairimage.services.repository import connect  # noqa: E402
 from fairimage.settings import Settings  # noqa: E402
 
@@ -27,7 +27,9 @@ def main() -> int:
     repository = connect(Settings.model_validate(request["settings"]))
     try:
         code = CODE[request["analysis"]]
-        items = [(str(image), str(split)) for image, split in request["items"]]
+        items = [
+            Item(str(image), str(split), label and str(label)) for image, split, label in request["items"]
+        ]
         outputs = code(repository, items, dict(request["parameters"]))
     except MemoryError:
         print("out of memory", file=sys.stderr)

@@ -46,9 +46,11 @@ def register_model(
     trained_on: Iterable[str] = (),
     evaluated_on: Iterable[str] = (),
     changes: Mapping[str, Any] | None = None,
+    attachments: Mapping[str, Path] | None = None,
 ) -> Model:
     """Register the model at ``path`` (a bioimage.io package or a model card); ``changes`` complete its card
-    (intended_use, limitations, metrics). InvalidInputError naming what does not fit; nothing is kept then."""
+    (intended_use, limitations, metrics); ``attachments`` are files stored with it by name (the weights of
+    a card). InvalidInputError naming what does not fit; nothing is kept then."""
     access.require(principal, Scope.WRITE)
     with read_model(path) as read:
         card = read.card.model_copy(update={k: v for k, v in (changes or {}).items() if v})
@@ -69,7 +71,8 @@ def register_model(
         model_id = new_id("model")
         with ingest_run(repository, principal.name) as run:
             staged = layout.staged_model_prefix(run.id, model_id)
-            files = {name: _stage(repository, f"{staged}/{name}", file) for name, file in read.files.items()}
+            given = {**read.files, **(attachments or {})}
+            files = {name: _stage(repository, f"{staged}/{name}", file) for name, file in given.items()}
             run.intend(model_id)
             row = ModelRow(
                 id=model_id,
@@ -276,7 +279,7 @@ def model_jsonld(model: Model, base_url: str) -> dict[str, Any]:
     card = model.card
 
     def datasets_of(role: str) -> list[dict[str, Any]]:
-        return [
+        here = [
             {
                 "@id": f"{base}/pid/{link.dataset_id}",
                 "@type": "Dataset",
@@ -286,6 +289,11 @@ def model_jsonld(model: Model, base_url: str) -> dict[str, Any]:
             for link in model.data
             if link.role == role
         ]
+        elsewhere = [
+            {"@id": peer.url, "@type": "Dataset", "identifier": peer.dataset, "provider": peer.node}
+            for peer in (card.trained_on_peers if role == "trained" else [])
+        ]
+        return here + elsewhere
 
     document: dict[str, Any] = {
         "@context": {"@vocab": "https://schema.org/", "fair4ml": FAIR4ML},
