@@ -297,3 +297,18 @@ def _pooled(nodes: Nodes) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray
         finally:
             repository.close()
     return np.vstack(xs), np.concatenate(ys), test
+
+
+def test_a_node_whose_weights_may_not_leave_ends_the_run_and_says_so(nodes: Nodes) -> None:
+    config = nodes.atlas / "fairimage.toml"
+    kept = config.read_text()
+    config.write_text(kept + "min_cell = 50\n")  # more images than the atlas's train split has
+    try:
+        failed = _train(nodes, "2")
+    finally:
+        config.write_text(kept)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert "node here: analysis train_pixel_classifier failed" in failed.stderr
+    assert "a model trained on fewer than 50 images does not leave this node" in failed.stderr
+    shown = run_cli("model", "show", "cells-fl@2", "--repo", nodes.atlas)
+    assert shown.returncode != 0  # nothing registered

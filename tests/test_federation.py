@@ -92,6 +92,7 @@ class Node:
     url: str = ""
     server: subprocess.Popen[bytes] | None = None
     studies: dict[str, str] = field(default_factory=dict)  # name -> id
+    images: dict[str, str] = field(default_factory=dict)  # study name -> its image's id
 
     def cli(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, "--repo", self.repo)
@@ -139,6 +140,7 @@ class Node:
             if policy != "public":
                 policies.set_policy(repository, ADMIN, study, policy)
             self.studies[study] = images.get_study(repository, ADMIN, study).id
+            self.images[study] = images.list_images(repository, ADMIN, study).items[0].id
         finally:
             repository.close()
 
@@ -247,6 +249,20 @@ def test_peers_are_added_harvested_and_searched_as_one(network: Network) -> None
         resolved = httpx.get(f"{atlas.url}/pid/{study}", follow_redirects=False)
         assert (resolved.status_code, resolved.headers["location"]) == (303, f"{clinic.url}/pid/{study}")
     assert httpx.get(f"{atlas.url}/pid/{clinic.studies['clinic-private']}").status_code == 404
+
+    # a peer's image is not harvested, by id: asked here, the peers are asked, and it is pointed to there
+    image = clinic.images["clinic-zebrafish"]
+    resolved = httpx.get(f"{atlas.url}/pid/{image}", follow_redirects=False)
+    assert (resolved.status_code, resolved.headers["location"]) == (303, f"{clinic.url}/pid/{image}")
+    drs = httpx.get(f"{atlas.url}/ga4gh/drs/v1/objects/{image}", follow_redirects=False)
+    assert (drs.status_code, drs.headers["location"]) == (307, f"{clinic.url}/ga4gh/drs/v1/objects/{image}")
+    followed = httpx.get(f"{atlas.url}/ga4gh/drs/v1/objects/{image}", follow_redirects=True)
+    assert followed.json()["id"] == image and followed.json()["self_uri"].endswith(f"/{image}")
+    for hidden in (clinic.images["clinic-private"], clinic.images["clinic-liver"], "img-nothing0here"):
+        assert httpx.get(f"{atlas.url}/pid/{hidden}").status_code == 404  # the peer says nothing of them
+        assert httpx.get(f"{atlas.url}/ga4gh/drs/v1/objects/{hidden}").status_code == 404
+    forwarded = httpx.get(f"{atlas.url}/pid/{image}", headers={"Fairimage-Forwarded": "1"})
+    assert forwarded.status_code == 404  # a peer's question is answered from this node's own records
 
     # the same over HTTP, with the local image hits beside
     answer = httpx.get(atlas.url + "/api/search", params={"q": "zebrafish", "scope": "federated"}).json()

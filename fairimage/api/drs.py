@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
+from fairimage.model.errors import NotFoundError
 from fairimage.model.governance.drs import AccessURL, DrsObject
+from fairimage.services.federation import locate
 from fairimage.services.governance import drs
 
 router = APIRouter(prefix="/ga4gh/drs/v1", tags=["GA4GH DRS"])
@@ -31,8 +34,19 @@ def get_object(
     repository: RepositoryDep,
     principal: PrincipalDep,
     expand: Annotated[bool, Query(description="nest each image's contents in a study bundle")] = False,
-) -> DrsObject:
-    return drs.get_object(repository, principal, object_id, request.url.netloc, str(request.base_url), expand)
+) -> DrsObject | RedirectResponse:
+    try:
+        return drs.get_object(
+            repository, principal, object_id, request.url.netloc, str(request.base_url), expand
+        )
+    except NotFoundError:  # a peer's object: the same request there (307 keeps it as it is)
+        path = f"/ga4gh/drs/v1/objects/{object_id}" + (f"?{request.url.query}" if request.url.query else "")
+        elsewhere = (
+            None if locate.FORWARDED in request.headers else locate.holder(repository, object_id, path)
+        )
+        if elsewhere is None:
+            raise
+        return RedirectResponse(elsewhere, status_code=307)
 
 
 @router.get(

@@ -14,11 +14,15 @@ from pydantic import BaseModel, Field
 
 from fairimage.api.deps import NoBody, PrincipalDep, RepositoryDep
 from fairimage.api.schemas import RequestBody
+from fairimage.model.errors import NotFoundError
+from fairimage.model.governance.policy import Principal
 from fairimage.model.governance.version import Version, VersionContent, VersionDiff
 from fairimage.services.datasets import datasets
 from fairimage.services.discovery import exports, linked_data, pids
+from fairimage.services.federation import locate
 from fairimage.services.governance import policies, provenance, versions
 from fairimage.services.models import models
+from fairimage.services.repository import Repository
 
 router = APIRouter(tags=["versions and provenance"])
 JSON_LD = "application/ld+json"
@@ -154,7 +158,20 @@ def image_provenance(
 def resolve_pid(
     pid: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
 ) -> RedirectResponse:
-    wanted = _negotiate(request.headers.get("accept", ""))
+    try:
+        location = _here(repository, principal, pid, _negotiate(request.headers.get("accept", "")))
+    except NotFoundError:
+        elsewhere = (
+            None if locate.FORWARDED in request.headers else locate.holder(repository, pid, f"/pid/{pid}")
+        )
+        if elsewhere is None:
+            raise
+        location = elsewhere  # a peer's: its PID there
+    return RedirectResponse(location, status_code=303, headers={"Vary": "Accept"})
+
+
+def _here(repository: Repository, principal: Principal, pid: str, wanted: str) -> str:
+    """Where what ``pid`` names is on this node (a harvested study: its PID at its node)."""
     if pid.startswith("model-"):
         model = models.get_model(repository, principal, pid).id
         location = {"html": f"/models/{model}", "jsonld": f"/api/models/{model}/jsonld"}.get(
@@ -166,7 +183,7 @@ def resolve_pid(
         location = {"jsonld": f"{api}/croissant.json", "html": f"{api}/README.md"}.get(wanted, api)
     else:
         location = _location(pids.resolve(repository, principal, pid), wanted)
-    return RedirectResponse(location, status_code=303, headers={"Vary": "Accept"})
+    return location
 
 
 def _location(found: pids.Resolved, wanted: str) -> str:

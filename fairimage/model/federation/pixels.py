@@ -2,7 +2,7 @@
 regression of "is this pixel in the label (foreground)?" on a few local features of the plane (its
 intensity, box means at three radii, the local spread and a difference of means), as ilastik-style
 pixel classification does with many more. Pure arithmetic on arrays: the sandbox reads the pixels, the
-coordinator averages the weights (FedAvg), a user applies the model with ``predict``.
+coordinator averages the weights (Flower's FedAvg), a user applies the model with ``predict``.
 
 Every plane is scaled by its own 1st and 99th percentiles first, so that nodes whose cameras differ in gain
 still learn one model."""
@@ -103,14 +103,6 @@ def score(weights: Weights, x: np.ndarray, y: np.ndarray) -> Score:
     p = np.clip(predict(weights, x), 1e-7, 1 - 1e-7)
     loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
     return Score(len(y), int(((p >= 0.5) == (y >= 0.5)).sum()), float(loss.sum()))
-
-
-def average(results: Sequence[tuple[Weights, int]]) -> np.ndarray:
-    """FedAvg: the weights of each node, weighted by how many pixels it learnt from."""
-    total = sum(n for _, n in results)
-    if total <= 0:
-        raise ValueError("no node learnt from any pixel")
-    return sum((_checked(w) * (n / total) for w, n in results), np.zeros(WEIGHTS))
 
 
 def _checked(weights: Weights) -> np.ndarray:
