@@ -27,7 +27,7 @@ from fairimage.model.federation import pixels
 from fairimage.model.governance.policy import Role, Scope, operator
 from fairimage.model.labels import MadeBy
 from fairimage.services.datasets.datasets import DatasetRequest, create_dataset, get_dataset
-from fairimage.services.federation.analyses import Item, _pixels
+from fairimage.services.federation.analyses import Item, labelled_pixels
 from fairimage.services.governance import accounts, audit, policies
 from fairimage.services.ingest.intake import ingest_paths
 from fairimage.services.labels.labels import add_label
@@ -289,11 +289,11 @@ def _pooled(nodes: Nodes) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray
                 Item(i.image_id, i.split, i.label_id) for i in get_dataset(repository, ADMIN, name, 1).items
             ]
             rng = np.random.default_rng(0)
-            for x, y in _pixels(repository, [i for i in items if i.split == "train"], 0):
+            for x, y in labelled_pixels(repository, [i for i in items if i.split == "train"], 0):
                 chosen = pixels.sample(4096, len(y), rng)
                 xs.append(x[chosen])
                 ys.append(y[chosen])
-            test += list(_pixels(repository, [i for i in items if i.split == "test"], 0))
+            test += list(labelled_pixels(repository, [i for i in items if i.split == "test"], 0))
         finally:
             repository.close()
     return np.vstack(xs), np.concatenate(ys), test

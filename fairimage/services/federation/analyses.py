@@ -106,7 +106,7 @@ def train_pixel_classifier(
     held_out = [item for item in items if item.split == "test"] or [i for i in items if i.split == "val"]
     rng = np.random.default_rng(int(parameters["seed"]))
     x_parts, y_parts = [], []
-    for x, y in _pixels(repository, train, int(parameters["channel"])):
+    for x, y in labelled_pixels(repository, train, int(parameters["channel"])):
         chosen = pixels.sample(int(parameters["pixels"]), len(y), rng)
         x_parts.append(x[chosen])
         y_parts.append(y[chosen])
@@ -134,7 +134,7 @@ def train_pixel_classifier(
                 evaluated.clear()
                 return 0.0, 0, {"session": session}
             total = pixels.Score(0, 0, 0.0)
-            for x, y in _pixels(repository, held_out, int(parameters["channel"])):
+            for x, y in labelled_pixels(repository, held_out, int(parameters["channel"])):
                 total = total + pixels.score(parameters_[0], x, y)
             evaluated.update(weights=parameters_[0].tolist(), score=total)
             return total.loss, total.pixels, {"session": session, "accuracy": total.accuracy}
@@ -158,7 +158,7 @@ def _check_session(config: dict[str, Any], session: str) -> None:
         raise PermissionError("the coordinator does not know this run's session token; nothing is sent")
 
 
-def _pixels(
+def labelled_pixels(
     repository: Repository, items: list[Item], channel: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Each plane of each item's image (the channel asked for) as pixel features, with its label's
