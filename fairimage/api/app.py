@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from fairimage import __version__, web
 from fairimage.api import (
@@ -42,7 +43,7 @@ from fairimage.api import (
     zarr,
 )
 from fairimage.api.errors import register_error_handlers
-from fairimage.api.security import EVERY_RESPONSE, BodyLimit, SecurityHeaders
+from fairimage.api.security import BodyLimit, SecurityHeaders
 from fairimage.services.federation.schedule import federation_schedule
 from fairimage.services.governance.fixity import fixity_schedule
 from fairimage.services.governance.oidc_provider import OidcProvider
@@ -99,19 +100,34 @@ def _shared_path(scope: Scope) -> Scope:
     return {**scope, "path": path, "raw_path": path.encode(), "headers": headers}
 
 
-_PLAIN = [(b"vary", b"Origin")] + [(name.lower().encode(), value.encode()) for name, value in EVERY_RESPONSE]
-_CROSS_ORIGIN = [
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-expose-headers", ", ".join(CORS["expose_headers"]).encode()),
-    *_PLAIN,
-]
-
-
+@functools.cache
 def _middleware_headers(cross_origin: bool) -> list[tuple[bytes, bytes]]:
     """What CORSMiddleware (with ``CORS``) and SecurityHeaders add to a response that is not HTML, for a
     request with or without an Origin header: the hot path adds them itself (tests/test_http.py checks that
-    its answers and the route's are the same)."""
-    return _CROSS_ORIGIN if cross_origin else _PLAIN
+    its answers and the route's are the same). Found once by passing a response through the two (whose
+    calls never wait on anything), so that what a Starlette release adds or stops adding follows here."""
+    started: list[Message] = []
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"x/y")]})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def keep(message: Message) -> None:
+        started.append(message)
+
+    origin = [(b"origin", b"https://viewer.example.org")] if cross_origin else []
+    scope = {"type": "http", "method": "GET", "path": "/zarr/", "query_string": b"", "headers": origin}
+    call = SecurityHeaders(CORSMiddleware(endpoint, **CORS))(scope, receive, keep)
+    try:
+        call.send(None)
+    except StopIteration:
+        pass
+    else:
+        call.close()
+        raise RuntimeError("the middlewares waited on something; the hot path cannot copy their headers")
+    return [(name, value) for name, value in started[0]["headers"] if name != b"content-type"]
 
 
 def app_from_environment() -> FastAPI:
