@@ -146,6 +146,34 @@ def test_the_hot_path_answers_chunks_as_the_route_does(
     }
 
 
+@pytest.mark.parametrize(
+    "path, headers",
+    [
+        ("/iiif/3/ID/0,0,128,128/128,/0/default.jpg", {}),
+        ("/iiif/3/ID/64,32,200,200/100,/0/default.png", {"Origin": "https://viewer.example"}),
+        ("/iiif/3/ID/0,0,128,128/128,/0/default.jpg?c=1&colors=00FF00", {"If-None-Match": "ETAG"}),
+        ("/api/images/ID/deepzoom_files/9/0_1.png?c=0", {}),
+        ("/iiif/3/ID/full/max/0/default.jpg", {}),  # a larger picture: always the route
+    ],
+)
+def test_the_hot_path_answers_tiles_as_the_route_does(
+    served: Served, path: str, headers: dict[str, str]
+) -> None:
+    """Small tiles of an image being viewed are rendered before the framework (tiles.TileRequests): the
+    same status, picture and headers as the route's."""
+    url = served.url + path.replace("ID", served.image_ids[1])
+    etag = httpx.get(url).headers["etag"]  # now the image and its access decision are in memory
+    headers = {name: value.replace("ETAG", etag) for name, value in headers.items()}
+    hot = httpx.get(url, headers=headers)
+    routed = httpx.get(url, headers=_through_the_route(headers))
+    assert hot.status_code == routed.status_code == (304 if "If-None-Match" in headers else 200)
+    assert hot.content == routed.content
+    unstable = {"date", "server"}
+    assert {k: v for k, v in hot.headers.items() if k not in unstable} == {
+        k: v for k, v in routed.headers.items() if k not in unstable
+    }
+
+
 def test_cors_preflight_and_exposed_headers(served: Served) -> None:
     preflight = httpx.options(
         served.key("0/c/0/0/0"),

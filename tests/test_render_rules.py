@@ -65,6 +65,22 @@ def test_compose_adds_coloured_channels_scaled_to_their_windows() -> None:
     assert rgb[0, :, 2].tolist() == [64, 64, 0, 0]  # 0x80 of green's half intensity
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_one_channel_looked_up_gives_the_bytes_of_the_computation(dtype: type) -> None:
+    """One 8 or 16-bit channel is drawn from a table of every value; two channels are computed. A plane
+    composed with a zero plane in black is the same plane computed, so the two paths must agree."""
+    rng = np.random.default_rng(7)
+    top = np.iinfo(dtype).max
+    for start, end, color in ((3.0, top / 3, "FFFFFF"), (-20.0, 900.0, "FF8000"), (50.0, 50.0, "00FF7F")):
+        plane = rng.integers(0, top + 1, (33, 47)).astype(dtype)
+        channel = ChannelRendering(0, color, start, end)
+        black = ChannelRendering(1, "000000", 0.0, 1.0)
+        looked_up = compose([plane], (channel,))
+        computed = compose([plane, np.zeros_like(plane)], (channel, black))
+        assert looked_up.dtype == np.uint8 and looked_up.shape == (33, 47, 3)
+        assert np.array_equal(looked_up, computed), (start, end, color)
+
+
 def test_compose_of_overlapping_colours_saturates_instead_of_wrapping() -> None:
     plane = np.full((2, 2), 1000, np.uint16)
     rgb = compose(

@@ -69,13 +69,15 @@ CORS: dict[str, Any] = {
 
 
 class FairimageAPI(FastAPI):
-    """FastAPI with the OME-Zarr hot path (``zarr.ZarrKeys``) in front of its middleware stack: a chunk
-    whose caller and access decision are known from memory is answered there, through the same CORS and
-    security-header middlewares as everything else; every other request goes through FastAPI."""
+    """FastAPI with the hot paths (``zarr.ZarrKeys``, ``tiles.TileRequests``; ``api.hot``) in front of its
+    middleware stack: a chunk or a small tile whose caller and access decision are known from memory is
+    answered there, with the headers of the same CORS and security-header middlewares as everything else;
+    every other request goes through FastAPI."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._hot_path = zarr.ZarrKeys(partial(FastAPI.__call__, self), _middleware_headers)
+        routes = partial(FastAPI.__call__, self)
+        self._hot_path = zarr.ZarrKeys(tiles.TileRequests(routes, _middleware_headers), _middleware_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self

@@ -5,12 +5,15 @@ sends the picture with its ETag and Cache-Control, or 304 when the client has it
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import re
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from fairimage.api.deps import PrincipalDep, RendererDep
+from fairimage.api.hot import HotPath
+from fairimage.model.governance.policy import Principal
 from fairimage.services.viewing import iiif, tiles
 from fairimage.services.viewing.tiles import Picture
 
@@ -39,6 +42,71 @@ def plane_query(
 
 PlaneQuery = Annotated[dict[str, Any], Depends(plane_query)]
 IfNoneMatch = Annotated[str | None, Header(include_in_schema=False)]
+
+
+class TileRequests(HotPath):
+    """The hot path of rendered tiles: IIIF image requests of at most ``HOT_SIDE`` pixels a side (what
+    OpenSeadragon, Mirador and Leaflet ask for) and Deep Zoom tiles, of an image whose metadata and access
+    decision are in memory (``Renderer.answers_from_memory``), rendered on the event loop. Larger pictures,
+    unknown query parameters and every error go to the routes."""
+
+    prefixes = ("/iiif/3/", "/api/images/")
+    methods = ("GET",)
+    IIIF = re.compile(
+        r"/iiif/3/(?P<image_id>[^/]+)/(?P<region>[^/]+)/(?P<size>[^/]+)/(?P<rotation>[^/]+)/(?P<quality>[^/]+)"
+    )
+    DEEPZOOM = re.compile(
+        r"/api/images/(?P<image_id>[^/]+)/deepzoom_files/(?P<level>\d{1,3})/(?P<column>\d{1,7})_(?P<row>\d{1,7})\.(?P<format>png|jpeg|webp)"
+    )
+    SIZE = re.compile(r"\^?!?(?P<width>\d{1,4})?,(?P<height>\d{1,4})?")
+    HOT_SIDE = 512
+    PLANE: ClassVar[dict[str, str]] = {
+        "z": "z",
+        "t": "t",
+        "c": "channels",
+        "colors": "colors",
+        "window": "windows",
+    }
+
+    def answer(self, request: Request, principal: Principal) -> Response | None:
+        path = request.scope["path"]
+        found = self.IIIF.fullmatch(path) or self.DEEPZOOM.fullmatch(path)
+        renderer: tiles.Renderer = request.app.state.renderer
+        if found is None or not renderer.answers_from_memory(found["image_id"]):
+            return None
+        plane = self._plane(request)
+        if plane is None:
+            return None
+        tag = request.headers.get("if-none-match")
+        if found.re is self.DEEPZOOM:
+            level, column, row = int(found["level"]), int(found["column"]), int(found["row"])
+            picture = tiles.deepzoom_tile(
+                renderer, principal, found["image_id"], level, column, row, found["format"], plane, tag
+            )
+            return picture_response(picture)
+        size = self.SIZE.fullmatch(found["size"])
+        sides = [int(side) for side in (size["width"], size["height"]) if side] if size else []
+        if not sides or max(sides) > self.HOT_SIDE:
+            return None
+        segments = (found["region"], found["size"], found["rotation"], found["quality"])
+        return picture_response(iiif.image(renderer, principal, found["image_id"], segments, plane, tag))
+
+    def _plane(self, request: Request) -> dict[str, Any] | None:
+        """The plane query as the routes take it (``plane_query``); None where the route should judge it."""
+        given = request.query_params
+        if any(key not in self.PLANE for key in given):
+            return None
+        plane: dict[str, Any] = {name: None for name in self.PLANE.values()}
+        for key, name in self.PLANE.items():
+            if key in given:
+                value = given[key]
+                if key in ("z", "t"):
+                    if not value.isdigit():
+                        return None
+                    plane[name] = int(value)
+                else:
+                    plane[name] = value
+        return plane
 
 
 def picture_response(picture: Picture) -> Response:

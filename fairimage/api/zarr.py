@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fairimage.api.deps import PrincipalDep, RepositoryDep, known_caller, repository_of
+from fairimage.api.deps import PrincipalDep, RepositoryDep, repository_of
+from fairimage.api.hot import HotPath
+from fairimage.model.governance.policy import Principal
 from fairimage.services.governance import access
 from fairimage.services.governance.access import ImageObject
 
@@ -50,48 +50,22 @@ async def zarr_key(
     return await run_in_threadpool(_key_response, image_id, key, request, repository, principal)
 
 
-class ZarrKeys:
-    """The hot path: GET and HEAD of OME-Zarr keys answered before FastAPI's middleware, router and
-    dependency injection (together they cost more than reading a chunk), when the caller and the access
-    decision are known from memory (``known_caller``, ``access.answers_from_memory``). The answer is the
-    route's own ``_key_response`` with the headers the app's middlewares would add (``headers``, for a
-    request with or without an Origin); anything else (a session cookie, the first key of an image, any
-    error) goes on to ``app`` and the route, which answers it in the usual form."""
+class ZarrKeys(HotPath):
+    """The hot path of OME-Zarr keys: a chunk of an image being read, when the access decision is known from
+    memory (``access.answers_from_memory``)."""
 
+    prefixes = ("/zarr/",)
     KEY = re.compile(r"/zarr/(?P<zarr_id>[^/]+)\.ome\.zarr/(?P<key>.*)")
 
-    def __init__(self, app: ASGIApp, headers: Callable[[bool], list[tuple[bytes, bytes]]]) -> None:
-        self.app = app
-        self.headers = headers
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] in ("GET", "HEAD")
-            and scope["path"].startswith("/zarr/")
-        ):
-            answer = self._answer(scope)
-            if answer is not None:
-                await answer(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    def _answer(self, scope: Scope) -> Response | None:
-        found = self.KEY.fullmatch(scope["path"])
+    def answer(self, request: Request, principal: Principal) -> Response | None:
+        found = self.KEY.fullmatch(request.scope["path"])
         if found is None:
             return None
-        request = Request(scope)
         repository = repository_of(request)
         zarr_id, key = found["zarr_id"], found["key"]
-        try:
-            principal = known_caller(request)
-            if principal is None or not access.answers_from_memory(repository, zarr_id, key):
-                return None
-            answer = _key_response(zarr_id, key, request, repository, principal)
-        except Exception:  # a 404, a bad token, a failed read: the route answers (and logs) it as usual
+        if not access.answers_from_memory(repository, zarr_id, key):
             return None
-        answer.raw_headers.extend(self.headers("origin" in request.headers))
-        return answer
+        return _key_response(zarr_id, key, request, repository, principal)
 
 
 def _key_response(

@@ -4,6 +4,7 @@ show what the viewer shows."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -146,18 +147,45 @@ def choose_level(level_widths: list[int], region_width: int, output_width: int) 
 
 def compose(planes: list[np.ndarray], channels: tuple[ChannelRendering, ...]) -> np.ndarray:
     """Additive colour composition of channel planes (as the viewer's shader does): each channel scaled
-    to its window, clipped to 0..1, times its colour; the sum clipped and returned as 8-bit RGB."""
+    to its window, clipped to 0..1, times its colour; the sum clipped and returned as 8-bit RGB. One 8 or
+    16-bit channel is looked up in a table of every value's colour (built once per window and colour),
+    which gives the same bytes several times faster (most tiles are of one channel)."""
+    if len(planes) == 1 and planes[0].dtype in (np.uint8, np.uint16):
+        (channel,) = channels
+        table = _colour_table(planes[0].dtype.str, channel.start, channel.end, channel.color)
+        return np.take(table, planes[0], axis=0)
     height, width = planes[0].shape if planes else (1, 1)
     out = np.zeros((height, width, 3), np.float32)
     for plane, channel in zip(planes, channels, strict=True):
-        span = channel.end - channel.start
-        scaled = (plane.astype(np.float32) - channel.start) * (1.0 / span if span else 1.0)
-        np.clip(scaled, 0.0, 1.0, out=scaled)
-        for index, weight in enumerate(channel.rgb):
-            if weight:
-                out[..., index] += scaled * weight
+        _add(out, plane.astype(np.float32), channel)
+    return _to_bytes(out)
+
+
+def _add(out: np.ndarray, values: np.ndarray, channel: ChannelRendering) -> None:
+    """``channel``'s colour of ``values`` (float32), scaled to its window and clipped, added to ``out``."""
+    span = channel.end - channel.start
+    scaled = (values - channel.start) * (1.0 / span if span else 1.0)
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    for index, weight in enumerate(channel.rgb):
+        if weight:
+            out[..., index] += scaled * weight
+
+
+def _to_bytes(out: np.ndarray) -> np.ndarray:
     np.clip(out, 0.0, 1.0, out=out)
     return (out * 255.0 + 0.5).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=64)
+def _colour_table(dtype: str, start: float, end: float, color: str) -> np.ndarray:
+    """The RGB bytes of every value of an 8 or 16-bit type, for one channel alone (as ``compose``
+    computes them), read-only."""
+    values = np.arange(np.iinfo(np.dtype(dtype)).max + 1, dtype=np.float32)
+    out = np.zeros((len(values), 3), np.float32)
+    _add(out, values, ChannelRendering(0, color, start, end))
+    table = _to_bytes(out)
+    table.flags.writeable = False
+    return table
 
 
 def image_size(image: Image, axis: str) -> int:

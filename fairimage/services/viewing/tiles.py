@@ -109,6 +109,14 @@ class Renderer:
             self._images.put(image_id, image)
         return image, policy
 
+    def answers_from_memory(self, image_id: str) -> bool:
+        """Whether a tile of the image can be made without waiting on anything but its own pixels: its
+        metadata and access decision are in memory and its chunks in a local folder (an event loop may
+        then render a small tile inline; a thread hop costs more than the tile)."""
+        return self._images.get(image_id) is not None and access.answers_from_memory(
+            self.repository, image_id, "zarr.json"
+        )
+
     def picture(
         self, policy: StudyPolicy, image: Image, request: RenderRequest, if_none_match: str | None = None
     ) -> Picture:
