@@ -97,6 +97,7 @@ class Nodes:
     clinic_url: str
     atlas_url: str
     tokens: Path  # the researcher's token at the clinic
+    visitor_tokens: Path  # another granted reader's, for whom no plan is approved
     proxy: CountingProxy
     planes: list[np.ndarray]  # every image's pixels, on both nodes
 
@@ -140,17 +141,20 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Ite
     )
     clinic_settings = load_settings(clinic, db=f"{postgres_server}?options=-csearch_path%3D{schema}")
     repository = init_repository(clinic_settings)
-    accounts.add_user(repository, ADMIN, "researcher", Role.VIEWER)
-    token = accounts.create_token(repository, ADMIN, "researcher", Scope.WRITE).secret
+    tokens = {}
+    for user in ("researcher", "visitor"):  # both granted the restricted study; the plan approved for one
+        accounts.add_user(repository, ADMIN, user, Role.VIEWER)
+        tokens[user] = accounts.create_token(repository, ADMIN, user, Scope.WRITE).secret
     repository.close()
     planes = _study(load_settings(atlas), root, "atlas-cells", range(0, 14), 1.0)
     planes += _study(clinic_settings, root, "clinic-cells", range(100, 114), 2.5)
     repository = open_repository(clinic_settings)
     policies.set_policy(repository, ADMIN, "clinic-cells", "restricted")
-    policies.add_grant(repository, ADMIN, "clinic-cells", "researcher")
+    for user in tokens:
+        policies.add_grant(repository, ADMIN, "clinic-cells", user)
     repository.close()
-    tokens = root / "tokens.yaml"
-    tokens.write_text(yaml.safe_dump({"clinic": token}))
+    for user, token in tokens.items():
+        (root / f"{user}.yaml").write_text(yaml.safe_dump({"clinic": token}))
     try:
         with LiveServer(clinic_settings) as clinic_server, LiveServer(load_settings(atlas)) as atlas_server:
             assert (
@@ -160,7 +164,15 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Ite
                 run_cli("peer", "add", atlas_server.url, "--name", "atlas", "--repo", clinic).returncode == 0
             )
             yield Nodes(
-                atlas, clinic, clinic_settings, clinic_server.url, atlas_server.url, tokens, proxy, planes
+                atlas,
+                clinic,
+                clinic_settings,
+                clinic_server.url,
+                atlas_server.url,
+                root / "researcher.yaml",
+                root / "visitor.yaml",
+                proxy,
+                planes,
             )
     finally:
         proxy.listener.close()
@@ -169,19 +181,29 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Ite
         engine.dispose()
 
 
-def _train(nodes: Nodes, version: str, *more: str) -> Any:
+def _approve(nodes: Nodes) -> None:
+    """The clinic's steward approves the plan (approving again is the same approval)."""
+    approved = run_cli(
+        "analysis", "approve", "train_pixel_classifier", "clinic-cells-cells:1", "--for", "researcher",
+        "--repo", nodes.clinic,
+    )  # fmt: skip
+    assert approved.returncode == 0, approved.stderr
+    assert "researcher may run train_pixel_classifier" in approved.stdout
+
+
+def _train(nodes: Nodes, version: str, *more: str, tokens: Path | None = None) -> Any:
     return run_cli(
         "train", "cells-fl", "--version", version, "--on", "here=atlas-cells-cells:1",
-        "--on", "clinic=clinic-cells-cells:1", "--tokens", nodes.tokens, "--rounds", str(ROUNDS),
+        "--on", "clinic=clinic-cells-cells:1", "--tokens", tokens or nodes.tokens, "--rounds", str(ROUNDS),
         "--param", f"epochs={EPOCHS}", *more, "--repo", nodes.atlas,
     )  # fmt: skip
 
 
 def test_a_restricted_dataset_takes_part_only_in_an_approved_plan(nodes: Nodes) -> None:
-    refused = _train(nodes, "0")
+    refused = _train(nodes, "0", tokens=nodes.visitor_tokens)
     assert refused.returncode != 0
     assert "node clinic: dataset clinic-cells-cells:1 holds restricted studies" in refused.stderr
-    assert "fairimage analysis approve train_pixel_classifier clinic-cells-cells:1 --for researcher" in (
+    assert "fairimage analysis approve train_pixel_classifier clinic-cells-cells:1 --for visitor" in (
         refused.stderr
     )
     assert "Traceback" not in refused.stderr
@@ -202,11 +224,7 @@ def test_a_restricted_dataset_takes_part_only_in_an_approved_plan(nodes: Nodes) 
 
 
 def test_federated_training_matches_pooled_training_and_only_weights_cross(nodes: Nodes) -> None:
-    approved = run_cli(
-        "analysis", "approve", "train_pixel_classifier", "clinic-cells-cells:1", "--for", "researcher",
-        "--repo", nodes.clinic,
-    )  # fmt: skip
-    assert approved.returncode == 0, approved.stderr
+    _approve(nodes)
     before = len(nodes.proxy.upstream)
     trained = _train(nodes, "1", "--json")
     assert trained.returncode == 0, trained.stderr
@@ -300,6 +318,7 @@ def _pooled(nodes: Nodes) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray
 
 
 def test_a_node_whose_weights_may_not_leave_ends_the_run_and_says_so(nodes: Nodes) -> None:
+    _approve(nodes)
     config = nodes.atlas / "fairimage.toml"
     kept = config.read_text()
     config.write_text(kept + "min_cell = 50\n")  # more images than the atlas's train split has

@@ -130,10 +130,12 @@ class Model:
         elsewhere = self.card.trained_on_peers
         if elsewhere:
             nodes = sorted({peer.node for peer in elsewhere})
+            where = [f"{len(trained)} here"] if trained else []
+            where.append(f"{len(elsewhere)} at {', '.join(nodes)}")
             said = (
-                f"Trained by federated learning on {len(trained) + len(elsewhere)} dataset version(s): "
-                f"{len(trained)} here and {len(elsewhere)} at {', '.join(nodes)}, whose data never left "
-                "them (only weights did); their terms of use are set there"
+                f"Trained by federated learning where its data are (dataset versions: {' and '.join(where)});"
+                " the data never left their nodes, only weights did; the terms of use of the data "
+                "elsewhere are set there"
             )
             conditions = sorted({line for link in trained for line in link.conditions})
             return said + (f"; here: {'; '.join(conditions)}." if conditions else ".")
