@@ -41,9 +41,7 @@ def get_object(
         )
     except NotFoundError:  # a peer's object: the same request there (307 keeps it as it is)
         path = f"/ga4gh/drs/v1/objects/{object_id}" + (f"?{request.url.query}" if request.url.query else "")
-        elsewhere = (
-            None if locate.FORWARDED in request.headers else locate.holder(repository, object_id, path)
-        )
+        elsewhere = locate.holder(repository, object_id, path, request.headers)
         if elsewhere is None:
             raise
         return RedirectResponse(elsewhere, status_code=307)

@@ -7,6 +7,7 @@ form. tests/test_http.py checks that both paths answer alike."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from fastapi import Request, Response
@@ -19,9 +20,10 @@ Headers = Callable[[bool], list[tuple[bytes, bytes]]]
 
 
 class HotPath:
-    """Requests (``methods``) of paths under ``prefixes`` that ``answer`` answers at once (None: pass on)."""
+    """Requests (``methods``) whose path one of ``paths`` matches, which ``answer`` answers at once (or
+    None: pass on); the caller is looked up only for those."""
 
-    prefixes: tuple[str, ...] = ()
+    paths: tuple[re.Pattern[str], ...] = ()
     methods: tuple[str, ...] = ("GET", "HEAD")
 
     def __init__(self, app: ASGIApp, headers: Headers) -> None:
@@ -29,27 +31,27 @@ class HotPath:
         self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] in self.methods
-            and scope["path"].startswith(self.prefixes)
-        ):
-            found = self._answer(scope)
-            if found is not None:
-                await found(scope, receive, send)
-                return
+        if scope["type"] == "http" and scope["method"] in self.methods:
+            for path in self.paths:
+                found = path.fullmatch(scope["path"])
+                if found is not None:
+                    answer = self._answer(scope, found)
+                    if answer is not None:
+                        await answer(scope, receive, send)
+                        return
+                    break
         await self.app(scope, receive, send)
 
-    def _answer(self, scope: Scope) -> Response | None:
+    def _answer(self, scope: Scope, found: re.Match[str]) -> Response | None:
         request = Request(scope)
         try:
             principal = known_caller(request)
-            found = None if principal is None else self.answer(request, principal)
+            answer = None if principal is None else self.answer(request, principal, found)
         except Exception:  # a 404, a bad token, a failed read: the route answers (and logs) it as usual
             return None
-        if found is not None:
-            found.raw_headers.extend(self.headers("origin" in request.headers))
-        return found
+        if answer is not None:
+            answer.raw_headers.extend(self.headers("origin" in request.headers))
+        return answer
 
-    def answer(self, request: Request, principal: Principal) -> Response | None:
+    def answer(self, request: Request, principal: Principal, found: re.Match[str]) -> Response | None:
         raise NotImplementedError

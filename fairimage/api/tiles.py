@@ -50,14 +50,15 @@ class TileRequests(HotPath):
     decision are in memory (``Renderer.answers_from_memory``), rendered on the event loop. Larger pictures,
     unknown query parameters and every error go to the routes."""
 
-    prefixes = ("/iiif/3/", "/api/images/")
     methods = ("GET",)
     IIIF = re.compile(
         r"/iiif/3/(?P<image_id>[^/]+)/(?P<region>[^/]+)/(?P<size>[^/]+)/(?P<rotation>[^/]+)/(?P<quality>[^/]+)"
     )
     DEEPZOOM = re.compile(
-        r"/api/images/(?P<image_id>[^/]+)/deepzoom_files/(?P<level>\d{1,3})/(?P<column>\d{1,7})_(?P<row>\d{1,7})\.(?P<format>png|jpeg|webp)"
+        r"/api/images/(?P<image_id>[^/]+)/deepzoom_files/(?P<level>\d{1,3})/"
+        r"(?P<column>\d{1,7})_(?P<row>\d{1,7})\.(?P<format>png|jpeg|webp)"
     )
+    paths = (IIIF, DEEPZOOM)
     SIZE = re.compile(r"\^?!?(?P<width>\d{1,4})?,(?P<height>\d{1,4})?")
     HOT_SIDE = 512
     PLANE: ClassVar[dict[str, str]] = {
@@ -68,11 +69,9 @@ class TileRequests(HotPath):
         "window": "windows",
     }
 
-    def answer(self, request: Request, principal: Principal) -> Response | None:
-        path = request.scope["path"]
-        found = self.IIIF.fullmatch(path) or self.DEEPZOOM.fullmatch(path)
+    def answer(self, request: Request, principal: Principal, found: re.Match[str]) -> Response | None:
         renderer: tiles.Renderer = request.app.state.renderer
-        if found is None or not renderer.answers_from_memory(found["image_id"]):
+        if not renderer.answers_from_memory(found["image_id"]):
             return None
         plane = self._plane(request)
         if plane is None:

@@ -161,9 +161,7 @@ def resolve_pid(
     try:
         location = _here(repository, principal, pid, _negotiate(request.headers.get("accept", "")))
     except NotFoundError:
-        elsewhere = (
-            None if locate.FORWARDED in request.headers else locate.holder(repository, pid, f"/pid/{pid}")
-        )
+        elsewhere = locate.holder(repository, pid, f"/pid/{pid}", request.headers)
         if elsewhere is None:
             raise
         location = elsewhere  # a peer's: its PID there

@@ -54,13 +54,9 @@ class ZarrKeys(HotPath):
     """The hot path of OME-Zarr keys: a chunk of an image being read, when the access decision is known from
     memory (``access.answers_from_memory``)."""
 
-    prefixes = ("/zarr/",)
-    KEY = re.compile(r"/zarr/(?P<zarr_id>[^/]+)\.ome\.zarr/(?P<key>.*)")
+    paths = (re.compile(r"/zarr/(?P<zarr_id>[^/]+)\.ome\.zarr/(?P<key>.*)"),)
 
-    def answer(self, request: Request, principal: Principal) -> Response | None:
-        found = self.KEY.fullmatch(request.scope["path"])
-        if found is None:
-            return None
+    def answer(self, request: Request, principal: Principal, found: re.Match[str]) -> Response | None:
         repository = repository_of(request)
         zarr_id, key = found["zarr_id"], found["key"]
         if not access.answers_from_memory(repository, zarr_id, key):

@@ -17,12 +17,19 @@ from fairimage.catalog.tables import (
     HarvestedFacetRow,
     HarvestedGroupRow,
     HarvestedStudyRow,
+    PeerRow,
     SearchGroupRow,
     SearchSignatureRow,
     StudyRow,
 )
 
 STUDY_TARGET = "study:"
+
+
+def peer_addresses(session: Session) -> list[tuple[str, str]]:
+    """Every peer's (name, base URL), by name."""
+    rows = session.execute(select(PeerRow.name, PeerRow.url).order_by(PeerRow.name))
+    return [(name, url) for name, url in rows]
 
 
 def changed_studies(session: Session, after: int, limit: int) -> tuple[list[str], int, bool]:

@@ -13,7 +13,7 @@ from fairimage.model.federation import pixels
 from fairimage.model.federation.analyses import check_weights
 from fairimage.ngff.reader import open_level
 from fairimage.services.repository import Repository
-from fairimage.storage import layout
+from fairimage.storage import ImagePrefix, layout
 
 
 class Item(NamedTuple):
@@ -80,9 +80,7 @@ def _channels(repository: Repository, image_id: str) -> list[tuple[str, np.ndarr
         assert row is not None
         levels, axes, channels = row.levels, [axis["name"] for axis in row.axes], row.channels
     path = levels[-1]["path"]
-    pixels = np.asarray(
-        open_level(repository.image_root(image_id).zarr_store(path, read_only=True), image_id)[...]
-    )
+    pixels = _whole(repository.image_root(image_id), path, image_id)
     if "c" not in axes:
         return [(str(channels[0].get("label", "0")) if channels else "0", pixels)]
     stacked = np.moveaxis(pixels, axes.index("c"), 0)
@@ -170,20 +168,13 @@ def labelled_pixels(
             assert image is not None and label is not None
             axes, levels, label_levels = [axis["name"] for axis in image.axes], image.levels, label.levels
         index = _level(levels, axes)
-        data = np.asarray(
-            open_level(
-                repository.image_root(item.image_id).zarr_store(levels[index]["path"], read_only=True),
-                item.image_id,
-            )[...]
-        )
+        data = _whole(repository.image_root(item.image_id), levels[index]["path"], item.image_id)
         wanted = levels[index]["shape"][-2:]
         matching = [level for level in label_levels if level["shape"][-2:] == wanted]
         if not matching:
             raise ValueError(f"image {item.image_id}: its label has no level of the image's {wanted} pixels")
-        mask_store = repository.store.zarr_store(
-            f"{layout.label_prefix(label.id)}/{matching[0]['path']}", read_only=True
-        )
-        mask = np.asarray(open_level(mask_store, f"the label of {item.image_id}")[...])
+        labels = ImagePrefix(repository.store, layout.label_prefix(label.id))
+        mask = _whole(labels, matching[0]["path"], f"the label of {item.image_id}")
         if "c" in axes:
             if channel >= data.shape[axes.index("c")]:
                 raise ValueError(
@@ -198,6 +189,11 @@ def labelled_pixels(
             )
         for plane, plane_mask in zip(planes, masks, strict=True):
             yield pixels.features(plane), pixels.targets(plane_mask)
+
+
+def _whole(root: ImagePrefix, path: str, what: str) -> np.ndarray:
+    """Every pixel of the pyramid level at ``path`` of an image's (or a label's) OME-Zarr group."""
+    return np.asarray(open_level(root.zarr_store(path, read_only=True), what)[...])
 
 
 def _level(levels: list[dict[str, Any]], axes: list[str]) -> int:

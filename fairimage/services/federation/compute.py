@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fairimage.catalog import federation as catalog
 from fairimage.catalog import queries
-from fairimage.catalog.tables import AnalysisApprovalRow, AnalysisRunRow, PeerRow, StudyRow
+from fairimage.catalog.tables import AnalysisApprovalRow, AnalysisRunRow, StudyRow
 from fairimage.model.errors import (
     ConflictError,
     FairimageError,
@@ -104,7 +105,7 @@ def _check_coordinator(repository: Repository, name: str, chosen: dict[str, Any]
             "session=TOKEN as the coordinator does ('fairimage train')"
         )
     with repository.reading() as session_:
-        hosts = {urlsplit(url).hostname for url in session_.scalars(select(PeerRow.url))}
+        hosts = {urlsplit(url).hostname for _, url in catalog.peer_addresses(session_)}
     if host not in hosts:
         raise InvalidInputError(
             f"coordinator={address}: {host} is not the host of a peer of this node, and weights go only to "

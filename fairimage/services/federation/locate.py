@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import select
 
-from fairimage.catalog.tables import PeerRow
+from fairimage.catalog import federation as catalog
 from fairimage.services.repository import Repository
 
 FORWARDED = "Fairimage-Forwarded"
@@ -37,10 +37,10 @@ class _Recent:
 _recent = _Recent()
 
 
-def holder(repository: Repository, pid: str, path: str) -> str | None:
+def holder(repository: Repository, pid: str, path: str, headers: Mapping[str, str]) -> str | None:
     """The URL of ``path`` (``/pid/ID``, ``/ga4gh/drs/v1/objects/ID``) at the first peer that answers it
-    for anyone, or None."""
-    if not ID.fullmatch(pid):
+    for anyone, or None; always None for a question a peer forwarded (``headers`` of the request)."""
+    if FORWARDED.lower() in {name.lower() for name in headers} or not ID.fullmatch(pid):
         return None
     key = (str(repository.settings.repo), pid)
     with _recent.lock:
@@ -62,7 +62,7 @@ def holder(repository: Repository, pid: str, path: str) -> str | None:
 
 def _ask_peers(repository: Repository, path: str) -> str | None:
     with repository.reading() as session:
-        urls = list(session.scalars(select(PeerRow.url).order_by(PeerRow.name)))
+        urls = [url for _, url in catalog.peer_addresses(session)]
     if not urls:
         return None
     client, timeout = repository.http_client(), repository.settings.peer_timeout

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from fairimage.catalog import federation as catalog
 from fairimage.catalog import search as index
-from fairimage.catalog.tables import HarvestedStudyRow, PeerRow, StudyRow
+from fairimage.catalog.tables import HarvestedStudyRow, StudyRow
 from fairimage.model.curation.rembi import Rembi
 from fairimage.model.discovery.jsonld import Links
 from fairimage.model.discovery.search import FACETS, query_words
@@ -112,7 +112,7 @@ def federated_search(
     with repository.reading() as session:
         local = [count.value for count in here.facets.get("study", [])]
         studies = {row.id: row for row in session.scalars(select(StudyRow).where(StudyRow.id.in_(local)))}
-        known = list(session.execute(select(PeerRow.name, PeerRow.url).order_by(PeerRow.name)))
+        known = catalog.peer_addresses(session)
     _add_local(tally, here, base_url, identity.node_name(settings), studies)
     statuses: list[PeerStatus] = []
     answered: list[str] = []
