@@ -60,10 +60,21 @@ class Site:
     plate: str = ""
     dense_plate: str = ""  # a 1536-well plate with rows A and C imaged
     labelled: str = ""  # a dark image with the label "nuclei": object 1 over LABELLED_SQUARE
+    volume: str = ""  # VOLUME_SHAPE, isotropic: its levels 1 and 2 have half and a quarter of its planes
     requests: list[str] = field(default_factory=list)
 
 
 LABELLED_SHAPE = (200, 320)
+VOLUME_SHAPE = (96, 512, 512)
+
+
+def _volume(path: Path) -> Path:
+    """A volume whose planes differ: a bright square that moves with z, over noise."""
+    rng = np.random.default_rng(7)
+    volume = rng.integers(0, 300, VOLUME_SHAPE, dtype=np.uint16)
+    for z in range(VOLUME_SHAPE[0]):
+        volume[z, 40 + 4 * z : 140 + 4 * z, 60:300] = 4000
+    return samples.ome_tiff(path, volume, axes="ZYX", PhysicalSizeX=0.1, PhysicalSizeY=0.1, PhysicalSizeZ=0.1)
 LABELLED_SQUARE = (slice(50, 130), slice(80, 180))  # rows, columns of object 1 of the label "nuclei"
 
 
@@ -120,12 +131,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     assert dense.status == "ingested", dense.error
     dark, nuclei, foreground = _labelled_image(root)
     (labelled,) = ingest_paths(repository, [dark], study="browser")
+    (volume,) = ingest_paths(repository, [_volume(root / "volume.ome.tif")], study="browser")
     curator = operator("browser-test")
     add_label(repository, curator, labelled.images[0], nuclei, "nuclei", MadeBy("person", "Ada Lovelace"))
     add_label(repository, curator, labelled.images[0], foreground, "cells", MadeBy("model", "cellpose@3"))
     repository.close()
     with LiveServer(settings) as server:
-        yield Site(server.url, ids[0], ids[1], plate.plate_id or "", dense.plate_id or "", labelled.images[0])
+        yield Site(
+            server.url, ids[0], ids[1], plate.plate_id or "", dense.plate_id or "", labelled.images[0],
+            volume.images[0],
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +214,32 @@ def test_viv_draws_the_stack_and_redraws_for_channels_and_z(page: Any, site: Sit
     page.get_by_role("button", name="Zoom in").click()
     zoomed = _wait_for_change(page, other_z, "viv-zoomed")
     assert np.abs(zoomed - other_z).mean() > 1.0 and label.inner_text() != before_zoom
+
+
+def test_viv_shows_a_volumes_planes_from_levels_with_fewer_planes(page: Any, site: Site) -> None:
+    """Zoomed out, viv reads levels with half the planes or fewer (the last plane of level 0 is plane 47 of
+    level 1): each level is asked for the plane that holds level 0's."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{site.url}/images/{site.volume}?viewer=viv")
+    page.wait_for_selector('#viewer[data-viewer="viv"][data-tiles-loaded]', timeout=30_000)
+    for _ in range(2):
+        page.get_by_role("button", name="Zoom out").click()
+        page.wait_for_timeout(700)
+    site.requests.clear()
+    first = _viewer_pixels(page, "viv-volume-z0")
+    slider = page.locator("#z-slider")
+    slider.focus()
+    page.keyboard.press("End")
+    assert slider.input_value() == str(VOLUME_SHAPE[0] - 1)
+    last = _wait_for_change(page, first, "viv-volume-last-plane")
+    assert np.abs(last - first).mean() > 1.0, "moving to the last plane did not change the picture"
+    page.wait_for_timeout(500)
+    read = _chunk_levels(site.requests)
+    assert read and "0" not in read, f"expected chunks of the lower levels only: {read}"
+    assert page.locator("#viewer").get_attribute("data-viewer") == "viv"  # no fall back to rendered tiles
+    assert errors == [], errors
 
 
 def _chunk_levels(requests: list[str]) -> dict[str, int]:

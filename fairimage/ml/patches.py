@@ -26,6 +26,7 @@ import numpy as np
 import zarr
 
 from fairimage.model.errors import InvalidInputError, StorageError
+from fairimage.model.image import level_plane
 from fairimage.ngff.reader import Lru, preload, read_region
 
 CACHE_BYTES = 256 << 20  # decoded chunks kept: a row of patches across a wide image, with its labels
@@ -273,6 +274,7 @@ class _Foreground:
                 break
             self.factor, self.level = factor, coarser
         self.array, self.axes = item.level(self.level, label=True)
+        self.full_shape = full.shape  # of the level the patches are cut from
         self.size = size
         self._planes: dict[tuple[int, int], np.ndarray] = {}
 
@@ -280,7 +282,8 @@ class _Foreground:
         plane = self._planes.get((t, z))
         if plane is None:
             height, width = _extent(self.array, self.axes, "y"), _extent(self.array, self.axes, "x")
-            plane = read_region(self.array, self.axes, [0], z, t, (0, height), (0, width))[0] != 0
+            plane_z = level_plane(self.full_shape, self.array.shape, self.axes, z)
+            plane = read_region(self.array, self.axes, [0], plane_z, t, (0, height), (0, width))[0] != 0
             self._planes = {(t, z): plane}  # planes are visited in order: keep one
         top, left = int(y / self.factor), int(x / self.factor)
         span = max(1, math.ceil(self.size / self.factor))

@@ -3,12 +3,15 @@ and the pure arithmetic of its stored layout (chunks and pyramid levels)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from fairimage.model.units import convert_length
 
 AxisType = Literal["time", "channel", "space"]
 AXIS_ORDER = "tczyx"  # OME-NGFF 0.5: time, then channel, then space (z, y, x)
@@ -156,16 +159,34 @@ def stored_dtype(dtype: str) -> str:
     return "uint8" if dtype == "bool" else dtype
 
 
+# An image this deep in z is a volume: it is stored in cubes (so that a plane cut along any axis reads few
+# chunks) and its pyramid halves z too once its voxels are about as deep as they are wide.
+VOLUME_DEPTH = 64
+_CUBE_SIDES = (32, 128)  # the smallest and largest side of a volume's chunk cubes
+_ISOTROPIC = math.sqrt(2)  # voxels whose depth and width differ by less than this factor are isotropic
+
+
+def is_volume(shape: tuple[int, ...], axes: str) -> bool:
+    """Whether an image is stored as a volume (3D chunks, z in its pyramid): at least VOLUME_DEPTH planes."""
+    return "z" in axes and shape[axes.index("z")] >= VOLUME_DEPTH
+
+
 def choose_chunks(
     shape: tuple[int, ...], axes: str, itemsize: int, target_bytes: int = DEFAULT_CHUNK_BYTES
 ) -> tuple[int, ...]:
     """Chunk shape of about ``target_bytes``: one t and c, square-ish power-of-two y/x tiles
-    (y x x: 512x1024 for uint16, 1024x1024 for uint8), and several z planes only when planes are small.
+    (y x x: 512x1024 for uint16, 1024x1024 for uint8), and several z planes only when planes are small;
+    a volume's chunks are cubes (64^3 for 8 to 32-bit pixels), as Neuroglancer and orthogonal views need.
 
     Where a chunk cannot be square, it is wider than tall: conversion reads a plane one chunk row at a time,
     so fewer rows per chunk is less memory for a slide-wide plane."""
     elements = max(1, target_bytes // itemsize)
     size = dict(zip(axes, shape, strict=True))
+    if is_volume(shape, axes):
+        side = 2 ** int(math.log2(round(elements ** (1 / 3), 6)))
+        side = min(max(side, _CUBE_SIDES[0]), _CUBE_SIDES[1])
+        cube = {"t": 1, "c": 1, "z": side, "y": side, "x": side}
+        return tuple(min(cube[name], size[name]) for name in axes)
     width = size.get("x", 1)
     height = size.get("y", 1)
     chunk_x = min(width, 2 ** math.ceil(math.log2(math.isqrt(elements))))
@@ -175,19 +196,76 @@ def choose_chunks(
     return tuple(chunk[name] for name in axes)
 
 
-def pyramid_shapes(shape: tuple[int, ...], axes: str, chunks: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Level shapes: 2x downsampling in y and x (odd edges rounded up) until a level fits one chunk."""
+def pyramid_steps(
+    shape: tuple[int, ...], axes: str, chunks: tuple[int, ...], voxel_depth: float = 1.0
+) -> list[tuple[int, ...]]:
+    """How each level below level 0 is made from the one above: a factor (1 or 2) per axis.
+
+    Every level halves y and x until a level fits one chunk. A volume's levels halve z too, but only once
+    its voxels are about isotropic: ``voxel_depth`` is level 0's z spacing over its pixel width, and while
+    a voxel is more than sqrt(2) times deeper than wide only y and x are halved (each such level halves the
+    ratio); then z, y and x are halved together, or z alone where y and x already fit a chunk or a voxel
+    is much wider than deep, until a level fits one chunk in z too."""
+    iz = axes.find("z")
     iy, ix = axes.index("y"), axes.index("x")
+    volume = is_volume(shape, axes)
+    current, ratio = list(shape), voxel_depth
+    steps: list[tuple[int, ...]] = []
+    while True:
+        fits_plane = current[iy] <= chunks[iy] and current[ix] <= chunks[ix]
+        if fits_plane and not (volume and current[iz] > chunks[iz]):
+            return steps
+        can_halve_z = volume and current[iz] > 1
+        halve_z = can_halve_z and (fits_plane or ratio < _ISOTROPIC)
+        halve_plane = not fits_plane and (ratio > 1 / _ISOTROPIC or not can_halve_z)
+        step = [1] * len(axes)
+        if halve_plane:
+            step[iy] = step[ix] = 2
+            ratio /= 2
+        if halve_z:
+            step[iz] = 2
+            ratio *= 2
+        steps.append(tuple(step))
+        current = [math.ceil(n / f) for n, f in zip(current, step, strict=True)]
+
+
+def voxel_depth(scale: tuple[float, ...], axes: tuple[Axis, ...]) -> float:
+    """Level 0's z spacing over its x pixel size, in one unit where the axes have different ones (1 when
+    the image has no z or its sizes are unknown)."""
+    names = "".join(axis.name for axis in axes)
+    if "z" not in names:
+        return 1.0
+    z_axis, x_axis = axes[names.index("z")], axes[names.index("x")]
+    depth, width = scale[names.index("z")], scale[names.index("x")]
+    if z_axis.unit and x_axis.unit and z_axis.unit != x_axis.unit:
+        with contextlib.suppress(KeyError):  # not both lengths: compare the numbers as they are
+            depth = convert_length(depth, z_axis.unit, x_axis.unit)
+    return depth / width if width > 0 and depth > 0 else 1.0
+
+
+def pyramid_shapes(
+    shape: tuple[int, ...], axes: str, chunks: tuple[int, ...], voxel_depth: float = 1.0
+) -> list[tuple[int, ...]]:
+    """Level shapes, level 0 first (odd edges rounded up), made by ``pyramid_steps``."""
     levels = [tuple(shape)]
-    while levels[-1][iy] > chunks[iy] or levels[-1][ix] > chunks[ix]:
-        level = list(levels[-1])
-        level[iy] = math.ceil(level[iy] / 2)
-        level[ix] = math.ceil(level[ix] / 2)
-        levels.append(tuple(level))
+    for step in pyramid_steps(shape, axes, chunks, voxel_depth):
+        levels.append(tuple(math.ceil(n / f) for n, f in zip(levels[-1], step, strict=True)))
     return levels
 
 
-def level_scale(scale: tuple[float, ...], axes: str, level: int) -> tuple[float, ...]:
-    """Physical pixel size at a pyramid level (OME-NGFF: one scale transform per dataset)."""
-    factor = 2.0**level
-    return tuple(s * factor if name in "yx" else s for s, name in zip(scale, axes, strict=True))
+def level_scales(scale: tuple[float, ...], steps: list[tuple[int, ...]]) -> list[tuple[float, ...]]:
+    """Physical pixel size at each pyramid level (OME-NGFF: one scale transform per dataset)."""
+    scales = [tuple(scale)]
+    for step in steps:
+        scales.append(tuple(s * f for s, f in zip(scales[-1], step, strict=True)))
+    return scales
+
+
+def level_plane(level_0: tuple[int, ...], level: tuple[int, ...], axes: str, z: int) -> int:
+    """The plane of a pyramid level that holds level 0's plane ``z``: a volume's lower levels have fewer
+    planes, each level that halves z halving the index."""
+    if "z" not in axes:
+        return z
+    iz = axes.index("z")
+    factor = 2 ** round(math.log2(level_0[iz] / level[iz]))
+    return min(z // factor, level[iz] - 1)

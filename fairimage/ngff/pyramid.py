@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 
 
@@ -99,3 +102,44 @@ def display_window(values: np.ndarray, sample_size: int = 1 << 20) -> tuple[floa
         return 0.0, 1.0
     low, high = np.percentile(flat, [0.1, 99.9])
     return float(low), float(high)
+
+
+def downsample_blocks(block: np.ndarray, step: tuple[int, ...]) -> np.ndarray:
+    """Mean of each block of ``step`` pixels (a factor of 1 or 2 per axis): how a volume's levels that halve
+    z are made. Odd edges are paired with themselves and integers rounded half up, as in ``downsample_2x``,
+    which this equals for a step of (2, 2) in y and x."""
+    block = _edges_paired(block, step)
+    count = math.prod(step)
+    wide = _accumulator(block.dtype)  # wide enough for 8 values too
+    grouped = block.reshape([part for n, f in zip(block.shape, step, strict=True) for part in (n // f, f)])
+    total = grouped.sum(axis=tuple(range(1, grouped.ndim, 2)), dtype=wide)
+    if block.dtype.kind in "ui":
+        if wide.kind == "f":  # 64-bit integers: averaged in float64, rounded back
+            return np.rint(total / count).astype(block.dtype)
+        total += count // 2
+        total >>= int(math.log2(count))  # floor((sum + count / 2) / count), as downsample_2x rounds
+        return total.astype(block.dtype)
+    if total.dtype.kind != "f":  # booleans, counted in uint8
+        return (total / count).astype(block.dtype)
+    total /= count
+    return total.astype(block.dtype, copy=False)
+
+
+def mode_blocks(block: np.ndarray, step: tuple[int, ...]) -> np.ndarray:
+    """The most frequent value of each block of ``step`` pixels: a label volume's levels that halve z.
+    Ties go to the first value in reading order (z, then y, then x), as in ``mode_2x``."""
+    block = _edges_paired(block, step)
+    offsets = itertools.product(*(range(f) for f in step))
+    values = np.stack([block[tuple(slice(o, None, f) for o, f in zip(offset, step, strict=True))]
+                       for offset in offsets])  # fmt: skip
+    counts = np.zeros(values.shape, np.uint8)
+    for index in range(len(values)):
+        counts[index] = (values == values[index]).sum(axis=0)
+    first_most = counts.argmax(axis=0)[np.newaxis]
+    return np.take_along_axis(values, first_most, axis=0)[0]
+
+
+def _edges_paired(block: np.ndarray, step: tuple[int, ...]) -> np.ndarray:
+    """``block`` with its last plane, row or column repeated along each halved axis of odd length."""
+    odd = [(0, 1) if f == 2 and n % 2 else (0, 0) for n, f in zip(block.shape, step, strict=True)]
+    return np.pad(block, odd, mode="edge") if any(pad for pad in odd) else block

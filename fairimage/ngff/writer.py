@@ -6,7 +6,9 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -23,13 +25,14 @@ from fairimage.model.image import (
     Window,
     choose_chunks,
     is_colour_picture,
-    level_scale,
-    pyramid_shapes,
+    level_scales,
+    pyramid_steps,
     stored_dtype,
+    voxel_depth,
 )
 from fairimage.ngff.chunks import ChunkWriter, StoredObject, blosc_codec, thread_count
 from fairimage.ngff.metadata import Ngff05
-from fairimage.ngff.pyramid import display_window, downsample_2x, mode_2x
+from fairimage.ngff.pyramid import display_window, downsample_2x, downsample_blocks, mode_2x, mode_blocks
 from fairimage.ngff.shards import ShardAssembler, ShardGrid
 
 Progress = Callable[[int], None]
@@ -60,6 +63,12 @@ class Level:
     shape: tuple[int, ...]
     chunks: tuple[int, ...]
     scale: tuple[float, ...]
+    step: tuple[int, ...] = ()  # the factor per axis this level is made from the one above by; () for level 0
+
+    @property
+    def halves_z(self) -> bool:
+        """Whether this level has half the planes of the one above (a volume's, once about isotropic)."""
+        return any(factor == 2 for factor in self.step[:-2])
 
 
 @dataclass(frozen=True)
@@ -179,8 +188,15 @@ class ImagePlan:
 
     @property
     def plane_groups(self) -> list[tuple[slice, ...]]:
-        """The independent units of work: each writes its planes at every level (y/x-only pyramid)."""
+        """The independent units of work: each writes its planes at every planar level."""
         return _plane_groups(self.meta.shape, self.meta.axis_names, self.levels[0].chunks)
+
+    @property
+    def planar_levels(self) -> int:
+        """How many levels, from level 0, keep every plane (halve only y and x): those are streamed from the
+        source as it is read; the levels below them (a volume's, which halve z too) are made from the
+        stored level above at the end (``finish_image``)."""
+        return next((index for index, level in enumerate(self.levels) if level.halves_z), len(self.levels))
 
     def row_bands(self, depth: int) -> list[range]:
         """Level-0 row ranges that write whole chunks (and shards) of levels 0..depth and share none, so that
@@ -196,7 +212,7 @@ class ImagePlan:
         down to it has the full chunk height of level 0."""
         full = self.levels[0].chunks[-2]
         depth = 0
-        while depth + 1 < min(len(self.levels), deepest + 1) and self.levels[depth + 1].chunks[-2] == full:
+        while depth + 1 < min(self.planar_levels, deepest + 1) and self.levels[depth + 1].chunks[-2] == full:
             depth += 1
         return depth
 
@@ -240,14 +256,19 @@ def plan_image(meta: ImageMetadata, options: WriteOptions = WriteOptions()) -> I
             "integer, float and boolean images"
         )
     chunks = choose_chunks(meta.shape, axes, dtype.itemsize, options.chunk_bytes)
+    steps = pyramid_steps(meta.shape, axes, chunks, voxel_depth(meta.scale, meta.axes))
+    shapes = [meta.shape]
+    for step in steps:
+        shapes.append(tuple(-(-n // f) for n, f in zip(shapes[-1], step, strict=True)))
     levels = tuple(
         Level(
             path=str(index),
             shape=shape,
             chunks=tuple(min(c, n) for c, n in zip(chunks, shape, strict=True)),
-            scale=level_scale(meta.scale, axes, index),
+            scale=scale,
+            step=steps[index - 1] if index else (),
         )
-        for index, shape in enumerate(pyramid_shapes(meta.shape, axes, chunks))
+        for index, (shape, scale) in enumerate(zip(shapes, level_scales(meta.scale, steps), strict=True))
     )
     return ImagePlan(meta=meta, dtype=dtype.name, options=options, levels=levels)
 
@@ -303,7 +324,7 @@ def write_planes(
     encoder = blosc_codec(options.cname, options.clevel, options.shuffle, dtype.itemsize)
     grids = plan.shard_grids()
     assembler = ShardAssembler(grids) if grids else None
-    levels = part.levels if part.levels is not None else range(part.source_level, len(plan.levels))
+    levels = part.levels if part.levels is not None else range(part.source_level, plan.planar_levels)
     with ChunkWriter(target.put, encoder, thread_count(options.threads), assembler) as writer:
         outs = [_LevelOut(level.path, level.chunks, writer) for level in plan.levels]
         for index in part.groups if part.groups is not None else range(len(all_groups)):
@@ -317,14 +338,68 @@ def write_planes(
 
 
 def complete_pyramid(plan: ImagePlan, target: ImageTarget, from_level: int) -> WrittenPart:
-    """Write the levels below ``from_level`` from that stored level (after row bands wrote 0..from_level)."""
-    if from_level + 1 >= len(plan.levels):
+    """Write the planar levels below ``from_level`` from that stored level (after row bands wrote
+    0..from_level)."""
+    if from_level + 1 >= plan.planar_levels:
         empty = _ChannelStats(_channel_count(plan.meta))
         return WrittenPart(chunks={}, low=empty.low, high=empty.high)
     group = zarr.open_group(target.zarr_store(), mode="r")
     stored = _StoredLevel(group[plan.levels[from_level].path], plan.meta)
-    part = Part(levels=range(from_level + 1, len(plan.levels)), source_level=from_level)
+    part = Part(levels=range(from_level + 1, plan.planar_levels), source_level=from_level)
     return write_planes(plan, stored, target, part)
+
+
+def write_volume_levels(plan: ImagePlan, target: ImageTarget) -> WrittenPart:
+    """Write a volume's levels that halve z, each from the stored level above it, one chunk at a time.
+
+    Streaming them from the source would hold, for each such level, a slab of every plane its chunks span
+    (64 planes of a level may come from 512 of level 0); reading the level above back costs a decode of it
+    and keeps memory to a few chunks per thread."""
+    stats = _ChannelStats(_channel_count(plan.meta))
+    objects: dict[str, StoredObject] = {}
+    if plan.planar_levels >= len(plan.levels):
+        return WrittenPart(chunks=objects, low=stats.low, high=stats.high)
+    options, dtype = plan.options, np.dtype(plan.dtype)
+    encoder = blosc_codec(options.cname, options.clevel, options.shuffle, dtype.itemsize)
+    reduce = mode_blocks if options.pyramid == "mode" else downsample_blocks
+    threads = thread_count(options.threads)
+    grids = plan.shard_grids()
+    group = zarr.open_group(target.zarr_store(), mode="r")
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fairimage-reduce") as readers:
+        for above, level in itertools.pairwise(plan.levels[plan.planar_levels - 1 :]):
+            source = group[above.path]
+
+            def reduced(cell: tuple[int, ...], level: Level = level, source: Any = source) -> np.ndarray:
+                region = tuple(
+                    slice(i * c * f, min((i + 1) * c * f, n))
+                    for i, c, f, n in zip(cell, level.chunks, level.step, source.shape, strict=True)
+                )
+                return reduce(np.asarray(source[region]), level.step)
+
+            cells = itertools.product(
+                *(range(-(-n // c)) for n, c in zip(level.shape, level.chunks, strict=True))
+            )
+            assembler = ShardAssembler({level.path: grids[level.path]}) if grids else None
+            with ChunkWriter(target.put, encoder, threads, assembler) as writer:
+                for cell, block in _bounded_map(readers, reduced, cells, 2 * threads):
+                    writer.submit(level.path, cell, block, level.chunks)
+                objects.update(writer.finish())
+    return WrittenPart(chunks=objects, low=stats.low, high=stats.high)
+
+
+def _bounded_map(
+    pool: ThreadPoolExecutor, task: Callable[[Any], np.ndarray], items: Iterable[Any], ahead: int
+) -> Iterator[tuple[Any, np.ndarray]]:
+    """(item, task(item)) in order, with at most ``ahead`` tasks running or done but not yet taken."""
+    waiting: deque[tuple[Any, Future[np.ndarray]]] = deque()
+    for item in items:
+        waiting.append((item, pool.submit(task, item)))
+        if len(waiting) >= ahead:
+            first, future = waiting.popleft()
+            yield first, future.result()
+    while waiting:
+        first, future = waiting.popleft()
+        yield first, future.result()
 
 
 @dataclass(frozen=True)
@@ -355,6 +430,19 @@ _METHODS = {
 }
 
 
+def _method(plan: ImagePlan) -> dict[str, str]:
+    """How the levels were made, for the multiscale's ``metadata``."""
+    method = dict(_METHODS[plan.options.pyramid])
+    if plan.planar_levels < len(plan.levels):
+        kind = "mode" if plan.options.pyramid == "mode" else "mean"
+        method["method"] += f", fairimage.ngff.pyramid.{kind}_blocks".replace("mean_", "downsample_")
+        method["description"] += (
+            f"; from level {plan.planar_levels} on (voxels about isotropic), the {kind} of the 2x2x2 voxels "
+            "of the level above (z alone where y and x fit one chunk), as each level's scale says"
+        )
+    return method
+
+
 def finish_image(
     plan: ImagePlan,
     target: ImageTarget,
@@ -362,12 +450,14 @@ def finish_image(
     image_label: dict[str, Any] | None = None,
     attributes: dict[str, Any] | None = None,
 ) -> WrittenImage:
-    """Once every plane group is written: channel windows from the data, then the OME-NGFF attributes; a
+    """Once every plane group is written: a volume's levels that halve z (``write_volume_levels``), channel
+    windows from the data, then the OME-NGFF attributes; a
     label image gets its ``image-label`` metadata (colours, properties, source) instead of display
     settings. ``attributes`` are written beside ``ome`` (e.g. ``fairimage``: what the image was made from)."""
     meta = plan.meta
     channel_axis = meta.axis_names.find("c")
     stats = _ChannelStats(_channel_count(meta))
+    parts = [*parts, write_volume_levels(plan, target)]
     for part in parts:
         stats.merge(part.low, part.high)
     root = zarr.open_group(target.zarr_store(), mode="r+")
@@ -378,7 +468,7 @@ def finish_image(
         axes=meta.axes,
         scales=[level.scale for level in plan.levels],
         channels=channels if image_label is None else (),
-        method={**_METHODS[plan.options.pyramid], "version": __version__},
+        method={**_method(plan), "version": __version__},
         kind=plan.options.pyramid,
     )
     if image_label is not None:
@@ -449,8 +539,8 @@ class _GroupWrite:
 
 def _window_sample(level: Any, axes: str) -> np.ndarray:
     """The smallest level, or evenly spaced z planes and time points of it where it holds more than
-    WINDOW_SAMPLE_BYTES: the pyramid halves only y and x, so a volume of many sections keeps all of them
-    down to its smallest level, which must not be read whole."""
+    WINDOW_SAMPLE_BYTES: the pyramid of a stack halves only y and x (a volume's halves z only once its
+    voxels are about isotropic), so its smallest level may hold every plane, and must not be read whole."""
     nbytes = math.prod(level.shape) * np.dtype(level.dtype).itemsize
     step = math.ceil(nbytes / WINDOW_SAMPLE_BYTES)
     region: list[slice] = [slice(None)] * len(axes)

@@ -26,6 +26,7 @@ from fairimage.catalog import queries
 from fairimage.catalog.tables import PlateRow
 from fairimage.model.errors import InvalidInputError, NotFoundError
 from fairimage.model.governance.policy import Principal, StudyPolicy
+from fairimage.model.image import level_plane
 from fairimage.model.study import Image
 from fairimage.model.viewing.deepzoom import DeepZoom
 from fairimage.model.viewing.render import (
@@ -160,7 +161,7 @@ class Renderer:
                 array,
                 image.axis_names,
                 [channel.index for channel in plane.channels],
-                plane.z,
+                level_plane(image.levels[0].shape, image.levels[index].shape, image.axis_names, plane.z),
                 plane.t,
                 rows,
                 columns,

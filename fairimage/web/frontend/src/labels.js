@@ -6,6 +6,7 @@ import { COORDINATE_SYSTEM } from '@deck.gl/core';
 import { TileLayer } from '@deck.gl/geo-layers';
 import { BitmapLayer } from '@deck.gl/layers';
 import { getImageSize, loadOmeZarrFromStore, SIGNAL_ABORTED } from '@vivjs/loaders';
+import { planesPerLevel } from './planes.js';
 
 // Object ids are not intensities: no interpolation and no mipmaps, which would blend neighbouring ids'
 // colours into ones no object has.
@@ -64,7 +65,7 @@ function paint(ids, width, height, colourOf) {
 // One label, opened: its pyramid (viv's ZarrPixelSource per level) and its id -> colour table.
 async function openLabel(store) {
   const { data, metadata } = await loadOmeZarrFromStore(store);
-  return { pyramid: data, colourOf: colourTable(metadata['image-label']) };
+  return { pyramid: planesPerLevel(data), colourOf: colourTable(metadata['image-label']) };
 }
 
 // The label's plane for the image's z and t (a label has all the image's axes except the channels).

@@ -11,6 +11,7 @@ import FetchStore from '@zarrita/storage/fetch';
 import { hexToRgb, readImageData, readOverlays, readSettings, setStatus, watchForm } from './controls.js';
 import { startDeepZoom } from './deepzoom.js';
 import { LabelOverlays } from './labels.js';
+import { planesPerLevel } from './planes.js';
 
 const MAX_CHANNELS = 6; // what viv's shaders compose at once
 const FIRST_DRAW_MS = 15000; // a WebGL that draws nothing in this long is not working: show rendered tiles
@@ -91,7 +92,8 @@ function drawScaleBar(bar, zoom, pixelSize) {
 
 async function startViv(container, image, form, fallBack) {
   setStatus('Loading the OME-Zarr pyramid…');
-  const { data } = await loadOmeZarrFromStore(new ZarrV3Store(image.ome_zarr_url));
+  const { data: levels } = await loadOmeZarrFromStore(new ZarrV3Store(image.ome_zarr_url));
+  const data = planesPerLevel(levels);
   const axes = data[0].labels; // viv's name for the axis names, not OME-NGFF labels
   const [height, width] = data[0].shape.slice(-2);
   const canvasHolder = container.querySelector('.viewer-canvas') ?? container;
