@@ -65,7 +65,7 @@ class Site:
 
 
 LABELLED_SHAPE = (200, 320)
-VOLUME_SHAPE = (96, 512, 512)
+VOLUME_SHAPE = (128, 384, 384)
 
 
 def _volume(path: Path) -> Path:
@@ -73,8 +73,10 @@ def _volume(path: Path) -> Path:
     rng = np.random.default_rng(7)
     volume = rng.integers(0, 300, VOLUME_SHAPE, dtype=np.uint16)
     for z in range(VOLUME_SHAPE[0]):
-        volume[z, 40 + 4 * z : 140 + 4 * z, 60:300] = 4000
+        volume[z, 30 + 2 * z : 110 + 2 * z, 60:300] = 4000
     return samples.ome_tiff(path, volume, axes="ZYX", PhysicalSizeX=0.1, PhysicalSizeY=0.1, PhysicalSizeZ=0.1)
+
+
 LABELLED_SQUARE = (slice(50, 130), slice(80, 180))  # rows, columns of object 1 of the label "nuclei"
 
 
@@ -217,7 +219,7 @@ def test_viv_draws_the_stack_and_redraws_for_channels_and_z(page: Any, site: Sit
 
 
 def test_viv_shows_a_volumes_planes_from_levels_with_fewer_planes(page: Any, site: Site) -> None:
-    """Zoomed out, viv reads levels with half the planes or fewer (the last plane of level 0 is plane 47 of
+    """Zoomed out, viv reads levels with half the planes or fewer (the last plane of level 0 is plane 63 of
     level 1): each level is asked for the plane that holds level 0's."""
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)

@@ -1,8 +1,8 @@
-"""Volumes (64 planes or more, e.g. volume EM from sections): stored in 64^3 cubes, with a pyramid that halves
-only y and x while a voxel is much deeper than wide and z too once it is about isotropic, as each level's
-scale says; label volumes halve by mode. Checked through the real CLI and server: the levels' pixels are what
-the arithmetic says, rendered planes of the lower levels are the planes that hold level 0's, and zarr-python
-reads the served levels."""
+"""Volumes (128 planes or more, e.g. volume EM from sections): stored in 64^3 cubes, with a pyramid that
+halves only y and x while a voxel is much deeper than wide and z too once it is about isotropic, as each
+level's scale says; label volumes halve by mode. Checked through the real CLI and server: the levels' pixels
+are what the arithmetic says, rendered planes of the lower levels are the planes that hold level 0's, and
+zarr-python reads the served levels."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from fairimage.settings import load_settings
 from tests import samples
 from tests.conftest import LiveServer, run_cli
 
-PLANES, SIDE = 70, 256
+PLANES, SIDE = 130, 256
 NM_PER_CM = 1e7
 
 
@@ -58,9 +58,10 @@ def test_pyramid_halves_z_only_once_voxels_are_about_isotropic(
 
 
 def test_volumes_are_stored_in_cubes_and_stacks_in_planes() -> None:
-    assert choose_chunks((100, 512, 512), "zyx", 1) == (64, 64, 64)
-    assert choose_chunks((2, 100, 512, 512), "czyx", 2) == (1, 64, 64, 64)
-    assert choose_chunks((63, 512, 512), "zyx", 1) == (4, 512, 512)  # planes of a stack, several per chunk
+    assert choose_chunks((200, 512, 512), "zyx", 1) == (64, 64, 64)
+    assert choose_chunks((2, 128, 512, 512), "czyx", 2) == (1, 64, 64, 64)
+    assert choose_chunks((127, 512, 512), "zyx", 1) == (4, 512, 512)  # planes of a stack, several per chunk
+    assert choose_chunks((64, 2048, 2048), "zyx", 2) == (1, 512, 1024)
 
 
 def test_a_lower_levels_plane_is_the_one_holding_level_0s() -> None:
@@ -111,20 +112,24 @@ def test_sections_become_a_volume_whose_pyramid_halves_z_once_voxels_are_isotrop
     group = zarr.open_group(repo / "objects" / "images" / f"{image['id']}.ome.zarr", mode="r")
     multiscale = NgffImage.from_zarr(group).ome_attributes.multiscales[0]  # valid OME-NGFF 0.5
     scales = [dataset.coordinateTransformations[0].scale for dataset in multiscale.datasets]
-    # 10 nm sections of 4 nm pixels: y and x halved once (8 nm, 1.25x as deep as wide), then all three.
-    assert scales == [[10.0, 4.0, 4.0], [10.0, 8.0, 8.0], [20.0, 16.0, 16.0]]
+    # 10 nm sections of 4 nm pixels: y and x halved once (8 nm, 1.25x as deep as wide), then all three;
+    # then z alone, as 64 x 64 planes fit one chunk.
+    assert scales == [[10.0, 4.0, 4.0], [10.0, 8.0, 8.0], [20.0, 16.0, 16.0], [40.0, 16.0, 16.0]]
     levels = [group[dataset.path] for dataset in multiscale.datasets]
-    assert [level.shape for level in levels] == [(70, 256, 256), (70, 128, 128), (35, 64, 64)]
+    assert [level.shape for level in levels] == [(130, 256, 256), (130, 128, 128), (65, 64, 64), (33, 64, 64)]
     assert levels[0].chunks == (64, 64, 64)
     np.testing.assert_array_equal(levels[0][...], volume)
     level_1 = _mean(volume, (1, 2, 2))
     np.testing.assert_array_equal(levels[1][...], level_1)
-    np.testing.assert_array_equal(levels[2][...], _mean(level_1, (2, 2, 2)))
+    level_2 = _mean(level_1, (2, 2, 2))
+    np.testing.assert_array_equal(levels[2][...], level_2)
+    odd_paired = np.concatenate([level_2, level_2[-1:]])  # 65 planes: the last one paired with itself
+    np.testing.assert_array_equal(levels[3][...], _mean(odd_paired, (2, 1, 1)))
     assert "2x2x2" in group.attrs["ome"]["multiscales"][0]["metadata"]["description"]
 
     mask = np.zeros(volume.shape, np.uint16)  # two objects, one ending at plane 41
     mask[10:42, 20:120, 30:200] = 1
-    mask[30:60, 150:240, 100:180] = 2
+    mask[30:128, 150:240, 100:180] = 2
     tifffile.imwrite(tmp_path / "cells.tif", mask)
     run_cli("label", "add", image["id"], tmp_path / "cells.tif", "--name", "cells", "--annotator", "Ada",
             "--repo", repo, check=True)  # fmt: skip
@@ -138,8 +143,7 @@ def test_sections_become_a_volume_whose_pyramid_halves_z_once_voxels_are_isotrop
         label_levels = [d["path"] for d in label.attrs["ome"]["multiscales"][0]["datasets"]]
         expected = mask
         for path in label_levels[1:]:
-            step = label[path].metadata.shape
-            factors = tuple(n // m if n != m else 1 for n, m in zip(expected.shape, step, strict=True))
+            factors = tuple(-(-n // m) for n, m in zip(expected.shape, label[path].shape, strict=True))
             expected = mode_blocks(expected, factors)
             np.testing.assert_array_equal(label[path][...], expected)
         assert label[label_levels[-1]].shape[0] < PLANES  # the label volume's pyramid halves z too

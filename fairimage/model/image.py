@@ -160,14 +160,16 @@ def stored_dtype(dtype: str) -> str:
 
 
 # An image this deep in z is a volume: it is stored in cubes (so that a plane cut along any axis reads few
-# chunks) and its pyramid halves z too once its voxels are about as deep as they are wide.
-VOLUME_DEPTH = 64
+# chunks) and its pyramid halves z too once its voxels are about as deep as they are wide. Shallower stacks
+# (a confocal stack of 30 or 64 planes) are browsed plane by plane: a cube would make each plane's tile
+# read 64 planes.
+VOLUME_DEPTH = 128
 _CUBE_SIDES = (32, 128)  # the smallest and largest side of a volume's chunk cubes
 _ISOTROPIC = math.sqrt(2)  # voxels whose depth and width differ by less than this factor are isotropic
 
 
 def is_volume(shape: tuple[int, ...], axes: str) -> bool:
-    """Whether an image is stored as a volume (3D chunks, z in its pyramid): at least VOLUME_DEPTH planes."""
+    """Whether an image is stored as a volume (3D chunks, z in its pyramid): VOLUME_DEPTH planes or more."""
     return "z" in axes and shape[axes.index("z")] >= VOLUME_DEPTH
 
 

@@ -150,6 +150,10 @@ class Renderer:
             choose_level(widths, region.width, request.width),
             choose_level(heights, region.height, request.height),
         )
+        while index and (widths[index - 1], heights[index - 1]) == (widths[index], heights[index]):
+            index -= (
+                1  # a volume's level that halved z alone: the one above has the same pixels and all planes
+            )
         fy, fx = heights[0] / heights[index], widths[0] / widths[index]
         rows = (int(region.y / fy), min(heights[index], max(1, math.ceil((region.y + region.height) / fy))))
         columns = (int(region.x / fx), min(widths[index], max(1, math.ceil((region.x + region.width) / fx))))
