@@ -126,6 +126,7 @@ QUERIES = {
     "/api/qc/plates": "?z_prime_below=2",  # every finite Z' (it is at most 1)
     "/api/qc/images": "?flag=empty",  # the matrix's plates are constant fields: every one is empty
     "/oai": "?verb=ListIdentifiers&metadataPrefix=oai_dc",
+    "/api/images/{image_id}/orthogonal": "?view=xz",  # the matrix's pictures are 2D: one row
 }
 
 

@@ -244,6 +244,30 @@ def test_viv_shows_a_volumes_planes_from_levels_with_fewer_planes(page: Any, sit
     assert errors == [], errors
 
 
+def test_a_volume_is_shown_through_z_in_xz_and_yz(page: Any, site: Site) -> None:
+    page.goto(f"{site.url}/images/{site.volume}")
+    page.wait_for_selector('#viewer[data-viewer="viv"][data-tiles-loaded]', timeout=30_000)
+    page.get_by_label("xz (through z at a row)").check()
+    page.wait_for_selector("#viewer[data-orthogonal-loaded]", timeout=20_000)
+    xz = _viewer_pixels(page, "volume-xz")
+    assert page.locator(".orthogonal-picture").is_visible() and page.locator("#at-slider").is_visible()
+    # The square moves down 2 rows a plane: through z at the middle row (192) it is planes 42 to 81.
+    slider = page.locator("#at-slider")
+    slider.focus()
+    page.keyboard.press("Home")
+    other_row = _wait_for_change(page, xz, "volume-xz-row-0")
+    assert np.abs(other_row - xz).mean() > 1.0, "moving the row did not change the xz picture"
+    page.get_by_label("yz (through z at a column)").check()
+    yz = _wait_for_change(page, other_row, "volume-yz")
+    assert np.abs(yz - other_row).mean() > 1.0 and page.locator("#at-label").inner_text() == "x"
+    assert slider.input_value() == str(VOLUME_SHAPE[2] // 2)
+    assert re.search(r"view=yz&at=192", page.url), page.url  # a reload or a shared link opens the same view
+    page.get_by_label("xy (a plane)").check()
+    page.wait_for_timeout(300)
+    assert not page.locator(".orthogonal-picture").is_visible()
+    assert any("/orthogonal?view=yz&at=192" in url for url in site.requests)
+
+
 def _chunk_levels(requests: list[str]) -> dict[str, int]:
     """How many chunks of each pyramid level were fetched: zarr v3 keys look like {level}/c/..."""
     levels: dict[str, int] = {}

@@ -6,6 +6,7 @@ zarr-python reads the served levels."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -17,8 +18,10 @@ import tifffile
 import zarr
 from ome_zarr_models.v05.image import Image as NgffImage
 from ome_zarr_models.v05.image_label import ImageLabel
+from PIL import Image
 
 from fairimage.model.image import choose_chunks, level_plane, pyramid_steps
+from fairimage.model.viewing.render import ChannelRendering, compose
 from fairimage.ngff.pyramid import downsample_blocks, mode_blocks
 from fairimage.settings import load_settings
 from tests import samples
@@ -160,3 +163,20 @@ def test_sections_become_a_volume_whose_pyramid_halves_z_once_voxels_are_isotrop
         assert pictures[(2, 40)].content == pictures[(2, 41)].content != pictures[(2, 42)].content
         assert pictures[(0, 40)].content != pictures[(0, 41)].content
         assert re.match(r"image/png", pictures[(2, 41)].headers["content-type"])
+
+        orthogonal = f"{server.url}/api/images/{image['id']}/orthogonal"
+        with httpx.Client(timeout=30) as client:
+            xz = client.get(orthogonal, params={"view": "xz", "at": 100, "window": "0:65535"})
+            yz_small = client.get(orthogonal, params={"view": "yz", "size": 100})
+            beyond = client.get(orthogonal, params={"view": "xz", "at": SIDE})
+    # Row 100 through all 130 planes, each plane 2.5 rows deep (10 nm sections, 4 nm pixels).
+    grey = compose([volume[:, 100, :]], (ChannelRendering(0, "FFFFFF", 0, 65535),))
+    expected = np.asarray(Image.fromarray(grey, "RGB").resize((SIDE, 325), Image.Resampling.BILINEAR))
+    picture = np.asarray(Image.open(io.BytesIO(xz.content)).convert("RGB")).astype(int)
+    assert picture.shape == (325, SIDE, 3) and np.abs(picture - expected).max() <= 1
+    assert Image.open(io.BytesIO(yz_small.content)).size == (79, 100)  # 256 x 325 fitted into 100
+    assert beyond.status_code == 400
+    assert (
+        beyond.json()["error"]["message"]
+        == f"at={SIDE}: the xz view cuts at y, which is 0 to {SIDE - 1} here"
+    )

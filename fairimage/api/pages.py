@@ -24,7 +24,7 @@ from fairimage.api.versions import VersionNumber
 from fairimage.model.discovery import exports
 from fairimage.model.governance.policy import Principal
 from fairimage.model.study import Image
-from fairimage.model.viewing.render import default_plane, image_size, is_rgb
+from fairimage.model.viewing.render import ORTHOGONAL_VIEWS, default_plane, image_size, is_rgb
 from fairimage.services.curation import study_metadata
 from fairimage.services.discovery import images as image_service
 from fairimage.services.discovery import linked_data
@@ -176,7 +176,7 @@ def image_page(
         # A page whose viewer script would 404 says so and shows the server's picture instead.
         "missing_viewer": web.missing_viewer_files(),
         "settings": settings,
-        "render_url": f"/api/images/{image.id}/render?{settings.render_query()}&size=1024",
+        "render_url": settings.picture_url(image.id),
         "snippets": snippets(out.ome_zarr_url or ""),
         "image_data": {
             "id": image.id,
@@ -223,6 +223,18 @@ class FormSettings:
     t: int
     z_count: int
     t_count: int
+    view: str = "xy"  # or an orthogonal view of a 3D image: xz (at row ``at``) or yz (at column ``at``)
+    at: int = 0
+    y_count: int = 1
+    x_count: int = 1
+
+    def picture_url(self, image_id: str) -> str:
+        """The server's picture of what the form shows (the page without JavaScript shows it)."""
+        if self.view == "xy":
+            return f"/api/images/{image_id}/render?{self.render_query()}&size=1024"
+        return (
+            f"/api/images/{image_id}/orthogonal?view={self.view}&at={self.at}&{self.render_query()}&size=1024"
+        )
 
     def render_query(self) -> str:
         shown = [c for c in self.channels if c.visible]
@@ -260,12 +272,19 @@ def form_settings(image: Image, query: QueryParams) -> FormSettings:
             )
         )
     z_count, t_count = image_size(image, "z"), image_size(image, "t")
+    view = query.get("view", "xy") if z_count > 1 else "xy"
+    view = view if view in ORTHOGONAL_VIEWS else "xy"
+    cut_size = image_size(image, ORTHOGONAL_VIEWS[view][0]) if view != "xy" else 1
     return FormSettings(
         channels=tuple(channels),
         z=min(max(0, int(_number(query.get("z"), plane.z))), z_count - 1),
         t=min(max(0, int(_number(query.get("t"), plane.t))), t_count - 1),
         z_count=z_count,
         t_count=t_count,
+        view=view,
+        at=min(max(0, int(_number(query.get("at"), cut_size // 2))), cut_size - 1),
+        y_count=image_size(image, "y"),
+        x_count=image_size(image, "x"),
     )
 
 

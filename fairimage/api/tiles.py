@@ -170,6 +170,30 @@ def render(
 
 
 @router.get(
+    "/api/images/{image_id}/orthogonal",
+    summary="An xz (at a row) or yz (at a column) plane of a 3D image through every z, z stretched to the "
+    "voxels' depth; channels composed as in render",
+    response_class=Response,
+    responses=_PICTURE,
+)
+def orthogonal(
+    image_id: str,
+    renderer: RendererDep,
+    principal: PrincipalDep,
+    plane: PlaneQuery,
+    view: Annotated[Literal["xz", "yz"], Query(description="xz: the plane at row at; yz: at column at")],
+    at: Annotated[
+        int | None, Query(ge=0, description="the row (xz) or column (yz); default the middle")
+    ] = None,
+    size: Annotated[int, Query(ge=1, le=4096, description="fit into size x size")] = 1024,
+    format: Format = "png",
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    picture = tiles.orthogonal(renderer, principal, image_id, view, at, plane, size, format, if_none_match)
+    return picture_response(picture)
+
+
+@router.get(
     "/api/images/{image_id}/deepzoom.dzi",
     summary="Deep Zoom descriptor; its query (z, t, c, colors, window) is passed on to the tiles",
     response_class=Response,

@@ -263,11 +263,11 @@ def level_scales(scale: tuple[float, ...], steps: list[tuple[int, ...]]) -> list
     return scales
 
 
-def level_plane(level_0: tuple[int, ...], level: tuple[int, ...], axes: str, z: int) -> int:
-    """The plane of a pyramid level that holds level 0's plane ``z``: a volume's lower levels have fewer
-    planes, each level that halves z halving the index."""
-    if "z" not in axes:
+def level_plane(level_0: tuple[int, ...], level: tuple[int, ...], axes: str, z: int, axis: str = "z") -> int:
+    """The plane of a pyramid level that holds level 0's plane ``z`` (or its row or column, for ``axis``
+    y or x): a volume's lower levels have fewer planes, each level that halves z halving the index."""
+    if axis not in axes:
         return z
-    iz = axes.index("z")
-    factor = 2 ** round(math.log2(level_0[iz] / level[iz]))
-    return min(z // factor, level[iz] - 1)
+    index = axes.index(axis)
+    factor = 2 ** round(math.log2(level_0[index] / level[index]))
+    return min(z // factor, level[index] - 1)

@@ -61,6 +61,35 @@ class Region:
         return f"{self.x},{self.y},{self.width},{self.height}"
 
 
+# An orthogonal view of a 3D image: the axis it cuts at, and the axis across the picture (z runs down it).
+ORTHOGONAL_VIEWS = {"xz": ("y", "x"), "yz": ("x", "y")}
+
+
+@dataclass(frozen=True)
+class Cut:
+    """An orthogonal view: the plane through every z at ``at`` along ``axis`` (y for xz, x for yz)."""
+
+    view: str
+    axis: str
+    across: str
+    at: int
+
+    def key(self) -> str:
+        return f"{self.view}{self.at}"
+
+
+def parse_cut(image: Image, view: str, at: int | None) -> Cut:
+    """An xz or yz view at a row or column of level 0 (default: the middle one); of a 2D image, the view
+    is that one row or column."""
+    if view not in ORTHOGONAL_VIEWS:
+        raise InvalidInputError(f"view={view!r}: use xz (a plane through z at a row) or yz (at a column)")
+    axis, across = ORTHOGONAL_VIEWS[view]
+    size = image_size(image, axis)
+    if at is not None and not 0 <= at < size:
+        raise InvalidInputError(f"at={at}: the {view} view cuts at {axis}, which is 0 to {size - 1} here")
+    return Cut(view, axis, across, size // 2 if at is None else at)
+
+
 def is_rgb(image: Image) -> bool:
     """A colour picture (PNG, JPEG, RGB TIFF): 8-bit red, green, blue channels shown as they are."""
     return is_colour_picture(image.channels, image.dtype)

@@ -3,6 +3,7 @@
 // tiles' query, so they show what the multichannel viewer would.
 import OpenSeadragon from 'openseadragon';
 import { readImageData, readSettings, renderQuery, setStatus, watchForm } from './controls.js';
+import { watchViews } from './orthogonal.js';
 
 export function startDeepZoom(container, image, form, note = '') {
   container.replaceChildren();
@@ -49,7 +50,10 @@ export function startDeepZoom(container, image, form, note = '') {
 function main() {
   const container = document.getElementById('viewer');
   if (!container || container.dataset.viewer !== 'deepzoom') return;
-  startDeepZoom(container, readImageData(), document.getElementById('view-settings'));
+  const image = readImageData();
+  const form = document.getElementById('view-settings');
+  watchViews(container, image, form);
+  startDeepZoom(container, image, form);
 }
 
 main();

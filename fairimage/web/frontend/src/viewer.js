@@ -11,6 +11,7 @@ import FetchStore from '@zarrita/storage/fetch';
 import { hexToRgb, readImageData, readOverlays, readSettings, setStatus, watchForm } from './controls.js';
 import { startDeepZoom } from './deepzoom.js';
 import { LabelOverlays } from './labels.js';
+import { watchViews } from './orthogonal.js';
 import { planesPerLevel } from './planes.js';
 
 const MAX_CHANNELS = 6; // what viv's shaders compose at once
@@ -207,6 +208,7 @@ async function main() {
   if (!container || container.dataset.viewer !== 'viv') return;
   const image = readImageData();
   const form = document.getElementById('view-settings');
+  watchViews(container, image, form);
   if (!hasWebGL2()) {
     startDeepZoom(container, image, form, 'This browser has no WebGL2, so the multichannel viewer is off: showing rendered tiles instead.');
     return;
