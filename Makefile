@@ -50,6 +50,18 @@ $(ROC_VALIDATOR):
 	$(PYTHON) -m venv .venv-rocrate
 	.venv-rocrate/bin/pip install -q roc-validator==0.13.0 rocrate==0.16.0 2>&1 | grep -v "^WARNING: Location" || true
 
+# napari is a real client of the served volumes (tests/test_volumes.py, slow): napari and its OME-Zarr plugin
+# with their own pins in their own environment, drawing with OpenGL on Debian's virtual X server (Mesa).
+NAPARI = .venv-napari/bin/napari
+XVFB = /usr/bin/xvfb-run
+$(NAPARI):
+	$(PYTHON) -m venv .venv-napari
+	.venv-napari/bin/pip install -q napari==0.9.2 napari-ome-zarr==0.10.0 PyQt5==5.15.11 2>&1 | grep -v "^WARNING: Location" || true
+$(XVFB):
+	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q xvfb xauth libgl1-mesa-dri >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q xvfb xauth libgl1-mesa-dri >/dev/null); \
+	else echo "napari's test needs Debian's xvfb: sudo apt-get install xvfb xauth libgl1-mesa-dri"; fi
+
 # Browser tests drive Debian's Chromium through Playwright (never `playwright install`).
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null \
@@ -82,7 +94,7 @@ test: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR) $
 	$(BIN)/mypy fairimage build_viewer.py
 	$(BIN)/pytest -m "not slow" -n auto
 
-test-all: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR) $(OIDC_PROVIDER)  ## every test, slow ones included
+test-all: install $(CHROMIUM) $(DCIODVFY) $(ORTHANC) $(DRS_SUITE) $(ROC_VALIDATOR) $(OIDC_PROVIDER) $(NAPARI) $(XVFB)  ## every test, slow ones included
 	$(BIN)/pytest -n auto
 
 lint: install
@@ -113,4 +125,4 @@ bench: install $(NGINX) $(WRK)  ## conversion against ome-zarr-py and ngff-zarr 
 	$(BIN)/python benchmarks/mirror.py --size 16384
 
 clean:
-	rm -rf demo-repo .venv-drs .venv-rocrate .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules tests/oidc/node_modules fairimage/web/static/build
+	rm -rf demo-repo .venv-drs .venv-rocrate .venv-napari .pytest_cache benchmarks/results test-artifacts $(FRONTEND)/node_modules tests/oidc/node_modules fairimage/web/static/build

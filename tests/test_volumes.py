@@ -6,9 +6,13 @@ zarr-python reads the served levels."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -180,3 +184,96 @@ def test_sections_become_a_volume_whose_pyramid_halves_z_once_voxels_are_isotrop
         beyond.json()["error"]["message"]
         == f"at={SIDE}: the xz view cuts at y, which is 0 to {SIDE - 1} here"
     )
+
+
+@dataclass
+class ServedVolume:
+    url: str  # the image's OME-Zarr URL
+    levels: list[np.ndarray]  # as stored
+    label_levels: list[np.ndarray]
+
+
+@pytest.fixture(scope="module")
+def served_volume(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedVolume]:
+    """A 130-plane OME-TIFF volume (30 nm sections, 4 nm pixels) with a label "cells", served."""
+    root = tmp_path_factory.mktemp("volume")
+    volume = samples.ramp((PLANES, SIDE, SIDE), seed=3)
+    path = samples.ome_tiff(root / "volume.ome.tif", volume, axes="ZYX", PhysicalSizeX=0.004,
+                            PhysicalSizeY=0.004, PhysicalSizeZ=0.03)  # fmt: skip
+    mask = np.zeros(volume.shape, np.uint16)
+    mask[20:110, 40:200, 60:220] = 1
+    mask[60:130, 100:140, 10:250] = 2
+    tifffile.imwrite(root / "cells.tif", mask)
+    repo = root / "repo"
+    run_cli("init", repo, check=True)
+    (outcome,) = json.loads(run_cli("ingest", path, "--repo", repo, "--json", check=True).stdout)
+    image_id = outcome["images"][0]
+    run_cli("label", "add", image_id, root / "cells.tif", "--name", "cells", "--annotator", "Ada",
+            "--repo", repo, check=True)  # fmt: skip
+    stored = zarr.open_group(repo / "objects" / "images" / f"{image_id}.ome.zarr", mode="r")
+    levels = [stored[d["path"]][...] for d in stored.attrs["ome"]["multiscales"][0]["datasets"]]
+    with LiveServer(load_settings(repo)) as server:
+        url = f"{server.url}/zarr/{image_id}.ome.zarr"
+        label = zarr.open_group(f"{url}/labels/cells", mode="r")  # labels are stored apart, served inside
+        label_levels = [label[d["path"]][...] for d in label.attrs["ome"]["multiscales"][0]["datasets"]]
+        assert levels[-1].shape[0] < PLANES and label_levels[-1].shape[0] < PLANES  # z is in the pyramids
+        assert np.array_equal(label_levels[0], mask)
+        yield ServedVolume(url, levels, label_levels)
+
+
+def test_tensorstore_bioio_and_ome_zarr_py_read_every_level_of_a_served_volume(
+    served_volume: ServedVolume,
+) -> None:
+    """The 3D clients people use on volumes, over HTTP, pixel for pixel at every level, with the scales."""
+    import tensorstore as ts
+    from bioio import BioImage
+    from bioio_ome_zarr import Reader as OmeZarrReader
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    url, levels = served_volume.url, served_volume.levels
+    for path, expected in enumerate(levels):
+        spec = {"driver": "zarr3", "kvstore": {"driver": "http", "base_url": f"{url}/{path}/"}}
+        np.testing.assert_array_equal(ts.open(spec, read=True).result().read().result(), expected)
+
+    image = BioImage(url, reader=OmeZarrReader)
+    assert len(image.resolution_levels) == len(levels)
+    assert pytest.approx((0.03, 0.004)) == (image.physical_pixel_sizes.Z, image.physical_pixel_sizes.X)
+    for level, expected in enumerate(levels):
+        image.set_resolution_level(level)
+        np.testing.assert_array_equal(image.get_image_data("ZYX"), expected)
+
+    nodes = list(Reader(parse_url(url))())
+    assert len(nodes[0].data) == len(levels)
+    for served, expected in zip(nodes[0].data, levels, strict=True):
+        np.testing.assert_array_equal(np.asarray(served), expected)
+
+
+NAPARI = Path(__file__).resolve().parent.parent / ".venv-napari" / "bin" / "python"
+XVFB = Path("/usr/bin/xvfb-run")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not NAPARI.exists(), reason="napari's environment is missing: make test-all builds .venv-napari"
+)
+@pytest.mark.skipif(
+    not XVFB.exists(), reason="napari draws with OpenGL: make test-all installs Debian's xvfb"
+)
+def test_napari_opens_a_served_volume_and_its_label_level_by_level(served_volume: ServedVolume) -> None:
+    """napari with napari-ome-zarr, headless (Qt offscreen on a virtual X server for OpenGL), opens the URL
+    as a user would: an image layer and a labels layer, each multiscale, every level's pixels equal to the
+    stored ones, z scaled as stored."""
+    script = Path(__file__).resolve().parent / "clients" / "napari_open.py"
+    command = [XVFB, "-a", "env", "QT_QPA_PLATFORM=offscreen", NAPARI, script, served_volume.url]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    layers = {layer["kind"]: layer for layer in json.loads(result.stdout.strip().splitlines()[-1])}
+    assert set(layers) == {"Image", "Labels"}
+    for kind, stored in (("Image", served_volume.levels), ("Labels", served_volume.label_levels)):
+        opened = layers[kind]["levels"]
+        assert [level["shape"] for level in opened] == [list(level.shape) for level in stored]
+        assert [level["sha256"] for level in opened] == [
+            hashlib.sha256(level.tobytes()).hexdigest() for level in stored
+        ]
+    assert layers["Image"]["scale"] == pytest.approx([0.03, 0.004, 0.004])
