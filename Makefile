@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # The viewers (viv, OpenSeadragon) are bundled from npm packages pinned by package-lock.json; nothing is
 # fetched from a CDN when the pages are viewed.
 # A wheel's build runs the same two steps (build_viewer.py); an editable install serves this checkout's bundle.
-$(VIEWER): $(FRONTEND)/package-lock.json $(FRONTEND)/build.mjs $(wildcard $(FRONTEND)/src/*.js)
+$(VIEWER): $(FRONTEND)/package-lock.json $(FRONTEND)/build.mjs $(wildcard $(FRONTEND)/src/*.js) $(wildcard $(FRONTEND)/src/icons/*.svg)
 	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 
 # A real OpenID Connect provider for the sign-in tests (tests/test_oidc.py): panva's oidc-provider, pinned by

@@ -25,7 +25,10 @@ ROOT = Path(__file__).resolve().parent
 FRONTEND = ROOT / "fairimage" / "web" / "frontend"
 # The files fairimage.web.VIEWER_BUNDLE looks for at run time (the package itself cannot be imported here: its
 # dependencies are not in the build environment).
-BUNDLE = [ROOT / "fairimage" / "web" / "static" / "build" / name for name in ("viewer.js", "deepzoom.js")]
+BUNDLE = [
+    ROOT / "fairimage" / "web" / "static" / "build" / name
+    for name in ("viewer.js", "deepzoom.js", "neuroglancer/neuroglancer.js")
+]
 
 
 class BuildPyWithViewer(build_py):

@@ -134,6 +134,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     dark, nuclei, foreground = _labelled_image(root)
     (labelled,) = ingest_paths(repository, [dark], study="browser")
     (volume,) = ingest_paths(repository, [_volume(root / "volume.ome.tif")], study="browser")
+    cells = np.zeros(VOLUME_SHAPE, np.uint16)
+    cells[20:100, 250:350, 40:140] = 1  # an object beside the bright square, through 80 planes
+    tifffile.imwrite(root / "cells.tif", cells)
+    add_label(
+        repository,
+        operator("browser-test"),
+        volume.images[0],
+        root / "cells.tif",
+        "cells",
+        MadeBy("person", "Ada"),
+    )
     curator = operator("browser-test")
     add_label(repository, curator, labelled.images[0], nuclei, "nuclei", MadeBy("person", "Ada Lovelace"))
     add_label(repository, curator, labelled.images[0], foreground, "cells", MadeBy("model", "cellpose@3"))
@@ -266,6 +277,41 @@ def test_a_volume_is_shown_through_z_in_xz_and_yz(page: Any, site: Site) -> None
     page.wait_for_timeout(300)
     assert not page.locator(".orthogonal-picture").is_visible()
     assert any("/orthogonal?view=yz&at=192" in url for url in site.requests)
+
+
+def test_neuroglancer_shows_a_volume_and_its_label_from_this_server(page: Any, site: Site) -> None:
+    """The offline Neuroglancer reads the served OME-Zarr (zarr3 data source) and the label as a
+    segmentation layer; moving through z (the '.' key) changes the xy panel."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{site.url}/images/{site.volume}")
+    page.locator("#open-neuroglancer").click()
+    page.wait_for_url(re.compile(r"/neuroglancer#!"), timeout=20_000)  # the state went into the address
+    page.wait_for_timeout(4000)
+    image_chunks = [url for url in site.requests if re.search(r"\.ome\.zarr/\d+/c/", url)]
+    label_chunks = [url for url in site.requests if re.search(r"/labels/cells/\d+/c/", url)]
+    assert image_chunks and label_chunks, "Neuroglancer read no chunks of the image or of its label"
+    ARTIFACTS.mkdir(exist_ok=True)
+    panel = page.locator(".neuroglancer-panel").first
+    before = np.asarray(Image.open(io.BytesIO(panel.screenshot(path=str(ARTIFACTS / "neuroglancer-xy.png")))))
+    assert before.astype(float).std() > 20, "Neuroglancer's xy panel is blank"
+    panel.hover()
+    for _ in range(30):
+        page.keyboard.press(".")
+    page.wait_for_timeout(2000)
+    after = np.asarray(
+        Image.open(io.BytesIO(panel.screenshot(path=str(ARTIFACTS / "neuroglancer-xy-z30.png"))))
+    )
+    assert np.abs(after.astype(int) - before.astype(int)).mean() > 1.0, (
+        "moving through z did not change the panel"
+    )
+    loaded = page.evaluate(
+        "() => window.fairimageViewer.layerManager.managedLayers.map(l => [l.name, l.layer.dataSources.map("
+        "d => d.loadState && d.loadState.dataSource ? 'loaded' : String(d.loadState?.error ?? 'loading'))])"
+    )
+    assert [state for _, state in loaded] == [["loaded"], ["loaded"]], loaded
+    assert errors == [], errors
 
 
 def _chunk_levels(requests: list[str]) -> dict[str, int]:

@@ -24,6 +24,7 @@ from fairimage.api.versions import VersionNumber
 from fairimage.model.discovery import exports
 from fairimage.model.governance.policy import Principal
 from fairimage.model.study import Image
+from fairimage.model.viewing.neuroglancer import neuroglancer_state
 from fairimage.model.viewing.render import ORTHOGONAL_VIEWS, default_plane, image_size, is_rgb
 from fairimage.services.curation import study_metadata
 from fairimage.services.discovery import images as image_service
@@ -198,6 +199,23 @@ def image_page(
     return response
 
 
+@router.get("/images/{image_id}/neuroglancer", response_class=HTMLResponse)
+def neuroglancer_page(
+    image_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> HTMLResponse:
+    """The image in Neuroglancer (offline, from this server): orthogonal slices and 3D, labels as
+    segmentation layers; for volumes above all."""
+    image = image_service.get_image(repository, principal, image_id)
+    out = ImageOut.of(image, str(request.base_url))
+    found = label_service.list_labels(repository, principal, image.id)
+    labels = [LabelOut.of(label, str(request.base_url)) for label in found]
+    state = neuroglancer_state(
+        image, out.ome_zarr_url or "", [(label.name, label.ome_zarr_url) for label in labels]
+    )
+    context = {"image": out, "state": state, "missing_viewer": web.missing_viewer_files()}
+    return templates.TemplateResponse(request, "neuroglancer.html", context)
+
+
 def not_found_page(request: Request, message: str) -> HTMLResponse:
     return templates.TemplateResponse(request, "not_found.html", {"message": message}, status_code=404)
 
@@ -312,6 +330,7 @@ def snippets(url: str) -> list[dict[str, str]]:
     """One line each for opening the image in the tools microscopists use."""
     return [
         {"label": "napari", "code": f"napari --plugin napari-ome-zarr {url}"},
+        {"label": "Neuroglancer (any, as a data source)", "code": f"zarr3://{url}/"},
         {"label": "zarr-python", "code": f'zarr.open_group("{url}", mode="r")["0"]'},
         {
             "label": "ome-zarr-py",

@@ -8,7 +8,7 @@ WEB = Path(__file__).parent
 TEMPLATES = WEB / "templates"
 STATIC = WEB / "static"
 # The scripts of the two viewers, built from frontend/ by 'make web' or by a wheel's build (build_viewer.py).
-VIEWER_BUNDLE = ("build/viewer.js", "build/deepzoom.js")
+VIEWER_BUNDLE = ("build/viewer.js", "build/deepzoom.js", "build/neuroglancer/neuroglancer.js")
 
 
 def missing_viewer_files(static: Path = STATIC) -> list[str]:
