@@ -19,6 +19,7 @@ import tifffile
 
 from fairimage.api import create_app
 from fairimage.model.governance.policy import Role, Scope, operator
+from fairimage.model.viewing.correlative import MemberSpec, SetSpec
 from fairimage.services.datasets.datasets import DatasetRequest, create_dataset
 from fairimage.services.discovery import images
 from fairimage.services.governance import accounts, policies
@@ -27,6 +28,7 @@ from fairimage.services.models.models import register_model
 from fairimage.services.plates.ingest import PlateRequest, ingest_plate
 from fairimage.services.qc.plates import run_plate_qc
 from fairimage.services.repository import init_repository
+from fairimage.services.viewing import correlative
 from fairimage.settings import load_settings
 from tests import samples
 from tests.conftest import LiveServer
@@ -141,6 +143,7 @@ class World:
     plates: dict[str, str] = field(default_factory=dict)  # state -> a plate's id (with a QC report)
     datasets: dict[str, str] = field(default_factory=dict)  # state -> a dataset's name, over that study
     models: dict[str, str] = field(default_factory=dict)  # state -> a model trained on that dataset
+    correlative: dict[str, str] = field(default_factory=dict)  # state -> a set: the picture over the DICOM
     routes: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     paths: set[str] = field(default_factory=set)  # every path the app answers
 
@@ -194,6 +197,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         (dicom,) = ingest_paths(repository, [dicom_file], study=f"study {state}")
         world.dicom_images[state] = dicom.images[0]
         study = f"study {state}"
+        identity = MemberSpec(
+            image=outcome.images[0], modality="LM", matrix=((1, 0, 0), (0, 1, 0), (0, 0, 1))
+        )
+        spec = SetSpec(name="overlay", reference=dicom.images[0], members=(identity,))
+        world.correlative[state] = correlative.create_set(repository, admin, study, spec).id
         policies.set_owner(repository, admin, study, "owner")
         if state == "embargo-over":
             policies.set_policy(repository, admin, study, "embargoed", datetime.now(UTC) - timedelta(days=1))
@@ -263,6 +271,7 @@ def _fill(route: str, world: World, state: str) -> list[str]:
         "study_id": world.studies[state],
         "object_id": f"{image}~zarr.json",
         "plate_id": world.plates[state],
+        "set_id": world.correlative[state],
         "name": world.datasets[state],  # /api/datasets/{name}: a dataset over the study
         "version": "1",
         "document": "croissant.json",
@@ -287,7 +296,8 @@ def test_the_matrix_covers_every_data_route(world: World) -> None:
     assert len(item_routes) >= 26, item_routes  # 25 GET routes and the zarr HEAD route, so far
     for route in item_routes:
         assert any(
-            name in route for name in ("{image_id}", "{study_id}", "{object_id}", "{pid}", "{plate_id}")
+            name in route
+            for name in ("{image_id}", "{study_id}", "{object_id}", "{pid}", "{plate_id}", "{set_id}")
         ) or route.startswith("/api/datasets/{name}"), f"{route}: no study or image to check access on"
 
 

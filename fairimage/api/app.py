@@ -22,6 +22,7 @@ from fairimage.api import (
     admin,
     analyses,
     annotating,
+    correlative,
     datasets,
     drs,
     federation,
@@ -203,6 +204,7 @@ def create_app(settings: Settings, server_process: bool = False) -> FastAPI:
         sharing,
         datasets,
         models,
+        correlative,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")

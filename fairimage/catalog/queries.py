@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from fairimage.catalog.tables import (
     AnnotationRow,
+    CorrelativeSetRow,
     ImageRow,
     LabelRow,
     ModelRow,
@@ -23,6 +24,7 @@ from fairimage.catalog.tables import (
     WellRow,
 )
 from fairimage.model.governance.policy import PolicyKind, Principal, StudyPolicy
+from fairimage.model.viewing.correlative import CorrelativeMember, CorrelativeSet
 
 
 def readable_studies(principal: Principal, now: datetime) -> ColumnElement[bool]:
@@ -201,6 +203,60 @@ def annotations_by_image(session: Session, study_id: str) -> dict[str | None, li
     for row in rows:
         found.setdefault(row.image_id, []).append((row.kind, row.key, row.value))
     return found
+
+
+def correlative_sets(session: Session, study_id: str) -> list[CorrelativeSet]:
+    """A study's correlative sets, by name."""
+    query = (
+        select(CorrelativeSetRow)
+        .where(CorrelativeSetRow.study_id == study_id)
+        .order_by(CorrelativeSetRow.name)
+    )
+    return [_correlative_set(session, row) for row in session.scalars(query)]
+
+
+def correlative_set(session: Session, set_id: str) -> CorrelativeSet | None:
+    row = session.get(CorrelativeSetRow, set_id)
+    return _correlative_set(session, row) if row is not None else None
+
+
+def spatial_unit(row: ImageRow) -> str | None:
+    """An image's unit along x (its spatial unit), or None where the file gave none."""
+    return next((axis.get("unit") for axis in row.axes if axis["name"] == "x"), None)
+
+
+def _correlative_set(session: Session, row: CorrelativeSetRow) -> CorrelativeSet:
+    study = session.get(StudyRow, row.study_id)
+    reference = session.get(ImageRow, row.reference_image_id)
+    assert study is not None and reference is not None
+    names = {m.image_id: (session.get(ImageRow, m.image_id) or reference).name for m in row.members}
+    return CorrelativeSet(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        study_id=study.id,
+        study_name=study.name,
+        reference_image_id=reference.id,
+        reference_name=reference.name,
+        reference_modality=row.reference_modality,
+        axes="".join(axis["name"] for axis in reference.axes if axis["name"] in ("z", "y", "x")),
+        unit=spatial_unit(reference),
+        created_by=row.created_by,
+        created_at=row.created_at,
+        members=tuple(
+            CorrelativeMember(
+                image_id=m.image_id,
+                image_name=names[m.image_id],
+                modality=m.modality,
+                colour=m.colour,
+                matrix=tuple(tuple(float(v) for v in r) for r in m.matrix),
+                method=m.method,
+                landmarks=len(m.landmarks),
+                residual=m.residual,
+            )
+            for m in row.members
+        ),
+    )
 
 
 def quarantined_images(session: Session) -> list[tuple[ImageRow, str]]:

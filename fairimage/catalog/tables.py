@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -702,3 +703,41 @@ class AnalysisApprovalRow(Base):
     requester: Mapped[str] = mapped_column(String(255))
     approved_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CorrelativeSetRow(Base):
+    """Images of one sample from different modalities, registered into the space of one of them (the
+    reference); a set is made once and never edited (a new registration is a new set)."""
+
+    __tablename__ = "correlative_sets"
+    __table_args__ = (UniqueConstraint("study_id", "name", name="uq_correlative_sets_study_name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    reference_image_id: Mapped[str] = mapped_column(ForeignKey("images.id"))
+    reference_modality: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    members: Mapped[list[CorrelativeMemberRow]] = relationship(
+        order_by="CorrelativeMemberRow.position", cascade="all, delete-orphan"
+    )
+
+
+class CorrelativeMemberRow(Base):
+    """A member of a correlative set: its affine into the reference's physical space (homogeneous, axes in
+    the images' order), how it was made (a matrix, or least squares on ``landmarks`` with ``residual``,
+    RMS in reference pixels) and how the overlay draws it."""
+
+    __tablename__ = "correlative_members"
+
+    set_id: Mapped[str] = mapped_column(ForeignKey("correlative_sets.id"), primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    modality: Mapped[str] = mapped_column(String(64))
+    colour: Mapped[str] = mapped_column(String(6))
+    matrix: Mapped[list[Any]] = mapped_column(JSON)
+    method: Mapped[str] = mapped_column(String(16))
+    landmarks: Mapped[list[Any]] = mapped_column(JSON)  # [{"image": [x, y], "reference": [x, y]}, ...]
+    residual: Mapped[float | None] = mapped_column(Float, nullable=True)

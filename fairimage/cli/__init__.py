@@ -20,6 +20,7 @@ from fairimage import __version__, web
 from fairimage.cli import (
     access,
     annotating,
+    correlative,
     datasets,
     dicom,
     federation,
@@ -281,6 +282,7 @@ governance.study_app.command("qc-thresholds")(plates.qc_thresholds_command)
 app.command("register")(register.register_command)
 app.add_typer(sharing.share_app, name="share")
 app.add_typer(labels.label_app, name="label")
+app.add_typer(correlative.correlate_app, name="correlate")
 app.add_typer(datasets.dataset_app, name="dataset")
 app.add_typer(models.model_app, name="model")
 app.command("verify-registered")(register.verify_command)

@@ -4,13 +4,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fairimage.model.curation.checks import LICENSES
 from fairimage.model.curation.rembi import Rembi, TermRef
-from fairimage.model.discovery.jsonld import TERM_SETS, Links, source_type, term_iri
+from fairimage.model.discovery.jsonld import TERM_SETS, Links, correlative_collection, source_type, term_iri
 from fairimage.model.study import Image, Study
+from fairimage.model.viewing.correlative import CorrelativeSet
 
 ROCRATE = "https://w3id.org/ro/crate/1.3"
 ROCRATE_CONTEXT = "https://w3id.org/ro/crate/1.3/context"
@@ -23,6 +25,7 @@ def rocrate(
     links: Links,
     published: str,
     copied: dict[str, str] | None = None,
+    correlative: Sequence[CorrelativeSet] = (),
 ) -> dict[str, Any]:
     """The RO-Crate metadata of a study: the root Dataset with its licence, authors, keywords and ontology
     terms, ``rembi.json``, and its images, either copied into the crate (``copied``: image id -> folder)
@@ -94,9 +97,11 @@ def rocrate(
         entities += [
             {"@id": term_iri(curie), "@type": "Taxon", "name": label} for curie, label in taxa.items()
         ]
+    entity_ids: dict[str, str] = {}
     for image in images:
         folder = (copied or {}).get(image.id)
         image_id = f"{folder}/" if folder else links.zarr(image.id)
+        entity_ids[image.id] = image_id
         root["hasPart"].append({"@id": image_id})
         entities.append(
             {
@@ -111,6 +116,15 @@ def rocrate(
                 **_origin(image, links, entities),
             }
         )
+    for found in correlative:  # contextual entities: the sets the root mentions, over its image entities
+        entity = correlative_collection(found, lambda image: entity_ids.get(image, links.zarr(image)))
+        transforms = [
+            {"@id": f"{entity['@id']}-transform-{index}", **value}
+            for index, value in enumerate(entity["additionalProperty"])
+        ]  # RO-Crate is flat: each transform an entity of its own, referred to by id
+        entity["additionalProperty"] = [{"@id": value["@id"]} for value in transforms]
+        root.setdefault("mentions", []).append({"@id": entity["@id"]})
+        entities += [entity, *transforms]
     return {"@context": ROCRATE_CONTEXT, "@graph": entities}
 
 

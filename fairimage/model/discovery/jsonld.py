@@ -8,12 +8,15 @@ appear by their IRIs (imaging methods as ``measurementTechnique``, organisms as 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fairimage.model.curation.checks import LICENSES
 from fairimage.model.curation.rembi import Rembi, TermRef
 from fairimage.model.study import Image, Study
+from fairimage.model.viewing.correlative import CorrelativeSet
 
 CONTEXT = {"@vocab": "https://schema.org/", "xsd": "http://www.w3.org/2001/XMLSchema#"}
 OBO = "http://purl.obolibrary.org/obo/"
@@ -66,9 +69,10 @@ def dataset(
     images: list[Image],
     links: Links,
     version: int | None = None,
+    correlative: Sequence[CorrelativeSet] = (),
 ) -> dict[str, Any]:
     """The study as a schema.org Dataset; ``images`` are those the caller may read (a restricted study's
-    record is public, its images are not)."""
+    record is public, its images are not), ``correlative`` its correlative sets."""
     info = rembi.study
     methods = [method for component in rembi.study_components for method in component.imaging_methods]
     organisms = [b.organism for b in rembi.biosamples if b.organism is not None and b.organism.id]
@@ -124,7 +128,38 @@ def dataset(
             }
             for image in images[:100]
         ]
+    if correlative:
+        document.setdefault("hasPart", []).extend(correlative_collection(c, links.pid) for c in correlative)
     return document
+
+
+def correlative_collection(found: CorrelativeSet, image_ref: Callable[[str], str]) -> dict[str, Any]:
+    """A correlative set as a schema.org Collection of its images (the reference first), each member's
+    affine into the reference's space as OME-NGFF coordinateTransformations (a JSON PropertyValue);
+    ``image_ref`` names an image as the document refers to it."""
+    return {
+        "@type": "Collection",
+        "@id": f"#correlative-{found.id}",
+        "identifier": found.id,
+        "name": found.name,
+        "description": found.description
+        or f"{', '.join(m.modality for m in found.members)} registered into the {found.reference_modality} "
+        f"image {found.reference_name}",
+        "hasPart": [{"@id": image_ref(found.reference_image_id)}]
+        + [{"@id": image_ref(member.image_id)} for member in found.members],
+        "additionalProperty": [
+            {
+                "@type": "PropertyValue",
+                "propertyID": "coordinateTransformations",
+                "name": f"{member.modality} {member.image_name} -> {found.reference_modality} "
+                f"{found.reference_name} ({found.unit or 'pixel units'})",
+                "value": json.dumps(found.coordinate_transformations(member)),
+                **({"description": f"fitted to {member.landmarks} landmarks, RMS residual "
+                    f"{member.residual:.3g} reference pixels"} if member.residual is not None else {}),
+            }
+            for member in found.members
+        ],
+    }  # fmt: skip
 
 
 def image_object(

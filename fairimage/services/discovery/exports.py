@@ -70,7 +70,10 @@ def export(
         copied = (
             {image.id: _copy_image(repository, image.id, crate) for image in images} if copy_images else {}
         )
-        metadata = exports.rocrate(record, rembi, images, links, published.date().isoformat(), copied)
+        correlative = linked_data.correlative_sets(repository, record.id) if record.may_read else []
+        metadata = exports.rocrate(
+            record, rembi, images, links, published.date().isoformat(), copied, correlative
+        )
         _write_json(crate / "ro-crate-metadata.json", metadata)
         _write_json(crate / "rembi.json", rembi.dump())
         if target.suffix.lower() == ".zip":

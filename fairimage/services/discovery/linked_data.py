@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from fairimage.catalog import queries
 from fairimage.catalog.tables import StudyRow
 from fairimage.model.curation.rembi import Rembi
 from fairimage.model.discovery import jsonld
 from fairimage.model.discovery.search import components_of
 from fairimage.model.errors import NotFoundError
 from fairimage.model.governance.policy import Principal
+from fairimage.model.viewing.correlative import CorrelativeSet
 from fairimage.services.discovery import images as image_service
 from fairimage.services.governance import versions
 from fairimage.services.repository import Repository
@@ -25,7 +27,14 @@ def study_dataset(repository: Repository, principal: Principal, study: str, base
         page = image_service.list_images(repository, principal, study=record.id, limit=100)
         images = page.items
         latest = versions.get_version(repository, principal, record.id, None).number
-    return jsonld.dataset(record, rembi, images, jsonld.Links(base), latest)
+    correlative = correlative_sets(repository, record.id) if record.may_read else []
+    return jsonld.dataset(record, rembi, images, jsonld.Links(base), latest, correlative)
+
+
+def correlative_sets(repository: Repository, study_id: str) -> list[CorrelativeSet]:
+    """A study's correlative sets, for its exports (the caller checked that the study may be read)."""
+    with repository.reading() as session:
+        return queries.correlative_sets(session, study_id)
 
 
 def image_object(repository: Repository, principal: Principal, image_id: str, base: str) -> dict[str, Any]:

@@ -61,6 +61,19 @@ def snapshot(session: Session, study: StudyRow) -> VersionContent:
             for target, rows in annotations.items()
             for kind, key, value in rows
         )
+    correlative = queries.correlative_sets(session, study.id)
+    if correlative:  # likewise absent when there are none
+        metadata["correlative_sets"] = [
+            {
+                "id": found.id,
+                "name": found.name,
+                "reference": found.reference_image_id,
+                "members": [
+                    [m.image_id, m.modality, m.method, [list(r) for r in m.matrix]] for m in found.members
+                ],
+            }
+            for found in correlative
+        ]
     return VersionContent(metadata=metadata, images=images)
 
 

@@ -145,6 +145,10 @@ class Renderer:
         picture = _finish(picture, request)
         return _encode(picture, request.format)
 
+    def pixels(self, image: Image, request: RenderRequest) -> np.ndarray:
+        """The RGB pixels of ``request`` (no access check: the caller has made it)."""
+        return self._pixels(image, request)
+
     def _pixels(self, image: Image, request: RenderRequest) -> np.ndarray:
         """The composed RGB region at the level nearest above the output size, resized to the output."""
         if request.cut is not None:
@@ -165,7 +169,7 @@ class Renderer:
         if not plane.channels:
             composed = np.zeros((rows[1] - rows[0], columns[1] - columns[0], 3), np.uint8)
         else:
-            array = self._level(image, index)
+            array = self.level(image, index)
             planes = read_region(
                 array,
                 image.axis_names,
@@ -199,7 +203,7 @@ class Renderer:
             slice(min(indices), max(indices) + 1) if name == "c" else slice(None)
             for name in axes
         )  # fmt: skip
-        block = np.asarray(self._level(image, index)[selection])  # (c,) z, across
+        block = np.asarray(self.level(image, index)[selection])  # (c,) z, across
         if "z" not in axes:
             block = np.expand_dims(block, -2)  # a 2D image's one row or column
         planes = [block[i - min(indices)] for i in indices] if "c" in axes else [block for _ in indices]
@@ -236,7 +240,8 @@ class Renderer:
             list(pool.map(draw, placed))
         return _encode(PILImage.fromarray(canvas, "RGB"), "png")
 
-    def _level(self, image: Image, index: int) -> zarr.Array:
+    def level(self, image: Image, index: int) -> zarr.Array:
+        """The image's pyramid level ``index``, opened once per process."""
         array = self._arrays.get((image.id, index))
         if array is None:
             path = image.levels[index].path

@@ -1,0 +1,246 @@
+"""Correlative sets through the real CLI and server: an "EM" reference and an "LM" member of the same sample
+(the member drawn from the same scene, rotated, shifted and at 4x the pixel size), registered by landmarks
+(the affine recovered, the residual reported) or by a matrix; the member resampled into the reference's
+space matches the reference; the overlay, the set's record, its study version and the exports describe it;
+bad transforms and landmarks are one line and nothing is stored."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tifffile
+import yaml
+from PIL import Image
+
+from fairimage.settings import load_settings
+from tests import samples
+from tests.conftest import LiveServer, run_cli
+from tests.test_curation import hela
+from tests.test_exports import validate
+
+EM_SHAPE, EM_PIXEL = (240, 320), 0.01  # y, x; micrometres
+LM_SHAPE, LM_PIXEL = (90, 110), 0.04
+ANGLE = math.radians(12)
+# Member (LM) physical (y, x) -> reference (EM) physical: a rotation and a shift, in micrometres.
+LINEAR = np.array([[math.cos(ANGLE), -math.sin(ANGLE)], [math.sin(ANGLE), math.cos(ANGLE)]])
+SHIFT = np.array([0.35, 0.6])
+MATRIX = np.vstack([np.hstack([LINEAR, SHIFT[:, None]]), [0, 0, 1]])
+
+
+def _scene(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A smooth sample (physical micrometres in the reference's space): blobs of different sizes."""
+    blobs = [(0.8, 1.2, 0.25, 3000), (1.6, 2.2, 0.35, 2000), (0.5, 2.6, 0.15, 4000), (1.9, 0.9, 0.3, 2500)]
+    value = np.full(y.shape, 200.0)
+    for cy, cx, radius, height in blobs:
+        value += height * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * radius**2))
+    return value
+
+
+def _pixels(shape: tuple[int, int], pixel: float, matrix: np.ndarray | None = None) -> np.ndarray:
+    rows, columns = np.meshgrid(
+        (np.arange(shape[0]) + 0.5) * pixel, (np.arange(shape[1]) + 0.5) * pixel, indexing="ij"
+    )
+    if matrix is not None:  # the member's pixel centres, where they are in the reference's space
+        mapped = matrix[:2, :2] @ np.array([rows.ravel(), columns.ravel()]) + matrix[:2, 2:]
+        rows, columns = mapped[0].reshape(shape), mapped[1].reshape(shape)
+    return np.rint(_scene(rows, columns)).astype(np.uint16)
+
+
+def _landmarks(path: Path, count: int = 6, noise: float = 0.0) -> Path:
+    """Pairs (x, y pixels): points of the member and where the true transform puts them in the reference."""
+    rng = np.random.default_rng(4)
+    rows = ["name,image_x,image_y,reference_x,reference_y"]
+    for index in range(count):
+        x, y = rng.uniform(10, LM_SHAPE[1] - 10), rng.uniform(10, LM_SHAPE[0] - 10)
+        ref_y, ref_x = (MATRIX[:2, :2] @ np.array([y, x]) * LM_PIXEL + SHIFT) / EM_PIXEL
+        ref_x, ref_y = ref_x + rng.normal(0, noise), ref_y + rng.normal(0, noise)
+        rows.append(f"p{index},{x:.4f},{y:.4f},{ref_x:.4f},{ref_y:.4f}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@dataclass
+class Sample:
+    root: Path
+    repo: Path
+    em: str
+    lm: str
+    em_pixels: np.ndarray
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
+    root = tmp_path_factory.mktemp("correlative")
+    em_pixels = _pixels(EM_SHAPE, EM_PIXEL)
+    em = samples.ome_tiff(
+        root / "em.ome.tif", em_pixels, axes="YX", PhysicalSizeX=EM_PIXEL, PhysicalSizeY=EM_PIXEL
+    )
+    lm = samples.ome_tiff(root / "lm.ome.tif", _pixels(LM_SHAPE, LM_PIXEL, MATRIX), axes="YX",
+                          PhysicalSizeX=LM_PIXEL, PhysicalSizeY=LM_PIXEL)  # fmt: skip
+    repo = root / "repo"
+    run_cli("init", repo, check=True)
+    (root / "clem.yaml").write_text(yaml.safe_dump(hela()))  # a licence and authors: the crate validates
+    ingest = ("ingest", em, lm, "--study", "CLEM", "--metadata", root / "clem.yaml", "--repo", repo, "--json")
+    ingested = json.loads(run_cli(*ingest, check=True).stdout)
+    ids = {Path(outcome["path"]).name: outcome["images"][0] for outcome in ingested}
+    return Sample(root, repo, ids["em.ome.tif"], ids["lm.ome.tif"], em_pixels)
+
+
+def _spec(sample: Sample, name: str, **member: object) -> Path:
+    path = sample.root / f"{name}.yaml"
+    spec = {
+        "name": name,
+        "reference": sample.em,
+        "reference_modality": "EM",
+        "members": [{"image": sample.lm, "modality": "LM", "colour": "00FF00", **member}],
+    }
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture(scope="module")
+def registered(sample: Sample) -> dict[str, object]:
+    _landmarks(sample.root / "pairs.csv")
+    spec = _spec(sample, "cortex", landmarks="pairs.csv")
+    created = run_cli(
+        "correlate", "create", spec, "--study", "CLEM", "--repo", sample.repo, "--json", check=True
+    )
+    return json.loads(created.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def server(sample: Sample, registered: dict[str, object]) -> Iterator[str]:
+    with LiveServer(load_settings(sample.repo)) as live:
+        yield live.url
+
+
+def test_landmarks_recover_the_affine_and_report_its_residual(registered: dict[str, object]) -> None:
+    (member,) = registered["members"]  # type: ignore[misc]
+    assert member["method"] == "landmarks" and member["landmarks"] == 6
+    np.testing.assert_allclose(np.array(member["matrix"]), MATRIX, atol=1e-4)  # pairs written to 4 decimals
+    assert member["residual"] < 0.01  # exact landmarks (to 4 decimals): no misfit
+    (transform,) = member["coordinateTransformations"]
+    assert transform["type"] == "affine" and transform["output"] == registered["reference_image_id"]
+    assert len(transform["affine"]) == 2 and len(transform["affine"][0]) == 3  # OME-NGFF: d x (d+1)
+
+
+def test_the_member_resampled_into_the_reference_matches_it(
+    sample: Sample, server: str, registered: dict
+) -> None:
+    url = f"{server}/api/correlative-sets/{registered['id']}/images/{sample.lm}/resampled"
+    response = httpx.get(url, params={"region": "100,80,150,120"}, timeout=30)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/tiff"
+    resampled = tifffile.imread(io.BytesIO(response.content))
+    assert resampled.shape == (120, 150) and resampled.dtype == np.float32
+    assert resampled.min() > 0  # the region lies inside the member: no pixel left out
+    expected = sample.em_pixels[80:200, 100:250].astype(float)
+    # LM pixels are 4x coarser: bilinear from them follows the smooth sample within 2% of its range.
+    assert np.abs(resampled - expected).mean() < 0.02 * (expected.max() - expected.min())
+    shifted = sample.em_pixels[85:205, 100:250].astype(float)  # 5 pixels off: clearly worse
+    assert np.abs(resampled - shifted).mean() > 2 * np.abs(resampled - expected).mean()
+
+
+def test_the_overlay_draws_the_member_in_its_colour_at_its_opacity(
+    sample: Sample, server: str, registered: dict
+) -> None:
+    url = f"{server}/api/correlative-sets/{registered['id']}/overlay"
+    pictures = {}
+    for opacity in (0.0, 1.0):
+        response = httpx.get(url, params={"size": 320, "opacity": f"{sample.lm}:{opacity}"}, timeout=30)
+        assert response.status_code == 200
+        pictures[opacity] = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")).astype(int)
+    alone, covered = pictures[0.0], pictures[1.0]
+    assert alone.shape == (240, 320, 3)
+    assert np.array_equal(alone[..., 0], alone[..., 1]) and np.array_equal(
+        alone[..., 1], alone[..., 2]
+    )  # grey
+    # Where the member lies (the centre), fully opaque: green only; the corners it does not reach stay grey.
+    assert covered[120, 160, 1] > 0 and covered[120, 160, 0] == covered[120, 160, 2] == 0
+    assert np.array_equal(covered[2, 2], alone[2, 2])
+    bad = httpx.get(url, params={"opacity": f"{sample.lm}:2"}, timeout=30)
+    assert bad.status_code == 400 and "from 0 to 1" in bad.json()["error"]["message"]
+
+
+def test_the_set_is_in_the_study_version_and_its_exports(
+    sample: Sample, server: str, registered: dict
+) -> None:
+    listed = json.loads(
+        run_cli("correlate", "list", "CLEM", "--repo", sample.repo, "--json", check=True).stdout
+    )
+    assert [item["id"] for item in listed] == [registered["id"]]
+    shown = run_cli("correlate", "show", registered["id"], "--repo", sample.repo, check=True).stdout
+    assert "cortex" in shown and "6 landmarks" in shown and "LM" in shown
+    versions = json.loads(run_cli("versions", "CLEM", "--repo", sample.repo, "--json", check=True).stdout)
+    latest = httpx.get(
+        f"{server}/api/studies/{registered['study_id']}/versions/{versions[-1]['number']}"
+    ).json()
+    (recorded,) = latest["content"]["metadata"]["correlative_sets"]
+    assert recorded["id"] == registered["id"] and recorded["members"][0][0] == sample.lm
+    jsonld = httpx.get(f"{server}/api/studies/{registered['study_id']}/jsonld").json()
+    (collection,) = [part for part in jsonld["hasPart"] if part["@type"] == "Collection"]
+    assert collection["identifier"] == registered["id"] and len(collection["hasPart"]) == 2
+    (transform,) = json.loads(collection["additionalProperty"][0]["value"])
+    np.testing.assert_allclose(transform["affine"], registered["members"][0]["matrix"][:2])
+    crate = sample.root / "crate"
+    run_cli("export", "CLEM", "--as", "ro-crate", "--to", crate, "--repo", sample.repo, check=True)
+    graph = json.loads((crate / "ro-crate-metadata.json").read_text())["@graph"]
+    (entity,) = [item for item in graph if item.get("identifier") == registered["id"]]
+    root = next(item for item in graph if item["@id"] == "./")
+    assert {"@id": entity["@id"]} in root["mentions"]
+    nodes = {item["@id"]: item for item in graph}
+    assert all(part["@id"] in nodes for part in entity["hasPart"])  # the set's images are the crate's
+    (transform,) = [nodes[ref["@id"]] for ref in entity["additionalProperty"]]
+    assert transform["propertyID"] == "coordinateTransformations" and "affine" in transform["value"]
+    passed, issues = validate(crate)  # roc-validator, RO-Crate 1.3 profile
+    assert passed, issues
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        ({"matrix": [[1, 0, 0], [2, 0, 0], [0, 0, 1]]}, "the transform is singular"),
+        ({"matrix": [[1, 0, 50], [0, 1, 50], [0, 0, 1]]}, "puts the image outside the reference"),
+        ({"matrix": [[1, 0], [0, 1]]}, "a 2D affine is 3 x 3"),
+        ({"landmarks": "two.csv"}, "2 landmarks; a 2D affine needs at least 3"),
+        ({"landmarks": "noisy.csv"}, "residual of"),
+        ({"landmarks": "line.csv"}, "lie on one line"),
+        ({}, "give either a matrix or landmarks"),
+    ],
+)
+def test_bad_transforms_are_one_line_and_nothing_is_stored(
+    sample: Sample, registered: dict, member: dict[str, object], message: str
+) -> None:
+    _landmarks(sample.root / "two.csv", count=2)
+    _landmarks(sample.root / "noisy.csv", noise=40.0)
+    (sample.root / "line.csv").write_text(
+        "image_x,image_y,reference_x,reference_y\n1,1,5,5\n2,2,6,6\n3,3,7,7\n4,4,8,8\n"
+    )
+    result = run_cli(
+        "correlate", "create", _spec(sample, "bad", **member), "--study", "CLEM", "--repo", sample.repo
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    listed = json.loads(
+        run_cli("correlate", "list", "CLEM", "--repo", sample.repo, "--json", check=True).stdout
+    )
+    assert [item["name"] for item in listed] == ["cortex"]
+
+
+def test_a_matrix_given_registers_as_the_landmarks_do(sample: Sample, registered: dict) -> None:
+    physical = [[float(v) for v in row] for row in MATRIX[:2]]  # d x (d+1) as OME-NGFF writes it
+    created = run_cli("correlate", "create", _spec(sample, "by-matrix", matrix=physical), "--study", "CLEM",
+                      "--repo", sample.repo, "--json", check=True)  # fmt: skip
+    (member,) = json.loads(created.stdout)["members"]
+    assert member["method"] == "matrix" and member["residual"] is None
+    np.testing.assert_allclose(member["matrix"], registered["members"][0]["matrix"], atol=1e-4)
+    again = run_cli("correlate", "create", _spec(sample, "by-matrix", matrix=physical), "--study", "CLEM",
+                    "--repo", sample.repo)  # fmt: skip
+    assert again.returncode != 0 and "has a correlative set 'by-matrix' already" in again.stderr
