@@ -244,3 +244,42 @@ def test_a_matrix_given_registers_as_the_landmarks_do(sample: Sample, registered
     again = run_cli("correlate", "create", _spec(sample, "by-matrix", matrix=physical), "--study", "CLEM",
                     "--repo", sample.repo)  # fmt: skip
     assert again.returncode != 0 and "has a correlative set 'by-matrix' already" in again.stderr
+
+
+def test_the_set_page_overlays_the_member_and_follows_its_opacity(
+    sample: Sample, server: str, registered: dict
+) -> None:
+    """In Chromium: the study page links the set; its page shows the overlay, and moving the member's
+    opacity slider redraws it (the server composes) and keeps the setting in the address."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from tests.test_browser import ARGS, ARTIFACTS, CHROMIUM
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it as root)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(f"{server}/studies/{registered['study_id']}")
+        page.get_by_role("link", name="cortex").click()
+        overlay = page.locator("#overlay")
+        page.wait_for_function("() => document.getElementById('overlay').naturalWidth > 0")
+        ARTIFACTS.mkdir(exist_ok=True)
+        half = np.asarray(
+            Image.open(io.BytesIO(overlay.screenshot(path=str(ARTIFACTS / "correlative-50.png"))))
+        )
+        slider = page.get_by_label("LM")
+        slider.focus()
+        page.keyboard.press("End")  # fully opaque
+        page.wait_for_function("() => document.getElementById('overlay').src.includes('%3A1')")
+        page.wait_for_function("() => document.getElementById('overlay').complete")
+        page.wait_for_timeout(300)
+        opaque = np.asarray(
+            Image.open(io.BytesIO(overlay.screenshot(path=str(ARTIFACTS / "correlative-100.png"))))
+        )
+        assert np.abs(opaque.astype(int) - half.astype(int)).mean() > 1.0, "the overlay did not change"
+        assert f"opacity_{sample.lm}=100" in page.url
+        assert page.get_by_text("fitted to 6 landmarks").is_visible()
+        browser.close()
+    assert all(url.startswith((server, "data:")) for url in requests)

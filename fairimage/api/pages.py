@@ -34,7 +34,7 @@ from fairimage.services.labels import labels as label_service
 from fairimage.services.plates import plates as plate_service
 from fairimage.services.qc import plates as qc
 from fairimage.services.repository import Repository
-from fairimage.services.viewing import tiles
+from fairimage.services.viewing import correlative, tiles
 
 templates = Jinja2Templates(directory=web.TEMPLATES)
 templates.env.globals["version"] = __version__
@@ -81,6 +81,7 @@ def render_study(
         history = versions.list_versions(repository, principal, study.id)
     context = {
         "plates": plate_service.list_plates(repository, principal, study.id) if study.may_read else [],
+        "correlative": correlative.list_sets(repository, principal, study.id) if study.may_read else [],
         "study": study,
         "images": images,
         "next": next_page,
@@ -197,6 +198,39 @@ def image_page(
     if viewer == "viv":
         response.headers["Content-Security-Policy"] = VIEWER_POLICY
     return response
+
+
+@router.get("/correlative-sets/{set_id}", response_class=HTMLResponse)
+def correlative_page(
+    set_id: str, request: Request, repository: RepositoryDep, principal: PrincipalDep
+) -> HTMLResponse:
+    """A correlative set: the members overlaid on the reference (opacity per member, the reference's z for
+    volumes), each member's modality, colour and transform with its residual."""
+    found = correlative.get_set(repository, principal, set_id)
+    reference = image_service.get_image(repository, principal, found.reference_image_id)
+    depth = image_size(reference, "z")
+    z = min(max(0, int(_number(request.query_params.get("z"), depth // 2))), depth - 1)
+    opacity = {
+        member.image_id: round(
+            min(100.0, max(0.0, _number(request.query_params.get(f"opacity_{member.image_id}"), 50)))
+        )
+        for member in found.members
+    }
+    query = urlencode(
+        {
+            "size": 1024,
+            "z": z,
+            "opacity": ",".join(f"{image}:{value / 100:g}" for image, value in opacity.items()),
+        }
+    )
+    context = {
+        "set": found,
+        "depth": depth,
+        "z": z,
+        "opacity": opacity,
+        "overlay_url": f"/api/correlative-sets/{found.id}/overlay?{query}",
+    }
+    return templates.TemplateResponse(request, "correlative.html", context)
 
 
 @router.get("/images/{image_id}/neuroglancer", response_class=HTMLResponse)
