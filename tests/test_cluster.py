@@ -85,6 +85,9 @@ def test_large_images_are_written_by_several_workers_exactly_as_by_one(
         raw / "stack.ome.tif", samples.ramp((2, 9, 1100, 1300), seed=2), axes="CZYX"
     )  # 18 planes
     samples.ome_tiff(raw / "plane.ome.tif", samples.ramp((5000, 2600), seed=3), axes="YX")  # one plane
+    volume = samples.ramp((130, 256, 256), seed=4)  # a volume: 64^3 cubes, levels that halve z made at the end
+    samples.ome_tiff(raw / "volume.ome.tif", volume, axes="ZYX", PhysicalSizeX=0.004, PhysicalSizeY=0.004,
+                     PhysicalSizeZ=0.01)  # fmt: skip
     run_cli("init", tmp_path / "local", check=True)
     plain = json.loads(run_cli("ingest", "--repo", tmp_path / "local", raw, "--json", check=True).stdout)
     run_cli(
@@ -102,10 +105,12 @@ def test_large_images_are_written_by_several_workers_exactly_as_by_one(
     outcomes = json.loads(clustered.stdout)
     # The stack: 4 runs of planes (2 workers x 2). The plane (5 levels): 2 bands of 4096 rows written down to
     # level 3; level 4 is then made from level 3.
-    assert [(Path(o["path"]).name, o["status"], o["parts"]) for o in outcomes] == [
+    assert [(Path(o["path"]).name, o["status"], o["parts"]) for o in outcomes[:2]] == [
         ("plane.ome.tif", "ingested", 2),
         ("stack.ome.tif", "ingested", 4),
     ]
+    # The volume: its z-ranges of 64 planes (and their rows) spread over the workers.
+    assert Path(outcomes[2]["path"]).name == "volume.ome.tif" and outcomes[2]["parts"] >= 3
 
     fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint)
     local = _manifests(
@@ -115,6 +120,7 @@ def test_large_images_are_written_by_several_workers_exactly_as_by_one(
     assert local == cloud  # every chunk of every level, and the metadata with its windows, identical
     assert any(key.startswith("2/c/") for key in cloud["stack.ome.tif"])
     assert any(key.startswith("4/c/") for key in cloud["plane.ome.tif"])
+    assert any(key.startswith("3/c/") for key in cloud["volume.ome.tif"])  # 130 -> 65 -> 33 planes
 
 
 def test_an_unreachable_scheduler_is_one_clear_line(tmp_path: Path) -> None:
