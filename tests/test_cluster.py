@@ -85,7 +85,7 @@ def test_large_images_are_written_by_several_workers_exactly_as_by_one(
         raw / "stack.ome.tif", samples.ramp((2, 9, 1100, 1300), seed=2), axes="CZYX"
     )  # 18 planes
     samples.ome_tiff(raw / "plane.ome.tif", samples.ramp((5000, 2600), seed=3), axes="YX")  # one plane
-    volume = samples.ramp((130, 256, 256), seed=4)  # a volume: 64^3 cubes, levels that halve z made at the end
+    volume = samples.ramp((130, 256, 256), seed=4)  # a volume: 64^3 cubes, z-halving levels at the end
     samples.ome_tiff(raw / "volume.ome.tif", volume, axes="ZYX", PhysicalSizeX=0.004, PhysicalSizeY=0.004,
                      PhysicalSizeZ=0.01)  # fmt: skip
     run_cli("init", tmp_path / "local", check=True)
