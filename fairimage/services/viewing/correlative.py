@@ -173,10 +173,7 @@ def overlay(
             values, inside = _resampled(
                 renderer, principal, found, member, reference, z, (height, width), (0, 0), pixel
             )
-            image, _ = renderer.image(principal, member.image_id)
-            window = image.channels[0].window if image.channels else None
-            low, high = (window.start, window.end) if window and window.end > window.start else (0.0, 1.0)
-            level = np.clip((values - low) / (high - low), 0, 1)
+            level = _windowed(renderer, principal, member, values)
             colour = np.array([int(member.colour[i : i + 2], 16) for i in (0, 2, 4)], np.float64)
             alpha = (opacity.get(member.image_id, 0.5) * inside)[..., None]
             canvas = canvas * (1 - alpha) + alpha * level[..., None] * colour
@@ -228,10 +225,7 @@ def resampled(
         buffer = io.BytesIO()
         tifffile.imwrite(buffer, np.where(inside, values, 0).astype(np.float32))
         return Picture(buffer.getvalue(), "image/tiff", etag, access.cache_control(policy))
-    image, _ = renderer.image(principal, member.image_id)
-    window = image.channels[0].window if image.channels else None
-    low, high = (window.start, window.end) if window and window.end > window.start else (0.0, 1.0)
-    grey = np.clip((values - low) / (high - low), 0, 1) * 255 * inside
+    grey = _windowed(renderer, principal, member, values) * 255 * inside
     return Picture(_png(np.rint(grey).astype(np.uint8)), "image/png", etag, access.cache_control(policy))
 
 
@@ -277,6 +271,16 @@ def _resampled(
     )[0]
     plane_scale = (member_scale[-2] * factor_y, member_scale[-1] * factor_x)
     return resample_plane(plane, plane_scale, matrix, shape, origin, pixel, reference_z)
+
+
+def _windowed(
+    renderer: Renderer, principal: Principal, member: CorrelativeMember, values: np.ndarray
+) -> np.ndarray:
+    """A member's values scaled 0-1 by its first channel's display window, as the viewer shows them."""
+    image, _ = renderer.image(principal, member.image_id)
+    window = image.channels[0].window if image.channels else None
+    low, high = (window.start, window.end) if window and window.end > window.start else (0.0, 1.0)
+    return np.clip((values - low) / (high - low), 0, 1)
 
 
 def _study_image(session: Session, study: StudyRow, image_id: str, role: str) -> ImageRow:
