@@ -349,42 +349,66 @@ def complete_pyramid(plan: ImagePlan, target: ImageTarget, from_level: int) -> W
     return write_planes(plan, stored, target, part)
 
 
-def write_volume_levels(plan: ImagePlan, target: ImageTarget) -> WrittenPart:
-    """Write a volume's levels that halve z, each from the stored level above it, one chunk at a time.
+def volume_levels(plan: ImagePlan) -> range:
+    """The indices of a volume's levels that halve z (empty for planar pyramids): each is made from the
+    stored level above it, so they are written in order, one after another."""
+    return range(plan.planar_levels, len(plan.levels))
 
-    Streaming them from the source would hold, for each such level, a slab of every plane its chunks span
-    (64 planes of a level may come from 512 of level 0); reading the level above back costs a decode of it
-    and keeps memory to a few chunks per thread."""
-    stats = _ChannelStats(_channel_count(plan.meta))
-    objects: dict[str, StoredObject] = {}
-    if plan.planar_levels >= len(plan.levels):
-        return WrittenPart(chunks=objects, low=stats.low, high=stats.high)
+
+def z_runs(plan: ImagePlan, index: int, wanted: int) -> list[range]:
+    """Level ``index``'s rows of chunks along z, split into at most ``wanted`` runs that different processes
+    may write at once (a chunk, and a shard, is never more than one chunk deep in z)."""
+    level = plan.levels[index]
+    z = plan.meta.axis_names.index("z")
+    cells = -(-level.shape[z] // level.chunks[z])
+    runs = max(1, min(wanted, cells))
+    return [range(i * cells // runs, (i + 1) * cells // runs) for i in range(runs)]
+
+
+def write_volume_level(
+    plan: ImagePlan, target: ImageTarget, index: int, z_cells: range | None = None
+) -> WrittenPart:
+    """Write level ``index`` of a volume (one that halves z) from the stored level above, one chunk at a
+    time on every core; ``z_cells``: only its chunks in those rows of chunks along z (all by default).
+
+    Streaming such levels from the source would hold, for each, a slab of every plane its chunks span (64
+    planes of a level may come from 512 of level 0); reading the level above back costs a decode of it and
+    keeps memory to a few chunks per thread."""
+    above, level = plan.levels[index - 1], plan.levels[index]
     options, dtype = plan.options, np.dtype(plan.dtype)
     encoder = blosc_codec(options.cname, options.clevel, options.shuffle, dtype.itemsize)
     reduce = mode_blocks if options.pyramid == "mode" else downsample_blocks
     threads = thread_count(options.threads)
     grids = plan.shard_grids()
-    group = zarr.open_group(target.zarr_store(), mode="r")
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fairimage-reduce") as readers:
-        for above, level in itertools.pairwise(plan.levels[plan.planar_levels - 1 :]):
-            source = group[above.path]
+    source = zarr.open_group(target.zarr_store(), mode="r")[above.path]
 
-            def reduced(cell: tuple[int, ...], level: Level = level, source: Any = source) -> np.ndarray:
-                region = tuple(
-                    slice(i * c * f, min((i + 1) * c * f, n))
-                    for i, c, f, n in zip(cell, level.chunks, level.step, source.shape, strict=True)
-                )
-                return reduce(np.asarray(source[region]), level.step)
+    def reduced(cell: tuple[int, ...]) -> np.ndarray:
+        region = tuple(
+            slice(i * c * f, min((i + 1) * c * f, n))
+            for i, c, f, n in zip(cell, level.chunks, level.step, source.shape, strict=True)
+        )
+        return reduce(np.asarray(source[region]), level.step)
 
-            cells = itertools.product(
-                *(range(-(-n // c)) for n, c in zip(level.shape, level.chunks, strict=True))
-            )
-            assembler = ShardAssembler({level.path: grids[level.path]}) if grids else None
-            with ChunkWriter(target.put, encoder, threads, assembler) as writer:
-                for cell, block in _bounded_map(readers, reduced, cells, 2 * threads):
-                    writer.submit(level.path, cell, block, level.chunks)
-                objects.update(writer.finish())
-    return WrittenPart(chunks=objects, low=stats.low, high=stats.high)
+    counts = [range(-(-n // c)) for n, c in zip(level.shape, level.chunks, strict=True)]
+    if z_cells is not None:
+        counts[plan.meta.axis_names.index("z")] = z_cells
+    assembler = ShardAssembler({level.path: grids[level.path]}) if grids else None
+    with (
+        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fairimage-reduce") as readers,
+        ChunkWriter(target.put, encoder, threads, assembler) as writer,
+    ):
+        for cell, block in _bounded_map(readers, reduced, itertools.product(*counts), 2 * threads):
+            writer.submit(level.path, cell, block, level.chunks)
+        objects = writer.finish()
+    empty = _ChannelStats(_channel_count(plan.meta))  # the windows come from the levels above
+    return WrittenPart(chunks=objects, low=empty.low, high=empty.high)
+
+
+def write_volume_levels(plan: ImagePlan, target: ImageTarget) -> WrittenPart:
+    """Write every level of a volume that halves z, each whole, in order (``write_volume_level``)."""
+    parts = [write_volume_level(plan, target, index) for index in volume_levels(plan)]
+    empty = _ChannelStats(_channel_count(plan.meta))
+    return WrittenPart({key: o for part in parts for key, o in part.chunks.items()}, empty.low, empty.high)
 
 
 def _bounded_map(
@@ -449,15 +473,18 @@ def finish_image(
     parts: list[WrittenPart],
     image_label: dict[str, Any] | None = None,
     attributes: dict[str, Any] | None = None,
+    volume_written: bool = False,
 ) -> WrittenImage:
-    """Once every plane group is written: a volume's levels that halve z (``write_volume_levels``), channel
-    windows from the data, then the OME-NGFF attributes; a
-    label image gets its ``image-label`` metadata (colours, properties, source) instead of display
-    settings. ``attributes`` are written beside ``ome`` (e.g. ``fairimage``: what the image was made from)."""
+    """Once every plane group is written: a volume's levels that halve z (``write_volume_levels``, unless
+    ``volume_written``: cluster workers wrote them, in ``parts``), channel windows from the data, then the
+    OME-NGFF attributes; a label image gets its ``image-label`` metadata (colours, properties, source)
+    instead of display settings. ``attributes`` are written beside ``ome`` (e.g. ``fairimage``: what the
+    image was made from)."""
     meta = plan.meta
     channel_axis = meta.axis_names.find("c")
     stats = _ChannelStats(_channel_count(meta))
-    parts = [*parts, write_volume_levels(plan, target)]
+    if not volume_written:
+        parts = [*parts, write_volume_levels(plan, target)]
     for part in parts:
         stats.merge(part.low, part.high)
     root = zarr.open_group(target.zarr_store(), mode="r+")

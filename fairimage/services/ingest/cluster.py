@@ -18,7 +18,16 @@ from typing import Any
 
 from fairimage.formats import ImageSource, open_file
 from fairimage.model.errors import InvalidInputError
-from fairimage.ngff.writer import ImagePlan, Part, WrittenPart, complete_pyramid, write_planes
+from fairimage.ngff.writer import (
+    ImagePlan,
+    Part,
+    WrittenPart,
+    complete_pyramid,
+    volume_levels,
+    write_planes,
+    write_volume_level,
+    z_runs,
+)
 from fairimage.services.ingest.conversion import (
     Conversion,
     ConvertedFile,
@@ -130,7 +139,7 @@ def ingest_on_cluster(
                 else:
                     job.parts.setdefault(image_index, []).append(result)
                 if job.waiting == 0:
-                    yield job.item, _finish_parts(repository, run, conversion, job, study)
+                    yield job.item, _finish_parts(client, repository, run, conversion, job, study, workers)
 
 
 def stage_on_cluster(
@@ -212,24 +221,66 @@ def _split(plan: ImagePlan, wanted: int) -> list[Part]:
 
 
 def _finish_parts(
-    repository: Repository, run: Run, conversion: Conversion, job: _FileJob, study: str
+    client: Any,
+    repository: Repository,
+    run: Run,
+    conversion: Conversion,
+    job: _FileJob,
+    study: str,
+    workers: int,
 ) -> FileOutcome:
+    """Once a split file's parts are written: the planar levels below the row bands' depth (here, from the
+    stored level), a volume's levels that halve z (spread over the workers, a level at a time, as each is
+    made from the one above), then verification and publication here."""
     if job.failed is not None:
         return job.failed
-    parts = sum(len(found) for found in job.parts.values())
+    parts = sum(len(found) for found in job.parts.values())  # the workers' parts
     try:
         for index, depth in job.completions.items():  # the levels below the row bands' depth, from it
             staging = job.stagings[index]
             job.parts[index].append(complete_pyramid(staging.plan, staging.target(repository.store), depth))
+        for index, staging in enumerate(job.stagings):
+            levels = _volume_levels(client, conversion, job, staging, 2 * workers)
+            job.parts[index].extend(levels)
+            parts += len(levels)
         staged = [
-            finish_staging(repository.store, conversion, staging, job.parts[index])
+            finish_staging(repository.store, conversion, staging, job.parts[index], volume_written=True)
             for index, staging in enumerate(job.stagings)
         ]
+    except _PartFailed as failed:
+        return failed.outcome
     except Exception as exc:  # noqa: BLE001 - reported for this file; the others go on
         return failure(job.item.path, exc)
     outcome = _publish_result(repository, run, job, study, ConvertedFile(job.format, staged))
     outcome.parts = parts
     return outcome
+
+
+def _volume_levels(
+    client: Any, conversion: Conversion, job: _FileJob, staging: Staging, wanted: int
+) -> list[WrittenPart]:
+    """A volume's levels that halve z, each in up to ``wanted`` runs of z written by the workers; the first
+    failure is raised (``_PartFailed``)."""
+    written: list[WrittenPart] = []
+    for index in volume_levels(staging.plan):
+        runs = z_runs(staging.plan, index, wanted)
+        futures = [
+            client.submit(_write_volume_level, conversion, job.item.path, staging, index, run, pure=False)
+            for run in runs
+        ]
+        for result in client.gather(futures):
+            if isinstance(result, FileOutcome):
+                raise _PartFailed(result)
+            written.append(result)
+    return written
+
+
+class _PartFailed(Exception):
+    """A worker's part of a file failed: its outcome, naming the file, is the file's."""
+
+    def __init__(self, outcome: FileOutcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
 
 
 def _publish_result(
@@ -291,6 +342,16 @@ def _write_part(
         with open_file(path) as opened:
             source = opened.images[image_index]
             return write_planes(staging.plan, source, staging.target(store), part)
+    except Exception as exc:  # noqa: BLE001 - returned, so the client reports it for this file
+        return failure(path, exc)
+
+
+def _write_volume_level(
+    conversion: Conversion, path: Path, staging: Staging, index: int, z_cells: range
+) -> WrittenPart | FileOutcome:
+    try:
+        store = _store(conversion.storage, conversion.s3_endpoint)
+        return write_volume_level(staging.plan, staging.target(store), index, z_cells)
     except Exception as exc:  # noqa: BLE001 - returned, so the client reports it for this file
         return failure(path, exc)
 

@@ -243,11 +243,14 @@ def finish_staging(
     staging: Staging,
     parts: list[WrittenPart],
     attributes: dict[str, Any] | None = None,
+    volume_written: bool = False,
 ) -> Staged:
     """After every part is written: OME attributes (and ``attributes`` beside them), verification and the
-    manifest."""
+    manifest. ``volume_written``: a volume's levels that halve z are in ``parts`` already."""
     meta = staging.plan.meta
-    written = finish_image(staging.plan, staging.target(store), parts, attributes=attributes)
+    written = finish_image(
+        staging.plan, staging.target(store), parts, attributes=attributes, volume_written=volume_written
+    )
     verify_staged(store, staging.prefix, meta.name, written)
     manifest = build_manifest(store, staging.prefix, written.chunks)
     body = json.dumps(manifest, indent=1, sort_keys=True).encode()
