@@ -380,7 +380,7 @@ def write_volume_level(
     reduce = mode_blocks if options.pyramid == "mode" else downsample_blocks
     threads = thread_count(options.threads)
     grids = plan.shard_grids()
-    source = zarr.open_group(target.zarr_store(), mode="r")[above.path]
+    source = zarr.open_array(target.zarr_store(), path=above.path, mode="r")
 
     def reduced(cell: tuple[int, ...]) -> np.ndarray:
         region = tuple(
