@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,34 @@ def multi_series_ome_tiff(path: Path, first: np.ndarray, second: np.ndarray) -> 
             },
         )
     return path
+
+
+def multifile_ome_tiff(
+    folder: Path, data: np.ndarray, name: str = "vol_z{}.ome.tif", size_z_um: float = 0.5
+) -> list[Path]:
+    """A zyx volume as a multi-file OME-TIFF, one file per plane, as Bio-Formats and acquisition software
+    write them: every file carries the whole OME-XML, naming each plane's file by TiffData UUID FileName."""
+    folder.mkdir(parents=True, exist_ok=True)
+    depth, rows, columns = data.shape
+    uuids = [f"urn:uuid:{uuid.UUID(int=random.Random(z).getrandbits(128))}" for z in range(depth)]
+    planes = "".join(
+        f'<TiffData FirstZ="{z}" IFD="0" PlaneCount="1"><UUID FileName="{name.format(z)}">{uuids[z]}</UUID>'
+        "</TiffData>"
+        for z in range(depth)
+    )
+    paths = []
+    for z in range(depth):
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f'<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" UUID="{uuids[z]}">'
+            '<Image ID="Image:0" Name="volume"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" '
+            f'Type="{data.dtype.name}" SizeX="{columns}" SizeY="{rows}" SizeZ="{depth}" SizeC="1" SizeT="1" '
+            f'PhysicalSizeX="0.1" PhysicalSizeY="0.1" PhysicalSizeZ="{size_z_um}">'
+            f'<Channel ID="Channel:0:0" SamplesPerPixel="1"/>{planes}</Pixels></Image></OME>'
+        )
+        paths.append(folder / name.format(z))
+        tifffile.imwrite(paths[-1], data[z], description=xml, metadata=None)
+    return paths
 
 
 def pyramidal_ome_tiff(path: Path, data: np.ndarray) -> Path:

@@ -215,3 +215,65 @@ def test_a_pixel_size_given_wins_over_the_files_and_says_so(tmp_path: Path) -> N
         f"{folder}: the sections record a pixel size of 0.004 x 0.004 micrometer; --pixel-size 5 nanometer "
         "was used"
     ]
+
+
+def test_a_multi_file_ome_tiff_is_one_volume_however_its_files_are_given(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    volume = samples.ramp((6, 40, 50), seed=5)
+    files = samples.multifile_ome_tiff(raw, volume)
+    samples.png(raw / "overview.png", samples.ramp((30, 30), "uint8"))
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+
+    outcomes = json.loads(run_cli("ingest", raw, "--repo", repo, "--json", check=True).stdout)
+    assert [(Path(o["path"]).name, o["status"]) for o in outcomes] == [
+        ("overview.png", "ingested"),
+        ("vol_z0.ome.tif", "ingested"),  # one input for the six files, not six volumes
+    ]
+    image = next(i for i in _images(repo) if i["id"] == outcomes[1]["images"][0])
+    group = _stored(repo, str(image["id"]))
+    np.testing.assert_array_equal(group["0"][...], volume)
+    scale = group.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
+    assert scale == [0.5, 0.1, 0.1]
+    # Its identity is all six files: the sha256 of their sha256s.
+    digests = sorted(hashlib.sha256(path.read_bytes()).hexdigest() for path in files)
+    assert image["original_file"]["sha256"] == hashlib.sha256("\n".join(digests).encode()).hexdigest()  # type: ignore[index]
+    assert image["original_file"]["name"] == "vol_z0.ome.tif (+5 files of its multi-file OME-TIFF)"  # type: ignore[index]
+    assert image["original_file"]["size"] == sum(path.stat().st_size for path in files)  # type: ignore[index]
+
+    # Any one of its files names the same volume.
+    again = json.loads(run_cli("ingest", files[3], "--repo", repo, "--json", check=True).stdout)
+    assert [(o["status"], o["images"]) for o in again] == [("already_present", [image["id"]])]
+
+
+def test_a_multi_file_ome_tiff_with_a_file_missing_or_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    files = samples.multifile_ome_tiff(raw, samples.ramp((5, 20, 20), seed=6))
+    files[3].unlink()  # tifffile would read its plane as zeros
+    # A file whose OME-XML sends its reader to a file of another folder (and one anywhere on the disk).
+    other = tmp_path / "other"
+    other.mkdir()
+    xml = tifffile.TiffFile(files[0]).pages.first.description
+    xml = xml.replace('FileName="vol_z1.ome.tif"', 'FileName="../raw/vol_z1.ome.tif"')
+    tifffile.imwrite(other / "vol_z0.ome.tif", samples.ramp((20, 20)), description=xml, metadata=None)
+    tifffile.imwrite(
+        other / "abs.ome.tif",
+        samples.ramp((20, 20)),
+        description=xml.replace("../raw/vol_z1.ome.tif", str(files[1])),
+        metadata=None,
+    )
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+
+    result = run_cli("ingest", raw, other, "--repo", repo)
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    # The four files left of the volume are one input, refused once, naming the missing one.
+    assert [line for line in lines if line.startswith(f"failed {raw}/")] == [
+        f"failed {files[0]}: a multi-file OME-TIFF of 5 files, 1 missing beside it (vol_z3.ome.tif); "
+        "copy them into raw/"
+    ]
+    outside = [line for line in lines if line.startswith(f"failed {other}/")]
+    assert len(outside) == 2 and all("its OME-XML names files outside its folder" in line for line in outside)
+    assert _images(repo) == []
+    assert [p for p in (repo / "objects").rglob("*") if p.is_file()] == []

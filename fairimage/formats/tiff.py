@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import re
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ _AXIS_MAP = {
 }
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _OME_NS = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
+_EXTENSION = re.compile(r"\.ome\.tiff?$", re.IGNORECASE)  # OME-TIFF's name, which every file of a set has
 
 
 class TiffReader:
@@ -104,11 +106,67 @@ def _damaged(path: Path, what: str) -> Iterator[None]:
 def _series_sources(path: Path, tif: tifffile.TiffFile) -> Iterator[TiffSeriesSource]:
     _check_page_chain(path, tif)
     ome = _parse_ome(tif.ome_metadata) if tif.is_ome else []
+    if tif.is_ome:  # before tifffile opens them: it would read a missing file's planes as zeros
+        check_companions(path, ome_companions(path, tif.ome_metadata))
     if not tif.series:
         raise CorruptFileError(f"{path}: the TIFF holds no image data")
     for index, series in enumerate(tif.series):
         described = ome[index] if index < len(ome) else None
         yield TiffSeriesSource(path, tif, index, series, described)
+
+
+def multifile_companions(path: Path) -> tuple[Path, ...]:
+    """The other files of the multi-file OME-TIFF ``path`` belongs to (see ``ome_companions``); () for any
+    other file, or one that is not a readable TIFF (its reader says why later)."""
+    if not _EXTENSION.search(path.name):
+        return ()
+    try:
+        with tifffile.TiffFile(path) as tif:
+            xml = tif.ome_metadata if tif.is_ome else None
+    except _DAMAGED:
+        return ()
+    return ome_companions(path, xml)
+
+
+def ome_companions(path: Path, xml: str | None) -> tuple[Path, ...]:
+    """The other files of a multi-file OME-TIFF (one file per plane or per z-range, its OME-XML naming
+    every file by TiffData UUID FileName), in name order; () for a file that holds all its pixels.
+
+    Each must be named as a file beside ``path``: a name with a folder in it ('../x', '/etc/x', which a
+    reader would open) is a CorruptFileError naming them. Whether they are there is ``check_companions``."""
+    if not xml or "FileName" not in xml:
+        return ()
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return ()  # _parse_ome ignores it too: the file is read as a plain TIFF
+    names = sorted(
+        {
+            name
+            for element in root.iter()
+            if element.tag.endswith("UUID")
+            and (name := element.get("FileName"))
+            and name.lower() != path.name.lower()
+        }
+    )
+    elsewhere = [name for name in names if name in (".", "..") or Path(name).name != name or "\\" in name]
+    if elsewhere:
+        raise CorruptFileError(
+            f"{path}: its OME-XML names files outside its folder ({', '.join(elsewhere[:3])}); a multi-file "
+            "OME-TIFF names its files by name alone, beside each other: fix the OME-XML"
+        )
+    return tuple(path.parent / name for name in names)
+
+
+def check_companions(path: Path, companions: tuple[Path, ...]) -> None:
+    """A CorruptFileError naming the files of ``path``'s multi-file OME-TIFF that are not beside it."""
+    missing = [companion.name for companion in companions if not companion.is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise CorruptFileError(
+            f"{path}: a multi-file OME-TIFF of {len(companions) + 1} files, {len(missing)} missing beside "
+            f"it ({shown}); copy them into {path.parent.name or path.parent}/"
+        )
 
 
 def _check_page_chain(path: Path, tif: tifffile.TiffFile) -> None:

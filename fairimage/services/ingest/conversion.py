@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -89,23 +89,28 @@ class ConvertedFile:
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input: a file, an OME-Zarr folder, or the files of one DICOM series (``series``: their headers,
-    read once when ingest grouped them)."""
+    """One input: a file, an OME-Zarr folder, the files of one DICOM series (``series``: their headers,
+    read once when ingest grouped them), or a multi-file OME-TIFF (``path`` and its ``companions``)."""
 
     path: Path
     named: bool  # given by the user (an unsupported file is then an error) rather than found in a folder
     order: int  # its place among the inputs: outcomes are reported in this order, a path given twice twice
     series: tuple[Instance, ...] = ()
+    companions: tuple[Path, ...] = ()
 
     @property
     def members(self) -> tuple[Path, ...]:
+        """Every file the input is made of (none for a plain file or folder)."""
+        if self.companions:
+            return (self.path, *self.companions)
         return tuple(instance.path for instance in self.series)
 
     @property
     def name(self) -> str:
         """How the input is named in the catalog and in messages."""
         if len(self.members) > 1:
-            return f"{self.path.name} (+{len(self.members) - 1} files of its DICOM series)"
+            kind = "multi-file OME-TIFF" if self.companions else "DICOM series"
+            return f"{self.path.name} (+{len(self.members) - 1} files of its {kind})"
         return self.path.name
 
 
@@ -481,6 +486,15 @@ def content_sha256(path: Path) -> tuple[str, int]:
             digest.update(f"{file.relative_to(path).as_posix()}\0{file_hash}\n".encode())
             total += file_size
     return digest.hexdigest(), total
+
+
+def files_sha256(paths: Sequence[Path]) -> tuple[str, int]:
+    """The identity of an input made of several files (a DICOM series, a multi-file OME-TIFF): the sha256
+    of its files' sha256s, sorted (the same files give the same input, whatever their names), and their
+    total size."""
+    hashes = [file_sha256(path) for path in paths]
+    sha256 = hashlib.sha256("\n".join(sorted(h for h, _ in hashes)).encode()).hexdigest()
+    return sha256, sum(n for _, n in hashes)
 
 
 def file_sha256(path: Path) -> tuple[str, int]:

@@ -7,10 +7,10 @@ A failing input is reported and never stops the others.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from fairimage.catalog import queries
 from fairimage.catalog.tables import ImageRow
 from fairimage.formats import is_zarr_dir
 from fairimage.formats.dicom import DICM_OFFSET, Instance, is_dicom, open_series, read_header
+from fairimage.formats.tiff import check_companions, multifile_companions
 from fairimage.model.errors import FairimageError, InvalidInputError
 from fairimage.model.study import Generated
 from fairimage.ngff.writer import (
@@ -38,7 +39,7 @@ from fairimage.services.ingest.conversion import (
     convert_file,
     convert_opened,
     failure,
-    file_sha256,
+    files_sha256,
     publish,
 )
 from fairimage.services.ingest.runs import Run, ingest_run
@@ -71,7 +72,7 @@ def ingest_paths(
         else:
             for found in _walk(path):
                 inputs.append(InputFile(found, False, len(inputs)))
-    inputs = _series_inputs(inputs, outcomes)
+    inputs = _multifile_inputs(_series_inputs(inputs, outcomes), outcomes)
     with ingest_run(repository, actor) as run:
         conversion = conversion_for(repository, run)
         run.parameters = run_parameters(conversion.options, cluster)
@@ -79,10 +80,11 @@ def ingest_paths(
             run.generated = generated.model_dump(mode="json")
             run.parameters["generated"] = run.generated
         results: Iterator[tuple[InputFile, FileOutcome]]
-        here = inputs if cluster is None else [item for item in inputs if item.series]
+        # DICOM series (their de-identification key stays here) and multi-file OME-TIFFs are converted here.
+        here = inputs if cluster is None else [item for item in inputs if item.members]
         results = (_ingest_here(repository, run, conversion, item, study, progress) for item in here)
-        if cluster is not None:  # DICOM series are converted here: their de-identification key stays here
-            elsewhere = [item for item in inputs if not item.series]
+        if cluster is not None:
+            elsewhere = [item for item in inputs if not item.members]
             results = itertools.chain(
                 results, ingest_on_cluster(repository, run, conversion, elsewhere, study, progress, cluster)
             )
@@ -182,6 +184,48 @@ def _series_inputs(inputs: list[InputFile], outcomes: list[FileOutcome]) -> list
     return sorted([*others, *series], key=lambda item: item.order)
 
 
+def _multifile_inputs(inputs: list[InputFile], outcomes: list[FileOutcome]) -> list[InputFile]:
+    """Each multi-file OME-TIFF becomes one input, its first file by name with the others as companions,
+    however many of its files were found or named; one with files missing (or named outside its folder)
+    fails here, naming them, before anything is read."""
+    kept: list[InputFile] = []
+    sets: dict[frozenset[Path], InputFile] = {}
+    for item in inputs:
+        if item.series or not item.path.is_file():
+            kept.append(item)
+            continue
+        try:
+            companions = multifile_companions(item.path)
+        except FairimageError as exc:
+            outcomes.append(failure(item.path, exc))
+            continue
+        if not companions:
+            kept.append(item)
+            continue
+        files = sorted({item.path.resolve(), *(path.resolve() for path in companions)})
+        key = frozenset(files)
+        first = sets.get(key)
+        if first is None:
+            lead = item.path.parent / files[0].name
+            sets[key] = first = InputFile(
+                lead,
+                item.named,
+                item.order,
+                companions=tuple(item.path.parent / path.name for path in files[1:]),
+            )
+            kept.append(first)
+        elif item.named and not first.named:
+            kept[kept.index(first)] = sets[key] = replace(first, named=True)
+    complete = []
+    for item in kept:
+        try:
+            check_companions(item.path, item.companions)
+            complete.append(item)
+        except FairimageError as exc:
+            outcomes.append(failure(item.path, exc))
+    return complete
+
+
 def _is_dicom_file(path: Path) -> bool:
     try:
         with path.open("rb") as f:
@@ -197,6 +241,13 @@ def _ingest_here(
         return item, _ingest_series(repository, run, conversion, item, study, progress)
     path = item.path
     try:
+        if item.companions:  # a multi-file OME-TIFF: all its files make its identity
+            sha256, size = files_sha256(item.members)
+            present = already_present(repository, path, sha256)
+            if present is not None:
+                return item, present
+            converted = convert_file(repository.store, conversion, path, progress)
+            return item, publish(repository, run, path, study, sha256, size, converted, name=item.name)
         size = content_size(path)
         with repository.reading() as session:
             maybe_present = queries.file_of_size_exists(session, size)
@@ -221,10 +272,7 @@ def _ingest_series(
 ) -> FileOutcome:
     """A DICOM series: its files' checksum, then conversion of its de-identified image."""
     try:
-        hashes = [file_sha256(member) for member in item.members]
-        # The series' checksum: of its files' checksums, in order, so the same files give the same series.
-        sha256 = hashlib.sha256("\n".join(sorted(h for h, _ in hashes)).encode()).hexdigest()
-        size = sum(n for _, n in hashes)
+        sha256, size = files_sha256(item.members)
         present = already_present(repository, item.path, sha256)
         if present is not None:
             return present
