@@ -185,7 +185,6 @@ def test_a_bad_last_section_is_found_before_any_pixel_is_converted(tmp_path: Pat
 @pytest.mark.parametrize(
     ("arguments", "words"),
     [
-        (["--sections"], "--sections: give the distance between sections, e.g. --z-spacing 30nm"),
         (["--sections", "--z-spacing", "30"], "--z-spacing '30': give a positive length with its unit"),
         (["--z-spacing", "30nm"], "--z-spacing: only for a folder of sections; add --sections"),
     ],
@@ -277,3 +276,91 @@ def test_a_multi_file_ome_tiff_with_a_file_missing_or_outside_its_folder_is_refu
     assert len(outside) == 2 and all("its OME-XML names files outside its folder" in line for line in outside)
     assert _images(repo) == []
     assert [p for p in (repo / "objects").rglob("*") if p.is_file()] == []
+
+
+def test_multi_page_tiffs_of_consecutive_sections_take_the_spacing_they_record(tmp_path: Path) -> None:
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    # ImageJ stacks of 10, 10 and 5 sections (saved 30 nm apart, 4 nm pixels), numbered by their first
+    # section (1, 11, 21); numbered 1, 2, 3 they would be read alike.
+    parts = [samples.ramp((depth, *SHAPE), seed=depth + n) for n, depth in enumerate((10, 10, 5))]
+    for number, part in zip((1, 11, 21), parts, strict=True):
+        tifffile.imwrite(
+            folder / f"stack_{number}.tif",
+            part,
+            imagej=True,
+            resolution=(1 / 0.004, 1 / 0.004),
+            metadata={"spacing": 0.03, "unit": "um", "axes": "ZYX"},
+        )
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+
+    result = run_cli("ingest", folder, "--sections", "--repo", repo, check=True)
+    assert "sections missing" not in result.stderr  # 11 follows 1's ten sections: no gap
+    [image] = _images(repo)
+    group = _stored(repo, str(image["id"]))
+    np.testing.assert_array_equal(group["0"][...], np.concatenate(parts))
+    scale = group.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
+    assert scale == [0.03, 0.004, 0.004]
+    assert image["original_file"]["name"] == "stacks (25 sections in 3 files)"  # type: ignore[index]
+    files = group.attrs["fairimage"]["sections"]["files"]
+    assert [(f["name"], f["z"], f.get("planes")) for f in files] == [
+        ("stack_1.tif", 0, 10),
+        ("stack_11.tif", 10, 10),
+        ("stack_21.tif", 20, 5),
+    ]
+    # A stack missing is a gap still.
+    (folder / "stack_11.tif").unlink()
+    missing = run_cli("ingest", folder, "--sections", "--repo", repo)
+    assert (
+        missing.returncode == 1
+        and "sections missing: 2-20 (between stack_1.tif and stack_21.tif)" in missing.stderr
+    )
+
+
+def _ome_sections(folder: Path, spacings: list[float]) -> np.ndarray:
+    """Single-plane OME-TIFF sections whose OME-XML records a PhysicalSizeZ each (in micrometres)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    planes = [samples.ramp(SHAPE, seed=z) for z in range(len(spacings))]
+    for z, (plane, spacing) in enumerate(zip(planes, spacings, strict=True)):
+        samples.ome_tiff(folder / f"s{z + 1:03d}.ome.tif", plane, axes="YX", PhysicalSizeX=0.004,
+                         PhysicalSizeY=0.004, PhysicalSizeZ=spacing)  # fmt: skip
+    return np.stack(planes)
+
+
+def test_the_z_spacing_comes_from_the_sections_unless_given_and_must_agree(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    stacked = _ome_sections(tmp_path / "ome", [0.05] * 6)
+    run_cli("ingest", tmp_path / "ome", "--sections", "--repo", repo, check=True)
+    [image] = _images(repo)
+    group = _stored(repo, str(image["id"]))
+    np.testing.assert_array_equal(group["0"][...], stacked)
+    scale = group.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
+    assert scale == [0.05, 0.004, 0.004]
+
+    # Given, --z-spacing wins and the difference is told.
+    _ome_sections(tmp_path / "given", [0.05] * 3)
+    given = run_cli(
+        "ingest", tmp_path / "given", "--sections", "--z-spacing", "40nm", "--repo", repo, check=True
+    )
+    assert "the sections record a z spacing of 0.05 micrometer; --z-spacing 40 nanometer was used" in (
+        given.stdout + given.stderr
+    )
+
+    # Sections that disagree, and sections that record none: one line each, nothing stored.
+    _ome_sections(tmp_path / "odd", [0.05, 0.05, 0.06, 0.05])
+    _tiff_sections(
+        tmp_path / "plain", 4, resolution=(NM_PER_CM / 4, NM_PER_CM / 4), resolutionunit="CENTIMETER"
+    )
+    result = run_cli("ingest", tmp_path / "odd", tmp_path / "plain", "--sections", "--repo", repo)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 2
+    assert "sections unlike the others (0.05 micrometer): s003.ome.tif (0.06 micrometer)" in lines[0], lines[
+        0
+    ]
+    assert lines[1].endswith("the sections record no z spacing: give it with --z-spacing, e.g. 30nm"), lines[
+        1
+    ]
+    assert len(_images(repo)) == 2

@@ -21,7 +21,7 @@ import zarr
 from fairimage.formats.base import ImageSource, OpenedFile, Region, check_declared, plan_axes
 from fairimage.model.errors import CorruptFileError
 from fairimage.model.image import Channel, ImageMetadata, default_channels, make_axes, rgb_channels
-from fairimage.model.units import space_unit, time_unit
+from fairimage.model.units import Length, space_unit, time_unit
 
 # tifffile logs its own warnings about damaged files; this reader's one-line error already says it (and a
 # dask worker would print them on the user's terminal).
@@ -365,6 +365,8 @@ class TiffSeriesSource:
             path.name if len(tif.series) == 1 else f"{path.name} [{ome.name if ome and ome.name else index}]"
         )
         sizes, units = _physical_sizes(tif, series, ome)
+        z_unit = units.get("z")
+        self._z_spacing = Length(sizes["z"], z_unit) if z_unit and sizes.get("z", 0) > 0 else None
         shape = self._plan.shape
         self._metadata = ImageMetadata(
             name=name,
@@ -379,6 +381,12 @@ class TiffSeriesSource:
     @property
     def metadata(self) -> ImageMetadata:
         return self._metadata
+
+    @property
+    def recorded_z_spacing(self) -> Length | None:
+        """The distance between planes the file records (ImageJ's spacing, OME's PhysicalSizeZ), with a
+        length unit; also for a file of one plane, whose metadata has no z axis to carry it (a section)."""
+        return self._z_spacing
 
     def read(self, region: Region) -> np.ndarray:
         with _damaged(self.path, "pixel data unreadable"):

@@ -47,10 +47,11 @@ SECTIONS_FORMAT = "fairimage-sections/1"
 
 @dataclass(frozen=True)
 class SectionsRequest:
-    """A folder of sections and what the files may not say: the z spacing, and the xy pixel size."""
+    """A folder of sections and what the files may not say (given, it wins over theirs): the z spacing,
+    and the xy pixel size."""
 
     folder: Path
-    z_spacing: Length
+    z_spacing: Length | None = None
     pixel_size: Length | None = None
     study: str = DEFAULT_STUDY
 
@@ -94,7 +95,7 @@ def ingest_sections(
                 hashes.sha256,
                 hashes.size,
                 ConvertedFile(folder.format, [staged]),
-                name=f"{request.folder.name} ({len(folder.sections)} sections)",
+                name=folder.described,
             )
         outcome.warnings[:0] = [f"{request.folder}: {warning}" for warning in folder.warnings]
         return outcome
@@ -134,13 +135,17 @@ def _stage(
 
 
 def hash_sections(sections: Sequence[Section], stop: threading.Event | None = None) -> SectionHashes:
-    """The sha256 of each section and the volume's: of the JSON list of (z, name, size, sha256)."""
+    """The sha256 of each section file and the volume's: of the JSON list of (z, name, size, sha256), z
+    the file's first plane, with ``planes`` for a file of several sections."""
     files: list[dict[str, Any]] = []
-    for z, section in enumerate(sections):
+    z = 0
+    for section in sections:
         if stop is not None and stop.is_set():
             break
         sha256, size = file_sha256(section.path)
-        files.append({"z": z, "name": section.path.name, "size": size, "sha256": sha256})
+        entry = {"z": z, "name": section.path.name, "size": size, "sha256": sha256}
+        files.append(entry | ({"planes": section.depth} if section.depth > 1 else {}))
+        z += section.depth
     body = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
     return SectionHashes(files, hashlib.sha256(body).hexdigest(), sum(int(entry["size"]) for entry in files))
 
