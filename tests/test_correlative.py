@@ -283,3 +283,93 @@ def test_the_set_page_overlays_the_member_and_follows_its_opacity(
         assert page.get_by_text("fitted to 6 landmarks").is_visible()
         browser.close()
     assert all(url.startswith((server, "data:")) for url in requests)
+
+
+def _linear_scene(z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A field linear in the reference's physical (z, y, x): sampled linearly, it is reproduced exactly."""
+    return 1000 + 900 * z + 400 * y + 150 * x
+
+
+def test_a_volume_under_an_oblique_transform_is_resampled_through_its_planes(tmp_path: Path) -> None:
+    """A 3D member tilted 25 degrees about x against the reference: each reference plane cuts through
+    several of the member's planes, and the resampled values are the scene at every point (to rounding),
+    which a member's nearest single plane could not give."""
+    angle = math.radians(25)
+    rotation = np.array(
+        [[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0], [0, 0, 1]]
+    )
+    shift = np.array([0.6, 0.2, 0.3])
+    matrix = np.vstack([np.hstack([rotation, shift[:, None]]), [0, 0, 0, 1]])
+    member_shape, member_pixel = (20, 24, 24), 0.1
+    grid = np.meshgrid(*((np.arange(n) + 0.5) * member_pixel for n in member_shape), indexing="ij")
+    mapped = rotation @ np.array([axis.ravel() for axis in grid]) + shift[:, None]
+    member = _linear_scene(*(axis.reshape(member_shape) for axis in mapped))
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    samples.ome_tiff(raw / "ref.ome.tif", np.zeros((16, 40, 40), np.uint16), axes="ZYX",
+                     PhysicalSizeX=0.1, PhysicalSizeY=0.1, PhysicalSizeZ=0.1)  # fmt: skip
+    samples.ome_tiff(raw / "tilted.ome.tif", member.astype(np.float32), axes="ZYX",
+                     PhysicalSizeX=0.1, PhysicalSizeY=0.1, PhysicalSizeZ=0.1)  # fmt: skip
+    repo = tmp_path / "repo"
+    run_cli("init", repo, check=True)
+    ingested = json.loads(
+        run_cli("ingest", raw, "--study", "3D", "--repo", repo, "--json", check=True).stdout
+    )
+    ids = {Path(outcome["path"]).name: outcome["images"][0] for outcome in ingested}
+    spec = {
+        "name": "tilted",
+        "reference": ids["ref.ome.tif"],
+        "members": [{"image": ids["tilted.ome.tif"], "modality": "LM", "matrix": matrix.tolist()}],
+    }
+    (tmp_path / "set.yaml").write_text(yaml.safe_dump(spec))
+    created = json.loads(
+        run_cli(
+            "correlate",
+            "create",
+            tmp_path / "set.yaml",
+            "--study",
+            "3D",
+            "--repo",
+            repo,
+            "--json",
+            check=True,
+        ).stdout
+    )
+    z = 9
+    with LiveServer(load_settings(repo)) as live:
+        url = f"{live.url}/api/correlative-sets/{created['id']}/images/{ids['tilted.ome.tif']}/resampled"
+        response = httpx.get(url, params={"z": z, "region": "0,0,40,40"}, timeout=30)
+    assert response.status_code == 200, response.text
+    resampled = tifffile.imread(io.BytesIO(response.content))
+    # Where each reference pixel lies in the member, and whether linear sampling there is free of the edge.
+    rows, columns = np.meshgrid((np.arange(40) + 0.5) * 0.1, (np.arange(40) + 0.5) * 0.1, indexing="ij")
+    points = np.array([np.full(rows.size, (z + 0.5) * 0.1), rows.ravel(), columns.ravel()])
+    inside_member = np.linalg.inv(rotation) @ (points - shift[:, None]) / member_pixel - 0.5
+    interior = np.all((inside_member >= 0) & (inside_member <= np.array(member_shape)[:, None] - 1), axis=0)
+    assert interior.sum() > 300  # the plane cuts the member over a good part of the reference
+    planes = np.floor(inside_member[0][interior])
+    assert planes.max() - planes.min() >= 5  # and through many of its planes
+    expected = _linear_scene(*points)
+    np.testing.assert_allclose(resampled.ravel()[interior], expected[interior], rtol=1e-5)
+    outside = np.any((inside_member < -0.5) | (inside_member > np.array(member_shape)[:, None] - 0.5), axis=0)
+    assert np.all(resampled.ravel()[outside] == 0)
+
+
+def test_resampling_reads_each_plane_once_and_only_the_box_it_needs() -> None:
+    """A 64 x 64 window of a 2000 x 2000 member plane, shifted: one read, of the window and its edge."""
+    from fairimage.model.viewing.correlative import resample
+
+    plane = np.arange(2000 * 2000, dtype=np.float64).reshape(2000, 2000)
+    reads: list[tuple[int, tuple[int, int], tuple[int, int]]] = []
+
+    def read(z: int, rows: tuple[int, int], columns: tuple[int, int]) -> np.ndarray:
+        reads.append((z, rows, columns))
+        return plane[rows[0] : rows[1], columns[0] : columns[1]]
+
+    matrix = np.array([[1, 0, -500.25], [0, 1, -700.5], [0, 0, 1]])  # member -> reference, 1 unit pixels
+    values, inside = resample(read, plane.shape, (1.0, 1.0), matrix, (64, 64), (0.0, 0.0), (1.0, 1.0))
+    assert inside.all()
+    assert reads == [(0, (500, 565), (700, 765))]  # rows 500.25-563.25, columns 700.5-763.5
+    # Linear sampling of a linear ramp is the ramp at the mapped point.
+    rows, columns = np.meshgrid(np.arange(64) + 500.25, np.arange(64) + 700.5, indexing="ij")
+    np.testing.assert_allclose(values, rows * 2000 + columns)

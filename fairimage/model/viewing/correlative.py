@@ -15,6 +15,7 @@ matrix is homogeneous, (d+1) x (d+1), its last row 0 ... 0 1, mapping [member ph
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -197,19 +198,26 @@ def _box(low: np.ndarray, high: np.ndarray) -> str:
     return " x ".join(f"{a:g}..{b:g}" for a, b in zip(low, high, strict=True))
 
 
-def resample_plane(
-    plane: np.ndarray,
-    plane_scale: tuple[float, float],
+# Reads a box of one of the member's planes: (plane, (row0, row1), (column0, column1)) -> pixels (y, x).
+PlaneReader = Callable[[int, tuple[int, int], tuple[int, int]], np.ndarray]
+
+
+def resample(
+    read: PlaneReader,
+    shape: tuple[int, ...],
+    scale: tuple[float, ...],
     matrix: np.ndarray,
     out_shape: tuple[int, int],
     out_origin: tuple[float, float],
     out_pixel: tuple[float, float],
     z: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A member's plane (y, x, at ``plane_scale`` physical pixel size) sampled on a grid of the reference's
-    space: ``out_shape`` pixels from ``out_origin`` (y, x, physical), ``out_pixel`` apart; bilinear, and
-    a mask of where the member has pixels. ``matrix`` maps member to reference (2D, or 3D at reference
-    depth ``z``, in which case the plane is the member's plane nearest that depth)."""
+    """A member (``shape`` pixels, (y, x) or (z, y, x), ``scale`` physical pixel size per axis) sampled
+    on a grid of the reference's space: ``out_shape`` pixels from ``out_origin`` (y, x, physical),
+    ``out_pixel`` apart, at reference depth ``z`` for 3D; linear in every axis (trilinear in 3D, so an
+    oblique transform cuts the member's planes as it should), with a mask of where the member has pixels.
+    ``matrix`` maps member to reference. Each plane the grid passes through is read once, and only the box
+    of it the grid needs, so memory is that box, not the member."""
     d = matrix.shape[0] - 1
     rows = out_origin[0] + (np.arange(out_shape[0]) + 0.5) * out_pixel[0]
     columns = out_origin[1] + (np.arange(out_shape[1]) + 0.5) * out_pixel[1]
@@ -219,25 +227,37 @@ def resample_plane(
         points.insert(0, np.full(grid_y.size, z))
     inverse = np.linalg.inv(matrix)
     source = inverse[:-1, :-1] @ np.array(points) + inverse[:-1, -1:]
-    y = source[-2] / plane_scale[0] - 0.5
-    x = source[-1] / plane_scale[1] - 0.5
-    height, width = plane.shape
-    inside = (y >= -0.5) & (y <= height - 0.5) & (x >= -0.5) & (x <= width - 0.5)
-    y, x = np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)
-    y0, x0 = np.floor(y).astype(int), np.floor(x).astype(int)
-    y1, x1 = np.minimum(y0 + 1, height - 1), np.minimum(x0 + 1, width - 1)
-    fy, fx = y - y0, x - x0
-    values = plane.astype(np.float64)
-    top = values[y0, x0] * (1 - fx) + values[y0, x1] * fx
-    bottom = values[y1, x0] * (1 - fx) + values[y1, x1] * fx
-    sampled = (top * (1 - fy) + bottom * fy).reshape(out_shape)
-    return sampled, inside.reshape(out_shape)
-
-
-def to_member(matrix: np.ndarray, point: tuple[float, ...]) -> tuple[float, ...]:
-    """Where a point of the reference's space (physical, axes in order) is in the member's."""
-    inverse = np.linalg.inv(matrix)
-    return tuple(float(v) for v in inverse[:-1, :-1] @ np.array(point) + inverse[:-1, -1])
+    coordinates = [source[axis] / scale[axis] - 0.5 for axis in range(d)]  # pixel centres at .0
+    inside = np.ones(grid_y.size, dtype=bool)
+    for value, n in zip(coordinates, shape, strict=True):
+        inside &= (value >= -0.5) & (value <= n - 0.5)
+    if d == 2:
+        coordinates.insert(0, np.zeros(grid_y.size))
+        shape = (1, *shape)
+    sampled = np.zeros(grid_y.size)
+    lows, highs, weights = [], [], []
+    for value, n in zip(coordinates, shape, strict=True):
+        value = np.clip(value, 0, n - 1)
+        low = np.floor(value).astype(np.int64)
+        lows.append(low)
+        highs.append(np.minimum(low + 1, n - 1))
+        weights.append(value - low)
+    (z0, y0, x0), (z1, y1, x1), (fz, fy, fx) = lows, highs, weights
+    at = np.flatnonzero(inside)
+    for plane in np.unique(np.concatenate([z0[at], z1[at]])):
+        lower_z, upper_z = at[z0[at] == plane], at[z1[at] == plane]
+        both = np.union1d(lower_z, upper_z)
+        top, left = int(y0[both].min()), int(x0[both].min())
+        box = read(int(plane), (top, int(y1[both].max()) + 1), (left, int(x1[both].max()) + 1))
+        values = box.astype(np.float64)
+        for where, weight in ((lower_z, 1 - fz), (upper_z, fz)):
+            a, b = y0[where] - top, y1[where] - top
+            c, e = x0[where] - left, x1[where] - left
+            wy, wx = fy[where], fx[where]
+            upper = values[a, c] * (1 - wx) + values[a, e] * wx
+            lower = values[b, c] * (1 - wx) + values[b, e] * wx
+            sampled[where] += (upper * (1 - wy) + lower * wy) * weight[where]
+    return sampled.reshape(out_shape), inside.reshape(out_shape)
 
 
 @dataclass(frozen=True)

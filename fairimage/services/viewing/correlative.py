@@ -23,7 +23,6 @@ from fairimage.catalog import queries
 from fairimage.catalog.tables import CorrelativeMemberRow, CorrelativeSetRow, ImageRow, StudyRow
 from fairimage.model.errors import ConflictError, InvalidInputError, NotFoundError
 from fairimage.model.governance.policy import Principal
-from fairimage.model.image import level_plane
 from fairimage.model.study import Image, new_id
 from fairimage.model.units import convert_length
 from fairimage.model.viewing.correlative import (
@@ -32,8 +31,7 @@ from fairimage.model.viewing.correlative import (
     SetSpec,
     Space,
     register,
-    resample_plane,
-    to_member,
+    resample,
 )
 from fairimage.model.viewing.render import (
     Plane,
@@ -240,37 +238,38 @@ def _resampled(
     origin: tuple[float, float],
     pixel: tuple[float, float],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The member's first channel sampled on a grid of the reference's space (its plane nearest the
-    reference's plane ``z``), from the member's coarsest level still as fine as the grid."""
+    """The member's first channel sampled on a grid of the reference's space (at the depth of its plane
+    ``z`` for volumes), from the member's coarsest level still as fine as the grid."""
     image, _ = renderer.image(principal, member.image_id)
     matrix = np.array(member.matrix)
-    scale_factor = _unit_factor(image, found.unit)
-    member_scale = [s * scale_factor for s in _spatial(image.scale, image.axis_names)]
+    factor = _unit_factor(image, found.unit)
     # The member's pixel size under the transform, against the grid's: the coarsest level at least as fine.
     stretch = float(np.sqrt(abs(np.linalg.det(matrix[-3:-1, -3:-1]))))  # of the y, x block
     wanted = min(pixel) / max(stretch, 1e-12)
-    index = 0
-    for candidate in range(1, len(image.levels)):
-        factor = image.levels[0].shape[-1] / image.levels[candidate].shape[-1]
-        if member_scale[-1] * factor <= wanted:
-            index = candidate
+    index = max(
+        (i for i, level in enumerate(image.levels) if level.scale[-1] * factor <= wanted or i == 0),
+    )
     level = image.levels[index]
-    factor_y = image.levels[0].shape[-2] / level.shape[-2]
-    factor_x = image.levels[0].shape[-1] / level.shape[-1]
-    member_z = 0
+    array = renderer.level(image, index)
+    axes = image.axis_names
+    spatial = [axes.index(name) for name in found.axes]
+
+    def read(plane: int, rows: tuple[int, int], columns: tuple[int, int]) -> np.ndarray:
+        return read_region(array, axes, [0], plane, 0, rows, columns)[0]
+
     reference_z = 0.0
     if "z" in found.axes:
         reference_z = (z + 0.5) * reference.scale[reference.axis_names.index("z")]
-        centre = (reference_z, origin[0] + shape[0] * pixel[0] / 2, origin[1] + shape[1] * pixel[1] / 2)
-        physical = to_member(matrix, centre)[0] / member_scale[0]
-        member_z = level_plane(image.levels[0].shape, level.shape, image.axis_names,
-                               min(max(0, int(physical)), image_size(image, "z") - 1))  # fmt: skip
-    array = renderer.level(image, index)
-    plane = read_region(
-        array, image.axis_names, [0], member_z, 0, (0, level.shape[-2]), (0, level.shape[-1])
-    )[0]
-    plane_scale = (member_scale[-2] * factor_y, member_scale[-1] * factor_x)
-    return resample_plane(plane, plane_scale, matrix, shape, origin, pixel, reference_z)
+    return resample(
+        read,
+        tuple(level.shape[i] for i in spatial),
+        tuple(level.scale[i] * factor for i in spatial),
+        matrix,
+        shape,
+        origin,
+        pixel,
+        reference_z,
+    )
 
 
 def _windowed(
@@ -309,10 +308,6 @@ def _space(row: ImageRow, unit: str | None) -> Space:
         shape=tuple(int(row.shape[names.index(a)]) for a in spatial),
         scale=tuple(float(row.scale[names.index(a)]) * factor for a in spatial),
     )
-
-
-def _spatial(scale: tuple[float, ...], axes: str) -> list[float]:
-    return [s for s, name in zip(scale, axes, strict=True) if name in "zyx"]
 
 
 def _unit_factor(image: Image, unit: str | None) -> float:
