@@ -314,6 +314,30 @@ def test_neuroglancer_shows_a_volume_and_its_label_from_this_server(page: Any, s
     assert errors == [], errors
 
 
+def test_neuroglancer_shows_each_channel_in_its_colour(page: Any, site: Site) -> None:
+    """The 3-channel stack (DAPI, GFP, mCherry) in Neuroglancer: its shader tints each channel as the 2D
+    viewer does, so the xy panel has blue, green and red squares, not one grey channel."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{site.url}/images/{site.stack}/neuroglancer")
+    page.wait_for_url(re.compile(r"/neuroglancer#!"), timeout=20_000)
+    page.wait_for_timeout(4000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    panel = page.locator(".neuroglancer-panel").first
+    shot = np.asarray(
+        Image.open(io.BytesIO(panel.screenshot(path=str(ARTIFACTS / "neuroglancer-channels.png"))))
+    )
+    red, green, blue = (shot[..., i].astype(int) for i in range(3))
+    for name, own, others in (
+        ("blue", blue, (red, green)),
+        ("green", green, (red, blue)),
+        ("red", red, (green, blue)),
+    ):
+        pure = (own > 120) & (others[0] < 60) & (others[1] < 60)
+        assert pure.sum() > 200, f"no {name} square in Neuroglancer's panel"
+    assert errors == [], errors
+
+
 def _chunk_levels(requests: list[str]) -> dict[str, int]:
     """How many chunks of each pyramid level were fetched: zarr v3 keys look like {level}/c/..."""
     levels: dict[str, int] = {}

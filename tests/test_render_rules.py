@@ -272,3 +272,24 @@ def test_channels_a_file_leaves_uncoloured_take_their_fluorophores_colour() -> N
     assert colours == ["FF0000", "00FF00", "0000FF", "FF00FF"]
     assert [c.color for c in default_channels(3)] == ["FF0000", "00FF00", "0000FF"]  # unnamed: RGB
     assert [c.color for c in default_channels(1, ["DAPI"])] == ["FFFFFF"]  # one channel alone: grey
+
+
+def test_files_that_name_their_channels_without_colours_get_the_fluorophores(tmp_path: Path) -> None:
+    """An OME-TIFF whose OME-XML names DAPI, GFP and mCherry without a Color, and an OME-Zarr whose omero
+    channels have labels only: blue, green, red, as the names say (not red, green, blue by index)."""
+    from fairimage.formats import open_file
+    from tests import samples
+
+    stack = np.zeros((3, 8, 8), dtype=np.uint16)
+    samples.ome_tiff(
+        tmp_path / "cells.ome.tif", stack, axes="CYX", Channel={"Name": ["DAPI", "GFP", "mCherry"]}
+    )
+    zarr_path = samples.ome_zarr_v05(tmp_path / "cells.ome.zarr", stack, axes="cyx")
+    group = zarr.open_group(zarr_path, mode="r+")
+    attrs = group.attrs.asdict()
+    attrs["ome"]["omero"] = {"channels": [{"label": name} for name in ("mCherry", "Hoechst", "EGFP")]}
+    group.attrs.put(attrs)
+    with open_file(tmp_path / "cells.ome.tif") as opened:
+        assert [c.color for c in opened.images[0].metadata.channels] == ["0000FF", "00FF00", "FF0000"]
+    with open_file(zarr_path) as opened:
+        assert [c.color for c in opened.images[0].metadata.channels] == ["FF0000", "0000FF", "00FF00"]

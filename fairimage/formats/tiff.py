@@ -537,10 +537,13 @@ def _count(axes: str, shape: tuple[int, ...]) -> int:
 def _channels(axes: str, shape: tuple[int, ...], series: Any, ome: _OmeImage | None) -> tuple[Channel, ...]:
     count = _count(axes, shape)
     if ome is not None and len(ome.channels) == count:
-        defaults = default_channels(count)
+        # Where the OME-XML gives no colour, the one its name's fluorophore has (DAPI blue), not the index's.
+        defaults = default_channels(
+            count, [label or f"Channel {i}" for i, (label, _) in enumerate(ome.channels)]
+        )
         return tuple(
-            Channel(label=label or defaults[i].label, color=colour or defaults[i].color)
-            for i, (label, colour) in enumerate(ome.channels)
+            Channel(label=default.label, color=colour or default.color)
+            for default, (_, colour) in zip(defaults, ome.channels, strict=True)
         )
     photometric = getattr(series.pages[0], "photometric", None) if series.pages else None
     if count in (3, 4) and photometric == tifffile.PHOTOMETRIC.RGB:

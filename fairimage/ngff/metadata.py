@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fairimage.model.errors import CorruptFileError, UnsupportedError
-from fairimage.model.image import AXIS_TYPES, Axis, Channel, Window
+from fairimage.model.image import AXIS_TYPES, Axis, Channel, Window, default_channels
 from fairimage.model.units import space_unit, time_unit
 
 
@@ -190,8 +190,12 @@ def _scale_of(transforms: list[dict[str, Any]] | None, ndim: int) -> tuple[float
 
 
 def _parse_omero(omero: dict[str, Any] | None) -> tuple[Channel, ...]:
+    listed = [channel for channel in (omero or {}).get("channels", []) if isinstance(channel, dict)]
+    labels = [str(channel.get("label") or f"Channel {i}") for i, channel in enumerate(listed)]
+    # Where a channel has no colour, the one its label's fluorophore has (DAPI blue), not white.
+    defaults = default_channels(len(labels), labels) if labels else ()
     channels = []
-    for i, channel in enumerate((omero or {}).get("channels", [])):
+    for i, channel in enumerate(listed):
         window = channel.get("window")
         parsed_window = None
         if isinstance(window, dict) and {"start", "end"} <= window.keys():
@@ -201,8 +205,8 @@ def _parse_omero(omero: dict[str, Any] | None) -> tuple[Channel, ...]:
             )
         channels.append(
             Channel(
-                label=str(channel.get("label") or f"Channel {i}"),
-                color=str(channel.get("color") or "FFFFFF").upper(),
+                label=labels[i],
+                color=str(channel.get("color") or defaults[i].color).upper(),
                 window=parsed_window,
                 inverted=channel.get("inverted") is True,
             )
