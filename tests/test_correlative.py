@@ -281,8 +281,44 @@ def test_the_set_page_overlays_the_member_and_follows_its_opacity(
         assert np.abs(opaque.astype(int) - half.astype(int)).mean() > 1.0, "the overlay did not change"
         assert f"opacity_{sample.lm}=100" in page.url
         assert page.get_by_text("fitted to 6 landmarks").is_visible()
+        # A click in the middle zooms in 2x there; "Whole" goes back.
+        overlay.click()
+        page.wait_for_function(
+            "() => document.getElementById('overlay').src.includes('region=80%2C60%2C160%2C120')"
+        )
+        page.wait_for_function("() => document.getElementById('overlay').complete")
+        page.wait_for_timeout(300)
+        zoomed = np.asarray(
+            Image.open(io.BytesIO(overlay.screenshot(path=str(ARTIFACTS / "correlative-zoom.png"))))
+        )
+        assert np.abs(zoomed.astype(int) - opaque.astype(int)).mean() > 1.0, (
+            "zooming in did not change the overlay"
+        )
+        assert "region=80%2C60%2C160%2C120" in page.url
+        page.get_by_role("button", name="Whole").click()
+        page.wait_for_function(
+            "() => document.getElementById('overlay').src.includes('region=0%2C0%2C320%2C240')"
+        )
         browser.close()
     assert all(url.startswith((server, "data:")) for url in requests)
+
+
+def test_an_overlay_of_a_region_is_that_part_of_the_whole(
+    sample: Sample, server: str, registered: dict
+) -> None:
+    """Zoomed in at 1:1, the overlay of a region is the whole overlay's pixels there (within a grey level)."""
+    url = f"{server}/api/correlative-sets/{registered['id']}/overlay"
+    opacity = f"{sample.lm}:0.8"
+    whole = httpx.get(url, params={"size": 320, "opacity": opacity}, timeout=30)
+    part = httpx.get(url, params={"size": 160, "opacity": opacity, "region": "80,60,160,120"}, timeout=30)
+    assert whole.status_code == part.status_code == 200
+    whole_pixels = np.asarray(Image.open(io.BytesIO(whole.content))).astype(int)
+    part_pixels = np.asarray(Image.open(io.BytesIO(part.content))).astype(int)
+    assert whole_pixels.shape[:2] == (240, 320) and part_pixels.shape[:2] == (120, 160)
+    assert np.abs(part_pixels - whole_pixels[60:180, 80:240]).max() <= 1
+    assert part.headers["etag"] != whole.headers["etag"]
+    bad = httpx.get(url, params={"region": "400,0,10,10"}, timeout=30)
+    assert bad.status_code == 400 and "region" in bad.json()["error"]["message"]
 
 
 def _linear_scene(z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -74,9 +74,14 @@ def overlay(
     size: Annotated[int, Query(ge=16, le=2048)] = 1024,
     z: Annotated[int | None, Query(ge=0, description="the reference's plane (volumes)")] = None,
     opacity: Annotated[str | None, Query(description="IMAGE:VALUE per member, 0-1 (default 0.5)")] = None,
+    region: Annotated[
+        str | None, Query(description="x,y,w,h in the reference's level-0 pixels (default: all of it)")
+    ] = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    picture = correlative.overlay(renderer, principal, set_id, size, z, _opacities(opacity), if_none_match)
+    picture = correlative.overlay(
+        renderer, principal, set_id, size, z, _opacities(opacity), if_none_match, region
+    )
     return picture_response(picture)
 
 

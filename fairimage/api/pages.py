@@ -22,10 +22,11 @@ from fairimage.api.schemas import ImageOut, LabelOut
 from fairimage.api.security import VIEWER_POLICY
 from fairimage.api.versions import VersionNumber
 from fairimage.model.discovery import exports
+from fairimage.model.errors import InvalidInputError
 from fairimage.model.governance.policy import Principal
 from fairimage.model.study import Image
 from fairimage.model.viewing.neuroglancer import neuroglancer_state
-from fairimage.model.viewing.render import ORTHOGONAL_VIEWS, default_plane, image_size, is_rgb
+from fairimage.model.viewing.render import ORTHOGONAL_VIEWS, default_plane, image_size, is_rgb, parse_region
 from fairimage.services.curation import study_metadata
 from fairimage.services.discovery import images as image_service
 from fairimage.services.discovery import linked_data
@@ -216,10 +217,17 @@ def correlative_page(
         )
         for member in found.members
     }
+    width, height = image_size(reference, "x"), image_size(reference, "y")
+    try:  # the region shown, kept in the address as the page zooms
+        box = parse_region(request.query_params.get("region"), width, height)
+    except InvalidInputError:
+        box = parse_region(None, width, height)
+    region = f"{box.x},{box.y},{box.width},{box.height}"
     query = urlencode(
         {
             "size": 1024,
             "z": z,
+            "region": region,
             "opacity": ",".join(f"{image}:{value / 100:g}" for image, value in opacity.items()),
         }
     )
@@ -227,6 +235,8 @@ def correlative_page(
         "set": found,
         "depth": depth,
         "z": z,
+        "region": region,
+        "whole": f"0,0,{width},{height}",
         "opacity": opacity,
         "overlay_url": f"/api/correlative-sets/{found.id}/overlay?{query}",
     }

@@ -138,14 +138,17 @@ def overlay(
     z: int | None = None,
     opacity: dict[str, float] | None = None,
     if_none_match: str | None = None,
+    region: str | None = None,
 ) -> Picture:
     """The reference (grey, its default window) with every member drawn over it in its colour, resampled
-    into the reference's space, each at its ``opacity`` (0-1, default 0.5), fitted into ``size``; of a
-    volume, the reference's plane ``z`` (default the middle) and each member's plane nearest it."""
+    into the reference's space, each at its ``opacity`` (0-1, default 0.5): ``region`` of the reference
+    (x,y,w,h in its level-0 pixels; all of it by default) fitted into ``size``, so that a viewer zooms
+    in on a detail of a large reference; of a volume, the reference's plane ``z`` (default the middle)."""
     found = get_set(renderer.repository, principal, set_id)
     reference, policy = renderer.image(principal, found.reference_image_id)
     if size not in OVERLAY_SIZES:
         raise InvalidInputError(f"size={size}: an overlay is 16 to 2048 pixels")
+    box = parse_region(region, image_size(reference, "x"), image_size(reference, "y"))
     plane = default_plane(reference)
     depth = image_size(reference, "z")
     if z is not None and not 0 <= z < depth:
@@ -155,21 +158,22 @@ def overlay(
     unknown = set(opacity) - {member.image_id for member in found.members}
     if unknown:
         raise InvalidInputError(f"opacity: {sorted(unknown)[0]} is not a member of this set")
-    key = f"{set_id}/overlay/{size}/{z}/" + ",".join(f"{k}:{v:g}" for k, v in sorted(opacity.items()))
+    opacities = ",".join(f"{k}:{v:g}" for k, v in sorted(opacity.items()))
+    key = f"{set_id}/overlay/{box.key()}/{size}/{z}/{opacities}"
     etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
     cache_control = access.cache_control(policy)
     if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
         return Picture(b"", "image/png", etag, cache_control, not_modified=True)
 
     def draw() -> bytes:
-        box = parse_region(None, image_size(reference, "x"), image_size(reference, "y"))
         width, height = fit_size(box, size)
         grey = Plane(z=z, t=0, channels=tuple(replace(c, color="FFFFFF") for c in plane.channels[:1]))
         canvas = renderer.pixels(reference, RenderRequest(grey, box, width, height)).astype(np.float64)
         pixel = (reference.scale[-2] * box.height / height, reference.scale[-1] * box.width / width)
+        origin = (box.y * reference.scale[-2], box.x * reference.scale[-1])
         for member in found.members:
             values, inside = _resampled(
-                renderer, principal, found, member, reference, z, (height, width), (0, 0), pixel
+                renderer, principal, found, member, reference, z, (height, width), origin, pixel
             )
             level = _windowed(renderer, principal, member, values)
             colour = np.array([int(member.colour[i : i + 2], 16) for i in (0, 2, 4)], np.float64)
