@@ -124,6 +124,39 @@ def test_large_images_are_written_by_several_workers_exactly_as_by_one(
     assert any(key.startswith("3/c/") for key in cloud["volume.ome.tif"])  # 130 -> 65 -> 33 planes
 
 
+def test_a_folder_of_sections_is_converted_by_the_workers_as_here(tmp_path: Path) -> None:
+    """A vEM folder of 130 sections over two cluster workers (z-ranges of 64 planes, then the levels that
+    halve z): the stored volume is byte for byte the one converted in one process, sections recorded."""
+    import tifffile
+
+    folder = tmp_path / "em"
+    folder.mkdir()
+    volume = samples.ramp((130, 200, 240), "uint8", seed=8)
+    for z, plane in enumerate(volume):
+        tifffile.imwrite(
+            folder / f"section_{z + 1:04d}.tif", plane, resolution=(2.5e6, 2.5e6), resolutionunit="CENTIMETER"
+        )
+    outcomes = {}
+    for name, extra in (("here", []), ("cluster", ["--workers", "2"])):
+        run_cli("init", tmp_path / name, check=True)
+        ingest = ("ingest", folder, "--sections", "--z-spacing", "10nm", "--repo", tmp_path / name, "--json")
+        outcomes[name] = json.loads(run_cli(*ingest, *extra, check=True).stdout)
+    here, cluster = outcomes["here"][0], outcomes["cluster"][0]
+    assert here["status"] == cluster["status"] == "ingested"
+    # 3 z-ranges of 64 planes, 2 bands of rows each; then level 2's 65 planes in 2 runs, level 3's in one.
+    assert (here["parts"], cluster["parts"]) == (1, 3 * 2 + 2 + 1)
+    manifests = [
+        json.loads((tmp_path / name / "objects" / "manifests" / f"{outcome['images'][0]}.json").read_text())[
+            "objects"
+        ]
+        for name, outcome in (("here", here), ("cluster", cluster))
+    ]
+    assert manifests[0] == manifests[1]
+    assert any(key.startswith("3/c/") for key in manifests[1])  # its levels that halve z are there
+    run = json.loads(run_cli("images", "--repo", tmp_path / "cluster", "--json", check=True).stdout)[0]
+    assert run["original_file"]["name"] == "em (130 sections)"
+
+
 def test_an_unreachable_scheduler_is_one_clear_line(tmp_path: Path) -> None:
     run_cli("init", tmp_path / "repo", check=True)
     source = samples.png(tmp_path / "a.png", np.zeros((10, 10), dtype=np.uint8))

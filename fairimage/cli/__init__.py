@@ -225,8 +225,7 @@ def ingest(
     cname, clevel = parse_codec(codec) if codec else (None, None)
     generated = generated_mark(generated_by, generated_from, generated_with)
     maker = _made_by(labels_by)
-    elsewhere = plate or bool(workers or scheduler) or generated is not None
-    spacing = _section_lengths(sections, z_spacing, pixel_size, elsewhere)
+    spacing = _section_lengths(sections, z_spacing, pixel_size, plate or generated is not None)
     if plate:
         how = PlateRequest(Path(), study, pattern, platemap, wells=wells, generated=generated)
         plates.ingest_folders(
@@ -256,6 +255,7 @@ def ingest(
                         SectionsRequest(Path(p), *spacing, study=study),
                         bar,
                         actor=operator_principal().name,
+                        cluster=cluster,
                     )
                     for p in paths
                 ]
@@ -365,10 +365,7 @@ def _section_lengths(
             raise InvalidInputError(f"{option}: only for a folder of sections; add --sections")
         return None
     if unsupported:
-        raise InvalidInputError(
-            "--sections: one folder is one image, converted here; leave out --plate, --workers, "
-            "--scheduler and --generated-by"
-        )
+        raise InvalidInputError("--sections: one folder is one image; leave out --plate and --generated-by")
     given = parse_length(pixel_size, "--pixel-size") if pixel_size is not None else None
     return (parse_length(z_spacing, "--z-spacing") if z_spacing is not None else None), given
 

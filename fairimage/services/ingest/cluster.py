@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fairimage.formats import ImageSource, open_file
-from fairimage.model.errors import InvalidInputError
+from fairimage.model.errors import FairimageError, InvalidInputError
 from fairimage.ngff.writer import (
     ImagePlan,
     Part,
@@ -168,6 +168,52 @@ def stage_on_cluster(
         return [staged[index] for index in range(len(sources))]
 
 
+class SourceOpener(Protocol):
+    """How a worker opens an image source (a folder of sections, say): picklable, as it travels to the
+    workers; ``path`` names the input in messages."""
+
+    @property
+    def path(self) -> Path: ...
+
+    def open(self) -> AbstractContextManager[ImageSource]: ...
+
+
+def write_split_on_cluster(
+    spec: ClusterSpec,
+    store: Store,
+    conversion: Conversion,
+    staging: Staging,
+    opener: SourceOpener,
+    progress: Progress,
+) -> tuple[list[WrittenPart], int]:
+    """Write a staged image (read by ``opener``) on the cluster: its plane groups or row bands by the
+    workers, the planar levels below the bands here, its levels that halve z by the workers again. What
+    was written (for ``finish_staging(..., volume_written=True)`` here), and how many parts the workers
+    wrote. A worker's failure is raised, one line naming the input; what was staged goes with the run."""
+    from distributed import as_completed
+
+    with _client(spec) as client:
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        parts = _split(staging.plan, 2 * workers)
+        futures = [
+            client.submit(_write_opened_part, conversion, opener, staging, part, pure=False) for part in parts
+        ]
+        written: list[WrittenPart] = []
+        for future in as_completed(futures):
+            result = future.result()
+            if isinstance(result, FileOutcome):
+                for other in futures:
+                    other.cancel()
+                raise _PartFailed(result)
+            progress.advance(staging.plan.meta.nbytes // len(parts))
+            written.append(result)
+        if any(part.rows is not None for part in parts):
+            depth = staging.plan.band_depth()
+            written.append(complete_pyramid(staging.plan, staging.target(store), depth))
+        levels = _volume_levels(client, conversion, opener.path, staging, 2 * workers)
+        return written + levels, len(parts) + len(levels)
+
+
 def _start(
     client: Any,
     repository: Repository,
@@ -240,7 +286,7 @@ def _finish_parts(
             staging = job.stagings[index]
             job.parts[index].append(complete_pyramid(staging.plan, staging.target(repository.store), depth))
         for index, staging in enumerate(job.stagings):
-            levels = _volume_levels(client, conversion, job, staging, 2 * workers)
+            levels = _volume_levels(client, conversion, job.item.path, staging, 2 * workers)
             job.parts[index].extend(levels)
             parts += len(levels)
         staged = [
@@ -257,7 +303,7 @@ def _finish_parts(
 
 
 def _volume_levels(
-    client: Any, conversion: Conversion, job: _FileJob, staging: Staging, wanted: int
+    client: Any, conversion: Conversion, path: Path, staging: Staging, wanted: int
 ) -> list[WrittenPart]:
     """A volume's levels that halve z, each in up to ``wanted`` runs of z written by the workers; the first
     failure is raised (``_PartFailed``)."""
@@ -265,7 +311,7 @@ def _volume_levels(
     for index in volume_levels(staging.plan):
         runs = z_runs(staging.plan, index, wanted)
         futures = [
-            client.submit(_write_volume_level, conversion, job.item.path, staging, index, run, pure=False)
+            client.submit(_write_volume_level, conversion, path, staging, index, run, pure=False)
             for run in runs
         ]
         for result in client.gather(futures):
@@ -275,11 +321,11 @@ def _volume_levels(
     return written
 
 
-class _PartFailed(Exception):
-    """A worker's part of a file failed: its outcome, naming the file, is the file's."""
+class _PartFailed(FairimageError):
+    """A worker's part of an input failed: its outcome, naming the input, is the input's."""
 
     def __init__(self, outcome: FileOutcome) -> None:
-        super().__init__(outcome.error)
+        super().__init__(outcome.error or f"{outcome.path}: a cluster worker failed")
         self.outcome = outcome
 
 
@@ -354,6 +400,17 @@ def _write_volume_level(
         return write_volume_level(staging.plan, staging.target(store), index, z_cells)
     except Exception as exc:  # noqa: BLE001 - returned, so the client reports it for this file
         return failure(path, exc)
+
+
+def _write_opened_part(
+    conversion: Conversion, opener: SourceOpener, staging: Staging, part: Part
+) -> WrittenPart | FileOutcome:
+    try:
+        store = _store(conversion.storage, conversion.s3_endpoint)
+        with opener.open() as source:
+            return write_planes(staging.plan, source, staging.target(store), part)
+    except Exception as exc:  # noqa: BLE001 - returned, so the client reports it for this input
+        return failure(opener.path, exc)
 
 
 def _stage(conversion: Conversion, source: ImageSource) -> Staged | FileOutcome:

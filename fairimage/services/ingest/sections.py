@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from fairimage.formats.sections import Section, SectionFolder, SectionsSource, r
 from fairimage.model.errors import NotFoundError
 from fairimage.model.units import Length
 from fairimage.ngff.writer import write_planes
+from fairimage.services.ingest.cluster import ClusterSpec, write_split_on_cluster
 from fairimage.services.ingest.conversion import (
     DEFAULT_STUDY,
     ConvertedFile,
@@ -70,9 +72,11 @@ def ingest_sections(
     request: SectionsRequest,
     progress: Progress | None = None,
     actor: str = "operator",
+    cluster: ClusterSpec | None = None,
 ) -> FileOutcome:
-    """Check, convert and publish one folder of sections as one image; a problem is one line and nothing
-    is stored (the folder is refused before a pixel is read, or the run's staging area is removed)."""
+    """Check, convert and publish one folder of sections as one image, here or with ``cluster`` by its
+    workers (which see the same folder and store); a problem is one line and nothing is stored (the
+    folder is refused before a pixel is read, or the run's staging area is removed)."""
     progress = progress or Progress()
     try:
         folder = read_section_folder(request.folder, request.z_spacing, request.pixel_size)
@@ -86,7 +90,7 @@ def ingest_sections(
             if present is not None:
                 return present
         with ingest_run(repository, actor) as run:
-            staged, hashes = _stage(repository, run, folder, hashes, progress)
+            staged, hashes, shared = _stage(repository, run, folder, hashes, progress, cluster)
             outcome = publish(
                 repository,
                 run,
@@ -98,9 +102,27 @@ def ingest_sections(
                 name=folder.described,
             )
         outcome.warnings[:0] = [f"{request.folder}: {warning}" for warning in folder.warnings]
+        if shared:
+            outcome.parts = shared
         return outcome
     except Exception as exc:  # noqa: BLE001 - one line for the user, whatever failed; never a traceback
         return failure(request.folder, exc)
+
+
+@dataclass(frozen=True)
+class _SectionsOpener:
+    """How a cluster worker reads the folder's sections (it sees the same folder)."""
+
+    path: Path
+    folder: SectionFolder
+
+    @contextmanager
+    def open(self) -> Iterator[SectionsSource]:
+        source = SectionsSource(self.folder)
+        try:
+            yield source
+        finally:
+            source.close()
 
 
 def _stage(
@@ -109,29 +131,37 @@ def _stage(
     folder: SectionFolder,
     hashes: SectionHashes | None,
     progress: Progress,
-) -> tuple[Staged, SectionHashes]:
-    """Convert the sections into the run's staging area, hashing them meanwhile if not done yet."""
+    cluster: ClusterSpec | None = None,
+) -> tuple[Staged, SectionHashes, int]:
+    """Convert the sections into the run's staging area, here or by ``cluster``'s workers (by z-ranges of
+    one chunk deep, or bands of rows), hashing them here meanwhile if not done yet; with the parts the
+    workers wrote (0 here)."""
     conversion = conversion_for(repository, run)
-    run.parameters = run_parameters(conversion.options) | {"input": "section folder, one file per z"}
+    run.parameters = run_parameters(conversion.options, cluster) | {"input": "section folder, stacked in z"}
     store = repository.store
     staging = begin_staging(store, conversion, folder.metadata)
     progress.start_file(folder.folder, folder.metadata.nbytes)
     stop = threading.Event()
-    source = SectionsSource(folder)
+    opener = _SectionsOpener(folder.folder, folder)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairimage-hash") as pool:
         hashing = pool.submit(hash_sections, folder.sections, stop) if hashes is None else None
         try:
-            part = write_planes(staging.plan, source, staging.target(store), on_progress=progress.advance)
+            if cluster is None:
+                with opener.open() as source:
+                    target = staging.target(store)
+                    parts = [write_planes(staging.plan, source, target, on_progress=progress.advance)]
+                    shared = 0
+            else:
+                parts, shared = write_split_on_cluster(cluster, store, conversion, staging, opener, progress)
         except BaseException:
             stop.set()  # no need to finish hashing what will not be stored
             raise
-        finally:
-            source.close()
         if hashing is not None:
             hashes = hashing.result()
     assert hashes is not None
     attributes = {"fairimage": {"sections": sections_attributes(folder, hashes)}}
-    return finish_staging(store, conversion, staging, [part], attributes), hashes
+    staged = finish_staging(store, conversion, staging, parts, attributes, volume_written=cluster is not None)
+    return staged, hashes, shared
 
 
 def hash_sections(sections: Sequence[Section], stop: threading.Event | None = None) -> SectionHashes:
