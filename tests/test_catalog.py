@@ -55,3 +55,31 @@ def test_settings_precedence_flags_over_environment_over_config(tmp_path: Path, 
     assert settings.db == f"sqlite:///{repo.resolve() / 'catalog.sqlite'}"
     monkeypatch.setenv("FAIRIMAGE_REPO", str(repo))
     assert load_settings().repo == repo.resolve()
+
+
+def test_the_migrations_make_every_index_the_tables_declare(tmp_path: Path, catalog_url: str) -> None:
+    """On each catalog, what the migrations built has every index the models name (a query that relies
+    on one, such as ingest's look for an original of a file's size, would otherwise scan the table)."""
+    from sqlalchemy import create_engine, inspect
+
+    from fairimage.catalog.tables import Base
+
+    run_cli("init", tmp_path / "repo", "--db", catalog_url, check=True)
+    engine = create_engine(catalog_url)
+    try:
+        found = inspect(engine)
+        missing = []
+        for table in Base.metadata.sorted_tables:
+            built = {tuple(index["column_names"]) for index in found.get_indexes(table.name)}
+            built |= {tuple(unique["column_names"]) for unique in found.get_unique_constraints(table.name)}
+            built.add(tuple(found.get_pk_constraint(table.name)["constrained_columns"]))
+            missing += [
+                f"{table.name}({', '.join(index.columns.keys())})"
+                for index in table.indexes
+                if tuple(index.columns.keys()) not in built
+            ]
+        sizes = [i for i in found.get_indexes("original_files") if i["column_names"] == ["size"]]
+    finally:
+        engine.dispose()
+    assert missing == []
+    assert sizes, "original_files.size is not indexed"

@@ -97,7 +97,7 @@ class OriginalFileRow(Base):
     name: Mapped[str] = mapped_column(String(1024))
     source_path: Mapped[str] = mapped_column(Text)
     format: Mapped[str] = mapped_column(String(40))
-    size: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger, index=True)  # ingest asks whether any has a file's size
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     kept: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # its encrypted originals' keys

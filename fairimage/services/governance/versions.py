@@ -127,8 +127,10 @@ def record_unversioned(repository: Repository) -> None:
     """Give version 1 to studies that have none (made before versions existed, or by an ingest that was
     killed before its version was written)."""
     with repository.reading() as session:
-        versioned = select(StudyVersionRow.study_id)
-        missing = set(session.scalars(select(StudyRow.id).where(StudyRow.id.not_in(versioned))))
+        # NOT EXISTS, an anti-join: NOT IN over a subquery is a quadratic plan on PostgreSQL once the
+        # studies' ids outgrow work_mem (a million studies: over a minute, at every start).
+        versioned = select(StudyVersionRow.study_id).where(StudyVersionRow.study_id == StudyRow.id).exists()
+        missing = set(session.scalars(select(StudyRow.id).where(~versioned)))
     record_versions(repository, "fairimage", missing, "the study as it was when versioning began")
 
 
