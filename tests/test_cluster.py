@@ -124,6 +124,7 @@ def test_large_images_are_written_by_several_workers_exactly_as_by_one(
     assert any(key.startswith("3/c/") for key in cloud["volume.ome.tif"])  # 130 -> 65 -> 33 planes
 
 
+@pytest.mark.slow  # 35 s; the cluster's z-ranges and z-halving levels are tested by default on a volume file
 def test_a_folder_of_sections_is_converted_by_the_workers_as_here(tmp_path: Path) -> None:
     """A vEM folder of 130 sections over two cluster workers (z-ranges of 64 planes, then the levels that
     halve z): the stored volume is byte for byte the one converted in one process, sections recorded."""
