@@ -105,9 +105,10 @@ def _damaged(path: Path, what: str) -> Iterator[None]:
 
 def _series_sources(path: Path, tif: tifffile.TiffFile) -> Iterator[TiffSeriesSource]:
     _check_page_chain(path, tif)
-    ome = _parse_ome(tif.ome_metadata) if tif.is_ome else []
-    if tif.is_ome:  # before tifffile opens them: it would read a missing file's planes as zeros
-        check_companions(path, ome_companions(path, tif.ome_metadata))
+    root = _ome_root(tif.ome_metadata) if tif.is_ome else None
+    ome = _parse_ome(root)
+    # Before tifffile opens a multi-file OME-TIFF's other files: it would read a missing file's planes as 0.
+    check_companions(path, _companions(path, root))
     if not tif.series:
         raise CorruptFileError(f"{path}: the TIFF holds no image data")
     for index, series in enumerate(tif.series):
@@ -134,12 +135,12 @@ def ome_companions(path: Path, xml: str | None) -> tuple[Path, ...]:
 
     Each must be named as a file beside ``path``: a name with a folder in it ('../x', '/etc/x', which a
     reader would open) is a CorruptFileError naming them. Whether they are there is ``check_companions``."""
-    if not xml or "FileName" not in xml:
+    return _companions(path, _ome_root(xml) if xml and "FileName" in xml else None)
+
+
+def _companions(path: Path, root: ET.Element | None) -> tuple[Path, ...]:
+    if root is None:
         return ()
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError:
-        return ()  # _parse_ome ignores it too: the file is read as a plain TIFF
     names = sorted(
         {
             name
@@ -231,13 +232,20 @@ class _OmeImage:
     acquisition: dict[str, str] = field(default_factory=dict)
 
 
-def _parse_ome(xml: str | None) -> list[_OmeImage]:
-    """Physical sizes, units and channel names/colours of each OME Image (OME-XML 2016-06)."""
+def _ome_root(xml: str | None) -> ET.Element | None:
+    """The OME-XML's root element; None where there is none, or it does not parse (the file is then read
+    as a plain TIFF)."""
     if not xml:
-        return []
+        return None
     try:
-        root = ET.fromstring(xml)
+        return ET.fromstring(xml)
     except ET.ParseError:
+        return None
+
+
+def _parse_ome(root: ET.Element | None) -> list[_OmeImage]:
+    """Physical sizes, units and channel names/colours of each OME Image (OME-XML 2016-06)."""
+    if root is None:
         return []
     ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else _OME_NS
     images = []

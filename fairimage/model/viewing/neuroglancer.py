@@ -63,11 +63,8 @@ def channel_layers(image: Image, layer: dict[str, Any]) -> list[dict[str, Any]]:
             f'#uicontrol vec3 colour color(default="#{channel.color.lower()}")\n'
             "void main() { emitRGB(colour * normalized()); }\n"
         )
-        layers.append(
-            layer
-            | {"name": f"{image.name} [{channel.label}]", "localPosition": [index], "shader": shader}
-            | {"blend": "additive"}
-        )
+        name = f"{image.name} [{channel.label}]"
+        layers.append(layer | {"name": name, "localPosition": [index], "shader": shader, "blend": "additive"})
     return layers
 
 

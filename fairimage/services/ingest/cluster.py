@@ -168,6 +168,19 @@ def stage_on_cluster(
         return [staged[index] for index in range(len(sources))]
 
 
+@dataclass(frozen=True)
+class _FileImage:
+    """Image ``index`` of the file at ``path``, as a worker opens it."""
+
+    path: Path
+    index: int
+
+    @contextmanager
+    def open(self) -> Iterator[ImageSource]:
+        with open_file(self.path) as opened:
+            yield opened.images[self.index]
+
+
 class SourceOpener(Protocol):
     """How a worker opens an image source (a folder of sections, say): picklable, as it travels to the
     workers; ``path`` names the input in messages."""
@@ -238,9 +251,8 @@ def _start(
         if any(part.rows is not None for part in parts):
             job.completions[image_index] = staging.plan.band_depth()
         for part in parts:
-            task = client.submit(
-                _write_part, conversion, job.item.path, image_index, staging, part, pure=False
-            )
+            opener = _FileImage(job.item.path, image_index)
+            task = client.submit(_write_opened_part, conversion, opener, staging, part, pure=False)
             started.append((task, ("part", (job, image_index, job.size // (len(parts) * len(metas))))))
     job.waiting = len(started)
     return started
@@ -376,18 +388,6 @@ def _hash(path: Path) -> _Hashed | FileOutcome:
     try:
         sha256, size = content_sha256(path)
         return _Hashed(sha256, size)
-    except Exception as exc:  # noqa: BLE001 - returned, so the client reports it for this file
-        return failure(path, exc)
-
-
-def _write_part(
-    conversion: Conversion, path: Path, image_index: int, staging: Staging, part: Part
-) -> WrittenPart | FileOutcome:
-    try:
-        store = _store(conversion.storage, conversion.s3_endpoint)
-        with open_file(path) as opened:
-            source = opened.images[image_index]
-            return write_planes(staging.plan, source, staging.target(store), part)
     except Exception as exc:  # noqa: BLE001 - returned, so the client reports it for this file
         return failure(path, exc)
 

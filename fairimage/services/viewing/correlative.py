@@ -250,9 +250,7 @@ def _resampled(
     # The member's pixel size under the transform, against the grid's: the coarsest level at least as fine.
     stretch = float(np.sqrt(abs(np.linalg.det(matrix[-3:-1, -3:-1]))))  # of the y, x block
     wanted = min(pixel) / max(stretch, 1e-12)
-    index = max(
-        (i for i, level in enumerate(image.levels) if level.scale[-1] * factor <= wanted or i == 0),
-    )
+    index = max((i for i, level in enumerate(image.levels) if level.scale[-1] * factor <= wanted), default=0)
     level = image.levels[index]
     array = renderer.level(image, index)
     axes = image.axis_names
