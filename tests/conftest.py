@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import http.server
 import json
@@ -23,22 +24,34 @@ import uvicorn
 from fairimage.api import create_app
 from fairimage.services.repository import Repository, init_repository
 from fairimage.settings import Settings, load_settings
+from tests.forkserver import ForkServer
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 FAIRIMAGE = str(Path(sys.executable).with_name("fairimage"))
 
 
 def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``fairimage`` command as a user would, with a clean FAIRIMAGE_* environment."""
+    """Run the installed ``fairimage`` command as a user would, with a clean FAIRIMAGE_* environment: a
+    process of its own, forked from one that imported the command already (tests/forkserver.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAIRIMAGE_")}
-    result = subprocess.run(
-        [FAIRIMAGE, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
-    )
+    if os.environ.get("FAIRIMAGE_TESTS_SPAWN") == "1":
+        result = subprocess.run(
+            [FAIRIMAGE, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+        )
+    else:
+        result = _fork_server().run(list(map(str, args)), env, timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(
             f"fairimage {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+@functools.cache
+def _fork_server() -> ForkServer:
+    server = ForkServer(FAIRIMAGE)
+    atexit.register(server.close)
+    return server
 
 
 @pytest.fixture(scope="session")
