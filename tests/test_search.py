@@ -158,6 +158,42 @@ def test_facets_count_what_the_caller_may_read(node: Node) -> None:
     assert everyone.total == 5 and {c.label for c in everyone.facets["study"]} == {"HeLa mitosis", "Patients"}
 
 
+def test_facets_list_their_most_frequent_values_and_say_how_many_more(node: Node) -> None:
+    """At millions of images a facet has thousands of values: the most frequent are listed, the values
+    filtered on always, and how many more there are is said, in the service, the CLI, the API and the page."""
+    two = search.search(node.repository, ANONYMOUS, "", facet_values=2)
+    assert [(c.label, c.count) for c in two.facets["study"]] == [("Yeast EM", 3), ("Mouse brain", 2)]
+    assert two.facets_left_off == {"study": 1, "organism": 1, "imaging_method": 1}
+    assert two.total == 6  # the counts of what is listed, and the total, are those of the whole search
+    everything = search.search(node.repository, ANONYMOUS, "")
+    assert everything.facets_left_off == {} and len(everything.facets["study"]) == 3
+    hela = node.images["HeLa mitosis"]
+    hela_study = search.search(node.repository, ANONYMOUS, "", {"study": ["HeLa mitosis"]}).facets["study"]
+    assert [c.label for c in hela_study] == ["HeLa mitosis"]
+    # A value filtered on that is not among the first: still listed (after them), so the page can show it.
+    human = search.search(node.repository, ANONYMOUS, "", {"organism": ["human"]}, facet_values=1)
+    assert ids(human) == set(hela)
+    assert [c.value for c in human.facets["organism"]] == ["NCBITaxon:9606"]
+    with pytest.raises(search.InvalidInputError, match="facet values: give 1 to 1000"):
+        search.search(node.repository, ANONYMOUS, "", facet_values=0)
+
+    repo = ["--repo", node.settings.repo]
+    cli = json.loads(run_cli("search", "--facet-values", "2", *repo, "--json", check=True).stdout)
+    # The command line is the operator's: it counts the private study too.
+    assert [c["label"] for c in cli["facets"]["study"]] == ["Patients", "Yeast EM"]
+    assert cli["facets_left_off"] == {"study": 2, "organism": 1, "imaging_method": 1}
+    text = run_cli("search", *repo, check=True).stdout
+    assert "study: Patients (4), Yeast EM (3), Mouse brain (2), HeLa mitosis (1)" in text
+    with LiveServer(node.settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        api = client.get("/api/search", params={"facet_values": 2}).json()
+        too_many = client.get("/api/search", params={"facet_values": 1001})
+        default = client.get("/api/search").json()
+    assert api["facets_left_off"] == two.facets_left_off
+    assert api["facets"] == {name: [c.__dict__ for c in counts] for name, counts in two.facets.items()}
+    assert too_many.status_code == 422 and "facet_values" in too_many.text
+    assert default["facets_left_off"] == {} and len(default["facets"]["study"]) == 3
+
+
 def test_metadata_changes_are_searchable_at_once(node: Node) -> None:
     changed = study_file("Yeast ultrastructure", "FBbi:00000257", "NCBITaxon:4896", None)
     study_metadata.set_metadata(node.repository, ADMIN, "Yeast EM", changed)

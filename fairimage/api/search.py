@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fairimage.api.deps import PrincipalDep, RepositoryDep
 from fairimage.api.schemas import ImageOut
@@ -61,6 +61,9 @@ class SearchOut(BaseModel):
     total: int
     hits: list[HitOut]
     facets: dict[str, list[FacetCountOut]]
+    facets_left_off: dict[str, int] = Field(
+        description="per facet, how many more values it has than are listed (ask with facet_values)"
+    )
     federated: FederatedOut | None = None
 
 
@@ -73,11 +76,12 @@ def run_search(
     limit: int,
     offset: int,
     federated: Literal["no", "harvested", "live"] = "no",
+    facet_values: int = search_service.FACET_VALUES,
 ) -> SearchOut:
     """A page of this node's images and, with ``federated``, the studies across the network (from the
     same local search)."""
     chosen = {facet: values for facet, values in filters.items() if values}
-    results = search_service.search(repository, principal, q, chosen, limit, offset)
+    results = search_service.search(repository, principal, q, chosen, limit, offset, facet_values)
     base = str(request.base_url)
     network = None
     if federated != "no":
@@ -88,6 +92,7 @@ def run_search(
         total=results.total,
         hits=[HitOut(**ImageOut.of(hit.image, base).model_dump(), rank=hit.rank) for hit in results.hits],
         facets=_facets_out(results.facets),
+        facets_left_off=results.facets_left_off,
         federated=network,
     )
 
@@ -125,6 +130,14 @@ def search_images(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=search_service.MAX_LIMIT)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    facet_values: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=search_service.MAX_FACET_VALUES,
+            description="values listed per facet, the most frequent first (and those filtered on)",
+        ),
+    ] = search_service.FACET_VALUES,
     scope: Annotated[
         Literal["local", "federated"],
         Query(description="federated: also the studies that match at the peers (their harvested records)"),
@@ -151,7 +164,7 @@ def search_images(
     }
     assert set(filters) == set(FACETS)
     mode: Literal["no", "harvested", "live"] = "no" if scope == "local" else "live" if live else "harvested"
-    return run_search(request, repository, principal, q, filters, limit, offset, mode)
+    return run_search(request, repository, principal, q, filters, limit, offset, mode, facet_values)
 
 
 def _facets_out(facets: dict[str, list[search_service.FacetCount]]) -> dict[str, list[FacetCountOut]]:

@@ -35,6 +35,14 @@ def search_command(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=search_service.MAX_LIMIT)] = 20,
     offset: Annotated[int, typer.Option(min=0)] = 0,
+    facet_values: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=search_service.MAX_FACET_VALUES,
+            help="values given per facet with --json, the most frequent first",
+        ),
+    ] = search_service.FACET_VALUES,
     federated: Annotated[
         bool, typer.Option("--federated", help="find studies here and at the peers (their harvested records)")
     ] = False,
@@ -50,7 +58,7 @@ def search_command(
     if federated or live:
         _federated(repo, query, filters, live, limit, as_json)
         return
-    results = as_operator(repo, search_service.search, query, filters, limit, offset)
+    results = as_operator(repo, search_service.search, query, filters, limit, offset, facet_values)
     if as_json:
         _json(results.to_dict())
         return
@@ -72,6 +80,8 @@ def search_command(
     for name, counts in results.facets.items():
         if counts:
             values = ", ".join(f"{count.label} ({count.count})" for count in counts[:8])
+            more = max(0, len(counts) - 8) + results.facets_left_off.get(name, 0)
+            values += f" and {more} more" if more else ""
             out.print(f"  {name}: {values}", highlight=False, markup=False)
 
 

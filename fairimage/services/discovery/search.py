@@ -26,6 +26,10 @@ from fairimage.services.governance import access
 from fairimage.services.repository import Repository
 
 MAX_LIMIT = 200
+# Values listed per facet, the most frequent first (a facet's chosen values always among them): at millions
+# of images the study facet alone has thousands of values, which no one reads and each would be named.
+FACET_VALUES = 50
+MAX_FACET_VALUES = 1000
 # Facets whose values are ontology terms, and the ontology they come from.
 TERM_FACETS = {
     "organism": "ncbitaxon",
@@ -124,6 +128,7 @@ class SearchResults:
     total: int
     hits: list[Hit]
     facets: dict[str, list[FacetCount]] = field(default_factory=dict)
+    facets_left_off: dict[str, int] = field(default_factory=dict)  # values not listed, per facet
 
     def to_dict(self) -> dict[str, object]:
         """As ``--json`` gives it (the API adds each image's URLs)."""
@@ -133,6 +138,7 @@ class SearchResults:
             "total": self.total,
             "hits": [{**hit.image.model_dump(mode="json"), "rank": hit.rank} for hit in self.hits],
             "facets": {name: [count.__dict__ for count in counts] for name, counts in self.facets.items()},
+            "facets_left_off": self.facets_left_off,
         }
 
 
@@ -154,16 +160,24 @@ def search(
     filters: dict[str, list[str]] | None = None,
     limit: int = 20,
     offset: int = 0,
+    facet_values: int = FACET_VALUES,
 ) -> SearchResults:
     """Images matching every word of ``query`` (function words such as "in" and "the" aside) and every
-    facet filter, best first, with facet counts; only what ``principal`` may read is searched or counted."""
+    facet filter, best first, with facet counts (the ``facet_values`` most frequent values of each, and
+    the values filtered on); only what ``principal`` may read is searched or counted."""
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
         raise InvalidInputError(f"limit: give 1 to {MAX_LIMIT}, and an offset of 0 or more")
+    if not 1 <= facet_values <= MAX_FACET_VALUES:
+        raise InvalidInputError(f"facet values: give 1 to {MAX_FACET_VALUES}")
     with repository.reading() as session:
         resolved = resolve_filters(session, filters or {})
-        page, total, counts = index.search_page(
+        page, total, all_counts = index.search_page(
             session, query_words(query), access.searchable(principal), resolved, limit, offset
         )
+        counts = {
+            facet: _listed(values, facet_values, resolved.get(facet, []))
+            for facet, values in all_counts.items()
+        }
         rows = {row.id: row for row in _image_rows(session, [image_id for image_id, _ in page])}
         hits = [Hit(to_image(rows[image_id]), rank) for image_id, rank in page if image_id in rows]
         counted = [value for value, _ in counts.get("study", [])]
@@ -175,7 +189,19 @@ def search(
         ]
         for facet in FACETS
     }
-    return SearchResults(query, resolved, total, hits, facets)
+    left_off = {
+        facet: len(all_counts[facet]) - len(listed)
+        for facet, listed in counts.items()
+        if len(listed) < len(all_counts[facet])
+    }
+    return SearchResults(query, resolved, total, hits, facets, left_off)
+
+
+def _listed(values: list[tuple[str, int]], most: int, chosen: list[str]) -> list[tuple[str, int]]:
+    """The ``most`` first of a facet's (value, count), most frequent first, and any chosen value after."""
+    listed = values[:most]
+    wanted = set(chosen) - {value for value, _ in listed}
+    return listed + [pair for pair in values[most:] if pair[0] in wanted] if wanted else listed
 
 
 def _image_rows(session: Session, ids: list[str]) -> Sequence[ImageRow]:

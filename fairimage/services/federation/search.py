@@ -107,8 +107,10 @@ def federated_search(
         raise InvalidInputError(f"limit: give 1 to {MAX_STUDIES}")
     settings = repository.settings
     tally = _Tally()
-    if here is None:
-        here = local_search.search(repository, principal, query, filters or {}, 1, 0)
+    if here is None or "study" in here.facets_left_off:  # every matching study here, not the first few
+        here = local_search.search(
+            repository, principal, query, filters or {}, 1, 0, facet_values=local_search.MAX_FACET_VALUES
+        )
     with repository.reading() as session:
         local = [count.value for count in here.facets.get("study", [])]
         studies = {row.id: row for row in session.scalars(select(StudyRow).where(StudyRow.id.in_(local)))}
@@ -159,7 +161,11 @@ def _ask_live(
     client: httpx.Client, known: list[Any], query: str, filters: dict[str, list[str]], timeout: float
 ) -> list[tuple[PeerStatus, tuple[str, str, dict[str, Any]] | None]]:
     """Every peer's own search, in parallel; those not done within ``timeout`` are reported so."""
-    pairs: list[tuple[str, str | int | float | bool | None]] = [("q", query), ("limit", "1")]
+    pairs: list[tuple[str, str | int | float | bool | None]] = [
+        ("q", query),
+        ("limit", "1"),
+        ("facet_values", local_search.MAX_FACET_VALUES),  # its studies are its study facet's values
+    ]
     pairs += [(facet, value) for facet, values in sorted(filters.items()) for value in values]
     params = httpx.QueryParams(pairs)
     started = time.monotonic()
