@@ -82,7 +82,10 @@ $(ORTHANC):
 
 web: $(VIEWER)
 
+# Bytecode for the checkout: where PYTHONDONTWRITEBYTECODE is set, an editable install would otherwise compile
+# every module from source at each start of the command (a wheel's install compiles them itself).
 install: $(VENV)/.installed $(VIEWER)
+	$(BIN)/python -m compileall -q -x /node_modules/ fairimage
 
 run: install  ## build the demo repository and serve it on http://127.0.0.1:$(PORT)/
 	@echo "fairimage is installed in $(VENV)/: run 'source $(VENV)/bin/activate' (or call $(BIN)/fairimage) to use the command line"
