@@ -40,7 +40,7 @@ def search_command(
         typer.Option(
             min=1,
             max=search_service.MAX_FACET_VALUES,
-            help="values given per facet with --json, the most frequent first",
+            help="values counted out per facet, the most frequent first (the text shows the first 8)",
         ),
     ] = search_service.FACET_VALUES,
     federated: Annotated[
