@@ -81,7 +81,7 @@ def serve(path: str, script: str) -> None:
                     os.close(fd)
                 connection.send(f"{pid}".encode())
                 waiting[pid] = connection
-        _reap(waiting)
+        _reap(waiting)  # as well: a wake-up byte is dropped when its pipe is full
 
 
 def _reap(waiting: dict[int, socket.socket]) -> None:
@@ -159,20 +159,23 @@ class ForkServer:
 def _drain(out_fd: int, err_fd: int, deadline: float) -> tuple[bytes, bytes]:
     """Everything written to the two pipes until every writer closed them."""
     chunks: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
-    with selectors.DefaultSelector() as selector:
+    try:
+        with selectors.DefaultSelector() as selector:
+            for fd in chunks:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired([], 0)
+                for key, _ in selector.select(left):
+                    data = os.read(key.fd, 1 << 16)
+                    if data:
+                        chunks[key.fd].append(data)
+                    else:
+                        selector.unregister(key.fd)
+    finally:
         for fd in chunks:
-            selector.register(fd, selectors.EVENT_READ)
-        while selector.get_map():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise subprocess.TimeoutExpired([], 0)
-            for key, _ in selector.select(left):
-                data = os.read(key.fd, 1 << 16)
-                if data:
-                    chunks[key.fd].append(data)
-                else:
-                    selector.unregister(key.fd)
-                    os.close(key.fd)
+            os.close(fd)
     return b"".join(chunks[out_fd]), b"".join(chunks[err_fd])
 
 

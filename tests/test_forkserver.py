@@ -3,7 +3,6 @@ installed script gives, byte for byte, or every CLI test would be testing someth
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -11,21 +10,22 @@ import numpy as np
 import pytest
 
 from tests import samples
-from tests.conftest import FAIRIMAGE, run_cli
+from tests.conftest import run_cli
 
 
-def _spawned(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FAIRIMAGE_")}
-    command = [FAIRIMAGE, *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, env={**clean, **(env or {})}, timeout=120)
-
-
-def _same(forked: subprocess.CompletedProcess[str], spawned: subprocess.CompletedProcess[str]) -> None:
+def _same(monkeypatch: pytest.MonkeyPatch, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the command through the fork server and as the script itself (``run_cli``'s own switch, in
+    the same environment): the two must agree. Returns the fork server's result."""
+    forked = run_cli(*args)
+    with monkeypatch.context() as spawning:
+        spawning.setenv("FAIRIMAGE_TESTS_SPAWN", "1")
+        spawned = run_cli(*args)
     assert (forked.returncode, forked.stdout, forked.stderr) == (
         spawned.returncode,
         spawned.stdout,
         spawned.stderr,
     )
+    return forked
 
 
 def test_the_fork_server_gives_what_the_script_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,26 +38,21 @@ def test_the_fork_server_gives_what_the_script_gives(tmp_path: Path, monkeypatch
 
     # The environment reaches the consoles, which read it when they are made: a narrow terminal wraps.
     monkeypatch.setenv("COLUMNS", "50")
-    narrow = run_cli("images", "--repo", repo)
-    _same(narrow, _spawned("images", "--repo", repo, env={"COLUMNS": "50"}))
+    narrow = _same(monkeypatch, "images", "--repo", repo)
     monkeypatch.setenv("COLUMNS", "160")
     wide = run_cli("images", "--repo", repo)
     assert wide.stdout != narrow.stdout and max(map(len, wide.stdout.splitlines())) > 50
 
     # FORCE_COLOR is read when a console is made: the script's consoles are made in the run, not before.
     monkeypatch.setenv("FORCE_COLOR", "1")
-    coloured = run_cli("images", "--repo", repo)
-    _same(coloured, _spawned("images", "--repo", repo, env={"COLUMNS": "160", "FORCE_COLOR": "1"}))
+    coloured = _same(monkeypatch, "images", "--repo", repo)
     assert "\x1b[" in coloured.stdout
     monkeypatch.delenv("FORCE_COLOR")
 
-    _same(run_cli("--help"), _spawned("--help", env={"COLUMNS": "160"}))
+    _same(monkeypatch, "--help")
     # A usage error and one of ours: the same exit codes and the same one line, never a traceback.
-    _same(
-        run_cli("ingest", "--no-such-option"), _spawned("ingest", "--no-such-option", env={"COLUMNS": "160"})
-    )
-    missing = run_cli("images", "--repo", tmp_path / "nowhere")
-    _same(missing, _spawned("images", "--repo", tmp_path / "nowhere", env={"COLUMNS": "160"}))
+    _same(monkeypatch, "ingest", "--no-such-option")
+    missing = _same(monkeypatch, "images", "--repo", tmp_path / "nowhere")
     assert missing.returncode == 4 and "Traceback" not in missing.stderr
 
 
